@@ -1,0 +1,342 @@
+"""The review store: one embedded SQLite database per review.
+
+It holds a review's whole state: searches (query, NCBI's translation, count,
+date slices), raw batches fetched, records, screening decisions and extracted
+values.  Decisions and corrections are append-only: a change of mind appends a
+row, the current value is derived, the history stays.
+
+The database runs in WAL mode with ``synchronous=FULL``; every write is its own
+transaction, so a decision acknowledged by :meth:`ReviewStore.append_decision`
+survives the process being killed the next instant.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+from .errors import StoreError
+from .records import COLUMNS, conform, empty_records
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
+CREATE TABLE IF NOT EXISTS searches (
+    search_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,              -- 'pubmed', 'snapshot', 'ris:<file>', ...
+    query TEXT,
+    translation TEXT,
+    count INTEGER,
+    mindate TEXT,
+    maxdate TEXT,
+    datetype TEXT,
+    warnings TEXT NOT NULL DEFAULT '[]',  -- JSON list of strings
+    errors TEXT NOT NULL DEFAULT '[]',    -- JSON list of strings
+    slices TEXT NOT NULL DEFAULT '[]',    -- JSON list of {mindate, maxdate, count}
+    status TEXT NOT NULL DEFAULT 'started',  -- 'started' until every batch is in, then 'complete'
+    created_at TEXT NOT NULL,
+    completed_at TEXT
+);
+CREATE TABLE IF NOT EXISTS batches (
+    search_id INTEGER NOT NULL REFERENCES searches(search_id),
+    batch_key TEXT NOT NULL,           -- e.g. '2019/01/01-2019/12/31:500' (slice and retstart)
+    n_records INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    path TEXT,                         -- the raw XML in the review's cache, relative to the store
+    fetched_at TEXT NOT NULL,
+    PRIMARY KEY (search_id, batch_key)
+);
+CREATE TABLE IF NOT EXISTS records (
+    record_id TEXT PRIMARY KEY,        -- 'pmid:123', or 'doi:...'/'hash:...' for records without PMID
+    pmid TEXT,
+    doi TEXT,
+    data TEXT NOT NULL,                -- the record's row as JSON (all COLUMNS)
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_pmid ON records(pmid);
+CREATE TABLE IF NOT EXISTS record_sources (
+    record_id TEXT NOT NULL REFERENCES records(record_id),
+    search_id INTEGER NOT NULL REFERENCES searches(search_id),
+    PRIMARY KEY (record_id, search_id)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT NOT NULL,
+    reviewer TEXT NOT NULL,            -- a person, or 'rules' for protocol rules
+    stage TEXT NOT NULL,               -- 'title-abstract' or 'full-text'
+    decision TEXT NOT NULL,            -- 'include', 'exclude', 'maybe' / 'unsure'
+    reason TEXT,
+    note TEXT,
+    kind TEXT NOT NULL DEFAULT 'human',   -- 'human', 'rule', 'resolution', 'import'
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_record ON decisions(record_id, stage);
+CREATE TABLE IF NOT EXISTS extractions (
+    extraction_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT,
+    evidence TEXT,
+    confidence REAL,
+    method TEXT NOT NULL,              -- 'machine' or 'reviewer'
+    reviewer TEXT,
+    note TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS extractions_record ON extractions(record_id, field);
+"""
+
+
+def utcnow() -> str:
+    """Current UTC time as an ISO 8601 string with microseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def record_id_for(row: dict[str, Any]) -> str:
+    """The store's identity for a record: its PMID, else its DOI, else a content hash."""
+    pmid = row.get("pmid")
+    if pmid:
+        return f"pmid:{pmid}"
+    doi = row.get("doi")
+    if doi:
+        return f"doi:{str(doi).lower()}"
+    import hashlib
+    key = "|".join(str(row.get(k) or "") for k in ("title", "year", "journal"))
+    return "hash:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and pd.isna(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+class ReviewStore:
+    """A review's SQLite database.
+
+    Parameters
+    ----------
+    path : path-like
+        The database file; created with its folder if missing.
+
+    Examples
+    --------
+    >>> store = ReviewStore("reviews/car-t/review.sqlite")     # doctest: +SKIP
+    >>> store.records().shape                                  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                              check_same_thread=False)
+            self.connection.row_factory = sqlite3.Row
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=FULL")
+            self.connection.execute("PRAGMA foreign_keys=ON")
+            self.connection.executescript(SCHEMA)
+            if self.get_meta("schema_version") is None:
+                self.set_meta("schema_version", str(SCHEMA_VERSION))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open review store {self.path}: {exc}; "
+                             "is it a reviewlib store? move it aside to start afresh") from exc
+
+    # -- plumbing ---------------------------------------------------------
+    @property
+    def folder(self) -> Path:
+        """The folder holding the store (and the review's cache)."""
+        return self.path.parent
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed on exit, rolled back on error."""
+        con = self.connection
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def ensure_schema(self, sql: str) -> None:
+        """Run ``CREATE ... IF NOT EXISTS`` statements a module needs for its own tables."""
+        self.connection.executescript(sql)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.connection.close()
+
+    def __enter__(self) -> "ReviewStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.connection.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row["value"] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as con:
+            con.execute("INSERT INTO meta(key, value) VALUES(?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+
+    # -- searches and batches --------------------------------------------
+    def add_search(self, source: str, query: str | None = None, **fields: Any) -> int:
+        """Record a search; returns its ``search_id``.
+
+        Keyword fields: translation, count, mindate, maxdate, datetype, warnings,
+        errors, slices (lists are stored as JSON), status.
+        """
+        row = {"source": source, "query": query, "created_at": utcnow()}
+        row.update(self._search_fields(fields))
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self.transaction() as con:
+            cur = con.execute(f"INSERT INTO searches({cols}) VALUES({marks})", tuple(row.values()))
+            return int(cur.lastrowid)
+
+    def update_search(self, search_id: int, **fields: Any) -> None:
+        """Update fields of a search (same keywords as :meth:`add_search`)."""
+        row = self._search_fields(fields)
+        if fields.get("status") == "complete" and "completed_at" not in row:
+            row["completed_at"] = utcnow()
+        if not row:
+            return
+        sets = ", ".join(f"{k}=?" for k in row)
+        with self.transaction() as con:
+            con.execute(f"UPDATE searches SET {sets} WHERE search_id=?", (*row.values(), search_id))
+
+    @staticmethod
+    def _search_fields(fields: dict[str, Any]) -> dict[str, Any]:
+        allowed = {"translation", "count", "mindate", "maxdate", "datetype", "warnings",
+                   "errors", "slices", "status", "completed_at", "query", "source"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise TypeError(f"unknown search fields: {sorted(unknown)}")
+        return {k: json.dumps(v) if k in ("warnings", "errors", "slices") else v for k, v in fields.items()}
+
+    def searches(self) -> pd.DataFrame:
+        """All searches, oldest first, JSON columns decoded."""
+        frame = pd.read_sql_query("SELECT * FROM searches ORDER BY search_id", self.connection)
+        for col in ("warnings", "errors", "slices"):
+            frame[col] = [json.loads(v) for v in frame[col]]
+        return frame
+
+    def add_batch(self, search_id: int, batch_key: str, n_records: int, sha256: str,
+                  path: str | None = None) -> None:
+        """Note that a batch is safely in the cache (idempotent)."""
+        with self.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO batches VALUES(?, ?, ?, ?, ?, ?)",
+                        (search_id, batch_key, n_records, sha256, path, utcnow()))
+
+    def batches(self, search_id: int) -> pd.DataFrame:
+        """The batches fetched for a search."""
+        return pd.read_sql_query("SELECT * FROM batches WHERE search_id=? ORDER BY batch_key",
+                                 self.connection, params=(search_id,))
+
+    # -- records ----------------------------------------------------------
+    def add_records(self, frame: pd.DataFrame, search_id: int | None = None) -> int:
+        """Insert or refresh records (one transaction); link them to ``search_id``.
+
+        Returns the number of records written.  A record already in the store
+        (same PMID, else DOI) is updated in place, keeping ``first_seen``.
+        """
+        frame = conform(frame)
+        now = utcnow()
+        rows = []
+        for rec in frame[COLUMNS].to_dict("records"):
+            rec = {k: _jsonable(v) for k, v in rec.items()}
+            rows.append((record_id_for(rec), rec.get("pmid"), rec.get("doi"),
+                         json.dumps(rec, ensure_ascii=False), now, now))
+        with self.transaction() as con:
+            con.executemany(
+                "INSERT INTO records(record_id, pmid, doi, data, first_seen, last_seen) "
+                "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
+                "data=excluded.data, doi=excluded.doi, last_seen=excluded.last_seen", rows)
+            if search_id is not None:
+                con.executemany("INSERT OR IGNORE INTO record_sources VALUES(?, ?)",
+                                [(r[0], search_id) for r in rows])
+        return len(rows)
+
+    def records(self, search_id: int | None = None) -> pd.DataFrame:
+        """The records table, in insertion order, with a ``record_id`` column first.
+
+        Parameters
+        ----------
+        search_id : int, optional
+            Only the records found by that search.
+        """
+        if search_id is None:
+            cur = self.connection.execute("SELECT record_id, data FROM records ORDER BY rowid")
+        else:
+            cur = self.connection.execute(
+                "SELECT r.record_id, r.data FROM records r JOIN record_sources s USING(record_id) "
+                "WHERE s.search_id=? ORDER BY r.rowid", (search_id,))
+        rows = cur.fetchall()
+        if not rows:
+            frame = empty_records()
+            frame.insert(0, "record_id", pd.Series([], dtype=object))
+            return frame
+        frame = conform(pd.DataFrame([json.loads(r["data"]) for r in rows]))
+        frame.insert(0, "record_id", [r["record_id"] for r in rows])
+        return frame
+
+    def record_sources(self) -> pd.DataFrame:
+        """Which search found which record (for PRISMA's identified-per-source counts)."""
+        return pd.read_sql_query(
+            "SELECT rs.record_id, rs.search_id, s.source FROM record_sources rs "
+            "JOIN searches s USING(search_id) ORDER BY rs.search_id, rs.record_id", self.connection)
+
+    # -- decisions (append-only) -----------------------------------------
+    def append_decision(self, record_id: str, reviewer: str, stage: str, decision: str,
+                        reason: str | None = None, note: str | None = None,
+                        kind: str = "human", created_at: str | None = None) -> int:
+        """Append one decision in its own transaction; returns its id once durable."""
+        with self.transaction() as con:
+            cur = con.execute(
+                "INSERT INTO decisions(record_id, reviewer, stage, decision, reason, note, kind, created_at) "
+                "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                (record_id, reviewer, stage, decision, reason, note, kind, created_at or utcnow()))
+            return int(cur.lastrowid)
+
+    def decisions(self) -> pd.DataFrame:
+        """Every decision ever made, oldest first (the full history)."""
+        return pd.read_sql_query("SELECT * FROM decisions ORDER BY decision_id", self.connection)
+
+    # -- extracted values (append-only) ----------------------------------
+    def append_extractions(self, rows: list[dict[str, Any]]) -> int:
+        """Append extracted or corrected values in one transaction.
+
+        Each row has record_id, field, value, and optionally evidence,
+        confidence, method ('machine' default, or 'reviewer'), reviewer, note.
+        """
+        now = utcnow()
+        params = [(r["record_id"], r["field"], r.get("value"), r.get("evidence"), r.get("confidence"),
+                   r.get("method", "machine"), r.get("reviewer"), r.get("note"), r.get("created_at", now))
+                  for r in rows]
+        with self.transaction() as con:
+            con.executemany(
+                "INSERT INTO extractions(record_id, field, value, evidence, confidence, method, reviewer, "
+                "note, created_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)", params)
+        return len(params)
+
+    def extractions(self) -> pd.DataFrame:
+        """Every extracted or corrected value, oldest first."""
+        return pd.read_sql_query("SELECT * FROM extractions ORDER BY extraction_id", self.connection)
