@@ -1,0 +1,329 @@
+"""reviewlib.pubmed_xml: streaming efetch XML parser, checked against Bio.Entrez.read."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from Bio import Entrez
+
+import reviewlib
+from reviewlib import records
+from reviewlib.errors import InputError
+from reviewlib.pubmed_xml import parse_medline_date, read_pubmed_xml
+
+DATA = Path(__file__).resolve().parent / "data" / "pubmed"
+EFETCH = DATA / "efetch"
+WRITTEN = DATA / "written"
+EFETCH_FILES = sorted(EFETCH.rglob("*.xml"))
+
+
+def norm(text) -> str:
+    return " ".join(str(text or "").split())
+
+
+#: Inline markup that Bio.Entrez.read leaves in its strings as literal tags (escape=False).
+MARKUP = re.compile(r"</?(?:i|b|u|sup|sub|math|m[a-z]+|none)(?:\s[^<>]*)?/?>")
+
+
+def ref_text(text) -> str:
+    """Bio.Entrez.read's text with its literal inline tags removed, whitespace normalised."""
+    return norm(MARKUP.sub("", str(text or "")))
+
+
+def entrez_records(path: Path) -> list[dict]:
+    """What Bio.Entrez.read (the reference) says of each record in ``path``."""
+    with open(path, "rb") as handle:
+        doc = Entrez.read(handle)
+    out = []
+    for art in doc["PubmedArticle"]:
+        citation = art["MedlineCitation"]
+        article = citation["Article"]
+        ids = {str(i.attributes.get("IdType")): str(i) for i in art["PubmedData"].get("ArticleIdList", [])}
+        doi = ids.get("doi")
+        if not doi:
+            doi = next((str(e) for e in article.get("ELocationID", [])
+                        if e.attributes.get("EIdType") == "doi"), None)
+        pub_date = article["Journal"]["JournalIssue"]["PubDate"]
+        year = pub_date.get("Year") or str(pub_date.get("MedlineDate", ""))[:4] or None
+        texts = [str(t) for t in article.get("Abstract", {}).get("AbstractText", [])]
+        out.append({
+            "pmid": str(citation["PMID"]),
+            "title": ref_text(article.get("ArticleTitle")),
+            "abstract": ref_text(" ".join(texts)),
+            "doi": doi,
+            "year": int(year) if year else None,
+            "journal": ref_text(article["Journal"].get("Title")),
+            "n_authors": len(article.get("AuthorList", [])),
+        })
+    for book in doc["PubmedBookArticle"]:
+        document = book["BookDocument"]
+        texts = [str(t) for t in document.get("Abstract", {}).get("AbstractText", [])]
+        authors = [al for al in document.get("AuthorList", [])]
+        out.append({
+            "pmid": str(document["PMID"]),
+            "title": ref_text(document.get("ArticleTitle") or document["Book"]["BookTitle"]),
+            "abstract": ref_text(" ".join(texts)),
+            "doi": None,
+            "year": int(document["Book"]["PubDate"]["Year"]),
+            "journal": ref_text(document["Book"]["BookTitle"]),
+            "n_authors": sum(len(al) for al in authors),
+        })
+    return out
+
+
+def ours(frame) -> list[dict]:
+    out = []
+    for row in frame.itertuples(index=False):
+        out.append({
+            "pmid": row.pmid,
+            "title": norm(row.title),
+            "abstract": norm(" ".join(s["text"] for s in row.abstract_sections)),
+            "doi": row.doi,
+            "year": None if row.year is None or str(row.year) == "<NA>" else int(row.year),
+            "journal": norm(row.journal),
+            "n_authors": len(row.authors),
+        })
+    return out
+
+
+@pytest.mark.parametrize("path", EFETCH_FILES + [WRITTEN / "book_article_genereviews_style.xml"],
+                         ids=lambda p: p.name)
+def test_every_fixture_agrees_with_bio_entrez(path):
+    frame = read_pubmed_xml(path)
+    assert list(frame.columns) == records.COLUMNS
+    assert ours(frame) == entrez_records(path)
+
+
+def test_fixture_corpus_is_what_the_fidelity_test_claims():
+    # 91 real articles in the 90 copied efetch bodies (37909814.xml is the empty set).
+    total = sum(len(read_pubmed_xml(p)) for p in EFETCH_FILES)
+    assert len(EFETCH_FILES) == 90
+    assert total == 91
+
+
+def test_structured_abstract_keeps_labels_biopython_pubmed4():
+    row = read_pubmed_xml(EFETCH / "biopython_pubmed4.xml").iloc[0]
+    labels = [s["label"] for s in row.abstract_sections]
+    assert labels == ["OBJECTIVE", "DESIGN", "RESULTS", "CONCLUSIONS"]
+    paragraphs = row.abstract.split("\n")
+    assert len(paragraphs) == 4
+    assert paragraphs[0].startswith("OBJECTIVE: Telomere shortening")
+    assert paragraphs[3].startswith("CONCLUSIONS: ")
+
+
+def test_inline_markup_text_is_kept():
+    row = read_pubmed_xml(EFETCH / "metapub" / "38591913.xml").iloc[0]
+    assert row.title == "Siderophore-mediated iron acquisition by Klebsiella pneumoniae."
+    row = read_pubmed_xml(EFETCH / "metapub" / "37167981.xml").iloc[0]
+    assert "(\u03bc-XRF)" in row.title
+    # <sup>2</sup> inside an abstract (R<sup>2</sup> and similar) keeps its digit.
+    raw = (EFETCH / "biopython_pubmed4.xml").read_text()
+    start = raw.index("<sup>2</sup>")
+    before = raw[raw.rindex(">", 0, start) + 1:start].split()[-1]
+    row = read_pubmed_xml(EFETCH / "biopython_pubmed4.xml").iloc[0]
+    assert f"{before}2" in row.abstract.replace(" ", "") or f"{before}2" in row.abstract
+
+
+def test_collective_name_is_an_author_biopython_pubmed7():
+    row = read_pubmed_xml(EFETCH / "biopython_pubmed7.xml").iloc[0]
+    assert row.authors[0] == "Guo F"
+    assert row.authors[-1] == "Canadian Respiratory Research Network"
+
+
+def test_medline_dates_give_year_and_month():
+    frame = read_pubmed_xml(WRITTEN / "dates_and_delete_citation.xml").set_index("pmid")
+    assert frame.loc["90000001", "year"] == 2019
+    assert frame.loc["90000001", "pub_date"] == "2019-11"
+    assert frame.loc["90000002", "year"] == 1998
+    assert frame.loc["90000002", "pub_date"] == "1998-12"
+    assert frame.loc["90000003", "pub_date"] == "2020"          # Season: year only
+    assert frame.loc["90000004", "pub_date"] == "2021-03-05"    # month name -> number
+    assert str(frame["year"].dtype) == "Int64"
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("2019 Nov-Dec", (2019, "2019-11")),
+    ("1998 Dec-1999 Jan", (1998, "1998-12")),
+    ("2000 Spring", (2000, "2000")),
+    ("2021 Mar 15", (2021, "2021-03-15")),
+    ("Winter 2001-2002", (2001, "2001")),
+    ("no date", (None, None)),
+])
+def test_parse_medline_date(text, expected):
+    assert parse_medline_date(text) == expected
+
+
+def test_mesh_major_from_descriptor_or_qualifier():
+    frame = read_pubmed_xml(WRITTEN / "dates_and_delete_citation.xml")
+    assert frame.loc[0, "mesh_terms"] == ["Autoimmune Diseases", "Humans"]
+    assert frame.loc[0, "mesh_major"] == ["Autoimmune Diseases"]  # qualifier 'therapy' is major
+
+
+def test_delete_citation_is_logged_and_exposed(caplog):
+    with caplog.at_level(logging.INFO, logger="reviewlib.pubmed_xml"):
+        frame = read_pubmed_xml(WRITTEN / "dates_and_delete_citation.xml")
+    assert frame.attrs["deleted_pmids"] == ["90000098", "90000099"]
+    assert "90000098" not in set(frame.pmid)
+    assert any("DeleteCitation" in r.getMessage() and "90000099" in r.getMessage() for r in caplog.records)
+
+
+def test_missing_abstract_is_none_and_sections_empty():
+    row = read_pubmed_xml(EFETCH / "metapub" / "11618220.xml").iloc[0]
+    assert row.abstract is None
+    assert row.abstract_sections == []
+    assert row.title.startswith("Eroticism in late Ming")
+
+
+def test_empty_article_set_37909814_gives_empty_frame_with_columns():
+    frame = read_pubmed_xml(EFETCH / "metapub" / "37909814.xml")
+    assert len(frame) == 0
+    assert list(frame.columns) == records.COLUMNS
+    assert frame.attrs["deleted_pmids"] == []
+
+
+def test_book_article():
+    row = read_pubmed_xml(WRITTEN / "book_article_genereviews_style.xml").iloc[0]
+    assert row.pmid == "20301999"
+    assert row.title == "Example Autoimmune Disorder Overview"
+    assert row.journal == "GeneReviews\u00ae"
+    assert row.authors == ["Bird TD", "Miller A"]  # the chapter authors, not the editors
+    assert [s["label"] for s in row.abstract_sections] == ["CLINICAL CHARACTERISTICS", "DIAGNOSIS/TESTING"]
+    assert "Copyright" not in row.abstract
+    assert row.year == 1993 and row.publication_types == ["Review"]
+
+
+def test_all_columns_of_a_full_record_biopython_pubmed4():
+    row = read_pubmed_xml(EFETCH / "biopython_pubmed4.xml").iloc[0]
+    assert row.pmid == "27797938"
+    assert row.doi.startswith("10.1136/gutjnl")
+    assert row.journal_abbrev == "Gut"
+    assert row.language == ["eng"]
+    assert "Journal Article" in row.publication_types
+    assert row.source == "pubmed"
+    assert isinstance(row.mesh_terms, list) and isinstance(row.keywords, list)
+    assert set(row.mesh_major) <= set(row.mesh_terms)
+
+
+def test_doi_is_not_taken_from_the_reference_list():
+    # biopython_pubmed6 carries a ReferenceList whose citations have their own DOIs.
+    for path in EFETCH_FILES:
+        raw = path.read_text(encoding="utf-8")
+        if "<ReferenceList>" in raw and 'IdType="doi"' in raw.split("<ReferenceList>")[1]:
+            frame = read_pubmed_xml(path)
+            refs = raw.split("<ReferenceList>", 1)[1]
+            for doi in frame.doi.dropna():
+                assert raw.index(doi) < raw.index("<ReferenceList>") or doi not in refs
+            break
+    else:
+        pytest.skip("no fixture with DOIs in a ReferenceList")
+
+
+def test_vernacular_title_keeps_pubmed_article_title():
+    for path in EFETCH_FILES:
+        raw = path.read_text(encoding="utf-8")
+        if "<VernacularTitle>" in raw:
+            row = read_pubmed_xml(path).iloc[0]
+            start = raw.index("<ArticleTitle>") + len("<ArticleTitle>")
+            assert norm(row.title)[:20] == norm(raw[start:raw.index("</ArticleTitle>")])[:20]
+            return
+    pytest.skip("no fixture with a VernacularTitle")
+
+
+def test_sources_path_bytes_fileobj_and_gzip_agree(tmp_path):
+    path = EFETCH / "biopython_pubmed1.xml"
+    expected = read_pubmed_xml(path)
+    blob = path.read_bytes()
+    gz = tmp_path / "snapshot.xml.gz"
+    gz.write_bytes(gzip.compress(blob))
+    for source in (str(path), blob, io.BytesIO(blob), gz, gzip.compress(blob), open(gz, "rb")):
+        frame = read_pubmed_xml(source)
+        assert frame.drop(columns=[]).to_dict("records") == expected.to_dict("records")
+    assert len(expected) == 2
+
+
+def test_exported_from_package():
+    assert reviewlib.read_pubmed_xml is read_pubmed_xml
+
+
+@pytest.mark.parametrize("name,blob,needle", [
+    ("not-xml", b"PMID- 123\nTI  - a MEDLINE file\n", "not well-formed"),
+    ("truncated", (EFETCH / "biopython_pubmed1.xml").read_bytes()[:3000], "cut short"),
+    ("esearch", b"<?xml version='1.0'?><eSearchResult><Count>0</Count></eSearchResult>", "<eSearchResult>"),
+    ("error-body", b"<eFetchResult><ERROR>ID list is empty! Possibly it has no correct IDs.</ERROR>"
+                   b"</eFetchResult>", "ID list is empty"),
+    ("empty", b"", "not well-formed"),
+    ("gzip-truncated", gzip.compress((EFETCH / "biopython_pubmed1.xml").read_bytes())[:500], "cut short"),
+])
+def test_malformed_input_raises_one_line_input_error(tmp_path, name, blob, needle):
+    path = tmp_path / f"{name}.xml"
+    path.write_bytes(blob)
+    with pytest.raises(InputError) as info:
+        read_pubmed_xml(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message and needle in message
+    assert "efetch" in message  # says what to give instead
+
+
+def test_missing_file_is_input_error(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        read_pubmed_xml(tmp_path / "nope.xml.gz")
+
+
+def test_no_dtd_or_entity_is_fetched(tmp_path):
+    # An external entity must not be resolved (no file read, no network).
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET")
+    blob = (EFETCH / "biopython_pubmed1.xml").read_text()
+    blob = blob.replace('<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN" '
+                        '"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">',
+                        f'<!DOCTYPE PubmedArticleSet [<!ENTITY x SYSTEM "file://{secret}">]>')
+    blob = blob.replace("The treatment of AIDS", "&x; The treatment of AIDS", 1)
+    frame = read_pubmed_xml(blob.encode())
+    assert "SECRET" not in frame.loc[0, "title"]
+
+
+MEMORY_SCRIPT = textwrap.dedent("""
+    import json, re, sys, tracemalloc
+    from pathlib import Path
+    from reviewlib.pubmed_xml import iter_pubmed_xml, read_pubmed_xml
+    src = Path(sys.argv[1]).read_text(encoding="utf-8")
+    body = re.search(r"(<PubmedArticle>.*</PubmedArticle>)", src, re.S).group(1)
+    out = {}
+    for n in (int(sys.argv[2]), 4 * int(sys.argv[2])):
+        path = Path(sys.argv[3]) / f"set{n}.xml"
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("<?xml version='1.0'?>\\n<PubmedArticleSet>\\n")
+            for i in range(n):
+                fh.write(body.replace("<PMID Version=\\"1\\">", f"<PMID Version=\\"1\\">{i}", 1))
+            fh.write("</PubmedArticleSet>\\n")
+        tracemalloc.start()
+        count = sum(1 for _ in iter_pubmed_xml(path))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        out[n] = {"count": count, "peak": peak, "size": path.stat().st_size}
+    print(json.dumps(out))
+""")
+
+
+def test_memory_is_flat_in_the_record_count(tmp_path):
+    """Streaming: parsing 4x the records must not need ~4x the memory."""
+    n = 500
+    script = tmp_path / "mem.py"
+    script.write_text(MEMORY_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), str(EFETCH / "biopython_pubmed6.xml"), str(n),
+                           str(tmp_path)], capture_output=True, text=True, check=True, timeout=120)
+    result = {int(k): v for k, v in json.loads(proc.stdout).items()}
+    small, large = result[n], result[4 * n]
+    assert small["count"] == n and large["count"] == 4 * n
+    # A tree kept whole would take several times the file size; streaming stays far below it.
+    assert large["peak"] < small["peak"] * 1.5 + 256 * 1024
+    assert large["peak"] < large["size"] / 4
