@@ -1,0 +1,403 @@
+"""A polite client of NCBI's E-utilities (esearch and efetch on PubMed), written on requests.
+
+Every request goes through one process-wide :class:`~reviewlib.ratelimit.RateLimiter`
+(3 requests per second, 10 with ``NCBI_API_KEY``) and one reused
+:class:`requests.Session`.  Failures that may pass (HTTP 429 and 5xx, connection
+errors, truncated or non-XML bodies, transient ``<ERROR>`` bodies) are retried
+with exponential backoff and jitter, honouring ``Retry-After``.  An expired
+history (``Cannot retrieve history data``) raises
+:class:`~reviewlib.errors.HistoryExpiredError` so the caller can re-run esearch.
+
+Configuration comes from the environment:
+
+``REVIEWLIB_EUTILS_URL``
+    The endpoint (default ``https://eutils.ncbi.nlm.nih.gov/entrez/eutils/``).
+``NCBI_EMAIL``
+    Sent with every request (NCBI asks every client for one).
+``NCBI_API_KEY``
+    Sent with every request; raises the rate to 10 per second.  It never
+    appears in logs, error messages or saved files.
+
+The transport and the sleep are plain callables so tests can assert the retry
+schedule against a local replay server.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import random as _random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import requests
+from lxml import etree
+
+from .errors import ConfigError, EutilsError, HistoryExpiredError
+from .ratelimit import RateLimiter, shared_limiter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+TOOL = "reviewlib"
+#: PubMed's esearch/efetch cannot go past this many records of one search.
+MAX_RECORDS = 9999
+EMAIL_WARNING = "NCBI_EMAIL is not set: export it, NCBI asks every client for one"
+
+#: XML parser that never downloads a DTD nor expands entities.
+XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=True, remove_blank_text=False)
+
+_EXPIRED = re.compile(r"Cannot retrieve history data|Unable to obtain query #", re.I)
+#: <ERROR> texts that a retry cannot cure.
+_PERMANENT = re.compile(
+    r"cannot be larger than 9998|Invalid db name|ID list is empty|Neither query_key nor id|"
+    r"Empty term and query_key|Invalid uid|Invalid query_key|Invalid WebEnv|Unknown (parameter|db)",
+    re.I)
+_SECRET = re.compile(r"(api_key=)[^&\s'\"]+", re.I)
+
+
+def redact(text: Any) -> str:
+    """Return ``text`` as a string with any ``api_key=...`` value replaced by ``***``."""
+    return _SECRET.sub(r"\1***", str(text))
+
+
+@dataclass
+class HttpResponse:
+    """What a transport returns: status, headers (case-insensitive mapping) and body bytes."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+#: A transport: ``transport(method, url, params, timeout) -> HttpResponse``; raises
+#: ``OSError`` or ``requests.RequestException`` when the connection fails.
+Transport = Callable[[str, str, dict, float], HttpResponse]
+
+
+def session_transport(session: requests.Session | None = None) -> Transport:
+    """The default transport: one reused :class:`requests.Session`.
+
+    GET sends ``params`` in the query string, POST as a form body.
+    """
+    session = session or requests.Session()
+
+    def transport(method: str, url: str, params: dict, timeout: float) -> HttpResponse:
+        if method == "POST":
+            resp = session.post(url, data=params, timeout=timeout)
+        else:
+            resp = session.get(url, params=params, timeout=timeout)
+        return HttpResponse(resp.status_code, resp.headers, resp.content)
+
+    transport.session = session  # type: ignore[attr-defined]
+    return transport
+
+
+@dataclass
+class ESearchResult:
+    """One esearch answer.
+
+    Attributes
+    ----------
+    count : int
+        Records matching the query (and date range).
+    translation : str
+        PubMed's ``QueryTranslation``: how it understood the query.
+    webenv, query_key : str or None
+        The history-server handle (``usehistory=y``).
+    ids : list of str
+        The PMIDs returned (only ``retmax`` of them).
+    errors : list of str
+        ``ErrorList`` items, e.g. ``"PhraseNotFound: abcXYZ"``.
+    warnings : list of str
+        ``WarningList`` items, e.g. ``"OutputMessage: No items found."``.
+    """
+
+    count: int
+    translation: str
+    webenv: str | None = None
+    query_key: str | None = None
+    ids: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[str]:
+        """Every ErrorList and WarningList item, for the user to see."""
+        return self.errors + self.warnings
+
+
+def parse_xml(body: bytes) -> etree._Element:
+    """Parse an E-utilities body safely (no DTD download, no entities); raises ``etree.XMLSyntaxError``."""
+    return etree.fromstring(body, XML_PARSER)
+
+
+def parse_esearch(body: bytes) -> ESearchResult:
+    """Parse an esearch XML body into an :class:`ESearchResult`."""
+    root = parse_xml(body)
+    count = root.findtext("Count")
+    def items(tag: str) -> list[str]:
+        out = []
+        for parent in root.findall(tag):
+            for child in parent:
+                if isinstance(child.tag, str):
+                    out.append(f"{child.tag}: {(child.text or '').strip()}")
+        return out
+    return ESearchResult(
+        count=int(count) if count and count.strip().isdigit() else 0,
+        translation=(root.findtext("QueryTranslation") or "").strip(),
+        webenv=(root.findtext("WebEnv") or None),
+        query_key=(root.findtext("QueryKey") or None),
+        ids=[i.text.strip() for i in root.iter("Id") if i.text],
+        errors=items("ErrorList"),
+        warnings=items("WarningList"))
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After") if headers else None
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class _Retry(Exception):
+    """Internal: this attempt failed in a way worth retrying."""
+
+    def __init__(self, reason: str, status: int | None = None, body: bytes = b"",
+                 retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+
+
+class EutilsClient:
+    """A client of NCBI's E-utilities.
+
+    Parameters
+    ----------
+    base_url : str, optional
+        The endpoint; default ``REVIEWLIB_EUTILS_URL`` or NCBI's.
+    email, api_key : str, optional
+        Default ``NCBI_EMAIL`` and ``NCBI_API_KEY`` from the environment.
+    transport : callable, optional
+        ``transport(method, url, params, timeout) -> HttpResponse``; default a
+        :class:`requests.Session`.
+    sleep : callable, optional
+        Used for backoff between retries (default :func:`time.sleep`).
+    limiter : RateLimiter, optional
+        Default the process-wide :func:`~reviewlib.ratelimit.shared_limiter`.
+    max_attempts : int
+        Attempts per request before giving up (default 6).
+    backoff_base, backoff_max : float
+        The n-th retry waits about ``min(backoff_max, backoff_base * 2**n)``
+        seconds, jittered between half and all of it (or ``Retry-After`` if longer).
+    random : callable, optional
+        Returns a float in [0, 1) for the jitter (default :func:`random.random`).
+    timeout : float
+        Seconds per HTTP request.
+
+    Examples
+    --------
+    >>> client = EutilsClient()                                          # doctest: +SKIP
+    >>> found = client.esearch('"CAR-T"[tiab] AND lupus[tiab]')          # doctest: +SKIP
+    >>> xml = client.efetch(found.webenv, found.query_key, 0, 500)       # doctest: +SKIP
+    """
+
+    def __init__(self, base_url: str | None = None, *, email: str | None = None,
+                 api_key: str | None = None, transport: Transport | None = None,
+                 sleep: Callable[[float], None] = time.sleep, limiter: RateLimiter | None = None,
+                 max_attempts: int = 6, backoff_base: float = 1.0, backoff_max: float = 60.0,
+                 random: Callable[[], float] = _random.random, timeout: float = 120.0):
+        url = base_url or os.environ.get("REVIEWLIB_EUTILS_URL") or DEFAULT_URL
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ConfigError(f"E-utilities endpoint {redact(url)!r} is not an http(s) URL: "
+                              "set REVIEWLIB_EUTILS_URL to e.g. https://eutils.ncbi.nlm.nih.gov/entrez/eutils/")
+        self.base_url = url if url.endswith("/") else url + "/"
+        self.email = email if email is not None else (os.environ.get("NCBI_EMAIL") or None)
+        self._api_key = api_key if api_key is not None else (os.environ.get("NCBI_API_KEY") or None)
+        self.transport = transport or session_transport()
+        self.sleep = sleep
+        self.limiter = limiter or shared_limiter(with_api_key=bool(self._api_key))
+        self.max_attempts = max(1, int(max_attempts))
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.random = random
+        self.timeout = timeout
+        self._warned_email = False
+
+    def __repr__(self) -> str:
+        return (f"EutilsClient(base_url={self.base_url!r}, email={self.email!r}, "
+                f"api_key={'***' if self._api_key else None})")
+
+    @property
+    def has_api_key(self) -> bool:
+        """Whether an API key is sent (the key itself is never exposed)."""
+        return bool(self._api_key)
+
+    # -- plumbing ------------------------------------------------------------
+    def _params(self, params: Mapping[str, Any]) -> dict[str, str]:
+        out = {k: str(v) for k, v in params.items() if v is not None}
+        out["tool"] = TOOL
+        if self.email:
+            out["email"] = self.email
+        elif not self._warned_email:
+            logger.warning(EMAIL_WARNING)
+            self._warned_email = True
+        if self._api_key:
+            out["api_key"] = self._api_key
+        return out
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        ceiling = min(self.backoff_max, self.backoff_base * (2 ** attempt))
+        delay = ceiling / 2 + self.random() * ceiling / 2
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+    def request(self, endpoint: str, params: Mapping[str, Any], *, method: str = "GET",
+                root_tags: tuple[str, ...] = ()) -> bytes:
+        """Send one E-utilities request with rate limiting and retries; return the XML body.
+
+        Parameters
+        ----------
+        endpoint : str
+            E.g. ``"esearch.fcgi"``.
+        params : mapping
+            Query parameters (tool, email and api_key are added).
+        method : {"GET", "POST"}
+        root_tags : tuple of str
+            Root elements a good answer has (e.g. ``("PubmedArticleSet",)``);
+            any other well-formed XML is treated as a transient error.
+
+        Raises
+        ------
+        HistoryExpiredError
+            The WebEnv expired; re-run esearch.
+        EutilsError
+            The request kept failing, or NCBI answered with an error a retry cannot cure.
+        """
+        url = self.base_url + endpoint
+        sent = self._params(params)
+        shown = {k: v for k, v in sent.items() if k != "api_key"}
+        last: _Retry | None = None
+        for attempt in range(self.max_attempts):
+            if attempt:
+                delay = self.backoff(attempt - 1, last.retry_after if last else None)
+                logger.warning("%s failed (%s); retry %d of %d in %.1f s", endpoint, last.reason if last else "?",
+                               attempt, self.max_attempts - 1, delay)
+                self.sleep(delay)
+            self.limiter.acquire()
+            logger.debug("%s %s %s", method, url, shown)
+            try:
+                return self._attempt(method, url, sent, root_tags)
+            except _Retry as exc:
+                last = exc
+        assert last is not None
+        body = last.body[:300].decode("utf-8", "replace") if last.body else None
+        raise EutilsError(
+            f"{endpoint} at {url} failed {self.max_attempts} times (last: {redact(last.reason)}): "
+            "check the network and REVIEWLIB_EUTILS_URL, then run the same command again to resume",
+            url=url, status=last.status, body=redact(body) if body else None)
+
+    def _attempt(self, method: str, url: str, params: dict, root_tags: tuple[str, ...]) -> bytes:
+        try:
+            resp = self.transport(method, url, params, self.timeout)
+        except (OSError, requests.RequestException) as exc:
+            raise _Retry(f"connection error: {redact(type(exc).__name__)}: {redact(exc)}") from None
+        body = resp.body or b""
+        status = resp.status
+        text_start = body[:2000].decode("utf-8", "replace")
+        if _EXPIRED.search(text_start):
+            raise HistoryExpiredError(f"NCBI history expired at {url}: {redact(_first_line(text_start))}",
+                                      url=url, status=status, body=redact(text_start[:300]))
+        if status == 429 or (text_start.lstrip().startswith("{") and "rate limit" in text_start.lower()):
+            raise _Retry(f"HTTP {status} rate limit exceeded", status, body, _retry_after(resp.headers))
+        if status >= 500 or status == 408:
+            raise _Retry(f"HTTP {status}", status, body, _retry_after(resp.headers))
+        if status != 200:
+            raise EutilsError(f"{url} answered HTTP {status}: {redact(_first_line(text_start))}: "
+                              "check the query and REVIEWLIB_EUTILS_URL", url=url, status=status,
+                              body=redact(text_start[:300]))
+        try:
+            root = parse_xml(body)
+        except etree.XMLSyntaxError as exc:
+            raise _Retry(f"truncated or non-XML body ({len(body)} bytes: {exc})", status, body) from None
+        error = root.find("ERROR") if root.tag != "ERROR" else root
+        if error is not None:
+            message = " ".join("".join(error.itertext()).split())
+            if _PERMANENT.search(message):
+                raise EutilsError(f"NCBI refused the request to {url}: {redact(message)}", url=url,
+                                  status=status, body=redact(text_start[:300]))
+            raise _Retry(f"<ERROR> {message}", status, body)
+        if root_tags and root.tag not in root_tags:
+            raise _Retry(f"unexpected XML root <{root.tag}>", status, body)
+        return body
+
+    # -- the E-utilities -------------------------------------------------------
+    def esearch(self, term: str, *, db: str = "pubmed", mindate: str | None = None,
+                maxdate: str | None = None, datetype: str | None = None, usehistory: bool = True,
+                retmax: int = 0, retstart: int = 0, sort: str | None = None,
+                log_messages: bool = True) -> ESearchResult:
+        """Run esearch (``usehistory=y`` by default) and parse the answer.
+
+        Every ErrorList/WarningList item (e.g. a phrase not found) is returned in
+        the result and logged as a warning (at debug level if not ``log_messages``,
+        e.g. for the date slices of a search already reported).  Long terms are sent by POST.
+        """
+        params = {"db": db, "term": term, "retmode": "xml", "retmax": retmax, "retstart": retstart,
+                  "usehistory": "y" if usehistory else None, "sort": sort}
+        if mindate or maxdate:
+            params.update(mindate=mindate, maxdate=maxdate, datetype=datetype or "pdat")
+        method = "POST" if len(term) > 1500 else "GET"
+        body = self.request("esearch.fcgi", params, method=method, root_tags=("eSearchResult",))
+        result = parse_esearch(body)
+        for message in result.messages:
+            logger.log(logging.WARNING if log_messages else logging.DEBUG,
+                       "PubMed says about the query %r: %s", _short(term), message)
+        return result
+
+    def efetch(self, webenv: str, query_key: str, retstart: int, retmax: int, *,
+               db: str = "pubmed") -> bytes:
+        """Fetch ``retmax`` records from the history server, starting at ``retstart``; returns XML."""
+        params = {"db": db, "query_key": query_key, "WebEnv": webenv, "retstart": retstart,
+                  "retmax": retmax, "retmode": "xml"}
+        return self.request("efetch.fcgi", params, root_tags=("PubmedArticleSet",))
+
+    def efetch_ids(self, ids: list[str] | tuple[str, ...], *, db: str = "pubmed") -> bytes:
+        """Fetch records by PMID (HTTP POST, so long ID lists fit); returns XML."""
+        ids = [str(i).strip() for i in ids if str(i).strip()]
+        if not ids:
+            raise EutilsError("efetch_ids needs at least one PMID", url=self.base_url + "efetch.fcgi")
+        params = {"db": db, "id": ",".join(ids), "retmode": "xml"}
+        return self.request("efetch.fcgi", params, method="POST", root_tags=("PubmedArticleSet",))
+
+
+def _first_line(text: str) -> str:
+    text = re.sub(r"<[^>]+>", " ", text)
+    return " ".join(text.split())[:200]
+
+
+def _short(term: str, n: int = 80) -> str:
+    term = " ".join(term.split())
+    return term if len(term) <= n else term[: n - 3] + "..."
+
+
+def count_articles(body: bytes) -> int:
+    """Number of PubmedArticle and PubmedBookArticle elements in an efetch body."""
+    root = parse_xml(body)
+    return sum(1 for el in root if el.tag in ("PubmedArticle", "PubmedBookArticle"))
