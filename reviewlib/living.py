@@ -1,0 +1,342 @@
+"""Living review: what changed between two runs of the same protocol.
+
+Each run of ``reviewlib run`` registers the search(es) it made in the review
+store (table ``living_runs``) and saves, in its results folder, the PMIDs it
+matched and the PMIDs it included (``pmids.json``).  The next run compares
+itself with the previous complete run of the same review and reports:
+
+* new records (matched now, not before);
+* records no longer matched by the query (matched before, not now);
+* included studies that dropped out (included before, not included now) -
+  the loud one: it is written to the manifest and shown on every HTML page.
+
+Online, a rerun of an unchanged protocol fetches only what PubMed added since
+the previous run (``since``, passed to :func:`reviewlib.fetch.run_search` as
+``mindate`` with ``datetype='edat'``).  Such an incremental search cannot
+notice records that stopped matching; its record set is the previous full
+search plus every incremental search since (see :func:`run_search_ids`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from .store import ReviewStore, utcnow
+
+logger = logging.getLogger(__name__)
+
+PMIDS_FILE = "pmids.json"
+MANIFEST_FILE = "manifest.json"
+
+RUNS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS living_runs (
+    run_name TEXT NOT NULL,            -- the run id (results/<review>/<run-id>) or 'interactive'
+    search_id INTEGER NOT NULL,
+    incremental INTEGER NOT NULL DEFAULT 0,   -- 1 when the search only fetched records added since a date
+    since TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (run_name, search_id)
+);
+"""
+
+
+# -- which records belong to a run -------------------------------------------
+def register_search(store: ReviewStore, run_name: str, search_id: int, *, since: str | None = None) -> None:
+    """Note that ``run_name`` made search ``search_id`` (incremental when ``since`` is given).
+
+    Parameters
+    ----------
+    store : ReviewStore
+        The review store.
+    run_name : str
+        The run's id (or ``'interactive'`` in JupyterLab).
+    search_id : int
+        The search returned by :func:`reviewlib.fetch.run_search`.
+    since : str, optional
+        The date the search started from, for an incremental (living) update.
+    """
+    store.ensure_schema(RUNS_SCHEMA)
+    with store.transaction() as con:
+        con.execute("INSERT OR REPLACE INTO living_runs(run_name, search_id, incremental, since, created_at) "
+                    "VALUES(?, ?, ?, ?, ?)", (run_name, int(search_id), int(bool(since)), since, utcnow()))
+
+
+def run_search_ids(store: ReviewStore, run_name: str) -> list[int]:
+    """The searches whose records make up ``run_name``'s record set.
+
+    The run's latest search; if it is incremental, also every search back to
+    (and including) the latest full search before it.  Without a registered
+    search, the store's latest complete search.
+    """
+    store.ensure_schema(RUNS_SCHEMA)
+    rows = store.connection.execute(
+        "SELECT search_id, incremental FROM living_runs ORDER BY search_id").fetchall()
+    mine = [r["search_id"] for r in rows if r["search_id"] in _run_ids(store, run_name)]
+    if not mine:
+        row = store.connection.execute(
+            "SELECT search_id FROM searches WHERE status='complete' ORDER BY search_id DESC LIMIT 1").fetchone()
+        if row is None:
+            row = store.connection.execute("SELECT MAX(search_id) AS search_id FROM searches").fetchone()
+        return [int(row["search_id"])] if row and row["search_id"] is not None else []
+    last = max(mine)
+    chosen: list[int] = []
+    for r in reversed([r for r in rows if r["search_id"] <= last]):
+        chosen.append(int(r["search_id"]))
+        if not r["incremental"]:
+            break
+    return sorted(chosen)
+
+
+def _run_ids(store: ReviewStore, run_name: str) -> set[int]:
+    return {int(r["search_id"]) for r in store.connection.execute(
+        "SELECT search_id FROM living_runs WHERE run_name=?", (run_name,))}
+
+
+def run_records(store: ReviewStore, run_name: str) -> pd.DataFrame:
+    """The records table of a run: the union of the records of :func:`run_search_ids`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``record_id`` then the records columns, each record once.
+    """
+    frames = [store.records(search_id=s) for s in run_search_ids(store, run_name)]
+    if not frames:
+        return store.records(search_id=-1)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame.drop_duplicates("record_id", keep="last").reset_index(drop=True)
+
+
+def included_ids(store: ReviewStore, stage: str = "title-abstract") -> list[str]:
+    """The resolved include set of the store (``reviewlib.decisions.included``), empty if undecided."""
+    try:
+        from . import decisions
+    except ImportError:  # screening module not installed yet
+        logger.warning("reviewlib.decisions is not available: no included set")
+        return []
+    return list(decisions.included(store, stage=stage))
+
+
+def run_included(store: ReviewStore, run_name: str, stage: str = "title-abstract") -> list[str]:
+    """The record ids of ``run_name``'s records that the review includes, in record order."""
+    records = run_records(store, run_name)
+    inc = set(included_ids(store, stage=stage))
+    return [r for r in records["record_id"] if r in inc]
+
+
+def run_included_records(store: ReviewStore, run_name: str, stage: str = "title-abstract") -> pd.DataFrame:
+    """The records table of the included records of ``run_name`` (see :func:`run_included`)."""
+    records = run_records(store, run_name)
+    inc = set(included_ids(store, stage=stage))
+    return records[records["record_id"].isin(inc)].reset_index(drop=True)
+
+
+@dataclass
+class RunSets:
+    """The PMIDs (or record ids) a run matched and included."""
+
+    matched: list[str] = field(default_factory=list)
+    included: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def digest(ids: Iterable[str]) -> str:
+        """SHA-256 of the sorted ids joined by newlines (stable across runs)."""
+        return hashlib.sha256("\n".join(sorted(set(map(str, ids)))).encode()).hexdigest()
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and hashes, for the manifest."""
+        return {"n_matched": len(self.matched), "matched_sha256": self.digest(self.matched),
+                "n_included": len(self.included), "included_sha256": self.digest(self.included)}
+
+
+def _label(record_id: str) -> str:
+    return record_id[5:] if record_id.startswith("pmid:") else record_id
+
+
+def current_sets(store: ReviewStore, run_name: str) -> RunSets:
+    """What ``run_name`` matched and, among those, what the review includes.
+
+    Ids are PMIDs (``'12345'``), or the store's record id for records without one.
+    """
+    records = run_records(store, run_name)
+    matched = set(records["record_id"])
+    included = [r for r in included_ids(store) if r in matched]
+    return RunSets(matched=sorted(_label(r) for r in matched), included=sorted(_label(r) for r in included))
+
+
+# -- run folders ---------------------------------------------------------------
+def write_json(path: Path, data: Any) -> Path:
+    """Write JSON atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
+            fh.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_sets(run_dir: Path, sets: RunSets) -> Path:
+    """Save a run's matched and included PMIDs as ``pmids.json`` in its folder."""
+    return write_json(Path(run_dir) / PMIDS_FILE, asdict(sets))
+
+
+def load_sets(run_dir: Path) -> RunSets | None:
+    """The ``pmids.json`` of a run folder, or None when it has none."""
+    path = Path(run_dir) / PMIDS_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return RunSets(matched=list(data.get("matched", [])), included=list(data.get("included", [])))
+
+
+def complete_runs(results_root: Path) -> list[tuple[Path, dict]]:
+    """The complete runs under ``results/<review>/``, oldest first, with their manifests."""
+    runs = []
+    root = Path(results_root)
+    if not root.is_dir():
+        return runs
+    for child in root.iterdir():
+        if child.is_symlink() or not child.is_dir():
+            continue
+        path = child / MANIFEST_FILE
+        if not path.is_file():
+            continue
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            logger.warning("ignoring unreadable manifest %s", path)
+            continue
+        if manifest.get("status") == "complete":
+            runs.append((child, manifest))
+    runs.sort(key=lambda item: (str(item[1].get("started_at", "")), item[0].name))
+    return runs
+
+
+def previous_run(results_root: Path, exclude: str | None = None) -> tuple[Path, dict] | None:
+    """The latest complete run of a review (other than ``exclude``), or None."""
+    runs = [(d, m) for d, m in complete_runs(results_root) if d.name != exclude]
+    return runs[-1] if runs else None
+
+
+# -- the comparison -------------------------------------------------------------
+@dataclass
+class Changes:
+    """What changed since the previous run.
+
+    Attributes
+    ----------
+    previous_run : str or None
+        The run compared with (None for a first run).
+    new : list of str
+        Matched now, not before.
+    gone : list of str
+        Matched before, no longer matched by the query.
+    dropped_included : list of str
+        Included before, not included now (the loud warning).
+    newly_included : list of str
+        Included now, not before.
+    incremental : bool
+        True when this run only fetched what was added since the previous one
+        (records that stopped matching cannot be seen then).
+    """
+
+    previous_run: str | None = None
+    new: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    dropped_included: list[str] = field(default_factory=list)
+    newly_included: list[str] = field(default_factory=list)
+    incremental: bool = False
+
+    @property
+    def first_run(self) -> bool:
+        """True when there was no previous run to compare with."""
+        return self.previous_run is None
+
+    @property
+    def alarming(self) -> bool:
+        """True when an included study dropped out."""
+        return bool(self.dropped_included)
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the manifest."""
+        out = asdict(self)
+        out.update(first_run=self.first_run, alarming=self.alarming)
+        return out
+
+    def warning(self) -> str | None:
+        """The one-line warning when included studies dropped out, else None."""
+        if not self.dropped_included:
+            return None
+        ids = ", ".join(self.dropped_included[:20]) + (" ..." if len(self.dropped_included) > 20 else "")
+        return (f"{len(self.dropped_included)} included stud{'y' if len(self.dropped_included) == 1 else 'ies'} "
+                f"dropped out since run {self.previous_run}: {ids}. Check whether the query, the record "
+                "(retracted, re-indexed) or a decision changed.")
+
+
+def compare(previous: RunSets | None, current: RunSets, *, previous_run: str | None = None,
+            incremental: bool = False) -> Changes:
+    """Compare a run's sets with the previous run's.
+
+    Parameters
+    ----------
+    previous : RunSets or None
+        The previous run's sets (None for a first run: nothing is new or gone).
+    current : RunSets
+        This run's sets.
+    previous_run : str, optional
+        The previous run's id, for the report.
+    incremental : bool
+        This run fetched only additions; ``gone`` is then always empty.
+    """
+    if previous is None:
+        return Changes(previous_run=None, incremental=incremental)
+    before, now = set(previous.matched), set(current.matched)
+    inc_before, inc_now = set(previous.included), set(current.included)
+    changes = Changes(previous_run=previous_run or "previous",
+                      new=sorted(now - before, key=_sort_key),
+                      gone=[] if incremental else sorted(before - now, key=_sort_key),
+                      dropped_included=sorted(inc_before - inc_now, key=_sort_key),
+                      newly_included=sorted(inc_now - inc_before, key=_sort_key),
+                      incremental=incremental)
+    if changes.alarming:
+        logger.warning("LIVING REVIEW: %s", changes.warning())
+    return changes
+
+
+def _sort_key(value: str) -> tuple[int, str]:
+    return (0, f"{int(value):020d}") if value.isdigit() else (1, value)
+
+
+def compare_with_previous(results_root: Path, store: ReviewStore, run_name: str, *,
+                          incremental: bool = False) -> Changes:
+    """Compare ``run_name``'s sets (from the store) with the previous complete run in ``results_root``."""
+    current = current_sets(store, run_name)
+    prev = previous_run(results_root, exclude=run_name)
+    if prev is None:
+        return compare(None, current, incremental=incremental)
+    return compare(load_sets(prev[0]), current, previous_run=prev[0].name, incremental=incremental)
+
+
+def since_date(manifest: dict) -> str:
+    """The date an incremental search starts from: the previous run's start day (``YYYY/MM/DD``).
+
+    The previous run's day itself is included, so nothing added that day is
+    missed; records already in the store are merged by PMID.
+    """
+    started = str(manifest.get("started_at", ""))[:10]
+    return started.replace("-", "/")

@@ -1,0 +1,675 @@
+"""``reviewlib run``: a review's notebooks run with papermill, rendered to HTML, recorded in a manifest.
+
+Layout
+------
+``reviews/<review>/review.sqlite``
+    The review store (gitignored).  It is kept across runs so that screening
+    decisions and extraction corrections accumulate; never delete it lightly.
+``results/<review>/<run-id>/``
+    One folder per run: the executed notebooks (``01-search.ipynb`` ...), their
+    HTML pages without code, ``figures/``, ``pmids.json`` (matched and included
+    PMIDs), ``index.html`` and, written last, ``manifest.json`` (``status``
+    ``complete`` or ``failed``).  Generated output only: safe to delete.
+``results/<review>/latest``
+    A symlink to the newest *complete* run (or a file holding its name where
+    symlinks are not available); ``results/<review>/index.html`` links it.
+
+The notebooks run in ONE kernel by default (its imports are paid once); the
+user namespace is reset between notebooks so that each one only sees what the
+previous one wrote to the review store.  ``shared_kernel=False`` starts one
+kernel per notebook (the benchmark compares the two).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import __version__, living, report
+from .errors import ConfigError, PipelineError, ReviewlibError
+from .protocol import Protocol, load_protocol
+from .store import ReviewStore
+
+logger = logging.getLogger(__name__)
+
+NOTEBOOKS: tuple[str, ...] = ("01-search.ipynb", "02-screen.ipynb", "03-extract.ipynb", "04-report.ipynb")
+STORE_NAME = "review.sqlite"
+DEMO_REVIEWER = "demo reviewer"
+#: Parameters that must never be passed to a notebook: secrets come from the environment only.
+FORBIDDEN_PARAMETERS = ("api_key", "ncbi_api_key", "apikey", "email", "ncbi_email", "password", "token")
+#: Distributions whose versions go into the manifest.
+VERSIONED = ("pandas", "numpy", "lxml", "biopython", "scikit-learn", "rapidfuzz", "matplotlib", "seaborn",
+             "papermill", "nbconvert", "nbclient", "nbformat", "ipykernel", "itables", "pyyaml", "requests")
+SECRET_ENV = ("NCBI_API_KEY",)
+
+
+# -- where things live ------------------------------------------------------------
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding ``notebooks/`` (the checkout), searched upwards from ``start`` (cwd)."""
+    start = Path(start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "notebooks").is_dir() and ((folder / "pyproject.toml").is_file() or (folder / "reviews").is_dir()
+                                                 or (folder / "results").is_dir()):
+            return folder
+    return start
+
+
+def notebooks_dir() -> Path:
+    """The folder of the review notebooks (``notebooks/`` of the checkout)."""
+    for folder in (project_root() / "notebooks", Path(__file__).resolve().parent.parent / "notebooks"):
+        if (folder / NOTEBOOKS[0]).is_file():
+            return folder
+    raise ConfigError("notebooks/01-search.ipynb not found: run reviewlib from a reviewlib checkout "
+                      "or pass notebooks_dir")
+
+
+def default_review_dir(review: str, reviews_dir: str | Path | None = None) -> Path:
+    """``reviews/<review>/`` under the checkout (or ``reviews_dir``): where the review store lives."""
+    return Path(reviews_dir or project_root() / "reviews") / review
+
+
+@dataclass
+class ReviewContext:
+    """What a notebook needs: the protocol, the open store and the folders.
+
+    Attributes
+    ----------
+    protocol : Protocol
+    store : ReviewStore
+        ``<review_dir>/review.sqlite``.
+    review_dir : pathlib.Path
+    output_dir : pathlib.Path
+        Where figures and tables of this run go (the run folder under ``reviewlib run``).
+    run_name : str
+        The run id, or ``'interactive'`` in JupyterLab.
+    """
+
+    protocol: Protocol
+    store: ReviewStore
+    review_dir: Path
+    output_dir: Path
+    run_name: str
+
+    @property
+    def synthetic(self) -> bool:
+        """True when the review runs on the synthetic demo snapshot."""
+        return self.protocol.synthetic
+
+    @property
+    def figures_dir(self) -> Path:
+        """``<output_dir>/figures``, created."""
+        path = self.output_dir / "figures"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def results_root(self) -> Path:
+        """``results/<review>/``: the folder holding this review's runs."""
+        return self.output_dir.parent
+
+
+def open_review(protocol: str | Path | None = None, *, review_dir: str | Path | None = None,
+                output_dir: str | Path | None = None, run_name: str | None = None) -> ReviewContext:
+    """Open a review for a notebook: load the protocol, open its store.
+
+    Parameters
+    ----------
+    protocol : str or path-like, optional
+        A protocol path or name (default: the CAR-T demo).
+    review_dir : path-like, optional
+        Folder of the review store; default ``reviews/<review>/`` of the checkout.
+    output_dir : path-like, optional
+        Folder for this run's figures; default ``results/<review>/interactive/``.
+    run_name : str, optional
+        The run id; default ``'interactive'``.
+    """
+    proto = load_protocol(protocol or None)
+    rdir = Path(review_dir) if review_dir else default_review_dir(proto.name)
+    odir = Path(output_dir) if output_dir else project_root() / "results" / proto.name / "interactive"
+    odir.mkdir(parents=True, exist_ok=True)
+    store = ReviewStore(rdir / STORE_NAME)
+    return ReviewContext(protocol=proto, store=store, review_dir=rdir, output_dir=odir,
+                         run_name=run_name or "interactive")
+
+
+def search(ctx: ReviewContext, *, offline: bool = True, since: str | None = None,
+           mindate: str | None = None, maxdate: str | None = None) -> Any:
+    """Run the protocol's search into the store and register it as this run's search.
+
+    Parameters
+    ----------
+    ctx : ReviewContext
+        From :func:`open_review`.
+    offline : bool
+        Load the protocol's snapshot instead of querying PubMed.
+    since : str, optional
+        Living update (online): only records PubMed added since this date
+        (``YYYY/MM/DD``, Entrez date), merged with the previous run's records.
+    mindate, maxdate : str, optional
+        Override the protocol's publication-date range.
+
+    Returns
+    -------
+    reviewlib.fetch.SearchResult
+    """
+    import inspect
+    from . import fetch
+    kwargs: dict[str, Any] = {"offline": offline, "mindate": mindate, "maxdate": maxdate}
+    if since and not offline:
+        kwargs["mindate"] = since
+        params = inspect.signature(fetch.run_search).parameters
+        if "datetype" in params:
+            kwargs["datetype"] = "edat"
+        else:
+            logger.warning("fetch.run_search has no datetype: the living update uses the protocol's date type")
+    result = fetch.run_search(ctx.protocol, ctx.store, **kwargs)
+    living.register_search(ctx.store, ctx.run_name, result.search_id, since=since if not offline else None)
+    return result
+
+
+def record_demo_decisions(store: ReviewStore, protocol: Protocol, records: Any = None,
+                          reviewer: str = DEMO_REVIEWER, stage: str = "title-abstract") -> int:
+    """Record the synthetic demo reviewer's decisions (demo snapshot only).
+
+    Only decisions the demo reviewer has not already made (same record,
+    stage and decision) are appended, so reruns do not grow the history, and
+    only for records in ``records`` (when given).  A real person's decisions
+    are never touched: these are stored under ``reviewer``.
+
+    Returns
+    -------
+    int
+        The number of decisions appended.
+    """
+    if not protocol.synthetic:
+        raise ConfigError(f"protocol {protocol.path} is not the synthetic demo: demo decisions are only for the "
+                          "demo snapshot; screen the records yourself in 02-screen")
+    from .snapshot import demo_decisions
+    frame = demo_decisions()
+    wanted = None if records is None else set(records["record_id"])
+    current = {(r["record_id"], r["decision"]) for r in store.connection.execute(
+        "SELECT record_id, decision FROM decisions d WHERE reviewer=? AND stage=? AND decision_id = "
+        "(SELECT MAX(decision_id) FROM decisions WHERE record_id=d.record_id AND reviewer=d.reviewer "
+        "AND stage=d.stage)", (reviewer, stage))}
+    n = 0
+    for row in frame.itertuples(index=False):
+        record_id = f"pmid:{row.pmid}"
+        if wanted is not None and record_id not in wanted:
+            continue
+        if (record_id, row.decision) in current:
+            continue
+        reason = row.reason if isinstance(row.reason, str) and row.reason else None
+        store.append_decision(record_id, reviewer, stage, row.decision, reason=reason,
+                              note="synthetic demo reviewer", kind="human")
+        n += 1
+    return n
+
+
+# -- the run -----------------------------------------------------------------------
+@dataclass
+class RunResult:
+    """A finished run: its folder, manifest and pages."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    index: Path
+    pages: list[Path] = field(default_factory=list)
+
+    @property
+    def changes(self) -> dict[str, Any]:
+        """The living-review comparison recorded in the manifest."""
+        return self.manifest.get("living", {})
+
+
+def parse_parameters(pairs: list[list[str]] | None) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs to a dict; values read as YAML scalars (``true``, ``42``, ``null``)."""
+    import yaml
+    out: dict[str, Any] = {}
+    for name, value in pairs or []:
+        try:
+            parsed = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            parsed = value
+        if isinstance(parsed, (dict, list)) or parsed is None and value not in ("null", "None", "~"):
+            parsed = value
+        out[name] = parsed
+    return out
+
+
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """The names (and literal defaults) assigned in a notebook's ``parameters`` cell."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            names = {}
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for t in targets:
+                        if isinstance(t, ast.Name):
+                            try:
+                                names[t.id] = ast.literal_eval(node.value)
+                            except (ValueError, SyntaxError):
+                                names[t.id] = None
+            return names
+    raise ConfigError(f"notebook {path} has no cell tagged 'parameters': tag its first code cell 'parameters'")
+
+
+def _check_parameters(user: Mapping[str, Any], known: set[str]) -> None:
+    for name in user:
+        low = name.lower()
+        if any(bad in low for bad in FORBIDDEN_PARAMETERS):
+            raise ConfigError(f"parameter {name!r} looks like a secret: set NCBI_API_KEY / NCBI_EMAIL in the "
+                              "environment instead; they are never written to notebooks or results")
+        if name not in known:
+            raise ConfigError(f"unknown parameter {name!r}: the notebooks take {', '.join(sorted(known))}")
+
+
+def _new_run_id(results_root: Path, now: datetime) -> str:
+    base = now.strftime("%Y%m%dT%H%M%SZ")
+    run_id, n = base, 1
+    while (results_root / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def _git_commit(root: Path) -> tuple[str | None, bool | None]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10)
+        if commit.returncode != 0:
+            return None, None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+        return commit.stdout.strip(), bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of reviewlib, Python and the packages a run depends on."""
+    from importlib import metadata
+    out = {"reviewlib": __version__, "python": platform.python_version()}
+    for dist in VERSIONED:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _point_latest(results_root: Path, run_dir: Path) -> Path:
+    """Make ``results/<review>/latest`` point at ``run_dir`` atomically (symlink, else a file)."""
+    latest = results_root / "latest"
+    tmp = results_root / f".latest.{os.getpid()}"
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(run_dir.name, tmp, target_is_directory=True)
+        if latest.is_dir() and not latest.is_symlink():
+            shutil.rmtree(latest)
+        os.replace(tmp, latest)
+    except OSError:
+        logger.debug("symlinks unavailable; writing %s as a file", latest)
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.write_text(run_dir.name + "\n", encoding="utf-8")
+        os.replace(tmp, latest)
+    return latest
+
+
+def latest_run(results_root: str | Path) -> Path | None:
+    """The run folder ``results/<review>/latest`` points to (symlink or file), or None."""
+    latest = Path(results_root) / "latest"
+    if latest.is_symlink() or latest.is_dir():
+        return latest.resolve()
+    if latest.is_file():
+        return Path(results_root) / latest.read_text(encoding="utf-8").strip()
+    return None
+
+
+class _QuietNoise(logging.Filter):
+    """Drop two harmless messages that would bury the run's log: zmq clean-up and image alt text."""
+
+    NOISE = ("Could not destroy zmq context", "Alternative text is missing")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.NOISE)
+
+
+for _name in ("traitlets", "papermill", "nbconvert"):
+    logging.getLogger(_name).addFilter(_QuietNoise())
+
+
+class _Kernel:
+    """One kernel shared by the notebooks of a run (or none: papermill starts one per notebook)."""
+
+    def __init__(self, shared: bool, kernel_name: str):
+        self.km = None
+        self.kernel_name = kernel_name
+        if shared:
+            from jupyter_client.manager import AsyncKernelManager
+            self.km = AsyncKernelManager(kernel_name=kernel_name)
+
+    def reset(self) -> None:
+        """Clear the user namespace (modules stay imported), so notebooks only share the store."""
+        if self.km is None or not self.km.has_kernel:
+            return
+        import nbformat
+        from nbclient import NotebookClient
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+            "get_ipython().run_line_magic('reset', '-f')\n"
+            "import matplotlib.pyplot as _plt; _plt.close('all'); del _plt")])
+        NotebookClient(nb, km=self.km, kernel_name=self.kernel_name, timeout=60).execute()
+
+    def shutdown(self) -> None:
+        if self.km is not None and self.km.has_kernel:
+            from jupyter_core.utils import run_sync
+            try:
+                run_sync(self.km.shutdown_kernel)(now=True)
+            except Exception as exc:  # a kernel that is already gone
+                logger.debug("kernel shutdown: %s", exc)
+
+
+def _execute(kernel: _Kernel, source: Path, target: Path, parameters: dict[str, Any], cwd: Path,
+             timeout: int) -> None:
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+    kwargs: dict[str, Any] = {}
+    if kernel.km is not None:
+        kwargs["km"] = kernel.km
+    try:
+        pm.execute_notebook(str(source), str(target), parameters=parameters, kernel_name=kernel.kernel_name,
+                            progress_bar=False, cwd=str(cwd), execution_timeout=timeout,
+                            request_save_on_cell_execute=True, **kwargs)
+    except PapermillExecutionError as exc:
+        first = next((line for line in (exc.source or "").splitlines() if line.strip()), "")
+        evalue = " ".join(str(exc.evalue).split())
+        raise PipelineError(f"notebook {source.name} failed in cell {exc.cell_index} (In [{exc.exec_count}]: "
+                            f"{first[:80]}): {exc.ename}: {evalue}; the partly executed notebook is {target}",
+                            notebook=source.name, cell=exc.cell_index, ename=exc.ename,
+                            evalue=str(exc.evalue)) from exc
+    except ReviewlibError:
+        raise
+    except Exception as exc:
+        raise PipelineError(f"notebook {source.name} could not be executed: {type(exc).__name__}: {exc}",
+                            notebook=source.name, ename=type(exc).__name__, evalue=str(exc)) from exc
+
+
+def _search_facts(store: ReviewStore, run_id: str) -> dict[str, Any]:
+    ids = living.run_search_ids(store, run_id)
+    if not ids:
+        return {}
+    rows = store.searches()
+    rows = rows[rows["search_id"].isin(ids)]
+    last = rows.iloc[-1]
+    return {"search_ids": [int(i) for i in ids], "source": last["source"],
+            "translation": last["translation"], "count": None if last["count"] is None else int(last["count"]),
+            "mindate": last["mindate"], "maxdate": last["maxdate"], "datetype": last["datetype"],
+            "warnings": [w for ws in rows["warnings"] for w in ws], "status": last["status"]}
+
+
+def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], sets: living.RunSets) -> dict[str, Any]:
+    """The number of records at each stage of a run (PRISMA counts when ``reviewlib.prisma`` is there)."""
+    counts: dict[str, Any] = {"identified": search.get("count"), "retrieved": len(sets.matched)}
+    try:
+        from . import dedup
+        result = dedup.load(store)
+        if result is not None:
+            counts["duplicates_removed"] = int(result.n_removed)
+            counts["after_deduplication"] = int(len(result.records))
+    except ImportError:
+        pass
+    try:
+        from . import decisions
+        current = decisions.current_decisions(store, stage="title-abstract")
+        matched = {f"pmid:{p}" if p.isdigit() else p for p in sets.matched}
+        current = current[current["record_id"].isin(matched)]
+        counts["screened"] = int(current["record_id"].nunique())
+    except ImportError:
+        pass
+    counts["included"] = len(sets.included)
+    try:
+        from . import extraction
+        values = extraction.current_values(store)
+        if values is not None and len(values):
+            key = "record_id" if "record_id" in values.columns else "pmid"
+            ids = {str(v) for v in values[key]}
+            inc = {f"pmid:{p}" for p in sets.included} | set(sets.included)
+            counts["extracted"] = len(ids & inc)
+    except ImportError:
+        pass
+    try:
+        from . import prisma
+        counts["prisma"] = prisma.counts(store)
+    except ImportError:
+        pass
+    return counts
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        if isinstance(value, Mapping):
+            return {str(k): _jsonable(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple, set)):
+            return [_jsonable(v) for v in value]
+        if hasattr(value, "item"):
+            return value.item()
+        return str(value)
+
+
+def run_review(protocol: str | Path | None = None, *, offline: bool = True, parameters: Mapping[str, Any] | None = None,
+               results_dir: str | Path | None = None, reviews_dir: str | Path | None = None,
+               review_dir: str | Path | None = None, notebooks: str | Path | None = None,
+               shared_kernel: bool = True, full_search: bool = False, kernel_name: str = "python3",
+               timeout: int = 1800, render: bool = True) -> RunResult:
+    """Run a review's notebooks in order and publish the run.
+
+    Parameters
+    ----------
+    protocol : str or path-like, optional
+        Protocol name or path (default: the CAR-T demo).
+    offline : bool
+        True: the protocol's snapshot; False: PubMed (NCBI_EMAIL, optionally
+        NCBI_API_KEY, from the environment).
+    parameters : mapping, optional
+        Notebook parameters overriding the defaults (``-p NAME VALUE``).
+    results_dir : path-like, optional
+        Default ``results/`` of the checkout; the run goes to ``<results_dir>/<review>/<run-id>/``.
+    reviews_dir, review_dir : path-like, optional
+        Where the review store lives: ``<reviews_dir>/<review>/`` or exactly ``review_dir``
+        (default ``reviews/<review>/``).
+    notebooks : path-like, optional
+        Folder of the four notebooks (default ``notebooks/`` of the checkout).
+    shared_kernel : bool
+        One kernel for all notebooks (default) or one per notebook.
+    full_search : bool
+        Online: search the whole date range even if a previous run exists
+        (otherwise only records added since the previous run are fetched).
+    render : bool
+        Render HTML pages and index (the benchmark can turn it off).
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    PipelineError
+        A notebook failed: names the notebook and cell; the partly executed
+        notebook is in the run folder, whose manifest says ``failed``.
+    ConfigError
+        A secret given as a parameter, an unknown parameter, or a missing notebook.
+    """
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    proto = load_protocol(protocol)
+    nb_dir = Path(notebooks) if notebooks else notebooks_dir()
+    sources = [nb_dir / name for name in NOTEBOOKS]
+    for src in sources:
+        if not src.is_file():
+            raise ConfigError(f"notebook {src} not found: the pipeline needs {', '.join(NOTEBOOKS)} in {nb_dir}")
+    known: set[str] = set()
+    for src in sources:
+        known |= set(notebook_parameters(src))
+    user = dict(parameters or {})
+    _check_parameters(user, known)
+
+    results_root = Path(results_dir or project_root() / "results") / proto.name
+    results_root.mkdir(parents=True, exist_ok=True)
+    rdir = Path(review_dir) if review_dir else default_review_dir(proto.name, reviews_dir)
+    run_id = _new_run_id(results_root, started)
+    run_dir = results_root / run_id
+    run_dir.mkdir(parents=True)
+    previous = living.previous_run(results_root, exclude=run_id)
+    since = None
+    if not offline and not full_search and previous is not None:
+        pm = previous[1]
+        if pm.get("mode") == "online" and pm.get("protocol", {}).get("sha256") == proto.sha256:
+            since = living.since_date(pm)
+    base = {"protocol": str(proto.path), "review_dir": str(rdir.resolve()), "output_dir": str(run_dir.resolve()),
+            "run_name": run_id, "offline": bool(offline), "since": since, "interactive": False}
+    base.update(user)
+    logger.info("run %s of %s (%s%s) -> %s", run_id, proto.name, "offline" if offline else "online",
+                f", since {since}" if since else "", run_dir)
+
+    manifest: dict[str, Any] = {
+        "schema": 1, "status": "running", "review": proto.name, "title": proto.title,
+        "question": " ".join(str(proto.raw.get("question") or "").split()), "run_id": run_id,
+        "protocol": {"path": str(proto.path), "sha256": proto.sha256},
+        "mode": "offline" if offline else "online", "synthetic": bool(offline and proto.synthetic),
+        "notice": report.synthetic_notice(proto) if offline else None,
+        "query": proto.query, "parameters": _jsonable({k: v for k, v in base.items()}),
+        "incremental": since is not None, "since": since,
+        "kernel": "shared" if shared_kernel else "per-notebook",
+        "versions": package_versions(), "started_at": started.isoformat(timespec="seconds"),
+    }
+    manifest["git_commit"], manifest["git_dirty"] = _git_commit(nb_dir.parent)
+
+    timings: list[dict[str, Any]] = []
+    kernel = _Kernel(shared_kernel, kernel_name)
+    secrets = [os.environ.get(name) for name in SECRET_ENV]
+    try:
+        for i, src in enumerate(sources):
+            if i:
+                kernel.reset()
+            t = time.perf_counter()
+            logger.info("  %s ...", src.name)
+            _execute(kernel, src, run_dir / src.name, base, nb_dir, timeout)
+            timings.append({"notebook": src.name, "seconds": round(time.perf_counter() - t, 2)})
+    except PipelineError as exc:
+        kernel.shutdown()
+        report.scrub_secrets(run_dir, secrets)
+        manifest.update(status="failed", notebooks=timings,
+                        error={"notebook": exc.notebook, "cell": exc.cell, "ename": exc.ename,
+                               "evalue": report.escape(exc.evalue)[:2000] if exc.evalue else None,
+                               "message": str(exc)},
+                        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        living.write_json(run_dir / living.MANIFEST_FILE, _jsonable(manifest))
+        report.scrub_secrets(run_dir, secrets)
+        raise
+    finally:
+        kernel.shutdown()
+
+    # Publish: sets, comparison, pages, index, then the manifest (last) and latest.
+    with ReviewStore(rdir / STORE_NAME) as store:
+        sets = living.current_sets(store, run_id)
+        search = _search_facts(store, run_id)
+        counts = stage_counts(store, run_id, search, sets)
+    living.save_sets(run_dir, sets)
+    prev_sets = living.load_sets(previous[0]) if previous else None
+    changes = living.compare(prev_sets, sets, previous_run=previous[0].name if previous else None,
+                             incremental=since is not None)
+    manifest.update(search=_jsonable(search), translation=search.get("translation"), counts=_jsonable(counts),
+                    pmids=sets.summary(), living=changes.to_dict(), notebooks=timings,
+                    warnings=list(search.get("warnings") or []) + ([changes.warning()] if changes.alarming else []))
+    pages: list[Path] = []
+    index = run_dir / "index.html"
+    if render:
+        t = time.perf_counter()
+        nav = [("Index", "index.html")] + [(report.PAGE_TITLES.get(s.stem, s.stem), f"{s.stem}.html")
+                                           for s in sources]
+        for src in sources:
+            pages.append(report.render_notebook(run_dir / src.name, run_dir / f"{src.stem}.html",
+                                                notice=manifest["notice"], nav=nav, warning=changes.warning(),
+                                                title=f"{proto.title}: {report.PAGE_TITLES.get(src.stem, src.stem)}"))
+        manifest["render_seconds"] = round(time.perf_counter() - t, 2)
+    figures = sorted(p.relative_to(run_dir).as_posix() for p in (run_dir / "figures").glob("*.png")) \
+        if (run_dir / "figures").is_dir() else []
+    manifest["figures"] = figures
+    manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest["duration_seconds"] = round(time.perf_counter() - t0, 2)
+    manifest["status"] = "complete"
+    manifest = _jsonable(manifest)
+    if render:
+        page_links = [(report.PAGE_TITLES.get(p.stem, p.stem), p.name) for p in pages]
+        report.write_index(index, manifest, pages=page_links, figures=figures, changes=changes)
+    leaked = report.scrub_secrets(run_dir, secrets)
+    if leaked:
+        manifest["warnings"].append(f"a secret was removed from {len(leaked)} output file(s)")
+    living.write_json(run_dir / living.MANIFEST_FILE, manifest)
+    _point_latest(results_root, run_dir)
+    if render:
+        runs = [(f"{d.name}/index.html", m) for d, m in reversed(living.complete_runs(results_root))]
+        report.write_index(results_root / "index.html", manifest,
+                           pages=[(l, f"{run_id}/{h}") for l, h in page_links],
+                           figures=[f"{run_id}/{f}" for f in figures], runs=runs, changes=changes)
+    if render:
+        report.scrub_secrets(results_root / "index.html", secrets)
+    return RunResult(run_dir=run_dir, manifest=manifest, index=index, pages=pages)
+
+
+# -- command line ---------------------------------------------------------------------
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Options of ``reviewlib run``."""
+    parser.add_argument("protocol", nargs="?", default=None,
+                        help="protocol name in notebooks/ or path to a YAML (default: car-t-autoimmune)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--offline", dest="offline", action="store_true", default=True,
+                      help="use the protocol's snapshot (default)")
+    mode.add_argument("--online", dest="offline", action="store_false",
+                      help="search PubMed (NCBI_EMAIL and optionally NCBI_API_KEY from the environment)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
+                        help="set a notebook parameter (repeatable), e.g. -p reviewer alice -p seed 7")
+    parser.add_argument("--results", default=None, help="results folder (default: results/ of the checkout)")
+    parser.add_argument("--reviews", default=None, help="folder of review stores (default: reviews/)")
+    parser.add_argument("--full", action="store_true",
+                        help="online: search the whole date range, not only what was added since the last run")
+    parser.add_argument("--kernel-per-notebook", action="store_true",
+                        help="start a fresh kernel for each notebook (slower; the default shares one)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run ``reviewlib run``; prints where the HTML is."""
+    if not getattr(args, "debug", False):
+        for name in ("papermill", "traitlets", "nbclient"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    result = run_review(args.protocol, offline=args.offline, parameters=parse_parameters(args.parameter),
+                        results_dir=args.results, reviews_dir=args.reviews, full_search=args.full,
+                        shared_kernel=not args.kernel_per_notebook)
+    m = result.manifest
+    counts = m.get("pmids", {})
+    print(f"reviewlib run: {m['review']} run {m['run_id']} complete in {m['duration_seconds']:.1f} s: "
+          f"{counts.get('n_matched')} records matched, {counts.get('n_included')} included"
+          + (" (SYNTHETIC demo data)" if m.get("synthetic") else ""))
+    if m.get("living", {}).get("dropped_included"):
+        print(f"WARNING: {result.manifest['warnings'][-1]}", file=sys.stderr)
+    print(f"HTML: {result.index.resolve()}")
+    print(f"      {result.run_dir.parent.resolve() / 'index.html'} (all runs; latest -> {result.run_dir.name})")
+    return 0
