@@ -165,15 +165,20 @@ def search(ctx: ReviewContext, *, offline: bool = True, since: str | None = None
     """
     import inspect
     from . import fetch
-    kwargs: dict[str, Any] = {"offline": offline, "mindate": mindate, "maxdate": maxdate}
     if since and not offline:
-        kwargs["mindate"] = since
-        params = inspect.signature(fetch.run_search).parameters
-        if "datetype" in params:
-            kwargs["datetype"] = "edat"
-        else:
-            logger.warning("fetch.run_search has no datetype: the living update uses the protocol's date type")
-    result = fetch.run_search(ctx.protocol, ctx.store, **kwargs)
+        if "since" in inspect.signature(fetch.run_search).parameters:
+            result = fetch.run_search(ctx.protocol, ctx.store, offline=False, mindate=mindate, maxdate=maxdate,
+                                      since=since)
+        else:  # the protocol's range stays in the query; only records added (edat) since the date are fetched
+            settings = ctx.protocol.search
+            result = fetch.fetch_pubmed(ctx.protocol.query, ctx.store,
+                                        mindate=mindate or settings.get("mindate") or None,
+                                        maxdate=maxdate or settings.get("maxdate") or None,
+                                        datetype=str(settings.get("datetype") or "pdat"),
+                                        batch_size=int(settings.get("batch_size") or 500),
+                                        since=since, progress=False)
+    else:
+        result = fetch.run_search(ctx.protocol, ctx.store, offline=offline, mindate=mindate, maxdate=maxdate)
     living.register_search(ctx.store, ctx.run_name, result.search_id, since=since if not offline else None)
     return result
 
@@ -195,6 +200,7 @@ def record_demo_decisions(store: ReviewStore, protocol: Protocol, records: Any =
     if not protocol.synthetic:
         raise ConfigError(f"protocol {protocol.path} is not the synthetic demo: demo decisions are only for the "
                           "demo snapshot; screen the records yourself in 02-screen")
+    from .decisions import record_decision
     from .snapshot import demo_decisions
     frame = demo_decisions()
     wanted = None if records is None else set(records["record_id"])
@@ -210,8 +216,8 @@ def record_demo_decisions(store: ReviewStore, protocol: Protocol, records: Any =
         if (record_id, row.decision) in current:
             continue
         reason = row.reason if isinstance(row.reason, str) and row.reason else None
-        store.append_decision(record_id, reviewer, stage, row.decision, reason=reason,
-                              note="synthetic demo reviewer", kind="human")
+        record_decision(store, record_id, reviewer, row.decision, stage=stage, reason=reason,
+                        note="synthetic demo reviewer")
         n += 1
     return n
 

@@ -602,6 +602,13 @@ def reason_labels(protocol: Any) -> dict[str, str]:
     return {str(r): str(r) for r in reasons}
 
 
+def rule_decisions(proposed: Any) -> dict[str, int]:
+    """How many records the rules propose to include, exclude, or leave to a person ('unsure')."""
+    counts = proposed["decision"].value_counts().to_dict() if len(proposed) else {}
+    return {"include": int(counts.get("include", 0)), "exclude": int(counts.get("exclude", 0)),
+            "unsure (left to a person)": int(counts.get("unsure", 0))}
+
+
 def rule_summary(store: Any, protocol: Any = None) -> Any:
     """What the protocol's rules decided: decision and reason -> records (current rule decisions)."""
     import pandas as pd
@@ -651,22 +658,18 @@ def show_agreement(store: Any, stage: str = "title-abstract") -> None:
     """Show agreement between reviewers (Cohen's kappa) when two or more people screened, else say so."""
     from IPython.display import Markdown, display
     from . import decisions
-    current = decisions.current_decisions(store, stage=stage)
-    humans = current[current["kind"] == "human"]
-    people = sorted(set(humans["reviewer"]))
+    from . import agreement
+    people = sorted(agreement.reviewer_names(store, stage))
     if len(people) < 2:
         display(Markdown(f"Agreement needs two reviewers; {len(people)} person"
                          f"{'' if len(people) == 1 else 's'} screened so far ({escape(', '.join(people)) or 'none'})."))
         return
-    agreement = getattr(decisions, "agreement", None)
-    if agreement is None:
-        display(Markdown("Agreement statistics are not available in this version of reviewlib."))
-        return
-    result = agreement(store, stage=stage)
-    if hasattr(result, "to_frame") or hasattr(result, "columns"):
-        show_table(result if hasattr(result, "columns") else result.to_frame(), caption="agreement between reviewers")
-    else:
-        show_facts(result if isinstance(result, Mapping) else vars(result), title="Agreement between reviewers")
+    from . import agreement
+    show_table(agreement.agreement(store, stage=stage), caption="agreement between reviewers (Cohen's kappa)")
+    conflicts = agreement.conflicts(store, stage=stage)
+    display(Markdown(f"**{len(conflicts)}** record(s) where reviewers disagree and a resolution is needed."))
+    if len(conflicts):
+        show_table(conflicts, caption="records needing a resolution")
 
 
 def evidence_figures(table: Any, *, notice: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""Living review: which records make up a run, and what changed between two runs.
+
+Real SQLite stores and real run folders on disk; the full-pipeline rerun is in test_pipeline.py.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from reviewlib import living
+from reviewlib.store import ReviewStore
+
+
+def _records(pmids):
+    return pd.DataFrame({"pmid": [str(p) for p in pmids], "title": [f"CAR-T study {p}" for p in pmids]})
+
+
+def _search(store, pmids, source="pubmed"):
+    sid = store.add_search(source, "car-t", count=len(pmids), status="complete")
+    store.add_records(_records(pmids), search_id=sid)
+    return sid
+
+
+@pytest.fixture
+def store(tmp_path):
+    with ReviewStore(tmp_path / "review" / "review.sqlite") as s:
+        yield s
+
+
+def test_full_search_is_the_run_record_set(store):
+    old = _search(store, [1, 2, 3])
+    living.register_search(store, "run-a", old)
+    new = _search(store, [2, 3, 4])
+    living.register_search(store, "run-b", new)
+    assert sorted(living.run_records(store, "run-a")["pmid"]) == ["1", "2", "3"]
+    assert sorted(living.run_records(store, "run-b")["pmid"]) == ["2", "3", "4"]
+
+
+def test_incremental_search_adds_to_the_last_full_search(store):
+    full = _search(store, [1, 2, 3])
+    living.register_search(store, "run-a", full)
+    inc = _search(store, [4, 5])
+    living.register_search(store, "run-b", inc, since="2026/01/01")
+    assert living.run_search_ids(store, "run-b") == [full, inc]
+    assert sorted(living.run_records(store, "run-b")["pmid"]) == ["1", "2", "3", "4", "5"]
+    # a later full search starts the chain again
+    full2 = _search(store, [2, 5])
+    living.register_search(store, "run-c", full2)
+    assert living.run_search_ids(store, "run-c") == [full2]
+
+
+def test_unregistered_run_falls_back_to_the_latest_complete_search(store):
+    _search(store, [1])
+    latest = _search(store, [7, 8])
+    assert living.run_search_ids(store, "interactive") == [latest]
+
+
+def test_compare_reports_new_gone_and_dropped_included():
+    before = living.RunSets(matched=["1", "2", "3", "10"], included=["2", "3"])
+    after = living.RunSets(matched=["2", "4", "10"], included=["2", "10"])
+    changes = living.compare(before, after, previous_run="20260101T000000Z")
+    assert changes.new == ["4"]
+    assert changes.gone == ["1", "3"]
+    assert changes.dropped_included == ["3"]
+    assert changes.newly_included == ["10"]
+    assert changes.alarming
+    assert "3" in changes.warning() and "20260101T000000Z" in changes.warning()
+
+
+def test_pmids_sort_numerically_not_as_text():
+    changes = living.compare(living.RunSets(matched=[]), living.RunSets(matched=["10", "9", "100"]), previous_run="x")
+    assert changes.new == ["9", "10", "100"]
+
+
+def test_incremental_run_cannot_see_records_that_stopped_matching():
+    changes = living.compare(living.RunSets(matched=["1", "2"]), living.RunSets(matched=["2", "3"]),
+                             previous_run="x", incremental=True)
+    assert changes.gone == [] and changes.new == ["3"]
+
+
+def test_first_run_has_nothing_to_compare():
+    changes = living.compare(None, living.RunSets(matched=["1"], included=["1"]))
+    assert changes.first_run and not changes.alarming and changes.warning() is None
+    assert changes.to_dict()["first_run"] is True
+
+
+def test_digest_ignores_order_and_duplicates():
+    assert living.RunSets.digest(["2", "1", "1"]) == living.RunSets.digest(["1", "2"])
+    assert living.RunSets.digest(["1"]) != living.RunSets.digest(["1", "2"])
+
+
+def _run_folder(root, name, started, status="complete", sets=None):
+    folder = root / name
+    folder.mkdir(parents=True)
+    living.write_json(folder / "manifest.json", {"status": status, "started_at": started, "run_id": name})
+    if sets is not None:
+        living.save_sets(folder, sets)
+    return folder
+
+
+def test_previous_run_skips_failed_runs_and_the_current_one(tmp_path):
+    _run_folder(tmp_path, "a", "2026-01-01T00:00:00+00:00", sets=living.RunSets(matched=["1"]))
+    _run_folder(tmp_path, "b", "2026-02-01T00:00:00+00:00", status="failed")
+    _run_folder(tmp_path, "c", "2026-03-01T00:00:00+00:00", sets=living.RunSets(matched=["1", "2"]))
+    (tmp_path / "latest").symlink_to("c")
+    assert living.previous_run(tmp_path)[0].name == "c"
+    assert living.previous_run(tmp_path, exclude="c")[0].name == "a"
+    assert living.load_sets(tmp_path / "c").matched == ["1", "2"]
+    assert living.load_sets(tmp_path / "b") is None
+
+
+def test_compare_with_previous_reads_the_store_and_the_previous_pmids(tmp_path, store):
+    results = tmp_path / "results" / "car-t"
+    _run_folder(results, "old", "2026-01-01T00:00:00+00:00",
+                sets=living.RunSets(matched=["1", "2", "3"], included=[]))
+    sid = _search(store, [2, 3, 4])
+    living.register_search(store, "new", sid)
+    changes = living.compare_with_previous(results, store, "new")
+    assert (changes.previous_run, changes.new, changes.gone) == ("old", ["4"], ["1"])
+
+
+def test_since_date_is_the_previous_run_day():
+    assert living.since_date({"started_at": "2026-11-25T00:40:53+00:00"}) == "2026/11/25"
+
+
+def test_write_json_leaves_no_temp_file_and_is_readable(tmp_path):
+    path = living.write_json(tmp_path / "m.json", {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
