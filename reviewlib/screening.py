@@ -15,8 +15,7 @@ The ``eligibility`` section
     ``include`` / ``exclude``: lists of sentences shown beside each record in the screener.
 ``publication_types``
     ``exclude``: PubMed publication types (strings); ``unless``: types that mark
-    patient data (a "Letter" that is also "Case Reports" is marked unsure, not
-    excluded); ``reason``.
+    patient data (a "Letter" that is also "Case Reports" is not excluded); ``reason``.
 ``languages``
     ``allowed``: language codes (``eng``); a record in none of them is excluded.
 ``years``
@@ -30,7 +29,9 @@ The ``eligibility`` section
     abstract is only marked unsure.
 ``excluding``
     A list of term groups that exclude (``text``, ``mesh``) unless one of
-    ``unless_text`` / ``unless_mesh`` also matches.
+    ``unless_text`` / ``unless_mesh`` also matches.  ``fields`` limits where a
+    group's text patterns look (``title``, ``abstract``, ``keywords``; all by
+    default), e.g. a malignancy named in the title.
 
 Every criterion may set ``action: exclude`` (default; then ``reason`` is
 required) or ``action: unsure``.  Text patterns are case-insensitive regular
@@ -78,7 +79,9 @@ REASON_SEPARATOR = "; "
 
 _KNOWN_KEYS = {"exclusion_reasons", "criteria", "publication_types", "languages", "years", "animal_only",
                "required", "excluding"}
-_TERM_KEYS = {"name", "reason", "action", "text", "mesh", "unless_text", "unless_mesh"}
+_TERM_KEYS = {"name", "reason", "action", "text", "mesh", "unless_text", "unless_mesh", "fields"}
+#: Record fields a term group's text patterns may search.
+TEXT_FIELDS = ("title", "abstract", "keywords")
 
 
 @dataclass
@@ -92,12 +95,16 @@ class TermGroup:
     unless_mesh: list[str] = field(default_factory=list)
     reason: str | None = None
     action: str = "exclude"
+    fields: tuple[str, ...] = TEXT_FIELDS
 
-    def matches(self, text: str, mesh: set[str]) -> bool:
-        return _any_text(self.patterns, text) or _any_mesh(self.mesh, mesh)
+    def _text(self, texts: dict[str, str]) -> str:
+        return " \n ".join(texts[f] for f in self.fields if texts.get(f))
 
-    def spared(self, text: str, mesh: set[str]) -> bool:
-        return _any_text(self.unless_patterns, text) or _any_mesh(self.unless_mesh, mesh)
+    def matches(self, texts: dict[str, str], mesh: set[str]) -> bool:
+        return _any_text(self.patterns, self._text(texts)) or _any_mesh(self.mesh, mesh)
+
+    def spared(self, texts: dict[str, str], mesh: set[str]) -> bool:
+        return _any_text(self.unless_patterns, self._text(texts)) or _any_mesh(self.unless_mesh, mesh)
 
 
 @dataclass
@@ -233,12 +240,17 @@ def _term_groups(value: Any, reasons: dict[str, str], source: str, name: str,
         if not text and not mesh:
             raise ProtocolError(f"{_where(source, where)} has neither text nor mesh terms: add some or remove it",
                                 source=source)
+        fields = _string_list(spec.get("fields"), source, f"{where}.fields") or list(TEXT_FIELDS)
+        wrong = [f for f in fields if f not in TEXT_FIELDS]
+        if wrong:
+            raise ProtocolError(f"{_where(source, where)}.fields: {wrong[0]!r} is not one of {', '.join(TEXT_FIELDS)}",
+                                source=source)
         groups.append(TermGroup(
             name=gname, patterns=_compile(text, source, f"{where}.text"), mesh=[m.lower() for m in mesh],
             unless_patterns=_compile(_string_list(spec.get("unless_text"), source, f"{where}.unless_text"),
                                      source, f"{where}.unless_text"),
             unless_mesh=[m.lower() for m in _string_list(spec.get("unless_mesh"), source, f"{where}.unless_mesh")],
-            reason=reason, action=action))
+            reason=reason, action=action, fields=tuple(fields)))
     return groups
 
 
@@ -326,12 +338,11 @@ def load_rules(protocol: Protocol | str | Path | dict | None = None) -> Rules:
 
 
 # -- applying -------------------------------------------------------------------
-def _text_of(row: dict[str, Any]) -> str:
-    parts = [row.get("title"), row.get("abstract")]
+def _texts_of(row: dict[str, Any]) -> dict[str, str]:
     kw = row.get("keywords")
-    if isinstance(kw, list):
-        parts.extend(kw)
-    return " \n ".join(str(p) for p in parts if isinstance(p, str) and p)
+    return {"title": row.get("title") if isinstance(row.get("title"), str) else "",
+            "abstract": row.get("abstract") if isinstance(row.get("abstract"), str) else "",
+            "keywords": "; ".join(str(k) for k in kw) if isinstance(kw, list) else ""}
 
 
 def _lower_set(value: Any) -> set[str]:
@@ -342,7 +353,7 @@ def _lower_set(value: Any) -> set[str]:
 
 def evaluate(row: dict[str, Any], rules: Rules) -> tuple[str, list[str], list[str]]:
     """The rules' decision on one record: (decision, reasons, fired criteria)."""
-    text = _text_of(row)
+    texts = _texts_of(row)
     mesh = _lower_set(row.get("mesh_terms"))
     pubtypes = _lower_set(row.get("publication_types"))
     langs = _lower_set(row.get("language"))
@@ -362,10 +373,8 @@ def evaluate(row: dict[str, Any], rules: Rules) -> tuple[str, list[str], list[st
 
     hit = sorted(pubtypes & rules.publication_types)
     if hit:
-        spared = pubtypes & rules.publication_types_unless
-        if spared:
-            fire(f"publication_types:{hit[0]} (also {sorted(spared)[0]})", "unsure", None)
-        else:
+        # a type that marks patient data (a Letter that is also Case Reports) spares the record
+        if not pubtypes & rules.publication_types_unless:
             fire(f"publication_types:{hit[0]}", rules.publication_types_action, rules.publication_types_reason)
     if rules.languages and langs and not (langs & rules.languages):
         fire(f"languages:{','.join(sorted(langs))}", rules.languages_action, rules.languages_reason)
@@ -378,9 +387,9 @@ def evaluate(row: dict[str, Any], rules: Rules) -> tuple[str, list[str], list[st
     if rules.animal_only_action and "animals" in mesh and "humans" not in mesh:
         fire("animal_only", rules.animal_only_action, rules.animal_only_reason)
     for group in rules.excluding:
-        if group.matches(text, mesh) and not group.spared(text, mesh):
+        if group.matches(texts, mesh) and not group.spared(texts, mesh):
             fire(f"excluding:{group.name}", group.action, group.reason)
-    missing = [g for g in rules.required if not g.matches(text, mesh)]
+    missing = [g for g in rules.required if not g.matches(texts, mesh)]
     for group in missing:
         # without an abstract, a missing term proves little: ask a human
         fire(f"required:{group.name}", group.action if has_abstract else "unsure", group.reason)

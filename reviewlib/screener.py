@@ -1,0 +1,411 @@
+"""Title-abstract (or full-text) screening in JupyterLab with ipywidgets.
+
+``Screener(store, reviewer="ana", protocol=protocol).display()`` shows one
+record at a time: its title and abstract with the protocol's terms highlighted
+(text HTML-escaped first, since PubMed text is untrusted; then ``<mark>``
+inserted), include / exclude / maybe buttons, a reason picker (the protocol's
+exclusion reasons) and a note, the eligibility criteria beside the record,
+progress (screened / total, included so far, estimated relevant left) and an
+undo button.  Every click goes straight through
+:func:`reviewlib.decisions.record_decision`: the decision is in the store
+before the next record appears.
+
+Records come in priority order from :mod:`reviewlib.prioritise` when it is
+available (retrained on the reviewer's decisions after each one), else in the
+given order.  In blind mode (``blind=True``) the screener shows the reviewer
+only their own decisions.
+
+Without a kernel (a notebook rendered to HTML), widgets are dead; the bundle
+published by :meth:`Screener.display` carries :func:`static_summary` as its
+``text/html`` fallback, which nbconvert shows when no widget state is saved
+(run papermill with ``store_widget_state=False`` for rendered reports).
+"""
+from __future__ import annotations
+
+import html
+import logging
+import re
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+from . import decisions as dec
+from .errors import InputError, ReviewlibError
+from .screening import Rules, load_rules, vocabulary
+
+logger = logging.getLogger(__name__)
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_STYLE = """<style>
+.rl-screener mark.rl-include {background:#c8f7c5;} .rl-screener mark.rl-exclude {background:#ffd6d6;}
+.rl-screener .rl-title {font-size:1.15em;font-weight:600;margin:0 0 .4em 0;}
+.rl-screener .rl-meta {color:#555;font-size:.9em;margin-bottom:.6em;}
+.rl-screener .rl-abstract {line-height:1.45;max-height:28em;overflow:auto;}
+</style>"""
+
+
+# -- highlighting -----------------------------------------------------------------
+def highlight(text: str | None, patterns: dict[str, Sequence[re.Pattern]]) -> str:
+    """HTML of ``text`` (escaped) with every match of ``patterns`` wrapped in ``<mark>``.
+
+    Parameters
+    ----------
+    text : str or None
+        Untrusted text (a PubMed title or abstract).
+    patterns : dict
+        Class name -> compiled patterns, e.g. ``rules.highlight_patterns()``
+        (``{'include': [...], 'exclude': [...]}``); marks get class ``rl-<name>``.
+
+    Returns
+    -------
+    str
+        Safe HTML: every character of ``text`` is escaped; the only tags are the marks.
+
+    Examples
+    --------
+    >>> import re
+    >>> highlight("CAR-T <b>in</b> lupus", {"include": [re.compile("lupus")]})
+    'CAR-T &lt;b&gt;in&lt;/b&gt; <mark class="rl-include">lupus</mark>'
+    """
+    if not text:
+        return ""
+    spans: list[tuple[int, int, str]] = []
+    for cls, pats in patterns.items():
+        for pat in pats:
+            for m in pat.finditer(text):
+                if m.end() > m.start():
+                    spans.append((m.start(), m.end(), cls))
+    spans.sort(key=lambda s: (s[0], -(s[1] - s[0])))
+    out, pos = [], 0
+    for start, end, cls in spans:
+        if start < pos:          # overlaps a mark already placed
+            continue
+        out.append(html.escape(text[pos:start]))
+        out.append(f'<mark class="rl-{html.escape(cls)}">{html.escape(text[start:end])}</mark>')
+        pos = end
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+# -- static summary ---------------------------------------------------------------
+def summary_tables(store, stage: str | None = "title-abstract", reviewer: str | None = None,
+                   blind: bool = False) -> dict[str, pd.DataFrame]:
+    """Counts behind :func:`static_summary`: 'decisions' (reviewer x decision), 'reasons'
+    (exclusion reason x reviewer) and 'final' (final decision x basis)."""
+    current = dec.current_decisions(store, stage=stage, reviewer=reviewer if blind else None, blind=blind)
+    if reviewer is not None and not blind:
+        pass
+    reasons = vocabulary(store)
+    by_decision = (current.groupby(["reviewer", "decision"]).size().unstack(fill_value=0)
+                   if not current.empty else pd.DataFrame())
+    excl = current[current["decision"] == "exclude"].copy()
+    if not excl.empty:
+        excl["reason"] = excl["reason"].fillna("(no reason)")
+        excl = excl.assign(reason=excl["reason"].str.split("; ")).explode("reason")
+        excl["reason"] = [reasons.get(r, r) for r in excl["reason"]]
+        by_reason = excl.groupby(["reason", "reviewer"]).size().unstack(fill_value=0)
+    else:
+        by_reason = pd.DataFrame()
+    final = pd.DataFrame()
+    if stage is not None and (not blind or dec.is_revealed(store, stage)):
+        fd = dec.final_decisions(store, stage)
+        if not fd.empty:
+            final = fd.groupby(["decision", "basis"]).size().unstack(fill_value=0)
+    return {"decisions": by_decision, "reasons": by_reason, "final": final}
+
+
+def static_summary(store, stage: str | None = "title-abstract", reviewer: str | None = None,
+                   blind: bool = False):
+    """A static HTML summary of screening: counts by decision and by reason, per reviewer.
+
+    Shown in place of the screener where no kernel runs (rendered notebooks).
+
+    Returns
+    -------
+    IPython.display.HTML
+    """
+    from IPython.display import HTML
+    tables = summary_tables(store, stage=stage, reviewer=reviewer, blind=blind)
+    title = f"Screening summary ({html.escape(stage)})" if stage else "Screening summary"
+    parts = [f'<div class="rl-summary"><h4>{title}</h4>']
+    captions = {"decisions": "Current decisions per reviewer",
+                "reasons": "Exclusions per reason and reviewer",
+                "final": "Final decisions (resolution &gt; agreed &gt; single reviewer &gt; rules)"}
+    for key, frame in tables.items():
+        parts.append(f"<p><b>{captions[key]}</b></p>")
+        if frame.empty:
+            parts.append("<p><i>none yet</i></p>")
+        else:
+            frame = frame.copy()
+            frame.columns.name = None
+            parts.append(frame.to_html(escape=True, border=0))
+    parts.append("</div>")
+    return HTML("".join(parts))
+
+
+# -- the widget ----------------------------------------------------------------------
+def _optional_prioritise():
+    try:
+        from . import prioritise
+    except ImportError:       # pragma: no cover - the module ships with reviewlib today
+        return None
+    return prioritise if hasattr(prioritise, "Prioritiser") or hasattr(prioritise, "rank") else None
+
+
+class Screener:
+    """An ipywidgets screener writing every decision to the review store at once.
+
+    Parameters
+    ----------
+    store : ReviewStore
+        The review store.
+    reviewer : str
+        Who is screening.
+    protocol : Protocol, path or name, optional
+        The protocol whose ``eligibility`` section gives the criteria, the
+        reason vocabulary and the terms to highlight.  ``rules=`` may be given instead.
+    rules : Rules, optional
+        Already loaded rules.
+    stage : {'title-abstract', 'full-text'}
+    blind : bool
+        Blind dual screening: show only this reviewer's decisions (until reveal).
+    records : pandas.DataFrame, optional
+        Records to screen (with ``record_id``); default: the store's records
+        minus saved duplicates (:func:`reviewlib.dedup.screening_records`).
+    order : sequence of str, optional
+        The fallback order of record ids (default: the records' order).
+    prioritise : bool
+        Use :mod:`reviewlib.prioritise` to order the queue when it can.
+    seed : int
+        Seed for the prioritisation.
+
+    Examples
+    --------
+    >>> s = Screener(store, "ana", protocol=protocol)   # doctest: +SKIP
+    >>> s.display()                                     # doctest: +SKIP
+    """
+
+    def __init__(self, store, reviewer: str, *, protocol=None, rules: Rules | None = None,
+                 stage: str = "title-abstract", blind: bool = False, records: pd.DataFrame | None = None,
+                 order: Iterable[str] | None = None, prioritise: bool = True, seed: int = 0):
+        import ipywidgets as w
+
+        self.store = store
+        self.reviewer = dec._check_reviewer(reviewer)
+        self.stage = dec._check_stage(stage)
+        self.blind = blind
+        self.seed = seed
+        self.rules = rules if rules is not None else (load_rules(protocol) if protocol is not None else None)
+        self.reasons = dict(self.rules.reasons) if self.rules is not None else vocabulary(store)
+        self._patterns = self.rules.highlight_patterns() if self.rules is not None else {}
+        if records is None:
+            from .dedup import screening_records
+            records = screening_records(store)
+        if "record_id" not in records.columns:
+            raise InputError("records to screen need a record_id column: use store.records() or "
+                             "dedup.screening_records(store)")
+        self.records = records.reset_index(drop=True)
+        self._by_id = {rid: k for k, rid in enumerate(self.records["record_id"])}
+        self._order = [r for r in (order if order is not None else self.records["record_id"]) if r in self._by_id]
+        self._prioritiser = None
+        module = _optional_prioritise() if prioritise else None
+        if module is not None and len(self.records):
+            try:
+                self._prioritiser = module.Prioritiser(self.records, seed=seed, id_column="record_id")
+            except (ReviewlibError, ValueError) as exc:
+                logger.warning("screener: prioritisation unavailable (%s); using the given order", exc)
+        self._queue: list[str] = []
+        self._estimate: str | None = None
+        self.current: str | None = None
+        self.message = ""
+
+        self.progress = w.HTML()
+        self.record_view = w.HTML()
+        self.criteria_view = w.HTML(self._criteria_html())
+        self.others_view = w.HTML()
+        self.reason = w.Dropdown(options=[("(no reason)", None)] + [(f"{v} [{k}]", k) for k, v in self.reasons.items()],
+                                 value=None, description="Reason")
+        self.note = w.Textarea(placeholder="note (optional)", description="Note")
+        self.buttons = {
+            "include": w.Button(description="Include", button_style="success", icon="check"),
+            "exclude": w.Button(description="Exclude", button_style="danger", icon="times"),
+            "maybe": w.Button(description="Maybe", button_style="warning", icon="question"),
+        }
+        for value, button in self.buttons.items():
+            button.on_click(lambda _b, value=value: self.decide(value))
+        self.undo_button = w.Button(description="Undo last", icon="undo")
+        self.undo_button.on_click(lambda _b: self.undo())
+        self.skip_button = w.Button(description="Skip", icon="forward")
+        self.skip_button.on_click(lambda _b: self.skip())
+        self.status = w.HTML()
+        left = w.VBox([self.record_view, self.others_view, self.reason, self.note,
+                       w.HBox(list(self.buttons.values()) + [self.skip_button, self.undo_button])],
+                      layout=w.Layout(width="64%"))
+        right = w.VBox([self.criteria_view], layout=w.Layout(width="34%", padding="0 0 0 1em"))
+        self.widget = w.VBox([self.progress, w.HBox([left, right]), self.status])
+        self.widget.add_class("rl-screener")
+        self.refresh()
+
+    # -- state --------------------------------------------------------------------
+    def my_decisions(self) -> pd.DataFrame:
+        """This reviewer's current decisions at this stage, on the records being screened."""
+        mine = dec.current_decisions(self.store, stage=self.stage, reviewer=self.reviewer)
+        mine = mine[mine["kind"] != "resolution"]
+        return mine[mine["record_id"].isin(self._by_id)]
+
+    def _labels(self, mine: pd.DataFrame) -> dict[str, int]:
+        decided = mine[mine["decision"].isin(["include", "exclude"])]
+        return {r: int(d == "include") for r, d in zip(decided["record_id"], decided["decision"])}
+
+    def refresh(self) -> None:
+        """Recompute the queue (priority order) and show the next record."""
+        mine = self.my_decisions()
+        done = set(mine["record_id"])
+        labels = self._labels(mine)
+        queue = [r for r in self._order if r not in done]
+        self._estimate = None
+        if self._prioritiser is not None and queue:
+            try:
+                ranked = self._prioritiser.rank(labels)
+                ranked = [r for r in ranked if r not in done]
+                if set(ranked) == set(queue):
+                    queue = ranked
+                est = self._prioritiser.estimate_relevant_remaining(labels)
+                self._estimate = f"~{est.expected:.0f} (model)"
+            except (ReviewlibError, ValueError) as exc:
+                logger.warning("screener: prioritisation failed (%s); using the given order", exc)
+        self._queue = queue
+        if self._estimate is None:
+            # simple estimate: the include rate so far (Laplace-smoothed) times the records left
+            n_inc = int((mine["decision"] == "include").sum())
+            rate = (n_inc + 1) / (len(mine) + 2)
+            self._estimate = f"~{rate * len(queue):.0f} (include rate so far)"
+        self.current = queue[0] if queue else None
+        self._render(mine)
+
+    def _render(self, mine: pd.DataFrame) -> None:
+        total = len(self._by_id)
+        n_done = len(mine)
+        n_inc = int((mine["decision"] == "include").sum())
+        mode = " &middot; blind" if self.blind and not dec.is_revealed(self.store, self.stage) else ""
+        self.progress.value = (f"<b>{html.escape(self.reviewer)}</b> &middot; {html.escape(self.stage)}{mode} "
+                               f"&middot; screened {n_done} / {total} &middot; included {n_inc} "
+                               f"&middot; estimated relevant left {html.escape(self._estimate or '?')}")
+        self.record_view.value = _STYLE + self._record_html(self.current)
+        self.others_view.value = self._others_html(self.current)
+        for b in list(self.buttons.values()) + [self.skip_button]:
+            b.disabled = self.current is None
+        self.status.value = html.escape(self.message) if self.message else ""
+
+    def _record_html(self, record_id: str | None) -> str:
+        if record_id is None:
+            return '<div class="rl-screener"><p><b>All records screened.</b></p></div>'
+        row = self.records.iloc[self._by_id[record_id]]
+        meta = [record_id]
+        for col in ("journal", "year"):
+            v = row.get(col)
+            if v is not None and not pd.isna(v):
+                meta.append(str(v))
+        types = row.get("publication_types")
+        if isinstance(types, list) and types:
+            meta.append(", ".join(types))
+        abstract = row.get("abstract") if isinstance(row.get("abstract"), str) else ""
+        return ('<div class="rl-screener">'
+                f'<div class="rl-title">{highlight(row.get("title") or "(no title)", self._patterns)}</div>'
+                f'<div class="rl-meta">{html.escape(" · ".join(meta))}</div>'
+                f'<div class="rl-abstract">{highlight(abstract, self._patterns) or "<i>no abstract</i>"}</div>'
+                "</div>")
+
+    def _others_html(self, record_id: str | None) -> str:
+        if record_id is None or (self.blind and not dec.is_revealed(self.store, self.stage)):
+            return ""
+        current = dec.current_decisions(self.store, stage=self.stage)
+        others = current[(current["record_id"] == record_id) & (current["reviewer"] != self.reviewer)]
+        if others.empty:
+            return ""
+        items = ", ".join(f"{html.escape(str(r.reviewer))}: {html.escape(str(r.decision))}"
+                          + (f" ({html.escape(str(r.reason))})" if r.reason else "")
+                          for r in others.itertuples(index=False))
+        return f"<p style='color:#555'>Other calls: {items}</p>"
+
+    def _criteria_html(self) -> str:
+        parts = ["<div class='rl-criteria'>"]
+        crit = self.rules.criteria if self.rules is not None else {}
+        for key, title in (("include", "Include"), ("exclude", "Exclude")):
+            items = crit.get(key) or []
+            if items:
+                parts.append(f"<b>{title}</b><ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
+        parts.append("<b>Exclusion reasons</b><ul>" + "".join(
+            f"<li><code>{html.escape(k)}</code>: {html.escape(v)}</li>" for k, v in self.reasons.items()) + "</ul>")
+        parts.append("</div>")
+        return "".join(parts)
+
+    # -- actions -------------------------------------------------------------------
+    def decide(self, decision: str) -> int | None:
+        """Record ``decision`` on the current record (with the picked reason and note), then move on."""
+        if self.current is None:
+            return None
+        record_id = self.current
+        try:
+            decision_id = dec.record_decision(self.store, record_id, self.reviewer, decision, stage=self.stage,
+                                              reason=self.reason.value, note=self.note.value or None,
+                                              reasons=self.reasons)
+        except InputError as exc:
+            self.message = f"not saved: {exc}"
+            self.status.value = f"<span style='color:#b00'>{html.escape(self.message)}</span>"
+            return None
+        self.message = f"saved: {decision} {record_id}"
+        self.reason.value = None
+        self.note.value = ""
+        self.refresh()
+        return decision_id
+
+    def skip(self) -> None:
+        """Move the current record to the end of this session's queue without deciding."""
+        if self.current is None:
+            return
+        self._order = [r for r in self._order if r != self.current] + [self.current]
+        if self._prioritiser is not None:
+            self._queue = self._queue[1:] + self._queue[:1]
+            self.current = self._queue[0]
+            self._render(self.my_decisions())
+        else:
+            self.refresh()
+
+    def undo(self) -> dict | None:
+        """Undo this reviewer's last decision (an 'undo' row is appended) and show that record again."""
+        try:
+            undone = dec.undo_last(self.store, self.reviewer, stage=self.stage)
+        except InputError as exc:
+            self.message = str(exc)
+            self.status.value = html.escape(self.message)
+            return None
+        if undone is None:
+            self.message = "nothing to undo"
+            self.status.value = self.message
+            return None
+        self.message = f"undid: {undone['decision']} {undone['record_id']}"
+        self.refresh()
+        if undone["record_id"] in self._by_id and undone["record_id"] in self._queue:
+            self._queue.remove(undone["record_id"])
+            self._queue.insert(0, undone["record_id"])
+            self.current = undone["record_id"]
+            self._render(self.my_decisions())
+        return undone
+
+    # -- display -------------------------------------------------------------------
+    def summary(self):
+        """:func:`static_summary` as this reviewer may see it."""
+        return static_summary(self.store, stage=self.stage, reviewer=self.reviewer if self.blind else None,
+                              blind=self.blind)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        bundle["text/html"] = self.summary().data
+        bundle["text/plain"] = f"Screener({self.reviewer!r}, {self.stage}): needs a running kernel"
+        return bundle
+
+    def display(self) -> None:
+        """Show the widget, with the static summary as the output's text/html fallback."""
+        from IPython.display import display
+        display(self._repr_mimebundle_(), raw=True)
