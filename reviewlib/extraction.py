@@ -1,0 +1,1055 @@
+"""Extract study characteristics from titles and abstracts, and keep reviewers' corrections.
+
+The fields, their allowed values and the words that signal them are declared in the
+protocol's ``extraction`` section; this module holds no vocabulary of its own beyond
+English number words and negation words, so another review declares its own fields.
+
+Field kinds
+-----------
+categorical
+    ``values``: value -> synonyms (case-insensitive regular expressions, or mappings with
+    ``pattern``, ``weight``, ``context`` and ``window``).  One value (``resolve: score`` or
+    ``priority``) or several (``multiple: true``).  ``negated`` names the value a negated
+    mention means ("without lymphodepletion" -> ``none``); ``cues`` are mentions that only
+    count when negated; ``combine`` turns several values found together into one.
+integer, number
+    ``patterns`` containing ``{NUM}`` (digits or number words such as "twelve" or
+    "forty-two"), ``sum_patterns`` whose matches in one sentence joined by "and" add up,
+    ``constant`` patterns giving a fixed value, and for numbers ``units`` (a ``unit`` group).
+derived
+    ``from`` another field through ``map`` (``otherwise`` for the rest).
+reference
+    Set by reviewers only (e.g. ``duplicate_of``).
+
+Any field may have ``fallback`` (fill from another field's value) and
+``not_applicable_when`` (leave "not reported" for some values of another field).
+
+How values are chosen
+---------------------
+Text is split into sentences; the title weighs ``title_weight``, sentences before the
+first one that matches ``study_cues`` (or in a BACKGROUND/INTRODUCTION section) weigh
+``background_weight``, the others 1.  A mention preceded in its clause by a negation
+(no, not, without, neither, nor, never, absence of, free of) or followed by "was not",
+"was omitted", "-free" is negated.  Nothing found means ``not reported``: the extractor
+never guesses.  Each value comes with its supporting sentence and a confidence in [0, 1]
+(a heuristic score, not a calibrated probability).
+
+Reviewers
+---------
+:func:`export_sheet` writes one row per study x field with the machine value and
+evidence; reviewers fill ``corrected_value`` (and ``reviewer``, ``note``);
+:func:`import_sheet` checks every row, then appends the corrections to the store with
+``method='reviewer'`` (nothing is overwritten).  :func:`current_values` lets a reviewer's
+latest value win and says, per field, whether a value is ``machine`` or ``verified``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field as dc_field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import yaml
+
+from .errors import InputError, ProtocolError
+from .protocol import Protocol, load_protocol
+from .records import read_csv as read_records_csv
+from .store import ReviewStore, record_id_for
+
+logger = logging.getLogger(__name__)
+
+NOT_REPORTED = "not reported"
+SEPARATOR = "; "
+KINDS = ("categorical", "integer", "number", "derived", "reference")
+STATUS_MACHINE = "machine"
+STATUS_VERIFIED = "verified"
+META_KEY = "extraction_schema"
+
+# -- English numbers (grammar, not domain vocabulary) --------------------------------------
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+          "nineteen"]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_WORD_VALUE = {w: i for i, w in enumerate(_UNITS)}
+_WORD_VALUE.update({w: 20 + 10 * i for i, w in enumerate(_TENS)})
+_WORD_VALUE.update({"single": 1, "a dozen": 12, "dozen": 12, "hundred": 100, "one hundred": 100})
+_NUM_WORDS = (r"(?:(?:%s)(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|a dozen|one hundred|%s)"
+              % ("|".join(_TENS), "|".join(sorted(_UNITS, key=len, reverse=True))))
+NUMBER_REGEX = r"(?<![\w.])(?:\d+(?:[.,]\d+)?|" + _NUM_WORDS + r")(?![\w])"
+
+_NEGATION_WORDS = {"no", "not", "without", "neither", "nor", "never", "absence", "none", "lack",
+                   "lacked", "lacking", "omitting", "avoiding", "n't"}
+_POST_NEGATION = re.compile(
+    r"^(?:-free\b|\s*(?:(?:\w+\s+){0,1})(?:was|were|is|are|has been|have been|did|does|do)\s+"
+    r"(?:not|never|omitted|withheld|avoided|spared|unnecessary)\b|\s+(?:was|were)\s+omitted\b)",
+    re.IGNORECASE)
+_CLAUSE_BREAK = re.compile(r"[;:]|\b(?:but|whereas|however|although|while)\b", re.IGNORECASE)
+_TOKEN = re.compile(r"[\w'-]+")
+_BACKGROUND_LABELS = {"background", "introduction", "objective", "objectives", "aim", "aims",
+                      "purpose", "context", "rationale", "importance"}
+_LABEL = re.compile(r"^\s*([A-Z][A-Za-z ]{2,30}):\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+
+
+def parse_number(text: str) -> float | None:
+    """Parse digits ("15", "5.5") or English number words ("fifteen", "forty-two").
+
+    Returns None when ``text`` is not a number.
+    """
+    t = str(text).strip().lower().replace(",", ".")
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    if t in _WORD_VALUE:
+        return float(_WORD_VALUE[t])
+    parts = re.split(r"[- ]", t)
+    if len(parts) == 2 and parts[0] in _TENS and parts[1] in _WORD_VALUE:
+        return float(_WORD_VALUE[parts[0]] + _WORD_VALUE[parts[1]])
+    return None
+
+
+# -- schema -------------------------------------------------------------------------------
+@dataclass
+class Synonym:
+    """One way a value is written."""
+
+    regex: re.Pattern
+    weight: float = 1.0
+    context: re.Pattern | None = None
+    window: int | None = None
+
+
+@dataclass
+class Field:
+    """One extraction field, as declared in the protocol."""
+
+    name: str
+    kind: str
+    label: str
+    multiple: bool = False
+    values: dict[str, list[Synonym]] = dc_field(default_factory=dict)
+    allowed: list[str] = dc_field(default_factory=list)
+    resolve: str = "score"
+    negated: str | None = None
+    cues: list[re.Pattern] = dc_field(default_factory=list)
+    combine: list[tuple[list[str], str]] = dc_field(default_factory=list)
+    patterns: list[re.Pattern] = dc_field(default_factory=list)
+    sum_patterns: list[re.Pattern] = dc_field(default_factory=list)
+    constant: list[tuple[re.Pattern, float]] = dc_field(default_factory=list)
+    units: dict[str, float] = dc_field(default_factory=dict)
+    maximum: float | None = None
+    source: str | None = None
+    mapping: dict[str, str] = dc_field(default_factory=dict)
+    otherwise: str | None = None
+    fallback: dict[str, Any] | None = None
+    not_applicable_when: dict[str, list[str]] = dc_field(default_factory=dict)
+
+    def normalise(self, raw: Any) -> str:
+        """Check a value given by a reviewer and return its canonical spelling.
+
+        Raises
+        ------
+        ValueError
+            With a message naming the allowed values.
+        """
+        text = "" if raw is None else str(raw).strip()
+        if self.kind == "reference":
+            return text
+        if text.lower() == NOT_REPORTED:
+            return NOT_REPORTED
+        if self.kind in ("integer", "number"):
+            num = parse_number(text)
+            if num is None or (self.kind == "integer" and num != int(num)):
+                raise ValueError(f"{text!r} is not a{'n integer' if self.kind == 'integer' else ' number'} "
+                                 f"(or '{NOT_REPORTED}') for {self.name}")
+            return str(int(num)) if self.kind == "integer" else _fmt_number(num)
+        lookup = {v.lower(): v for v in self.allowed}
+        parts = [p.strip() for p in text.split(";") if p.strip()] if self.multiple else [text]
+        out = []
+        for p in parts:
+            if p.lower() not in lookup:
+                raise ValueError(f"{p!r} is not an allowed value of {self.name} "
+                                 f"(allowed: {', '.join(self.allowed)})")
+            out.append(lookup[p.lower()])
+        if not out:
+            raise ValueError(f"empty value for {self.name}")
+        return SEPARATOR.join(dict.fromkeys(out))
+
+
+@dataclass
+class Schema:
+    """The extraction fields of a protocol, compiled."""
+
+    fields: dict[str, Field]
+    study_cues: list[re.Pattern]
+    background_weight: float = 0.5
+    title_weight: float = 2.0
+    raw: dict[str, Any] = dc_field(default_factory=dict, repr=False)
+
+    @property
+    def names(self) -> list[str]:
+        """Field names in protocol order."""
+        return list(self.fields)
+
+    def field(self, name: str) -> Field:
+        """A field by name (KeyError if unknown)."""
+        return self.fields[name]
+
+
+def _fmt_number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def _compile(pattern: str, where: str, source: str, numbered: bool = False) -> re.Pattern:
+    text = str(pattern)
+    if numbered:
+        text = text.replace("{NUM2}", f"(?P<n2>{NUMBER_REGEX})").replace("{NUM}", f"(?P<n>{NUMBER_REGEX})")
+    else:
+        text = text.replace("{NUM2}", NUMBER_REGEX).replace("{NUM}", NUMBER_REGEX)
+    try:
+        return re.compile(text, re.IGNORECASE)
+    except re.error as exc:
+        raise ProtocolError(f"protocol {source}: extraction {where}: pattern {pattern!r} is not a valid "
+                            f"regular expression ({exc}): fix it", source=source) from exc
+
+
+def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> Schema:
+    """Read and check the ``extraction`` section of a protocol.
+
+    Parameters
+    ----------
+    protocol : Protocol, dict, path or None
+        A loaded protocol, its ``extraction`` section as a dict, or a protocol name/path.
+
+    Raises
+    ------
+    ProtocolError
+        One line naming the field at fault: no values, unknown kind, bad regular expression,
+        a reference to an unknown field or value.
+    """
+    if isinstance(protocol, dict):
+        section, source = protocol, "(extraction section)"
+    else:
+        if not isinstance(protocol, Protocol):
+            protocol = load_protocol(protocol)
+        section, source = protocol.section("extraction"), str(protocol.path)
+    if not isinstance(section, dict) or not isinstance(section.get("fields"), dict) or not section["fields"]:
+        raise ProtocolError(f"protocol {source} has no extraction.fields: declare the fields to extract "
+                            "(see notebooks/car-t-autoimmune.yaml)", source=source)
+    fields: dict[str, Field] = {}
+    for name, spec in section["fields"].items():
+        name = str(name)
+        if not isinstance(spec, dict):
+            raise ProtocolError(f"protocol {source}: extraction field {name!r} is not a mapping: "
+                                "give it at least a kind", source=source)
+        kind = str(spec.get("kind", ""))
+        if kind not in KINDS:
+            raise ProtocolError(f"protocol {source}: extraction field {name!r} has unknown kind {kind!r}: "
+                                f"use one of {', '.join(KINDS)}", source=source)
+        f = Field(name=name, kind=kind, label=str(spec.get("label") or name))
+        where = f"field {name!r}"
+        if kind == "categorical":
+            values = spec.get("values")
+            if not isinstance(values, dict) or not values:
+                raise ProtocolError(f"protocol {source}: extraction field {name!r} has no values: list its "
+                                    f"allowed values and their synonyms under extraction.fields.{name}.values",
+                                    source=source)
+            f.multiple = bool(spec.get("multiple", False))
+            f.resolve = str(spec.get("resolve", "score"))
+            if f.resolve not in ("score", "priority"):
+                raise ProtocolError(f"protocol {source}: extraction field {name!r}: resolve {f.resolve!r} "
+                                    "is not 'score' or 'priority'", source=source)
+            for value, synonyms in values.items():
+                value = str(value)
+                syns = []
+                for s in synonyms or []:
+                    if isinstance(s, dict):
+                        if "pattern" not in s:
+                            raise ProtocolError(f"protocol {source}: extraction field {name!r}, value {value!r}: "
+                                                "a synonym mapping needs a pattern", source=source)
+                        ctx = s.get("context")
+                        syns.append(Synonym(_compile(s["pattern"], f"{where}, value {value!r}", source),
+                                            float(s.get("weight", 1.0)),
+                                            _compile(ctx, f"{where}, value {value!r}", source) if ctx else None,
+                                            int(s["window"]) if s.get("window") is not None else None))
+                    else:
+                        syns.append(Synonym(_compile(s, f"{where}, value {value!r}", source)))
+                f.values[value] = syns
+            f.negated = str(spec["negated"]) if spec.get("negated") is not None else None
+            f.cues = [_compile(c, where, source) for c in spec.get("cues") or []]
+            for rule in spec.get("combine") or []:
+                members = [str(v) for v in rule.get("all", [])]
+                unknown = [v for v in members if v not in f.values]
+                if len(members) < 2 or unknown or "value" not in rule:
+                    raise ProtocolError(f"protocol {source}: extraction field {name!r}: a combine rule needs "
+                                        f"'all' (two or more of its values) and 'value'; unknown: {unknown}",
+                                        source=source)
+                f.combine.append((members, str(rule["value"])))
+            extra = [str(v) for v in spec.get("extra_values") or []]
+            allowed = list(f.values) + [v for _, v in f.combine] + ([f.negated] if f.negated else []) + extra
+            f.allowed = list(dict.fromkeys(allowed + [NOT_REPORTED]))
+        elif kind in ("integer", "number"):
+            pats = spec.get("patterns") or []
+            if not pats:
+                raise ProtocolError(f"protocol {source}: extraction field {name!r} ({kind}) has no patterns: "
+                                    "give regular expressions with {NUM} where the number is", source=source)
+            f.patterns = [_compile(p, where, source, numbered=True) for p in pats]
+            for p in f.patterns:
+                if "n" not in p.groupindex:
+                    raise ProtocolError(f"protocol {source}: extraction field {name!r}: pattern {p.pattern[:60]!r} "
+                                        "has no {NUM}: mark where the number is", source=source)
+            f.sum_patterns = [_compile(p, where, source, numbered=True) for p in spec.get("sum_patterns") or []]
+            for c in spec.get("constant") or []:
+                if not isinstance(c, dict) or "pattern" not in c or "value" not in c:
+                    raise ProtocolError(f"protocol {source}: extraction field {name!r}: a constant needs "
+                                        "pattern and value", source=source)
+                f.constant.append((_compile(c["pattern"], where, source), float(c["value"])))
+            f.units = {str(k).lower(): float(v) for k, v in (spec.get("units") or {}).items()}
+            if any("unit" in p.groupindex for p in f.patterns) and not f.units:
+                raise ProtocolError(f"protocol {source}: extraction field {name!r}: patterns capture a unit "
+                                    "but no units are declared: add units: {unit: factor}", source=source)
+            f.maximum = float(spec["maximum"]) if spec.get("maximum") is not None else None
+            f.allowed = [NOT_REPORTED]
+        elif kind == "derived":
+            f.source = str(spec.get("from") or "")
+            f.mapping = {str(k): str(v) for k, v in (spec.get("map") or {}).items()}
+            f.otherwise = str(spec["otherwise"]) if spec.get("otherwise") is not None else None
+            vals = [str(v) for v in spec.get("values") or []]
+            f.allowed = list(dict.fromkeys(vals + list(f.mapping.values())
+                                           + ([f.otherwise] if f.otherwise else []) + [NOT_REPORTED]))
+        fb = spec.get("fallback")
+        if fb is not None:
+            if not isinstance(fb, dict) or "from" not in fb or not fb.get("rules"):
+                raise ProtocolError(f"protocol {source}: extraction field {name!r}: fallback needs from and rules",
+                                    source=source)
+            f.fallback = {"from": str(fb["from"]), "rules": list(fb["rules"])}
+        naw = spec.get("not_applicable_when") or {}
+        f.not_applicable_when = {str(k): [str(x) for x in v] for k, v in naw.items()}
+        fields[name] = f
+    # cross-field references
+    for f in fields.values():
+        refs = ([f.source] if f.kind == "derived" else []) + ([f.fallback["from"]] if f.fallback else []) \
+            + list(f.not_applicable_when)
+        for r in refs:
+            if r not in fields:
+                raise ProtocolError(f"protocol {source}: extraction field {f.name!r} refers to unknown field "
+                                    f"{r!r}: declare it or fix the name", source=source)
+        if f.kind == "derived":
+            src = fields[f.source]
+            bad = [k for k in f.mapping if src.allowed and src.kind == "categorical" and k not in src.allowed]
+            if bad:
+                raise ProtocolError(f"protocol {source}: extraction field {f.name!r} maps values {bad} that "
+                                    f"{f.source!r} does not have", source=source)
+        if f.fallback:
+            for rule in f.fallback["rules"]:
+                if str(rule.get("value")) not in f.allowed:
+                    raise ProtocolError(f"protocol {source}: extraction field {f.name!r}: fallback value "
+                                        f"{rule.get('value')!r} is not one of its values", source=source)
+    cues = [_compile(c, "study_cues", source) for c in section.get("study_cues") or []]
+    return Schema(fields=fields, study_cues=cues,
+                  background_weight=float(section.get("background_weight", 0.5)),
+                  title_weight=float(section.get("title_weight", 2.0)), raw=section)
+
+
+# -- text ---------------------------------------------------------------------------------
+@dataclass
+class Sentence:
+    """A sentence of a record with its weight (title, study or background)."""
+
+    text: str
+    role: str  # 'title', 'study', 'background'
+    weight: float
+
+
+def split_sentences(text: str) -> list[tuple[str, str | None]]:
+    """Split text into sentences; each comes with the section label it starts, if any."""
+    out: list[tuple[str, str | None]] = []
+    for part in _SENTENCE_END.split(" ".join(str(text or "").split())):
+        label = None
+        m = _LABEL.match(part)
+        if m and m.group(1).strip().lower() in _BACKGROUND_LABELS | {
+                "methods", "results", "conclusion", "conclusions", "findings", "interpretation",
+                "case presentation", "case", "design", "patients", "discussion", "summary", "funding"}:
+            label = m.group(1).strip().lower()
+            part = part[m.end():]
+        if part.strip():
+            out.append((part.strip(), label))
+    return out
+
+
+def sentences_of(title: str | None, abstract: str | None, schema: Schema,
+                 sections: list[dict] | None = None) -> list[Sentence]:
+    """The weighted sentences of a record: title, then abstract (structured sections if given)."""
+    result: list[Sentence] = []
+    if title and str(title).strip():
+        result.append(Sentence(" ".join(str(title).split()), "title", schema.title_weight))
+    pieces: list[tuple[str, str | None]] = []
+    if sections:
+        for sec in sections:
+            label = str(sec.get("label") or "").strip().lower() or None
+            for i, (s, inline) in enumerate(split_sentences(sec.get("text") or "")):
+                pieces.append((s, inline or label))
+    else:
+        pieces = split_sentences(abstract or "")
+    labelled = any(lbl for _, lbl in pieces)
+    seen_study = False
+    current_label: str | None = None
+    for text, label in pieces:
+        current_label = label or current_label
+        if labelled and current_label:
+            background = current_label in _BACKGROUND_LABELS
+        else:
+            if not seen_study and any(c.search(text) for c in schema.study_cues):
+                seen_study = True
+            background = not seen_study
+        result.append(Sentence(text, "background" if background else "study",
+                               schema.background_weight if background else 1.0))
+    return result
+
+
+def is_negated(text: str, start: int, end: int, window: int = 7) -> bool:
+    """True if the mention text[start:end] is negated in its clause.
+
+    Looks for a negation word among the ``window`` words before the mention (within the same
+    clause: ';', ':', 'but', 'whereas'... end a clause) and for "was not", "was omitted",
+    "-free" right after it.
+    """
+    before = text[:start]
+    breaks = list(_CLAUSE_BREAK.finditer(before))
+    if breaks:
+        before = before[breaks[-1].end():]
+    tokens = [t.lower() for t in _TOKEN.findall(before)][-window:]
+    if any(t in _NEGATION_WORDS for t in tokens):
+        return True
+    if re.search(r"\b(?:absence|free)\s+of\s+(?:\w+\s+){0,3}$", before, re.IGNORECASE):
+        return True
+    return bool(_POST_NEGATION.match(text[end:end + 60]))
+
+
+@dataclass
+class Match:
+    value: str
+    start: int
+    end: int
+    sentence: int
+    score: float
+    role: str
+
+
+# -- extraction of one field ----------------------------------------------------------------
+@dataclass
+class Extracted:
+    """The value of one field for one record, with its evidence."""
+
+    value: str = NOT_REPORTED
+    evidence: str = ""
+    confidence: float = 0.5
+    raw: Any = None  # numbers as float, categorical as list of values
+
+
+def _categorical(f: Field, sents: list[Sentence]) -> Extracted:
+    matches: list[Match] = []
+    for i, s in enumerate(sents):
+        found: list[Match] = []
+        for value, syns in f.values.items():
+            for syn in syns:
+                for m in syn.regex.finditer(s.text):
+                    if syn.context is not None:
+                        w = syn.window if syn.window is not None else len(s.text)
+                        if not syn.context.search(s.text[max(0, m.start() - w): m.end() + w]):
+                            continue
+                    found.append(Match(value, m.start(), m.end(), i, syn.weight * s.weight, s.role))
+        for cue in f.cues:
+            for m in cue.finditer(s.text):
+                if f.negated and is_negated(s.text, m.start(), m.end()):
+                    found.append(Match(f.negated, m.start(), m.end(), i, s.weight, s.role))
+        # longest mention wins where mentions overlap ("phase 1" inside "phase 1/2")
+        found.sort(key=lambda x: (-(x.end - x.start), x.start))
+        kept: list[Match] = []
+        for m in found:
+            if any(m.start < k.end and k.start < m.end for k in kept):
+                continue
+            kept.append(m)
+        for m in kept:
+            if m.value != f.negated and is_negated(s.text, m.start, m.end):
+                if f.negated:
+                    m.value = f.negated
+                else:
+                    continue
+            matches.append(m)
+    if not matches:
+        return Extracted(NOT_REPORTED, "", 0.5, [])
+    scores: dict[str, float] = {}
+    strong: set[str] = set()
+    for m in matches:
+        scores[m.value] = scores.get(m.value, 0.0) + m.score
+        if m.role != "background":
+            strong.add(m.value)
+    order = {v: i for i, v in enumerate(f.allowed)}
+    if f.multiple:
+        chosen = [v for v in f.values if v in strong] or [v for v in f.values if v in scores]
+        for members, combined in f.combine:
+            if all(v in chosen for v in members):
+                chosen = [v for v in chosen if v not in members] + [combined]
+        extra_neg = [f.negated] if f.negated and f.negated in scores and f.negated not in chosen else []
+        chosen = chosen or extra_neg
+    else:
+        for members, combined in f.combine:
+            if all(v in strong for v in members):
+                # the combination wins over its parts
+                scores[combined] = scores.get(combined, 0.0) + sum(scores[v] for v in members if v != combined)
+                strong.add(combined)
+                for v in members:
+                    if v != combined:
+                        scores.pop(v, None)
+                        strong.discard(v)
+        pool = [v for v in scores if v in strong] or list(scores)
+        if f.resolve == "priority":
+            best = min(pool, key=lambda v: order.get(v, 99))
+        else:
+            best = max(pool, key=lambda v: (scores[v], -order.get(v, 99)))
+        chosen = [best]
+    evidence = []
+    for v in chosen:
+        cands = [m for m in matches if m.value == v] or [m for m in matches if m.value in
+                                                          next((mem for mem, c in f.combine if c == v), [])]
+        if not cands:
+            continue
+        # prefer a sentence of the abstract over the title, study over background, then the weightiest
+        best_m = max(cands, key=lambda m: ({"study": 2, "title": 1, "background": 0}[m.role], m.score, -m.sentence))
+        text = sents[best_m.sentence].text
+        if text not in evidence:
+            evidence.append(text)
+    total = sum(scores.values()) or 1.0
+    top = sum(scores.get(v, 0.0) for v in chosen)
+    support = sum(1 for m in matches if m.value in chosen)
+    conf = 0.45 + 0.1 * min(support, 4) + (0.1 if any(m.role == "title" and m.value in chosen for m in matches) else 0)
+    conf *= 0.5 + 0.5 * (top / total if not f.multiple else 1.0)
+    if not any(v in strong for v in chosen):
+        conf *= 0.7
+    return Extracted(SEPARATOR.join(chosen), " | ".join(evidence), round(min(conf, 0.95), 2), chosen)
+
+
+def _numeric(f: Field, sents: list[Sentence]) -> Extracted:
+    cands: list[tuple[float, int, str]] = []  # value, sentence, role
+    for i, s in enumerate(sents):
+        for pat in f.patterns:
+            for m in pat.finditer(s.text):
+                nums = [parse_number(m.group(g)) for g in ("n", "n2") if g in pat.groupindex and m.group(g)]
+                nums = [n for n in nums if n is not None]
+                if not nums or is_negated(s.text, m.start(), m.end(), window=2):
+                    continue
+                value = max(nums)
+                if "unit" in pat.groupindex and m.group("unit"):
+                    unit = m.group("unit").lower().rstrip("s")
+                    factor = f.units.get(unit, f.units.get(unit + "s"))
+                    if factor is None:
+                        continue
+                    value *= factor
+                cands.append((value, i, s.role))
+        for pat in f.sum_patterns:
+            parts = list(pat.finditer(s.text))
+            if len(parts) >= 2 and re.search(r"\band\b", s.text[parts[0].start():parts[-1].start()]):
+                nums = [parse_number(m.group("n")) for m in parts]
+                if all(n is not None for n in nums):
+                    cands.append((float(sum(nums)), i, s.role))
+        for pat, value in f.constant:
+            if pat.search(s.text):
+                cands.append((value, i, s.role))
+    if f.kind == "integer":
+        cands = [c for c in cands if float(c[0]).is_integer()]
+    if f.maximum is not None:
+        cands = [c for c in cands if c[0] <= f.maximum]
+    if not cands:
+        return Extracted(NOT_REPORTED, "", 0.5, None)
+    pool = [c for c in cands if c[2] != "background"] or cands
+    value, i, role = max(pool, key=lambda c: (c[0], c[2] == "study"))
+    agree = sum(1 for c in pool if c[0] == value)
+    conf = min(0.95, 0.55 + 0.1 * agree + (0.1 if role != "background" else 0))
+    text = _fmt_number(value) if f.kind == "number" else str(int(value))
+    return Extracted(text, sents[i].text, round(conf, 2), value)
+
+
+def _apply_fallback(f: Field, result: dict[str, Extracted]) -> None:
+    cur = result[f.name]
+    if not f.fallback or cur.value != NOT_REPORTED:
+        return
+    src = result.get(f.fallback["from"])
+    if src is None or src.raw is None or src.value == NOT_REPORTED:
+        return
+    raw = src.raw
+    for rule in f.fallback["rules"]:
+        ok = True
+        if "equals" in rule:
+            ok = ok and (raw == rule["equals"] or str(src.value) == str(rule["equals"]))
+        if "min" in rule:
+            ok = ok and isinstance(raw, (int, float)) and raw >= float(rule["min"])
+        if "max" in rule:
+            ok = ok and isinstance(raw, (int, float)) and raw <= float(rule["max"])
+        if "in" in rule:
+            ok = ok and str(src.value) in [str(x) for x in rule["in"]]
+        if ok:
+            result[f.name] = Extracted(str(rule["value"]), src.evidence, round(min(src.confidence, 0.6), 2),
+                                       [str(rule["value"])])
+            return
+
+
+def extract_record(title: str | None, abstract: str | None, schema: Schema,
+                   sections: list[dict] | None = None) -> dict[str, Extracted]:
+    """Extract every field of ``schema`` from one title and abstract.
+
+    Returns
+    -------
+    dict
+        field name -> :class:`Extracted` (value, evidence sentence, confidence).
+    """
+    sents = sentences_of(title, abstract, schema, sections)
+    result: dict[str, Extracted] = {}
+    for f in schema.fields.values():
+        if f.kind == "categorical":
+            result[f.name] = _categorical(f, sents)
+        elif f.kind in ("integer", "number"):
+            result[f.name] = _numeric(f, sents)
+        else:
+            result[f.name] = Extracted("" if f.kind == "reference" else NOT_REPORTED, "", 0.5, None)
+    for f in schema.fields.values():
+        _apply_fallback(f, result)
+    for f in schema.fields.values():
+        for other, values in f.not_applicable_when.items():
+            if result[other].value in values:
+                result[f.name] = Extracted(NOT_REPORTED, f"not applicable: {other} is {result[other].value}", 0.8)
+    for f in schema.fields.values():
+        if f.kind == "derived":
+            src = result[f.source]
+            value = derive(f, src.value)
+            result[f.name] = Extracted(value, src.evidence, src.confidence, [value])
+    return result
+
+
+def derive(f: Field, source_value: str) -> str:
+    """The value of a derived field given its source field's value."""
+    if source_value in f.mapping:
+        return f.mapping[source_value]
+    if source_value in ("", NOT_REPORTED, None):
+        return NOT_REPORTED
+    return f.otherwise if f.otherwise is not None else NOT_REPORTED
+
+
+def _schema_of(protocol: Protocol | Schema | dict | str | os.PathLike | None) -> Schema:
+    return protocol if isinstance(protocol, Schema) else load_schema(protocol)
+
+
+def extract(records: pd.DataFrame, protocol: Protocol | Schema | dict | str | None = None) -> pd.DataFrame:
+    """Extract the protocol's fields from a records table.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        A records table (``title`` and ``abstract``; ``record_id``, ``pmid``,
+        ``abstract_sections`` used when present).
+    protocol : Protocol, Schema, dict or str
+        Where the fields come from.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per record: record_id, pmid, then for each field its value (several
+        joined by "; "), ``<field>_evidence`` and ``<field>_confidence``.
+    """
+    schema = _schema_of(protocol)
+    missing = [c for c in ("title", "abstract") if c not in records.columns]
+    if missing:
+        raise InputError(f"records have no column {', '.join(missing)}: extraction needs title and abstract")
+    rows = []
+    for rec in records.to_dict("records"):
+        rid = rec.get("record_id") or record_id_for({k: (None if _isna(v) else v) for k, v in rec.items()})
+        sections = rec.get("abstract_sections")
+        sections = sections if isinstance(sections, list) and sections else None
+        res = extract_record(None if _isna(rec.get("title")) else rec.get("title"),
+                             None if _isna(rec.get("abstract")) else rec.get("abstract"), schema, sections)
+        row: dict[str, Any] = {"record_id": rid, "pmid": None if _isna(rec.get("pmid")) else str(rec.get("pmid"))}
+        for name, ex in res.items():
+            row[name] = ex.value
+            row[f"{name}_evidence"] = ex.evidence
+            row[f"{name}_confidence"] = ex.confidence
+        rows.append(row)
+    cols = ["record_id", "pmid"] + [c for n in schema.names for c in (n, f"{n}_evidence", f"{n}_confidence")]
+    logger.info("extracted %d fields from %d records", len(schema.names), len(rows))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _isna(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, (list, dict)):
+        return False
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+# -- store: machine values, corrections, current values --------------------------------------
+def save(store: ReviewStore, frame: pd.DataFrame,
+         protocol: Protocol | Schema | dict | str | None = None) -> int:
+    """Append machine-extracted values to the store (method='machine').
+
+    A value identical to the latest machine value of that record and field is not appended
+    again, so rerunning a notebook does not grow the history.  The schema is remembered in
+    the store so that :func:`import_sheet` can check corrections without the protocol.
+
+    Returns
+    -------
+    int
+        Number of rows appended.
+    """
+    schema = _schema_of(protocol)
+    store.set_meta(META_KEY, json.dumps(schema.raw, ensure_ascii=False))
+    latest: dict[tuple[str, str], tuple[Any, Any]] = {}
+    for r in store.extractions().itertuples():
+        if r.method == "machine":
+            latest[(r.record_id, r.field)] = (r.value, r.evidence)
+    rows = []
+    for rec in frame.to_dict("records"):
+        for name in schema.names:
+            if schema.fields[name].kind == "reference" or name not in rec:
+                continue
+            value, evidence = rec[name], rec.get(f"{name}_evidence") or ""
+            if latest.get((rec["record_id"], name)) == (value, evidence):
+                continue
+            rows.append({"record_id": rec["record_id"], "field": name, "value": value, "evidence": evidence,
+                         "confidence": float(rec.get(f"{name}_confidence") or 0.0), "method": "machine"})
+    return store.append_extractions(rows) if rows else 0
+
+
+def stored_schema(store: ReviewStore) -> Schema:
+    """The schema remembered by :func:`save` (ProtocolError if nothing was extracted yet)."""
+    raw = store.get_meta(META_KEY)
+    if not raw:
+        raise InputError(f"review store {store.path} has no extracted values yet: run extraction first "
+                         "(extraction.save or 'reviewlib extract --store')", source=str(store.path))
+    return load_schema(json.loads(raw))
+
+
+def current_values(store: ReviewStore, protocol: Protocol | Schema | dict | str | None = None) -> pd.DataFrame:
+    """The current value of every field of every extracted record.
+
+    A reviewer's latest correction wins over the extractor.  Derived fields follow the
+    current value of their source unless a reviewer set them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        record_id, pmid, then per field: value, ``<field>_evidence``, ``<field>_confidence``,
+        ``<field>_status`` ('machine' or 'verified'), plus ``<field>_reviewer`` and
+        ``<field>_note`` for verified values.
+    """
+    schema = _schema_of(protocol) if protocol is not None else stored_schema(store)
+    hist = store.extractions()
+    cols = ["record_id", "pmid"]
+    for n in schema.names:
+        cols += [n, f"{n}_evidence", f"{n}_confidence", f"{n}_status", f"{n}_reviewer", f"{n}_note"]
+    if hist.empty:
+        return pd.DataFrame(columns=cols)
+    machine: dict[tuple[str, str], dict] = {}
+    human: dict[tuple[str, str], dict] = {}
+    for r in hist.to_dict("records"):  # oldest first: later rows replace earlier ones
+        (human if r["method"] == "reviewer" else machine)[(r["record_id"], r["field"])] = r
+    record_ids = list(dict.fromkeys(hist["record_id"]))
+    rows = []
+    for rid in record_ids:
+        row: dict[str, Any] = {"record_id": rid, "pmid": rid.split(":", 1)[1] if rid.startswith("pmid:") else None}
+        for n in schema.names:
+            m, h = machine.get((rid, n)), human.get((rid, n))
+            f = schema.fields[n]
+            default = "" if f.kind == "reference" else NOT_REPORTED
+            if h is not None:
+                row.update({n: h["value"] if h["value"] is not None else default,
+                            f"{n}_evidence": (m or {}).get("evidence") or "",
+                            f"{n}_confidence": 1.0, f"{n}_status": STATUS_VERIFIED,
+                            f"{n}_reviewer": h["reviewer"], f"{n}_note": h["note"] or ""})
+            else:
+                row.update({n: (m or {}).get("value") if m and m.get("value") is not None else default,
+                            f"{n}_evidence": (m or {}).get("evidence") or "",
+                            f"{n}_confidence": (m or {}).get("confidence"),
+                            f"{n}_status": STATUS_MACHINE, f"{n}_reviewer": "", f"{n}_note": ""})
+        for n in schema.names:
+            f = schema.fields[n]
+            if f.kind == "derived" and row[f"{n}_status"] != STATUS_VERIFIED:
+                row[n] = derive(f, row[f.source])
+                row[f"{n}_status"] = row[f"{f.source}_status"]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
+SHEET_COLUMNS = ["record_id", "pmid", "title", "field", "label", "machine_value", "current_value", "status",
+                 "evidence", "confidence", "allowed_values", "corrected_value", "reviewer", "note"]
+
+
+def _atomic(path: Path, write) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def export_sheet(store: ReviewStore, path: str | os.PathLike, record_ids: Iterable[str] | None = None,
+                 protocol: Protocol | Schema | dict | str | None = None) -> Path:
+    """Write the extraction sheet a reviewer fills in (CSV, or XLSX if the name ends in .xlsx).
+
+    One row per study x field: the machine value, the current value and its status, the
+    evidence sentence, the allowed values, and empty ``corrected_value``, ``reviewer`` and
+    ``note`` columns.
+
+    Parameters
+    ----------
+    store : ReviewStore
+    path : path-like
+        ``.csv`` or ``.xlsx``.
+    record_ids : iterable of str, optional
+        Only these studies (e.g. the included ones); all extracted records otherwise.
+    """
+    schema = _schema_of(protocol) if protocol is not None else stored_schema(store)
+    cur = current_values(store, schema)
+    machine = {}
+    for r in store.extractions().to_dict("records"):
+        if r["method"] == "machine":
+            machine[(r["record_id"], r["field"])] = r["value"]
+    if record_ids is not None:
+        wanted = list(dict.fromkeys(record_ids))
+        cur = cur.set_index("record_id").reindex([w for w in wanted if w in set(cur["record_id"])]).reset_index()
+    titles = {}
+    recs = store.records()
+    if not recs.empty:
+        titles = dict(zip(recs["record_id"], recs["title"]))
+    rows = []
+    for rec in cur.to_dict("records"):
+        for n in schema.names:
+            f = schema.fields[n]
+            if f.kind == "derived":
+                continue  # follows its source; correct the source instead
+            rows.append({"record_id": rec["record_id"], "pmid": rec["pmid"], "title": titles.get(rec["record_id"]),
+                         "field": n, "label": f.label, "machine_value": machine.get((rec["record_id"], n), ""),
+                         "current_value": rec[n], "status": rec[f"{n}_status"], "evidence": rec[f"{n}_evidence"],
+                         "confidence": rec[f"{n}_confidence"],
+                         "allowed_values": "; ".join(f.allowed) if f.kind == "categorical" else f.kind,
+                         "corrected_value": "", "reviewer": "", "note": ""})
+    sheet = pd.DataFrame(rows, columns=SHEET_COLUMNS)
+    path = Path(path)
+    if path.suffix.lower() == ".xlsx":
+        def write(tmp):
+            with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
+                sheet.to_excel(xl, sheet_name="extraction", index=False)
+                pd.DataFrame([{"field": n, "kind": f.kind, "label": f.label, "allowed_values": "; ".join(f.allowed)}
+                              for n, f in schema.fields.items()]).to_excel(xl, sheet_name="fields", index=False)
+    else:
+        def write(tmp):
+            sheet.to_csv(tmp, index=False, encoding="utf-8")
+    _atomic(path, write)
+    logger.info("wrote extraction sheet %s (%d rows)", path, len(sheet))
+    return path
+
+
+def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a filled-in extraction sheet (CSV or XLSX) as strings."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"extraction sheet not found: {path}: give the file written by export_sheet", source=str(path))
+    try:
+        if path.suffix.lower() in (".xlsx", ".xlsm"):
+            frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl").fillna("")
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # openpyxl and pandas raise many kinds
+        raise InputError(f"cannot read extraction sheet {path}: {exc}; save it as CSV (UTF-8) or XLSX",
+                         source=str(path)) from exc
+    missing = [c for c in ("record_id", "field", "corrected_value") if c not in frame.columns]
+    if missing:
+        raise InputError(f"extraction sheet {path} has no column {', '.join(missing)}: start from the sheet "
+                         "written by export_sheet", source=str(path))
+    return frame
+
+
+def import_sheet(store: ReviewStore, path: str | os.PathLike, reviewer: str | None = None,
+                 protocol: Protocol | Schema | dict | str | None = None) -> int:
+    """Store the corrections of a filled-in extraction sheet.
+
+    Rows with an empty ``corrected_value`` are skipped.  Every row is checked first (known
+    record, known field, allowed value, a reviewer named in the row or given here); any
+    problem raises :class:`InputError` naming the row and nothing is written.  Corrections
+    are appended (method='reviewer') in one transaction; earlier values stay in the history.
+
+    Parameters
+    ----------
+    store : ReviewStore
+    path : path-like
+        The sheet (CSV or XLSX).
+    reviewer : str, optional
+        Who corrected; a non-empty ``reviewer`` cell in a row takes precedence.
+
+    Returns
+    -------
+    int
+        Number of corrections stored.
+    """
+    schema = _schema_of(protocol) if protocol is not None else stored_schema(store)
+    sheet = read_sheet(path)
+    known = set(store.extractions()["record_id"])
+    rows = []
+    for i, r in enumerate(sheet.to_dict("records"), start=2):  # row 1 is the header
+        corrected = str(r.get("corrected_value") or "").strip()
+        if not corrected:
+            continue
+        where = f"extraction sheet {path} row {i}"
+        name = str(r.get("field") or "").strip()
+        if name not in schema.fields:
+            raise InputError(f"{where}: field {name!r} is not in the protocol's extraction schema "
+                             f"(fields: {', '.join(schema.names)}); nothing was imported", source=str(path))
+        rid = str(r.get("record_id") or "").strip()
+        if rid not in known:
+            raise InputError(f"{where}: record {rid!r} has no extracted values in {store.path}; "
+                             "nothing was imported", source=str(path))
+        try:
+            value = schema.fields[name].normalise(corrected)
+        except ValueError as exc:
+            raise InputError(f"{where}: {exc}; nothing was imported", source=str(path)) from None
+        who = str(r.get("reviewer") or "").strip() or (reviewer or "").strip()
+        if not who:
+            raise InputError(f"{where}: no reviewer named: fill the reviewer column or pass reviewer=; "
+                             "nothing was imported", source=str(path))
+        rows.append({"record_id": rid, "field": name, "value": value, "method": "reviewer", "reviewer": who,
+                     "note": str(r.get("note") or "").strip() or None, "evidence": None, "confidence": None})
+    if rows:
+        store.append_extractions(rows)
+    logger.info("imported %d corrections from %s", len(rows), path)
+    return len(rows)
+
+
+def correct(store: ReviewStore, record_id: str, field: str, value: Any, reviewer: str,
+            note: str | None = None, protocol: Protocol | Schema | dict | str | None = None) -> str:
+    """Store one reviewer correction (checked like a sheet row); returns the stored value."""
+    schema = _schema_of(protocol) if protocol is not None else stored_schema(store)
+    if field not in schema.fields:
+        raise InputError(f"field {field!r} is not in the protocol's extraction schema (fields: {', '.join(schema.names)})")
+    if not reviewer or not str(reviewer).strip():
+        raise InputError("a correction needs a reviewer name")
+    try:
+        v = schema.fields[field].normalise(value)
+    except ValueError as exc:
+        raise InputError(f"correction of {record_id}: {exc}") from None
+    store.append_extractions([{"record_id": record_id, "field": field, "value": v, "method": "reviewer",
+                               "reviewer": str(reviewer).strip(), "note": note}])
+    return v
+
+
+# -- accuracy ------------------------------------------------------------------------------
+def load_testset(testset: str | os.PathLike | list[dict]) -> list[dict]:
+    """A hand-checked test set: a YAML list of {id, title, abstract, expected: {field: value}}."""
+    if isinstance(testset, list):
+        return testset
+    path = Path(testset)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read extraction test set {path}: {exc}", source=str(path)) from exc
+    if not isinstance(data, list):
+        raise InputError(f"extraction test set {path} is not a YAML list of abstracts", source=str(path))
+    return data
+
+
+def _same(f: Field, expected: Any, got: str) -> bool:
+    if isinstance(expected, list):
+        exp = {str(x).strip().lower() for x in expected}
+    else:
+        exp = {str(expected).strip().lower()} if expected is not None else {NOT_REPORTED}
+    got_set = {g.strip().lower() for g in str(got).split(";") if g.strip()} or {NOT_REPORTED}
+    if f.kind in ("integer", "number"):
+        e, g = next(iter(exp)), next(iter(got_set))
+        ne, ng = parse_number(e), parse_number(g)
+        if ne is None or ng is None:
+            return e == g
+        if f.kind == "integer":
+            return ne == ng
+        return abs(ne - ng) <= max(0.5, 0.1 * abs(ne))
+    return exp == got_set
+
+
+def compare(testset: str | os.PathLike | list[dict], protocol: Protocol | Schema | dict | str | None = None) -> pd.DataFrame:
+    """Per abstract and field: expected value, extracted value, correct or not.
+
+    Only fields present in an abstract's ``expected`` mapping are scored.
+    """
+    schema = _schema_of(protocol)
+    rows = []
+    for item in load_testset(testset):
+        res = extract_record(item.get("title"), item.get("abstract"), schema)
+        for name, exp in (item.get("expected") or {}).items():
+            if name not in schema.fields:
+                continue
+            got = res[name].value
+            rows.append({"id": item.get("id"), "field": name,
+                         "expected": SEPARATOR.join(map(str, exp)) if isinstance(exp, list) else str(exp),
+                         "extracted": got, "correct": _same(schema.fields[name], exp, got),
+                         "evidence": res[name].evidence})
+    return pd.DataFrame(rows, columns=["id", "field", "expected", "extracted", "correct", "evidence"])
+
+
+def evaluate(testset: str | os.PathLike | list[dict], protocol: Protocol | Schema | dict | str | None = None) -> pd.DataFrame:
+    """Per-field accuracy of the extractor on a hand-checked test set.
+
+    Returns
+    -------
+    pandas.DataFrame
+        field, n (abstracts scored), correct, accuracy; fields in protocol order.
+    """
+    schema = _schema_of(protocol)
+    detail = compare(testset, schema)
+    if detail.empty:
+        return pd.DataFrame(columns=["field", "n", "correct", "accuracy"])
+    out = detail.groupby("field", sort=False)["correct"].agg(n="size", correct="sum").reset_index()
+    out["correct"] = out["correct"].astype(int)
+    out["accuracy"] = (out["correct"] / out["n"]).round(3)
+    order = {n: i for i, n in enumerate(schema.names)}
+    return out.sort_values("field", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+# -- CLI -----------------------------------------------------------------------------------
+def write_evidence_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write an extraction frame to CSV atomically."""
+    return _atomic(Path(path), lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8"))
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Options of ``reviewlib extract``."""
+    parser.add_argument("--protocol", default=None, help="protocol YAML or name (default: car-t-autoimmune)")
+    parser.add_argument("--records", required=True, help="records CSV written by 'reviewlib fetch' (title, abstract)")
+    parser.add_argument("--out", required=True, help="evidence CSV to write (one row per record)")
+    parser.add_argument("--store", default=None, help="also append the values to this review store (SQLite)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run ``reviewlib extract``: records CSV in, evidence CSV out."""
+    schema = load_schema(load_protocol(args.protocol))
+    records = read_records_csv(args.records, required=("title", "abstract"))
+    frame = extract(records, schema)
+    out = write_evidence_csv(frame, args.out)
+    if args.store:
+        with ReviewStore(args.store) as store:
+            n = save(store, frame, schema)
+        logger.info("appended %d values to %s", n, args.store)
+    logger.info("wrote %s: %d records x %d fields", out, len(frame), len(schema.names))
+    return 0
