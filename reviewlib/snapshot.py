@@ -411,6 +411,8 @@ def _a(word: str) -> str:
 
 
 def _cap(text: str) -> str:
+    if text[1:2].isupper():  # mRSS, mG-ADL: leave acronyms alone
+        return text
     return text[:1].upper() + text[1:]
 
 
@@ -497,13 +499,14 @@ def _follow_text(rng: Random, months: int | None, n: int) -> str:
                        f"At a median of {months} months after infusion"))
 
 
-def _outcome_sentences(rng: Random, dkey: str, n: int) -> list[str]:
+def _outcome_sentences(rng: Random, dkey: str, n: int, group: str = "") -> list[str]:
     k = n if n == 1 else rng.randint(max(1, n // 2), n)
-    who = "the patient" if n == 1 else f"{k} of {n} patients"
-    whoc = _cap(who)
+    tail = f" with {group}" if group else ""
+    who = f"the patient{tail}" if n == 1 else f"{k} of {n} patients{tail}"
+    whoc = _cap(who) if n == 1 or n > 20 else f"{_num(k, True)} of {_num(n)} patients{tail}"
     if dkey == "sle":
         a, b = rng.randint(8, 24), rng.randint(0, 4)
-        opts = [f"SLEDAI-2K fell from a median of {a} to {b}",
+        opts = [f"SLEDAI-2K fell from {'a median of ' if n > 1 else ''}{a} to {b}",
                 f"{whoc} reached DORIS remission off all immunosuppressive drugs",
                 f"{whoc} achieved LLDAS and drug-free remission",
                 f"anti-dsDNA antibodies became undetectable and complement normalised in {who}",
@@ -580,7 +583,8 @@ def _safety_sentences(rng: Random, n: int) -> list[str]:
                                f"{'the patient' if n == 1 else f'{k}/{n} patients'}.",
                                f"CRS was mild (grade {'1' if g == 1 else f'1-{g}'}) and resolved with supportive care"
                                f"{' or tocilizumab' if g > 1 else ''}.")))
-        out.append(_pick(rng, ("No ICANS was observed.", "One patient had grade 1 ICANS.",
+        out.append(_pick(rng, ("No ICANS was observed.",
+                               "Grade 1 ICANS resolved within 48 hours." if n == 1 else "One patient had grade 1 ICANS.",
                                "Immune effector cell-associated neurotoxicity syndrome (ICANS) did not occur.", "")))
     if n == 1:
         out.append(_pick(rng, ("", "Herpes zoster reactivation occurred at month 4.",
@@ -683,12 +687,11 @@ def _clinical(rng: Random, *, disease_keys: list[str] | None = None, construct_k
     n = int(force.get("n", n))
     parts: list[tuple[Disease, int]] = []
     if basket:
-        left = n
-        for i, d in enumerate(diseases):
-            k = left - (len(diseases) - i - 1) if i == len(diseases) - 1 else rng.randint(1, max(1, left - (len(diseases) - i - 1)) // 2 + 1)
-            k = max(1, min(k, left - (len(diseases) - i - 1)))
-            parts.append((d, k))
-            left -= k
+        counts = [1] * len(diseases)
+        for _ in range(n - len(diseases)):  # the first (lead) disease gets about twice the share
+            j = rng.randrange(len(diseases) + 1)
+            counts[0 if j == len(diseases) else j] += 1
+        parts = list(zip(diseases, counts))
     paed_ok = all(d.paediatric for d in diseases)
     age_group = "adult"
     if paed_ok and rng.random() < 0.25:
@@ -717,7 +720,7 @@ def _clinical(rng: Random, *, disease_keys: list[str] | None = None, construct_k
         title = _pick(rng, (
             f"{ctitle} in a patient with {dname}: a case report",
             f"Drug-free remission of {dname} after {cphrase}",
-            f"Successful treatment of refractory {dname} with {cphrase}",
+            f"Successful treatment of refractory {dname.removeprefix('refractory ')} with {cphrase}",
             f"Case report: {cphrase} for {dname} refractory to conventional therapy",
             f"Deep CD19<sup>+</sup> B-cell depletion and remission of {dname} after {cphrase}"
             if con.target.startswith("CD19") else f"Remission of {dname} after {cphrase}",
@@ -730,7 +733,7 @@ def _clinical(rng: Random, *, disease_keys: list[str] | None = None, construct_k
         ))
     elif design == "case series":
         title = _pick(rng, (f"{ctitle} in {_num(n) if n <= 20 else n} patients with {dname}",
-                            f"{ctitle} for refractory {dname}: a case series",
+                            f"{ctitle} for refractory {dname.removeprefix('refractory ')}: a case series",
                             f"Single-centre experience with {cphrase} in {dname}"))
     elif design == "observational":
         title = _pick(rng, (f"Real-world outcomes of {cphrase} in {dname}: a multicentre retrospective cohort",
@@ -742,19 +745,22 @@ def _clinical(rng: Random, *, disease_keys: list[str] | None = None, construct_k
                             f"{ctitle} for {dname}: an open-label, {design} trial",
                             f"First-in-human {design} study of {cphrase} in {dname}"))
     if code and rng.random() < 0.6:
-        title = f"{code}, {_pick(rng, ('an', 'a novel'))} {cphrase.replace('CAR T cells', 'CAR T-cell product')}, " \
-                f"in {dname_title}" + (f": a {design} study" if design not in ("case report", "case series") else "")
-    if rng.random() < 0.08:
-        title = title.replace("CAR T cells", "CAR T cells <i>in vivo</i>", 1) if "in vivo" not in title else title
+        title = f"{code} ({cphrase}) in {dname_title}" + \
+            (f": {_a(design)} {design} study" if design not in ("case report", "case series") else "")
     title = _sentence(title)
 
     # --- abstract
     background = _pick(rng, (
-        f"{_cap(dname)} refractory to standard therapy carries high morbidity, and B cells drive its pathogenesis.",
+        f"{_cap(dname.removeprefix('refractory '))} refractory to standard therapy carries high morbidity, and B cells drive its pathogenesis.",
         "Chimeric antigen receptor (CAR) T cells can deplete autoreactive B cells more deeply than monoclonal antibodies.",
         f"Treatment options are limited for patients with {dname} who fail conventional immunosuppression.",
         "Engineered cell therapies that target B cells or plasma cells may reset the immune system in autoimmune disease.",
     ))
+    if basket:
+        background = _pick(rng, (
+            "CD19-directed B-cell depletion has induced remission in several autoimmune diseases.",
+            "Autoimmune diseases driven by B cells may share a response to deep B-cell depletion.",
+            "Chimeric antigen receptor (CAR) T cells can deplete autoreactive B cells more deeply than monoclonal antibodies."))
     if con.target.endswith("CAAR"):
         background = ("Chimeric autoantibody receptor (CAAR) T cells display an autoantigen and eliminate only "
                       "the B cells that make the matching autoantibody.")
@@ -793,7 +799,10 @@ def _clinical(rng: Random, *, disease_keys: list[str] | None = None, construct_k
     fol = _follow_text(rng, months, n)
     outs = []
     for d in (diseases if basket else [d0]):
-        outs.extend(_outcome_sentences(rng, d.key, n if not basket else dict((x.key, k) for x, k in parts)[d.key]))
+        if basket:
+            outs.extend(_outcome_sentences(rng, d.key, dict((x.key, k) for x, k in parts)[d.key], d.short))
+        else:
+            outs.extend(_outcome_sentences(rng, d.key, n))
         if basket and len(outs) > 3:
             break
     if fol:
@@ -808,7 +817,7 @@ def _clinical(rng: Random, *, disease_keys: list[str] | None = None, construct_k
                                       "The primary end point, safety, was met.",
                                       f"CAR T cells expanded <i>in vivo</i> with peak levels on day {rng.randint(7, 14)}.")))
     conclusion = _pick(rng, (
-        f"{_cap(cphrase)} {'was' if n == 1 else 'were'} well tolerated and induced remission in {dname_title}.",
+        f"Treatment with {cphrase} was well tolerated and induced remission in {dname_title}.",
         f"These data support controlled trials of {cphrase} in {dname_title}.",
         "Larger, controlled studies are needed to establish durability and the contribution of lymphodepletion.",
         "B-cell depletion followed by reconstitution of naive B cells may underlie immune reset.",
@@ -1121,7 +1130,7 @@ def _other_therapy(rng: Random) -> Synth:
     n = rng.randint(2, 8) if design == "case series" else rng.randint(40, 450)
     title = _pick(rng, (f"{_cap(topic)}",
                         f"{_cap(drug)} in {_pick(rng, d.names)}: an alternative to CAR T-cell therapy?",
-                        f"Deep B-cell depletion with {drug} in {_pick(rng, d.names)}"))
+                        f"B-cell-targeted therapy with {drug} in {_pick(rng, d.names)}"))
     text = (f"{_cap(_n_patients(rng, n)) if n > 1 else 'One patient'} with {_pick(rng, d.names)} received {drug}. "
             f"{_pick(rng, ('Remission', 'A clinical response', 'Low disease activity'))} was reached in "
             f"{rng.randint(30, 80)}%. Unlike CAR T cells, {drug} does not require lymphodepleting chemotherapy"
@@ -1249,8 +1258,11 @@ def _dates(rng: Random, s: Synth) -> None:
 
 def _build(rng: Random) -> list[Synth]:
     items: list[Synth] = []
-    for _ in range(148):
-        items.append(_clinical(rng))
+    designs = (["case report"] * 44 + ["case series"] * 30 + ["phase 1"] * 36 + ["phase 1/2"] * 16
+               + ["phase 2"] * 8 + ["observational"] * 14)
+    rng.shuffle(designs)
+    for design in designs:
+        items.append(_clinical(rng, design=design))
     # guarantee coverage of constructs and diseases the review cares about
     items.append(_clinical(rng, disease_keys=["pv"], construct_key="dsg3-caar", design="phase 1",
                            force={"n": 12, "ld": "none"}))
