@@ -14,12 +14,13 @@ two searches, a reference-manager export (RIS) without the PMID, a MEDLINE file.
     lower case, accents and punctuation stripped, whitespace collapsed) with a
     rapidfuzz ``fuzz.ratio`` >= :data:`FUZZY_THRESHOLD` (95 by default), years
     within one of each other (or missing), the same first-author surname
-    (:func:`first_author_surname`, when both records have authors), and no
-    conflicting identifiers (two different PMIDs or two different DOIs never
-    merge).  A ratio of 95 tolerates a changed word or punctuation in a title of
-    about 100 characters but keeps apart "Part I" / "Part II" style siblings
-    only when they differ enough; the identifier guard keeps apart real PubMed
-    siblings (errata, companion papers).
+    (:func:`first_author_surname`, when both records have authors), the same
+    numbers in both titles ("phase 1" / "phase 2", "part I" / "part II" never
+    merge), and no conflicting DOIs.  Two records with different PMIDs (PubMed's
+    own duplicate citations) merge only under a stricter test: ratio >=
+    :data:`PMID_CONFLICT_THRESHOLD` (98), the same year and the same first
+    author.  A ratio of 95 tolerates hyphens, case and a changed short word in
+    a title of about 100 characters.
 
 Fuzzy matching is blocked, never all-pairs: records are compared only with
 records of the same first-author surname (or, for records without authors, the
@@ -60,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 #: Minimum rapidfuzz ``fuzz.ratio`` (0-100) between normalised titles for a fuzzy match.
 FUZZY_THRESHOLD = 95.0
+#: Stricter ratio for records whose PMIDs differ (PubMed's duplicate citations).
+PMID_CONFLICT_THRESHOLD = 98.0
 #: Rule names, strongest first.
 RULES = ("pmid", "doi", "fuzzy-title")
 #: Words skipped when taking a title's first word as a blocking key.
@@ -68,6 +71,7 @@ _DOI_PREFIX = re.compile(r"^(?:https?://)?(?:dx\.)?(?:doi\.org/)|^doi:\s*", re.I
 _NON_WORD = re.compile(r"[^\w\s]|_", re.UNICODE)
 _SPACE = re.compile(r"\s+")
 _INITIALS = re.compile(r"^[A-Z]{1,4}$")
+_NUMBERS = re.compile(r"\b(?:\d+|[ivx]{1,4})\b")
 
 AUDIT_COLUMNS = ["group_id", "record_id", "kept", "rule", "score", "matched_to", "source", "row", "title"]
 
@@ -316,16 +320,28 @@ def _fuzzy_pairs(titles: list[str], years: list[int | None], surnames: list[str]
             yield from compare(ids, right, False)
 
 
-def _compatible(i: int, j: int, years, surnames, pmids, dois) -> bool:
+def _numbers(title: str) -> set[str]:
+    return set(_NUMBERS.findall(title))
+
+
+def _compatible(i: int, j: int, score: float, titles, years, surnames, pmids, dois) -> bool:
     if years[i] is not None and years[j] is not None and abs(years[i] - years[j]) > 1:
         return False
     if surnames[i] and surnames[j] and surnames[i] != surnames[j]:
         return False
-    if pmids[i] and pmids[j] and pmids[i] != pmids[j]:
-        return False
     if dois[i] and dois[j] and dois[i] != dois[j]:
         return False
+    if _numbers(titles[i]) != _numbers(titles[j]):
+        return False
+    if pmids[i] and pmids[j] and pmids[i] != pmids[j]:
+        return _strict(i, j, score, years, surnames)
     return True
+
+
+def _strict(i: int, j: int, score: float, years, surnames) -> bool:
+    """The test two records with different PMIDs must pass to merge."""
+    return (score >= PMID_CONFLICT_THRESHOLD and years[i] is not None and years[i] == years[j]
+            and bool(surnames[i]) and surnames[i] == surnames[j])
 
 
 def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> DedupResult:
@@ -367,9 +383,11 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> De
     # PMIDs or DOIs conflict, even through a third record that has neither
     ident: dict[int, tuple[set, set]] = {i: ({pmids[i]} - {None}, {dois[i]} - {None}) for i in range(n)}
 
-    def conflict(i: int, j: int) -> bool:
+    def conflict(i: int, j: int, score: float) -> bool:
         (pa, da), (pb, db) = ident[uf.find(i)], ident[uf.find(j)]
-        return bool((pa and pb and not pa & pb) or (da and db and not da & db))
+        if da and db and not da & db:
+            return True
+        return bool(pa and pb and not pa & pb and not _strict(i, j, score, years, surnames))
 
     def link(i: int, j: int, rule: str, score: float) -> None:
         ri, rj = uf.find(i), uf.find(j)
@@ -393,7 +411,7 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> De
                 first[key] = i
     n_fuzzy = 0
     for i, j, score in _fuzzy_pairs(titles, years, surnames, pmids, dois, threshold):
-        if _compatible(i, j, years, surnames, pmids, dois) and not conflict(i, j):
+        if _compatible(i, j, score, titles, years, surnames, pmids, dois) and not conflict(i, j, score):
             link(i, j, "fuzzy-title", round(score, 1))
             n_fuzzy += 1
 
