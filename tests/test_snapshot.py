@@ -286,3 +286,20 @@ def test_read_pubmed_xml_reads_the_snapshot():
     frame = pubmed_xml.read_pubmed_xml(snapshot.SNAPSHOT_PATH)
     assert len(frame) >= 400
     assert frame["pmid"].astype(int).min() >= 990000001
+
+
+def test_output_does_not_depend_on_hash_seed_or_locale():
+    """Set iteration order changes with PYTHONHASHSEED; the snapshot must not."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib; from reviewlib import snapshot; x, c = snapshot.build(); "
+            "print(hashlib.sha256(x + c).hexdigest())")
+    xml, csv_bytes = snapshot.build()
+    expected = hashlib.sha256(xml + csv_bytes).hexdigest()
+    for hash_seed, lang in (("1", "C"), ("4242", "de_DE.UTF-8")):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed, LC_ALL=lang, LANG=lang)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
