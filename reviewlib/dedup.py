@@ -387,7 +387,11 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> De
         (pa, da), (pb, db) = ident[uf.find(i)], ident[uf.find(j)]
         if da and db and not da & db:
             return True
-        return bool(pa and pb and not pa & pb and not _strict(i, j, score, years, surnames))
+        if not (pa and pb) or pa & pb:
+            return False
+        # two PubMed citations merge only directly, never through a record without a PMID
+        direct = pmids[i] is not None and pmids[j] is not None and len(pa) == len(pb) == 1
+        return not (direct and _strict(i, j, score, years, surnames))
 
     def link(i: int, j: int, rule: str, score: float) -> None:
         ri, rj = uf.find(i), uf.find(j)
