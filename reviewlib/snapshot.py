@@ -635,11 +635,6 @@ def _disease_name(rng: Random, d: Disease) -> str:
     return _pick(rng, d.names)
 
 
-def _mix_text(rng: Random, parts: list[tuple[Disease, int]]) -> str:
-    inner = ", ".join(f"{k} {d.short}" for d, k in parts)
-    return inner
-
-
 def _clinical(rng: Random, *, disease_keys: list[str] | None = None, construct_key: str | None = None,
               design: str | None = None, force: dict | None = None) -> Synth:
     """A relevant clinical report of an engineered cell therapy in autoimmune disease."""
@@ -1302,7 +1297,6 @@ def _build(rng: Random) -> list[Synth]:
     for s in case_reports[:: max(1, len(case_reports) // 6)][:6]:
         s.sections = []
         s.truth.update(costimulation="not reported", lymphodepletion="not reported", follow_up_months="")
-    # relevant records: ensure markup in some abstracts
     return items
 
 
