@@ -11,7 +11,7 @@ How each box is counted
   that source (``store.record_sources()``); records in the store that no search
   found are listed as ``"other (no search recorded)"``.
 - *Duplicates removed*: records found by several sources (merged by the store
-  on PMID/DOI) plus those removed by :mod:`reviewlib.dedup` (its saved result).
+  on PMID/DOI) plus those the saved :mod:`reviewlib.dedup` result removed.
 - *Records screened*: the distinct records left after deduplication.
 - *Records excluded* (title-abstract): records whose resolved title-abstract
   decision is ``exclude``, counted per reason key; *awaiting*: screened records
@@ -22,14 +22,12 @@ How each box is counted
   says so).  *Studies included*: resolved full-text includes (or the
   title-abstract includes when no full-text stage was run).
 
-Decisions are resolved with :mod:`reviewlib.decisions` when that module
-provides ``included``; otherwise from the decision history with the same rule:
-a resolution beats humans, agreeing humans or a single human beat rules, rules
-count only where no human decided.
+One source of truth: the screening set is :func:`reviewlib.dedup.screening_records`
+and each record's decision is :func:`reviewlib.decisions.final_decisions`
+(resolution > agreeing or single human > rules where no human decided).
 """
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -188,76 +186,15 @@ class PrismaCounts:
 
 
 # -- decisions ------------------------------------------------------------
-def _optional_module(name: str):
-    """Import a sibling module that another engineer may not have written yet."""
-    try:
-        return importlib.import_module(f"reviewlib.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"reviewlib.{name}":
-            raise
-        return None
-
-
-def _latest_per_reviewer(history: pd.DataFrame, stage: str) -> pd.DataFrame:
-    """Latest decision per record and reviewer at ``stage``, from the full history."""
-    frame = history[history["stage"] == stage]
-    if frame.empty:
-        return frame
-    sort = ["created_at", "decision_id"] if "decision_id" in frame else ["created_at"]
-    frame = frame.sort_values(sort, kind="stable")
-    return frame.groupby(["record_id", "reviewer"], sort=False).tail(1)
-
-
-def resolve_decisions(current: pd.DataFrame) -> pd.DataFrame:
-    """Resolve per-reviewer decisions into one decision per record.
-
-    Parameters
-    ----------
-    current : pandas.DataFrame
-        Latest decision per record and reviewer at one stage (columns record_id,
-        reviewer, decision, reason, kind, created_at), e.g. from
-        ``reviewlib.decisions.current_decisions``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns record_id, decision ('include', 'exclude' or 'undecided'),
-        reason, basis ('resolution', 'human', 'agreed', 'rule', 'conflict').
-        A resolution beats humans; agreeing humans or a single human beat rules;
-        rules count only where no human decided; 'maybe'/'unsure' are undecided.
-    """
-    rows = []
-    if current is None or current.empty:
-        return pd.DataFrame(columns=["record_id", "decision", "reason", "basis"])
-    sort = [c for c in ("created_at", "decision_id") if c in current]
-    for record_id, group in current.sort_values(sort, kind="stable").groupby("record_id", sort=False):
-        kinds = group["kind"].fillna("human")
-        resolution = group[kinds == "resolution"]
-        humans = group[~kinds.isin(["rule", "resolution"])]
-        if not resolution.empty:
-            chosen, basis = resolution.iloc[[-1]], "resolution"
-        elif not humans.empty:
-            calls = set(humans["decision"])
-            if len(calls) > 1:
-                rows.append((record_id, "undecided", None, "conflict"))
-                continue
-            chosen, basis = humans.iloc[[-1]], "human" if len(humans) == 1 else "agreed"
-        else:
-            chosen, basis = group[kinds == "rule"].iloc[[-1]], "rule"
-        decision = chosen["decision"].iloc[0]
-        if decision not in ("include", "exclude"):
-            decision = "undecided"
-        reason = chosen["reason"].iloc[0] if decision == "exclude" else None
-        rows.append((record_id, decision, reason, basis))
-    return pd.DataFrame(rows, columns=["record_id", "decision", "reason", "basis"])
+UNDECIDED = ("maybe", "unsure", "conflict")
 
 
 def stage_decisions(store, stage: str) -> pd.DataFrame:
-    """One resolved decision per record at ``stage`` (see :func:`resolve_decisions`).
+    """One resolved decision per record at ``stage``, from :func:`reviewlib.decisions.final_decisions`.
 
-    Uses ``reviewlib.decisions.current_decisions`` and ``included`` when that
-    module exists (the include set is then exactly ``decisions.included``);
-    otherwise reads ``store.decisions()`` directly.
+    The resolution rule lives there (resolution > agreeing or single human >
+    rules where no human decided; undone decisions are gone); this only maps
+    ``maybe``/``unsure``/``conflict`` to ``'undecided'``.
 
     Parameters
     ----------
@@ -265,60 +202,41 @@ def stage_decisions(store, stage: str) -> pd.DataFrame:
         The review store.
     stage : str
         ``'title-abstract'`` or ``'full-text'``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        record_id, decision ('include', 'exclude', 'undecided'), reason, basis.
     """
-    decisions = _optional_module("decisions")
-    if decisions is not None and hasattr(decisions, "current_decisions") and hasattr(decisions, "included"):
-        current = decisions.current_decisions(store, stage=stage)
-        resolved = resolve_decisions(current)
-        shared_includes = set(decisions.included(store, stage=stage))
-        mine = set(resolved.loc[resolved["decision"] == "include", "record_id"])
-        if mine != shared_includes:
-            logger.warning("prisma: %d records resolve differently from reviewlib.decisions.included at %s; "
-                           "following reviewlib.decisions", len(mine ^ shared_includes), stage)
-            is_in = resolved["record_id"].isin(shared_includes)
-            resolved.loc[is_in, ["decision", "reason"]] = ["include", None]
-            resolved.loc[~is_in & (resolved["decision"] == "include"), "decision"] = "undecided"
-            missing = shared_includes - set(resolved["record_id"])
-            if missing:
-                extra = pd.DataFrame({"record_id": sorted(missing), "decision": "include", "reason": None,
-                                      "basis": "shared"})
-                resolved = pd.concat([resolved, extra], ignore_index=True)
-        return resolved
-    return resolve_decisions(_latest_per_reviewer(store.decisions(), stage))
+    from . import decisions
+    final = decisions.final_decisions(store, stage=stage)
+    out = final[["record_id", "decision", "reason", "basis"]].copy()
+    out["decision"] = [d if d in ("include", "exclude") else "undecided" for d in out["decision"]]
+    return out
 
 
 # -- counting -------------------------------------------------------------
+def _first_reason(reason) -> str:
+    """The reason key an exclusion is counted under: the first of agreeing reviewers' reasons."""
+    if not isinstance(reason, str) or not reason.strip():
+        return NO_REASON
+    return reason.split(";")[0].strip() or NO_REASON
+
+
 def _reason_counts(resolved: pd.DataFrame) -> dict[str, int]:
-    reasons = resolved.loc[resolved["decision"] == "exclude", "reason"]
-    reasons = reasons.map(lambda r: str(r).strip() if isinstance(r, str) and str(r).strip() else NO_REASON)
+    reasons = resolved.loc[resolved["decision"] == "exclude", "reason"].map(_first_reason)
     counted = reasons.value_counts()
     return {str(k): int(v) for k, v in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))}
 
 
-def _dedup_removed(store, notes: list[str]) -> set[str]:
-    """Record ids that the saved deduplication result removed (empty when none saved)."""
-    dedup = _optional_module("dedup")
-    if dedup is None or not hasattr(dedup, "load"):
-        notes.append("no deduplication module available: duplicates removed by dedup counted as 0")
-        return set()
-    result = dedup.load(store)
-    if result is None:
-        notes.append("no saved deduplication result in the store: duplicates removed by dedup counted as 0")
-        return set()
-    audit = getattr(result, "audit", None)
-    if audit is not None and len(audit) and {"record_id", "kept"} <= set(audit.columns):
-        removed = set(audit.loc[~audit["kept"].astype(bool), "record_id"].astype(str))
-        if len(removed) != int(result.n_removed):
-            notes.append(f"dedup audit lists {len(removed)} removed records but n_removed is "
-                         f"{int(result.n_removed)}; the audit was used")
-        return removed
-    # No audit: fall back on the unique records the result kept.
-    kept = getattr(result, "records", None)
-    if kept is not None and "record_id" in getattr(kept, "columns", []):
-        all_ids = set(store.records()["record_id"])
-        return all_ids - set(kept["record_id"].astype(str))
-    raise PrismaCountError("saved deduplication result has neither an audit nor records with record_id; "
-                           "rerun dedup.deduplicate and dedup.save")
+def _screening_ids(store, all_ids: list[str], notes: list[str]) -> list[str]:
+    """The records a reviewer screens: :func:`reviewlib.dedup.screening_records` (store order)."""
+    from . import dedup
+    if dedup.load(store) is None:
+        notes.append("no saved deduplication result in the store: duplicates removed by deduplication counted as 0")
+        return list(all_ids)
+    keep = set(dedup.screening_records(store)["record_id"])
+    return [r for r in all_ids if r in keep]
 
 
 def counts(store) -> PrismaCounts:
@@ -364,9 +282,9 @@ def counts(store) -> PrismaCounts:
                      f"'{UNLINKED_SOURCE}'")
     merged = links - len(all_ids)
 
-    removed = _dedup_removed(store, notes) & set(all_ids)
-    screened_ids = [r for r in all_ids if r not in removed]
+    screened_ids = _screening_ids(store, all_ids, notes)
     screened_set = set(screened_ids)
+    removed = set(all_ids) - screened_set
 
     ta = stage_decisions(store, STAGE_SCREENING)
     stray = set(ta["record_id"]) - screened_set
@@ -375,6 +293,9 @@ def counts(store) -> PrismaCounts:
     ta = ta[ta["record_id"].isin(screened_set)]
     ta_included = set(ta.loc[ta["decision"] == "include", "record_id"])
     ta_excluded = ta[ta["decision"] == "exclude"]
+    several = int(ta_excluded["reason"].map(lambda r: isinstance(r, str) and ";" in r).sum())
+    if several:
+        notes.append(f"{several} records excluded with several reasons are counted under the first")
 
     ft_all = stage_decisions(store, STAGE_FULL_TEXT)
     full_text_stage = not ft_all.empty

@@ -1,0 +1,942 @@
+"""Figures of a review: the PRISMA 2020 flow diagram and the evidence plots.
+
+Every function returns a :class:`matplotlib.figure.Figure` drawn on the Agg
+canvas (no pyplot state, so notebooks and scripts can call them freely) and
+:func:`save` writes it as PNG and SVG.  The evidence plots take the evidence
+table (one row per included study, columns ``disease``, ``target``,
+``design``, ``n_patients``, ``lymphodepletion``, ``year``...; multi-valued
+cells are ``"; "``-joined strings) as made by ``reviewlib.evidence.study_table``.
+
+Titles state a finding computed from the data (the ``*_finding`` functions
+return the sentence alone).  Colours follow the Okabe-Ito colour-blind-safe
+palette, with a fixed colour per study design so the figures agree.  Give
+``notice="Synthetic demo data"`` to print a notice on the figure.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.offsetbox import AnchoredOffsetbox, DrawingArea, HPacker, TextArea, VPacker
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
+
+from .errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DPI", "OKABE_ITO", "NOT_REPORTED", "normalize_design", "design_rank", "design_colors",
+    "prisma_flow", "publications_by_year", "evidence_map", "patients_by_lymphodepletion",
+    "sample_size_distribution", "screening_progress", "save",
+    "year_finding", "map_finding", "lymphodepletion_finding", "sample_size_finding", "progress_finding",
+]
+
+#: Resolution of saved PNG files (dots per inch).
+DPI = 150
+#: The Okabe-Ito colour-blind-safe palette.
+OKABE_ITO = {"orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73", "yellow": "#F0E442",
+             "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7", "black": "#000000"}
+#: The label of a missing value in every figure.
+NOT_REPORTED = "not reported"
+GREY = "#9E9E9E"
+SEPARATOR = ";"
+
+# Canonical designs, weakest to strongest evidence: (label, colour).
+_DESIGNS: list[tuple[str, str]] = [
+    ("case report", OKABE_ITO["orange"]),
+    ("case series", OKABE_ITO["yellow"]),
+    ("observational", OKABE_ITO["reddish purple"]),
+    ("phase 1", OKABE_ITO["sky blue"]),
+    ("phase 1/2", OKABE_ITO["bluish green"]),
+    ("phase 2", OKABE_ITO["blue"]),
+    ("phase 3", OKABE_ITO["black"]),
+    ("randomised controlled trial", OKABE_ITO["vermillion"]),
+]
+_RANK = {label: i for i, (label, _) in enumerate(_DESIGNS)}
+_COLOR = dict(_DESIGNS)
+_CONTROLLED_RANK = _RANK["randomised controlled trial"]
+
+
+# -- values ---------------------------------------------------------------
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    # 'none' is a value (e.g. no lymphodepletion), not a missing one.
+    return isinstance(value, str) and value.strip().lower() in ("", "nan", "na", "n/a", "nr", "not stated",
+                                                                NOT_REPORTED)
+
+
+def _split(value: Any) -> list[str]:
+    """The values of a possibly ``"; "``-joined cell; ``[NOT_REPORTED]`` when empty."""
+    if isinstance(value, (list, tuple)):
+        parts = [str(v).strip() for v in value if not _is_missing(v)]
+    elif _is_missing(value):
+        parts = []
+    else:
+        parts = [p.strip() for p in str(value).split(SEPARATOR) if not _is_missing(p)]
+    return list(dict.fromkeys(parts)) or [NOT_REPORTED]
+
+
+def normalize_design(value: Any) -> str:
+    """The canonical label of a study design ('phase I/II' -> 'phase 1/2', 'RCT' -> 'randomised controlled trial').
+
+    Unknown designs are returned stripped and lower-cased; missing ones as ``NOT_REPORTED``.
+    """
+    if _is_missing(value):
+        return NOT_REPORTED
+    text = " ".join(str(value).lower().replace("_", " ").replace("-", " ").split())
+    text = re.sub(r"\s*/\s*", "/", text)
+    if "phase" in text:  # roman numerals and sub-phases: 'phase Ib/II' -> 'phase 1/2'
+        for roman, digit in (("iii", "3"), ("ii", "2"), ("i", "1")):
+            text = re.sub(rf"(?<=[\s/]){roman}(?=[ab]?(?:[\s/]|$))", digit, text)
+        text = re.sub(r"(?<=\d)[ab](?=[\s/]|$)", "", text)
+    if "random" in text or text in ("rct", "controlled trial") or "placebo" in text:
+        return "randomised controlled trial"
+    if "phase 3" in text:
+        return "phase 3"
+    if "phase 1/2" in text or "phase 1 2" in text:
+        return "phase 1/2"
+    if "phase 2" in text:
+        return "phase 2"
+    if "phase 1" in text:
+        return "phase 1"
+    if "case report" in text or text == "single case":
+        return "case report"
+    if "series" in text:
+        return "case series"
+    if any(w in text for w in ("cohort", "registry", "observational", "retrospective")):
+        return "observational"
+    return text
+
+
+def design_rank(design: str) -> float:
+    """Strength of a (normalized) design: higher is more advanced; unknown 1.5, not reported -1."""
+    if design == NOT_REPORTED:
+        return -1.0
+    return float(_RANK.get(design, 1.5))
+
+
+def design_colors(designs: Iterable[str]) -> dict[str, str]:
+    """A colour per design: fixed Okabe-Ito colours for known designs, grey for not reported."""
+    extra = iter(c for c in sns.color_palette("colorblind").as_hex() if c not in _COLOR.values())
+    out = {}
+    for d in designs:
+        if d in _COLOR:
+            out[d] = _COLOR[d]
+        elif d == NOT_REPORTED:
+            out[d] = GREY
+        else:
+            out[d] = next(extra, GREY)
+    return out
+
+
+def _ordered_designs(designs: Iterable[str]) -> list[str]:
+    return sorted(set(designs), key=lambda d: (design_rank(d), d))
+
+
+def _study_design(value: Any) -> str:
+    """One design per study: the most advanced of the cell's designs."""
+    designs = [normalize_design(v) for v in _split(value)]
+    return max(designs, key=design_rank)
+
+
+def _number(value: Any) -> float:
+    if _is_missing(value):
+        return float("nan")
+    if isinstance(value, str) and SEPARATOR in value:
+        parts = [pd.to_numeric(p.strip(), errors="coerce") for p in value.split(SEPARATOR)]
+        return float(np.nansum(parts)) if not all(pd.isna(parts)) else float("nan")
+    return float(pd.to_numeric(value, errors="coerce"))
+
+
+def _truthy(value: Any) -> bool:
+    if _is_missing(value):
+        return False
+    return str(value).strip().lower() in ("1", "1.0", "true", "yes", "y", "controlled")
+
+
+def _prepare(table: pd.DataFrame, needed: Sequence[str]) -> pd.DataFrame:
+    """Check the evidence table and add normalized helper columns (prefixed ``_``)."""
+    if not isinstance(table, pd.DataFrame):
+        raise InputError(f"evidence plots need a pandas DataFrame, got {type(table).__name__}: "
+                         "pass reviewlib.evidence.study_table(...)")
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise InputError(f"evidence table lacks column(s) {', '.join(missing)} (it has: "
+                         f"{', '.join(map(str, table.columns)) or 'none'}); pass reviewlib.evidence.study_table(...)")
+    frame = table.reset_index(drop=True).copy()
+    frame["_study"] = range(len(frame))
+    if "design" in frame:
+        frame["_design"] = [_study_design(v) for v in frame["design"]]
+        controlled = [design_rank(d) == _CONTROLLED_RANK for d in frame["_design"]]
+        if "controlled" in frame:
+            controlled = [c or _truthy(v) for c, v in zip(controlled, frame["controlled"])]
+        frame["_controlled"] = controlled
+    if "n_patients" in frame:
+        frame["_n"] = [_number(v) for v in frame["n_patients"]]
+    return frame
+
+
+def _explode(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    out = frame.copy()
+    out[f"_{column}"] = [_split(v) for v in out[column]]
+    return out.explode(f"_{column}", ignore_index=True)
+
+
+def _fmt(n: float) -> str:
+    return f"{int(round(n)):,}" if not pd.isna(n) else "?"
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def _join(items: Sequence[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# -- figure plumbing ------------------------------------------------------
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100, facecolor="white")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _axes(fig: Figure, grid: str = "whitegrid"):
+    with sns.axes_style(grid):
+        return fig.add_subplot(1, 1, 1)
+
+
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    chars = max(20, int(width_in * 72 / (0.56 * fontsize)))
+    return "\n".join(textwrap.fill(p, chars) for p in str(text).split("\n"))
+
+
+def _finish(fig: Figure, ax, title: str, notice: str | None, footnote: str | None = None) -> Figure:
+    """Title (the finding) above everything, footnote and notice below; constrained layout, no overlaps."""
+    width, height = fig.get_size_inches()
+    title = title[:1].upper() + title[1:]
+    fig.suptitle(_wrap(title, width - 0.3, 12 * 1.08), x=0.012, ha="left", fontsize=12, fontweight="bold")
+    bottom_lines = []
+    if footnote:
+        bottom_lines.append(("foot", _wrap(footnote, width - 0.3, 8)))
+    if notice:
+        bottom_lines.append(("notice", _wrap(notice, width - 0.3, 9 * 1.08)))
+    y_in = 0.08
+    for kind, text in reversed(bottom_lines):
+        style = dict(fontsize=9, color="#B00020", fontweight="bold") if kind == "notice" \
+            else dict(fontsize=8, color="#444444")
+        fig.text(0.012, y_in / height, text, ha="left", va="bottom", gid=f"reviewlib-{kind}", **style)
+        y_in += 0.16 * (text.count("\n") + 1) + 0.05
+    bottom = (y_in + 0.05) / height if bottom_lines else 0.0
+    fig.set_layout_engine("constrained", rect=(0, min(0.4, bottom), 1, 1 - min(0.4, bottom)), h_pad=0.06, w_pad=0.06)
+    return fig
+
+
+def _empty(title: str, notice: str | None) -> Figure:
+    fig = _figure(8, 3)
+    ax = _axes(fig, "white")
+    ax.axis("off")
+    ax.text(0.5, 0.5, "No included studies to plot yet", ha="center", va="center", fontsize=12, color=GREY,
+            transform=ax.transAxes)
+    return _finish(fig, ax, title, notice)
+
+
+def save(fig: Figure, folder: str | os.PathLike, name: str) -> dict[str, Path]:
+    """Write ``fig`` as ``<folder>/<name>.png`` (150 dpi) and ``<folder>/<name>.svg``, atomically.
+
+    Each file is written to a temporary file in ``folder`` and renamed into
+    place, so a reader never sees half a figure.  The SVG carries no date and
+    fixed ids, so reruns on the same data give the same bytes.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        A figure from this module.
+    folder : path-like
+        Destination (created if missing), usually next to the report's HTML.
+    name : str
+        File stem, e.g. ``'prisma'`` (no folder separators).
+
+    Returns
+    -------
+    dict
+        ``{'png': Path, 'svg': Path}``.
+
+    Raises
+    ------
+    InputError
+        If ``name`` is empty or contains a path separator, or ``fig`` is no Figure.
+    """
+    if not isinstance(fig, Figure):
+        raise InputError(f"plots.save needs a matplotlib Figure, got {type(fig).__name__}")
+    if not name or any(sep in name for sep in ("/", "\\", os.sep)) or name.startswith("."):
+        raise InputError(f"figure name {name!r} must be a plain file stem like 'prisma' (no folders, "
+                         "not starting with '.')")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    with matplotlib.rc_context({"svg.hashsalt": f"reviewlib-{name}", "svg.fonttype": "path"}):
+        for fmt in ("png", "svg"):
+            final = folder / f"{name}.{fmt}"
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=f".{fmt}.part")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+                    fig.savefig(handle, format=fmt, dpi=DPI, facecolor="white", metadata=metadata)
+                os.replace(tmp, final)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+            out[fmt] = final
+    logger.info("figure %s written to %s (png, svg)", name, folder)
+    return out
+
+
+# -- PRISMA flow diagram --------------------------------------------------
+def _reason_label(key: str, labels: Mapping[str, str] | None) -> str:
+    if labels and key in labels:
+        return str(labels[key])
+    return key.replace("-", " ").replace("_", " ").capitalize()
+
+
+def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notice: str | None = None,
+                show_notes: bool = True) -> Figure:
+    """The PRISMA 2020 flow diagram, drawn from :func:`reviewlib.prisma.counts`.
+
+    Parameters
+    ----------
+    counts : reviewlib.prisma.PrismaCounts
+        The checked counts (every number on the diagram comes from them).
+    reason_labels : mapping, optional
+        Exclusion-reason key -> label (the protocol's ``eligibility.exclusion_reasons``);
+        keys are humanised otherwise.
+    notice : str, optional
+        A notice drawn at the foot (e.g. "Synthetic demo data").
+    show_notes : bool
+        Print ``counts.notes`` (how counts were made) under the diagram.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    c = counts
+    n = lambda v: f"(n = {int(v):,})"  # noqa: E731
+    width = 10.0
+    main_x, main_w = 0.95, 4.15
+    side_x, side_w = 5.55, 4.3
+    font = 9.5
+    line_h = font * 1.38 / 72
+    pad = 0.16
+
+    def wrap_lines(lines: list[str], box_w: float) -> list[str]:
+        chars = int((box_w - 2 * pad) * 72 / (0.53 * font))
+        out = []
+        for line in lines:
+            indent = "   " if line.startswith("   ") else ""
+            out.extend(textwrap.wrap(line.strip(), chars - len(indent), initial_indent=indent,
+                                     subsequent_indent=indent + "  ") or [""])
+        return out
+
+    def reasons(title: str, total: int, mapping: Mapping[str, int]) -> list[str]:
+        lines = [f"{title} {n(total)}" + (":" if mapping else "")]
+        lines += [f"   {_reason_label(k, reason_labels)} {n(v)}" for k, v in mapping.items()]
+        return lines
+
+    sources = [f"   {label} {n(v)}" for label, v in c.identified.items()] or ["   (no searches yet)"]
+    rows: list[tuple[str, list[str], list[str] | None]] = []
+    ident = ["Records identified from:"] + sources
+    if len(c.identified) > 1:
+        ident.append(f"Total {n(c.identified_total)}")
+    removed = [f"Records removed before screening:", f"   Duplicate records removed {n(c.duplicates_removed)}"]
+    if c.duplicates_removed:
+        removed.append(f"   ({c.duplicates_merged_by_store} found by several sources, "
+                       f"{c.duplicates_removed_by_dedup} by deduplication)")
+    rows.append(("Identification", ident, removed))
+    screened = ["Records screened (title and abstract)", n(c.screened)]
+    if c.awaiting_screening:
+        screened.append(f"{c.awaiting_screening:,} awaiting a decision")
+    rows.append(("Screening", screened, reasons("Records excluded", c.excluded_screening,
+                                                c.excluded_screening_reasons)))
+    rows.append(("Screening", ["Reports sought for retrieval", n(c.sought)],
+                 [f"Reports not retrieved or not yet assessed {n(c.not_assessed)}"]))
+    assessed = ["Reports assessed for eligibility (full text)", n(c.assessed)]
+    if c.awaiting_full_text:
+        assessed.append(f"{c.awaiting_full_text:,} awaiting a decision")
+    rows.append(("Screening", assessed, reasons("Reports excluded", c.excluded_full_text,
+                                                c.excluded_full_text_reasons)))
+    rows.append(("Included", ["Studies included in review", n(c.included),
+                              f"Reports of included studies {n(c.included)}"], None))
+
+    laid = []
+    for phase, main, side in rows:
+        main_l = wrap_lines(main, main_w)
+        side_l = wrap_lines(side, side_w) if side else None
+        h_main = len(main_l) * line_h + 2 * pad
+        h_side = len(side_l) * line_h + 2 * pad if side_l else 0
+        laid.append((phase, main_l, side_l, h_main, h_side, max(h_main, h_side)))
+    for phase in dict.fromkeys(r[0] for r in laid):  # a phase's band must fit its rotated label
+        mine = [i for i, r in enumerate(laid) if r[0] == phase]
+        need = len(phase) * 10 * 0.66 / 72 + 0.25
+        have = sum(laid[i][5] for i in mine) + 0.42 * (len(mine) - 1)
+        if have < need:
+            i = mine[-1]
+            laid[i] = laid[i][:5] + (laid[i][5] + need - have,)
+    gap = 0.42
+    title_h = 0.75
+    notes = list(c.notes) if show_notes else []
+    foot_lines = []
+    if notes:
+        foot_lines = textwrap.wrap("Notes: " + "; ".join(notes) + ".", int((width - 0.4) * 72 / (0.53 * 7.5)))
+    notice_lines = textwrap.wrap(notice, int((width - 0.4) * 72 / (0.56 * 9))) if notice else []
+    foot_h = 0.15 + len(foot_lines) * 7.5 * 1.35 / 72 + len(notice_lines) * 9 * 1.4 / 72 + (0.1 if notice else 0)
+    height = title_h + sum(r[5] for r in laid) + gap * (len(laid) - 1) + 0.3 + foot_h
+
+    fig = _figure(width, height)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
+    ax.axis("off")
+    share = (f"{c.included:,} of {c.identified_total:,} records identified "
+             f"({100 * c.included / c.identified_total:.1f}%)" if c.identified_total else "no records yet")
+    title = f"PRISMA 2020 flow diagram: {c.included:,} {'study' if c.included == 1 else 'studies'} included, {share}"
+    ax.text(0.2, height - 0.25, _wrap(title, width - 0.4, 12), ha="left", va="top", fontsize=12,
+            fontweight="bold")
+
+    y = height - title_h
+    centres = []
+    phase_spans: dict[str, list[float]] = {}
+    for phase, main_l, side_l, h_main, h_side, h_row in laid:
+        centre = y - h_row / 2
+        box = FancyBboxPatch((main_x, centre - h_main / 2), main_w, h_main,
+                             boxstyle="round,pad=0,rounding_size=0.06", facecolor="white", edgecolor="black",
+                             linewidth=1.1)
+        ax.add_patch(box)
+        ax.text(main_x + main_w / 2, centre, "\n".join(main_l), ha="center", va="center", fontsize=font,
+                linespacing=1.25)
+        if side_l:
+            sbox = FancyBboxPatch((side_x, centre - h_side / 2), side_w, h_side,
+                                  boxstyle="round,pad=0,rounding_size=0.06", facecolor="#F2F2F2",
+                                  edgecolor="#555555", linewidth=1.0)
+            ax.add_patch(sbox)
+            ax.text(side_x + pad, centre, "\n".join(side_l), ha="left", va="center", fontsize=font,
+                    linespacing=1.25)
+            ax.add_patch(FancyArrowPatch((main_x + main_w, centre), (side_x, centre), arrowstyle="-|>",
+                                         mutation_scale=14, color="black", linewidth=1.1))
+        centres.append((centre, h_main))
+        span = phase_spans.setdefault(phase, [y, y - h_row])
+        span[1] = y - h_row
+        y -= h_row + gap
+    for (c1, h1), (c2, h2) in zip(centres, centres[1:]):
+        ax.add_patch(FancyArrowPatch((main_x + main_w / 2, c1 - h1 / 2), (main_x + main_w / 2, c2 + h2 / 2),
+                                     arrowstyle="-|>", mutation_scale=14, color="black", linewidth=1.1))
+    for phase, (top, bottom) in phase_spans.items():
+        ax.add_patch(FancyBboxPatch((0.2, bottom), 0.5, top - bottom, boxstyle="round,pad=0,rounding_size=0.08",
+                                    facecolor="#CFE2F3", edgecolor="#6A9CC9", linewidth=1.0))
+        ax.text(0.45, (top + bottom) / 2, phase, rotation=90, ha="center", va="center", fontsize=10,
+                fontweight="bold", color="#1F3B57")
+    yb = 0.12
+    if notice_lines:
+        ax.text(0.2, yb, "\n".join(notice_lines), ha="left", va="bottom", fontsize=9, color="#B00020",
+                fontweight="bold", gid="reviewlib-notice")
+        yb += len(notice_lines) * 9 * 1.4 / 72 + 0.1
+    if foot_lines:
+        ax.text(0.2, yb, "\n".join(foot_lines), ha="left", va="bottom", fontsize=7.5, color="#444444",
+                gid="reviewlib-foot")
+    return fig
+
+
+# -- publications per year ------------------------------------------------
+def year_finding(table: pd.DataFrame) -> str:
+    """The sentence :func:`publications_by_year` uses as its title."""
+    frame = _prepare(table, ["year", "design"])
+    years = pd.to_numeric(frame["year"], errors="coerce")
+    frame = frame[years.notna()].assign(_year=years[years.notna()].astype(int))
+    if frame.empty:
+        return "No included study has a publication year"
+    per_year = frame.groupby("_year").size()
+    peak_year = int(per_year.idxmax())
+    n = len(frame)
+    weak = int(frame["_design"].isin(["case report", "case series"]).sum())
+    controlled = int(frame["_controlled"].sum())
+    span = f"{per_year.index.min()}–{per_year.index.max()}" if len(per_year) > 1 else f"{per_year.index.min()}"
+    text = (f"{_plural(n, 'study', 'studies')} published {span}, most in {peak_year} (n = {int(per_year.max())}); "
+            f"{weak} of {n} are case reports or case series")
+    return text + (f", {_plural(controlled, 'controlled trial')}" if controlled else ", none controlled")
+
+
+def publications_by_year(table: pd.DataFrame, *, notice: str | None = None) -> Figure:
+    """Publications per year, stacked by study design.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The evidence table (columns ``year``, ``design``).
+    notice : str, optional
+        A notice drawn at the foot (e.g. "Synthetic demo data").
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Bars per calendar year (years without studies show as gaps), totals on top.
+    """
+    frame = _prepare(table, ["year", "design"])
+    years = pd.to_numeric(frame["year"], errors="coerce")
+    undated = int(years.isna().sum())
+    frame = frame[years.notna()].assign(_year=years[years.notna()].astype(int))
+    if frame.empty:
+        return _empty("Publications per year: no dated studies", notice)
+    designs = _ordered_designs(frame["_design"])
+    colors = design_colors(designs)
+    counts = (frame.groupby(["_year", "_design"]).size().unstack(fill_value=0)
+              .reindex(index=range(frame["_year"].min(), frame["_year"].max() + 1), fill_value=0)
+              .reindex(columns=designs, fill_value=0))
+    fig = _figure(max(7.5, 0.55 * len(counts) + 4), 5)
+    ax = _axes(fig)
+    bottom = np.zeros(len(counts))
+    for design in designs:
+        ax.bar(counts.index, counts[design], bottom=bottom, color=colors[design], edgecolor="#333333",
+               linewidth=0.6, label=design, width=0.75)
+        bottom += counts[design].to_numpy()
+    for x, total in zip(counts.index, bottom):
+        if total:
+            ax.annotate(f"{int(total)}", (x, total), xytext=(0, 2), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=9, gid="reviewlib-bar-total")
+    ax.set_ylim(0, bottom.max() * 1.12 + 0.3)
+    ax.set_xticks(list(counts.index))
+    ax.tick_params(axis="x", rotation=45 if len(counts) > 12 else 0)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("Publication year")
+    ax.set_ylabel("Included studies (n)")
+    ax.grid(axis="x", visible=False)
+    ax.legend(title="Study design", loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=9)
+    foot = f"{_plural(undated, 'study', 'studies')} without a publication year not shown." if undated else None
+    return _finish(fig, ax, year_finding(table), notice, foot)
+
+
+# -- evidence map ---------------------------------------------------------
+def _cells(table: pd.DataFrame) -> pd.DataFrame:
+    frame = _prepare(table, ["disease", "target", "design", "n_patients"])
+    frame = _explode(_explode(frame, "disease"), "target")
+    cells = frame.groupby(["_disease", "_target"]).agg(
+        studies=("_study", "nunique"), patients=("_n", lambda s: float(np.nansum(s))),
+        unknown=("_n", lambda s: int(s.isna().sum())), controlled=("_controlled", "sum"),
+        rank=("_design", lambda s: max(design_rank(d) for d in s)),
+        design=("_design", lambda s: max(s, key=design_rank))).reset_index()
+    return cells.rename(columns={"_disease": "disease", "_target": "target"})
+
+
+def map_finding(table: pd.DataFrame, diseases: Sequence[str] = (), targets: Sequence[str] = ()) -> str:
+    """The sentence :func:`evidence_map` uses as its title."""
+    cells = _cells(table)
+    if cells.empty:
+        return "No included studies to map"
+    top = cells.sort_values(["studies", "patients"], ascending=False).iloc[0]
+    frame = _prepare(table, ["disease", "design"])
+    ctrl = _explode(frame[frame["_controlled"]], "disease") if frame["_controlled"].any() else None
+    ctrl_diseases = sorted(set(ctrl["_disease"])) if ctrl is not None else []
+    if not ctrl_diseases:
+        clause = "no controlled trial"
+    elif len(ctrl_diseases) == 1:
+        clause = f"no controlled trial outside {ctrl_diseases[0]}"
+    else:
+        clause = f"controlled trials only in {_join(ctrl_diseases)}"
+    n_d = len(set(cells["disease"]) | set(diseases))
+    n_t = len(set(cells["target"]) | set(targets))
+    empty = n_d * n_t - len(cells)
+    target = f"{top['target']}-targeted cells" if top["target"] != NOT_REPORTED else "cells of unreported target"
+    return (f"Most evidence: {target} in {top['disease']} "
+            f"({_plural(int(top['studies']), 'study', 'studies')}, {_plural(int(top['patients']), 'patient')}); "
+            f"{clause}; {empty} of {n_d * n_t} disease–target cells empty")
+
+
+def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: Sequence[str] = (),
+                 notice: str | None = None) -> Figure:
+    """Evidence map: disease x target, bubble area = patients, colour = most advanced design.
+
+    Each occupied cell is annotated with its studies and patients; empty cells
+    are hatched and marked "no studies" so the gaps show.  A study listing
+    several diseases or targets counts in each of its cells.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The evidence table (columns ``disease``, ``target``, ``design``, ``n_patients``).
+    diseases, targets : sequence of str, optional
+        Categories to show even without studies (e.g. the protocol's vocabulary).
+    notice : str, optional
+        A notice drawn at the foot.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    cells = _cells(table)
+    if cells.empty:
+        return _empty("Evidence map: no included studies yet", notice)
+    by_d = cells.groupby("disease")["patients"].sum()
+    by_t = cells.groupby("target")["patients"].sum()
+    row_order = sorted(set(cells["disease"]) | set(diseases),
+                       key=lambda d: (d == NOT_REPORTED, -by_d.get(d, 0), d))
+    col_order = sorted(set(cells["target"]) | set(targets),
+                       key=lambda t: (t == NOT_REPORTED, -by_t.get(t, 0), t))
+    ri = {d: i for i, d in enumerate(row_order)}
+    ci = {t: i for i, t in enumerate(col_order)}
+    cell_w, cell_h = 1.45, 0.82
+    grid_w = cell_w * len(col_order)
+    fig = _figure(min(18, 3.0 + grid_w + 2.6), min(20, 2.2 + cell_h * max(len(row_order), 4)))
+    with sns.axes_style("white"):
+        ax, key = fig.subplots(1, 2, width_ratios=[grid_w + 0.6, 2.3])
+    key.axis("off")
+    occupied = {(r.disease, r.target) for r in cells.itertuples()}
+    for d in row_order:
+        for t in col_order:
+            x, y = ci[t], ri[d]
+            if (d, t) in occupied:
+                ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor="white", edgecolor="#BBBBBB",
+                                       linewidth=0.8, zorder=0))
+            else:
+                ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor="#F4F4F4", edgecolor="#BBBBBB",
+                                       hatch="////", linewidth=0.8, zorder=0))
+                ax.text(x, y, "no studies", ha="center", va="center", fontsize=7.5, color="#8A8A8A",
+                        style="italic", gid="reviewlib-empty-cell")
+    max_p = max(1.0, float(cells["patients"].max()))
+    max_area = (min(cell_w, cell_h) * 72 * 0.62) ** 2 * 0.55
+    sizes = [max(28.0, max_area * p / max_p) if p > 0 else 28.0 for p in cells["patients"]]
+    colors = design_colors(_ordered_designs(cells["design"]))
+    ax.scatter([ci[t] for t in cells["target"]], [ri[d] - 0.1 for d in cells["disease"]], s=sizes,
+               c=[colors[d] for d in cells["design"]], edgecolors="#222222", linewidths=0.8, zorder=3,
+               alpha=0.95)
+    for r in cells.itertuples():
+        pts = _fmt(r.patients) + ("+" if r.unknown else "")
+        ax.text(ci[r.target], ri[r.disease] + 0.34, f"{_plural(int(r.studies), 'study', 'studies')}, {pts} pts",
+                ha="center", va="center", fontsize=7.5, zorder=4, gid="reviewlib-cell-label")
+    ax.set_xlim(-0.5, len(col_order) - 0.5)
+    ax.set_ylim(len(row_order) - 0.5, -0.5)
+    ax.set_xticks(range(len(col_order)))
+    ax.set_xticklabels([textwrap.fill(t, 14) for t in col_order], fontsize=9)
+    ax.set_yticks(range(len(row_order)))
+    ax.set_yticklabels([textwrap.fill(d, 28) for d in row_order], fontsize=9)
+    ax.xaxis.tick_top()
+    ax.set_xlabel("CAR target (construct)")
+    ax.xaxis.set_label_position("top")
+    ax.set_ylabel("Disease")
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    # The key panel: design colours on top, reference bubbles (drawn in points, true to scale) below.
+    handles = [Patch(facecolor=colors[d], edgecolor="#222222", label=textwrap.fill(d, 18)) for d in colors]
+    key.legend(handles=handles, title="Most advanced design", loc="upper left", bbox_to_anchor=(0, 1),
+               frameon=False, fontsize=8.5, title_fontsize=9, alignment="left")
+    refs = sorted({int(v) for v in np.round(np.quantile(cells["patients"], [0.25, 1.0])) if v > 0})
+    if refs:
+        diam = {v: math.sqrt(max(28.0, max_area * v / max_p)) for v in refs}  # scatter s = diameter**2
+        widest = max(diam.values())
+        rows = [TextArea("Bubble area = patients", textprops=dict(fontsize=9))]
+        for v in refs:
+            area = DrawingArea(widest, diam[v] + 2)
+            area.add_artist(Circle((widest / 2, diam[v] / 2 + 1), diam[v] / 2, facecolor="white",
+                                   edgecolor="#222222", linewidth=0.8))
+            rows.append(HPacker(children=[area, TextArea(f"{v} patients", textprops=dict(fontsize=8.5))],
+                                align="center", pad=0, sep=6))
+        key.add_artist(AnchoredOffsetbox(loc="lower left", child=VPacker(children=rows, align="left", pad=0, sep=5),
+                                         bbox_to_anchor=(0, 0), bbox_transform=key.transAxes, frameon=False,
+                                         borderpad=0.4))
+    foot = "A study listing several diseases or targets counts in each cell."
+    if cells["unknown"].any():
+        foot += " '+': some studies in the cell did not report patient numbers."
+    return _finish(fig, ax, map_finding(table, diseases, targets), notice, foot)
+
+
+# -- lymphodepletion ------------------------------------------------------
+def _regimens(table: pd.DataFrame) -> pd.DataFrame:
+    frame = _explode(_prepare(table, ["lymphodepletion", "n_patients"]), "lymphodepletion")
+    per = frame.groupby("_lymphodepletion").agg(patients=("_n", lambda s: float(np.nansum(s))),
+                                                studies=("_study", "nunique"))
+    if NOT_REPORTED not in per.index:
+        per.loc[NOT_REPORTED] = [0.0, 0]
+    order = sorted(per.index, key=lambda r: (r == NOT_REPORTED, -per.loc[r, "patients"], r))
+    return per.loc[order]
+
+
+def lymphodepletion_finding(table: pd.DataFrame) -> str:
+    """The sentence :func:`patients_by_lymphodepletion` uses as its title."""
+    frame = _prepare(table, ["lymphodepletion", "n_patients"])
+    per = _regimens(table)
+    total = float(np.nansum(frame["_n"]))
+    reported = per.drop(index=NOT_REPORTED)
+    nr = per.loc[NOT_REPORTED]
+    if reported.empty or total == 0:
+        return f"No study reports its lymphodepletion regimen ({_plural(int(nr['studies']), 'study', 'studies')})"
+    top = reported["patients"].idxmax()
+    share = 100 * reported.loc[top, "patients"] / total
+    text = f"{top} given to {share:.0f}% of patients ({_fmt(reported.loc[top, 'patients'])} of {_fmt(total)})"
+    if nr["studies"]:
+        return text + (f"; regimen not reported for {_plural(int(nr['patients']), 'patient')} "
+                       f"in {_plural(int(nr['studies']), 'study', 'studies')}")
+    return text + "; every study reports its regimen"
+
+
+def patients_by_lymphodepletion(table: pd.DataFrame, *, notice: str | None = None) -> Figure:
+    """Patients per lymphodepletion regimen, with "not reported" as its own bar.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The evidence table (columns ``lymphodepletion``, ``n_patients``).
+    notice : str, optional
+        A notice drawn at the foot.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Horizontal bars (patients), each labelled with patients and studies.
+    """
+    frame = _prepare(table, ["lymphodepletion", "n_patients"])
+    if frame.empty:
+        return _empty("Patients by lymphodepletion regimen: no included studies yet", notice)
+    per = _regimens(table)
+    fig = _figure(9, max(3.2, 1.6 + 0.55 * len(per)))
+    ax = _axes(fig)
+    ypos = np.arange(len(per))
+    colors = [GREY if r == NOT_REPORTED else OKABE_ITO["blue"] for r in per.index]
+    ax.barh(ypos, per["patients"], color=colors, edgecolor="#333333", linewidth=0.6, height=0.65,
+            hatch=None)
+    top = max(1.0, float(per["patients"].max()))
+    for y, (regimen, row) in zip(ypos, per.iterrows()):
+        ax.text(row["patients"] + 0.015 * top, y,
+                f"{_plural(int(row['patients']), 'patient')} · {_plural(int(row['studies']), 'study', 'studies')}",
+                va="center", ha="left", fontsize=9)
+    ax.set_yticks(ypos)
+    ax.set_yticklabels([textwrap.fill(str(r), 30) for r in per.index], fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, top * 1.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("Patients treated (n)")
+    ax.set_ylabel("Lymphodepletion regimen")
+    ax.grid(axis="y", visible=False)
+    multi = int(sum(len(_split(v)) > 1 for v in frame["lymphodepletion"]))
+    missing_n = int(frame["_n"].isna().sum())
+    foot = []
+    if multi:
+        foot.append(f"{_plural(multi, 'study', 'studies')} reporting several regimens count in each.")
+    if missing_n:
+        foot.append(f"{_plural(missing_n, 'study', 'studies')} without a patient count add 0 patients.")
+    return _finish(fig, ax, lymphodepletion_finding(table), notice, " ".join(foot) or None)
+
+
+# -- sample sizes ---------------------------------------------------------
+def sample_size_finding(table: pd.DataFrame, large: int = 20) -> str:
+    """The sentence :func:`sample_size_distribution` uses as its title."""
+    frame = _prepare(table, ["design", "n_patients"])
+    sizes = frame["_n"].dropna()
+    if sizes.empty:
+        return "No included study reports its number of patients"
+    k = int((sizes >= large).sum())
+    return (f"Median {sizes.median():g} patients per study (range {_fmt(sizes.min())}–{_fmt(sizes.max())}); "
+            f"{'only ' if k < len(sizes) / 2 else ''}{k} of {len(sizes)} studies enrolled {large} or more")
+
+
+def sample_size_distribution(table: pd.DataFrame, *, large: int = 20, notice: str | None = None) -> Figure:
+    """Patients per study by design (one dot per study), medians marked.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The evidence table (columns ``design``, ``n_patients``).
+    large : int
+        The study size the title counts ("k of n studies enrolled 20 or more").
+    notice : str, optional
+        A notice drawn at the foot.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A strip plot on a log axis; a black bar marks each design's median, a
+        dashed line the overall median.
+    """
+    frame = _prepare(table, ["design", "n_patients"])
+    known = frame[frame["_n"].notna() & (frame["_n"] > 0)]
+    if known.empty:
+        return _empty("Sample sizes: no included study reports its number of patients", notice)
+    designs = _ordered_designs(known["_design"])[::-1]  # strongest on top
+    colors = design_colors(designs)
+    fig = _figure(9, max(3.4, 1.8 + 0.6 * len(designs)))
+    ax = _axes(fig)
+    sns.stripplot(data=known, x="_n", y="_design", order=designs, hue="_design", hue_order=designs,
+                  palette=colors, ax=ax, jitter=0.22, size=6.5, edgecolor="#222222", linewidth=0.6,
+                  legend=False, log_scale=True)
+    medians = known.groupby("_design")["_n"].median()
+    counts = known.groupby("_design").size()
+    for i, d in enumerate(designs):
+        ax.plot([medians[d]] * 2, [i - 0.36, i + 0.36], color="black", linewidth=2.6, zorder=5,
+                solid_capstyle="butt")
+        ax.annotate(f"median {medians[d]:g} (n = {counts[d]})", (medians[d], i - 0.36), xytext=(4, 1),
+                    textcoords="offset points", fontsize=8, va="bottom", ha="left", zorder=6)
+    overall = known["_n"].median()
+    ax.axvline(overall, color="#555555", linestyle="--", linewidth=1.1, zorder=1)
+    ax.text(overall, 1.0, f" all studies: median {overall:g}", transform=ax.get_xaxis_transform(),
+            fontsize=8, color="#333333", ha="left", va="bottom")
+    lo, hi = known["_n"].min(), known["_n"].max()
+    ax.set_xlim(max(0.7, lo / 1.6), hi * 1.8)
+    ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if lo / 1.6 <= t <= hi * 1.8]
+    ax.xaxis.set_major_locator(FixedLocator(ticks or [lo, hi]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("Patients per study (n, log scale)")
+    ax.set_ylabel("Study design")
+    ax.set_yticks(range(len(designs)))
+    ax.set_yticklabels(designs, fontsize=9)
+    ax.grid(axis="y", visible=False)
+    dropped = len(frame) - len(known)
+    foot = f"{_plural(dropped, 'study', 'studies')} without a patient count not shown." if dropped else None
+    return _finish(fig, ax, sample_size_finding(table, large), notice, foot)
+
+
+# -- screening progress ---------------------------------------------------
+def _curve(recall_curve: Any) -> tuple[pd.DataFrame, bool]:
+    """Normalize a recall curve to DataFrame(screened, found); True when ``found`` is a recall fraction."""
+    if isinstance(recall_curve, pd.DataFrame):
+        frame = recall_curve.copy()
+        xs = next((c for c in ("screened", "n_screened", "records_screened", "n") if c in frame), None)
+        ys = next((c for c in ("found", "n_found", "includes", "relevant_found", "recall") if c in frame), None)
+        if ys is None:
+            raise InputError(f"recall curve has none of the columns found/n_found/recall (it has: "
+                             f"{', '.join(map(str, frame.columns))})")
+        x = frame[xs] if xs else pd.Series(range(1, len(frame) + 1))
+        out = pd.DataFrame({"screened": pd.to_numeric(x).to_numpy(), "found": pd.to_numeric(frame[ys]).to_numpy()})
+        return out, ys == "recall"
+    items = list(recall_curve)
+    if not items:
+        return pd.DataFrame({"screened": [], "found": []}), False
+    first = items[0]
+    if isinstance(first, Mapping):
+        return _curve(pd.DataFrame(items))
+    if isinstance(first, (tuple, list)) and len(first) == 2:
+        frame = pd.DataFrame(items, columns=["screened", "found"])
+    else:
+        frame = pd.DataFrame({"screened": range(1, len(items) + 1), "found": [float(v) for v in items]})
+    as_recall = bool((frame["found"] <= 1).all() and (frame["found"] % 1 != 0).any())
+    return frame, as_recall
+
+
+def _store_curve(store) -> tuple[pd.DataFrame, int]:
+    """Includes found against records screened, in the order records were first decided."""
+    from . import dedup, prisma  # the same screening set and resolved decisions as the PRISMA counts
+    screening = set(dedup.screening_records(store)["record_id"])
+    history = store.decisions()
+    ta = history[(history["stage"] == prisma.STAGE_SCREENING) & (history["kind"] != "undo")
+                 & history["record_id"].isin(screening)]
+    order = ta.sort_values("decision_id").drop_duplicates("record_id")["record_id"]
+    final = prisma.stage_decisions(store, prisma.STAGE_SCREENING)
+    includes = set(final.loc[final["decision"] == "include", "record_id"])
+    found = np.cumsum([r in includes for r in order])
+    return pd.DataFrame({"screened": np.arange(1, len(order) + 1), "found": found}), len(screening)
+
+
+def progress_finding(curve: pd.DataFrame, n_total: int | None, as_recall: bool = False,
+                     target: float = 0.95) -> str:
+    """The sentence :func:`screening_progress` uses as its title."""
+    if curve.empty:
+        return "No records screened yet"
+    screened = int(curve["screened"].max())
+    found = curve["found"]
+    final = float(found.iloc[-1])
+    n_total = n_total or screened
+    if as_recall:
+        hit = curve[found >= target - 1e-9]
+        if hit.empty:
+            return f"Recall reached {100 * final:.0f}% after screening {screened:,} of {n_total:,} records"
+        x = int(hit["screened"].iloc[0])
+        return (f"{100 * target:.0f}% recall after screening {x:,} of {n_total:,} records "
+                f"({100 * x / n_total:.0f}%)")
+    if final == 0:
+        return f"No includes yet after screening {screened:,} of {n_total:,} records"
+    x = int(curve.loc[found >= math.ceil(target * final), "screened"].iloc[0])
+    lead = (f"{100 * target:.0f}% of the {int(final):,} includes found in the first {x:,} records screened "
+            f"({100 * x / max(screened, 1):.0f}%)")
+    if screened < n_total:
+        return lead + f"; {screened:,} of {n_total:,} records screened so far"
+    return lead
+
+
+def screening_progress(recall_curve: Any = None, *, store=None, n_total: int | None = None,
+                       notice: str | None = None) -> Figure:
+    """Screening progress: includes found (or recall) against records screened.
+
+    Parameters
+    ----------
+    recall_curve : sequence or DataFrame, optional
+        From ``reviewlib.simulation``: cumulative includes (or recall fractions)
+        per record screened, a list of ``(screened, found)`` pairs or dicts, or a
+        DataFrame with ``screened`` and ``found``/``recall`` columns.
+    store : reviewlib.store.ReviewStore, optional
+        Used when no curve is given: records in the order they were first
+        decided at title-abstract, counting those finally included.
+    n_total : int, optional
+        Records to screen in all (the x-axis extent; default: the store's
+        records or the curve's length).
+    notice : str, optional
+        A notice drawn at the foot.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The curve with the screening-in-random-order diagonal for reference.
+    """
+    if recall_curve is None and store is None:
+        raise InputError("screening_progress needs a recall_curve or a store: pass one of them")
+    if recall_curve is not None:
+        curve, as_recall = _curve(recall_curve)
+        total = n_total or (int(curve["screened"].max()) if len(curve) else 0)
+    else:
+        curve, total = _store_curve(store)
+        as_recall = False
+        total = n_total or total
+    title = progress_finding(curve, total, as_recall)
+    if curve.empty:
+        return _empty(title, notice)
+    fig = _figure(8, 5)
+    ax = _axes(fig)
+    scale = 100.0 if as_recall else 1.0
+    xs = np.concatenate([[0], curve["screened"].to_numpy(dtype=float)])
+    ys = np.concatenate([[0], curve["found"].to_numpy(dtype=float) * scale])
+    ax.step(xs, ys, where="post", color=OKABE_ITO["blue"], linewidth=2, label="Screening order used")
+    final = ys[-1]
+    top = 100.0 if as_recall else final
+    ax.plot([0, total], [0, top], linestyle="--", color=GREY, linewidth=1.2, label="Random order (expected)")
+    if final > 0:
+        mark = 95.0 if as_recall else math.ceil(0.95 * final)
+        hit = xs[np.argmax(ys >= mark - 1e-9)] if (ys >= mark - 1e-9).any() else None
+        if hit is not None:
+            ax.axvline(hit, color=OKABE_ITO["vermillion"], linewidth=1, linestyle=":")
+            ax.annotate(f"95% after {int(hit):,}", (hit, mark), xytext=(6, -14), textcoords="offset points",
+                        fontsize=8.5, color=OKABE_ITO["vermillion"])
+    ax.set_xlim(0, max(total, xs[-1]) * 1.02 or 1)
+    ax.set_ylim(0, (top or 1) * 1.08)
+    ax.set_xlabel("Records screened (n)")
+    ax.set_ylabel("Recall (% of relevant records found)" if as_recall else "Includes found (n, cumulative)")
+    if not as_recall:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(loc="lower right", frameon=False, fontsize=9)
+    return _finish(fig, ax, title, notice)
