@@ -172,8 +172,6 @@ def _where(source: str, name: str) -> str:
 def _string_list(value: Any, source: str, name: str) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str):
-        value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise ProtocolError(f"{_where(source, name)} must be a list of strings (got {value!r}): "
                             f"write it as [\"Review\", \"Editorial\"]", source=source)
