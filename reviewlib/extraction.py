@@ -94,7 +94,7 @@ _CLAUSE_BREAK = re.compile(r"[;:]|\b(?:but|whereas|however|although|while)\b", r
 _TOKEN = re.compile(r"[\w'-]+")
 _BACKGROUND_LABELS = {"background", "introduction", "objective", "objectives", "aim", "aims",
                       "purpose", "context", "rationale", "importance"}
-_LABEL = re.compile(r"^\s*([A-Z][A-Za-z ]{2,30}):\s+")
+_LABEL = re.compile(r"^\s*([A-Z][A-Z /&-]{2,40}|[A-Z][a-z]+(?: [a-z]+){0,3}):\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 
 
@@ -375,9 +375,10 @@ def split_sentences(text: str) -> list[tuple[str, str | None]]:
     for part in _SENTENCE_END.split(" ".join(str(text or "").split())):
         label = None
         m = _LABEL.match(part)
-        if m and m.group(1).strip().lower() in _BACKGROUND_LABELS | {
+        # an ALL-CAPS label ("PATIENTS AND METHODS:") or a usual Title-case one ("Methods:")
+        if m and (m.group(1).isupper() or m.group(1).strip().lower() in _BACKGROUND_LABELS | {
                 "methods", "results", "conclusion", "conclusions", "findings", "interpretation",
-                "case presentation", "case", "design", "patients", "discussion", "summary", "funding"}:
+                "case presentation", "case", "design", "patients", "discussion", "summary", "outcome"}):
             label = m.group(1).strip().lower()
             part = part[m.end():]
         if part.strip():
@@ -503,8 +504,9 @@ def _categorical(f: Field, sents: list[Sentence]) -> Extracted:
         chosen = chosen or extra_neg
     else:
         for members, combined in f.combine:
-            if all(v in strong for v in members):
-                # the combination wins over its parts
+            member_scores = [scores.get(v, 0.0) for v in members if v != combined]
+            if all(v in strong for v in members) and min(member_scores) >= 0.5 * max(member_scores):
+                # the combination wins over its parts (each part must be more than a passing mention)
                 scores[combined] = scores.get(combined, 0.0) + sum(scores[v] for v in members if v != combined)
                 strong.add(combined)
                 for v in members:
@@ -542,7 +544,7 @@ def _numeric(f: Field, sents: list[Sentence]) -> Extracted:
     cands: list[tuple[float, int, str]] = []  # value, sentence, role
     for i, s in enumerate(sents):
         for pat in f.patterns:
-            for m in pat.finditer(s.text):
+            for m in _overlapping(pat, s.text):
                 nums = [parse_number(m.group(g)) for g in ("n", "n2") if g in pat.groupindex and m.group(g)]
                 nums = [n for n in nums if n is not None]
                 if not nums or is_negated(s.text, m.start(), m.end(), window=2):
@@ -576,6 +578,18 @@ def _numeric(f: Field, sents: list[Sentence]) -> Extracted:
     conf = min(0.95, 0.55 + 0.1 * agree + (0.1 if role != "background" else 0))
     text = _fmt_number(value) if f.kind == "number" else str(int(value))
     return Extracted(text, sents[i].text, round(conf, 2), value)
+
+
+def _overlapping(pat: re.Pattern, text: str):
+    """Every match of ``pat``, including those that start inside an earlier one
+    ("25 of 35 patients" yields 25 and 35)."""
+    pos = 0
+    while pos <= len(text):
+        m = pat.search(text, pos)
+        if m is None:
+            return
+        yield m
+        pos = m.start() + 1
 
 
 def _apply_fallback(f: Field, result: dict[str, Extracted]) -> None:

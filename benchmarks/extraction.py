@@ -1,0 +1,141 @@
+"""Accuracy of reviewlib's extractor, against a naive keyword peer, on the same inputs.
+
+Inputs:
+  1. tests/data/extraction/car_t_abstracts_testset.yaml - 68 hand-checked abstracts (written before
+     the extractor; also used while writing the protocol vocabulary, so it is a development set);
+  2. the synthetic demo snapshot's truth sidecar, reviewlib/data/car-t-autoimmune-truth.csv, with the
+     records of reviewlib/data/car-t-autoimmune-snapshot.xml.gz (written by another engineer's
+     generator: an independent check), when both exist.
+
+The peer ("naive") uses the same protocol vocabulary but takes the first value whose synonym occurs
+anywhere in title+abstract, with no sentence weighting, context, negation, overlap, sums or fallbacks;
+for numbers, the first {NUM} pattern hit.  Per field it prints n, accuracy of both and their ratio.
+
+Run:  .venv/bin/python benchmarks/extraction.py [--protocol PATH] [--show-errors]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from reviewlib import extraction as ex  # noqa: E402
+
+TESTSET = ROOT / "tests" / "data" / "extraction" / "car_t_abstracts_testset.yaml"
+TRUTH = ROOT / "reviewlib" / "data" / "car-t-autoimmune-truth.csv"
+SNAPSHOT = ROOT / "reviewlib" / "data" / "car-t-autoimmune-snapshot.xml.gz"
+
+# The snapshot generator spells some values differently from the protocol's vocabulary.
+TRUTH_MAP = {
+    "disease": {"pemphigus vulgaris": "pemphigus", "sjogren's disease": "Sjogren",
+                "antiphospholipid syndrome": "other", "igg4-related disease": "other"},
+    "target": {"cd19/bcma": "CD19+BCMA", "dsg3-caar": "CAAR", "musk-caar": "CAAR"},
+    "cell_source": {"allogeneic nk": "CAR-NK"},
+}
+ONCOLOGY = ("lymphoma", "leukaemia", "leukemia", "myeloma")
+FIELDS = ["disease", "target", "cell_source", "costimulation", "lymphodepletion", "design", "controlled",
+          "n_patients", "follow_up_months", "age_group"]
+
+
+def naive_record(title: str, abstract: str, schema: ex.Schema) -> dict[str, str]:
+    """The peer: first synonym hit anywhere in the text, nothing else."""
+    text = f"{title or ''} {abstract or ''}"
+    out = {}
+    for name, f in schema.fields.items():
+        value = ex.NOT_REPORTED
+        if f.kind == "categorical":
+            hits = []
+            for v, syns in f.values.items():
+                pos = [m.start() for s in syns for m in s.regex.finditer(text)]
+                if pos:
+                    hits.append((min(pos), v))
+            if hits:
+                value = "; ".join(v for _, v in sorted(hits)) if f.multiple else min(hits)[1]
+        elif f.kind in ("integer", "number"):
+            for p in f.patterns:
+                m = p.search(text)
+                if m:
+                    n = ex.parse_number(m.group("n"))
+                    if n is not None:
+                        value = ex._fmt_number(n)
+                        break
+        out[name] = value
+    for name, f in schema.fields.items():
+        if f.kind == "derived":
+            out[name] = ex.derive(f, out[f.source])
+    return out
+
+
+def truth_testset() -> list[dict]:
+    from reviewlib.pubmed_xml import read_pubmed_xml
+    records = read_pubmed_xml(SNAPSHOT)
+    truth = pd.read_csv(TRUTH, dtype=str, keep_default_na=False)
+    by_pmid = {str(r["pmid"]): r for r in records.to_dict("records")}
+    items = []
+    for t in truth.to_dict("records"):
+        rec = by_pmid.get(str(t["pmid"]))
+        if rec is None or t["kind"] == "non-english":
+            continue
+        expected = {}
+        for f in FIELDS:
+            raw = str(t.get(f, "")).strip()
+            if not raw:
+                continue  # the generator left it blank: not scored
+            vals = []
+            for part in raw.split(";"):
+                part = part.strip()
+                if f == "disease" and any(w in part.lower() for w in ONCOLOGY):
+                    part = ex.NOT_REPORTED
+                vals.append(TRUTH_MAP.get(f, {}).get(part.lower(), part))
+            expected[f] = sorted(set(vals)) if f == "disease" else vals[0]
+        items.append({"id": t["pmid"], "title": rec["title"], "abstract": rec["abstract"], "expected": expected})
+    return items
+
+
+def score(items: list[dict], schema: ex.Schema) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ours = ex.compare(items, schema)
+    rows = []
+    for item in items:
+        got = naive_record(item.get("title"), item.get("abstract"), schema)
+        for name, exp in (item.get("expected") or {}).items():
+            if name in schema.fields:
+                rows.append({"field": name, "correct": ex._same(schema.fields[name], exp, got[name])})
+    naive = pd.DataFrame(rows)
+    a = ours.groupby("field", sort=False)["correct"].agg(n="size", reviewlib="mean")
+    b = naive.groupby("field", sort=False)["correct"].agg(naive="mean")
+    table = a.join(b)
+    table["ratio"] = (table["reviewlib"] / table["naive"].where(table["naive"] > 0)).round(2)
+    table[["reviewlib", "naive"]] = table[["reviewlib", "naive"]].round(3)
+    order = {n: i for i, n in enumerate(schema.names)}
+    return table.sort_index(key=lambda s: s.map(order)), ours
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--protocol", default=None, help="protocol with an extraction section (default review)")
+    parser.add_argument("--show-errors", action="store_true", help="list the abstracts and fields got wrong")
+    args = parser.parse_args(argv)
+    schema = ex.load_schema(args.protocol)
+    sets = [("hand-checked test set (68 abstracts, development set)", ex.load_testset(TESTSET))]
+    if TRUTH.is_file() and SNAPSHOT.is_file():
+        sets.append(("synthetic snapshot truth sidecar (independent generator)", truth_testset()))
+    else:
+        print(f"(no truth sidecar at {TRUTH}: skipped)")
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_colwidth", 120)
+    for title, items in sets:
+        table, detail = score(items, schema)
+        print(f"\n== {title}: {len(items)} abstracts ==")
+        print(table.to_string())
+        if args.show_errors:
+            print(detail[~detail["correct"]][["id", "field", "expected", "extracted", "evidence"]].to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
