@@ -30,6 +30,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -368,7 +369,8 @@ class _Kernel:
         self.kernel_name = kernel_name
         if shared:
             from jupyter_client.manager import AsyncKernelManager
-            self.km = AsyncKernelManager(kernel_name=kernel_name)
+            self.km = AsyncKernelManager(kernel_name=kernel_name, transport="ipc",
+                                         ip=str(Path(tempfile.mkdtemp(prefix="reviewlib-kernel-")) / "k"))
 
     def reset(self) -> None:
         """Clear the user namespace (modules stay imported), so notebooks only share the store."""
@@ -531,9 +533,8 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
     for src in sources:
         if not src.is_file():
             raise ConfigError(f"notebook {src} not found: the pipeline needs {', '.join(NOTEBOOKS)} in {nb_dir}")
-    known: set[str] = set()
-    for src in sources:
-        known |= set(notebook_parameters(src))
+    declared = {src.name: set(notebook_parameters(src)) for src in sources}
+    known: set[str] = set().union(*declared.values())
     user = dict(parameters or {})
     _check_parameters(user, known)
 
@@ -577,7 +578,8 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
                 kernel.reset()
             t = time.perf_counter()
             logger.info("  %s ...", src.name)
-            _execute(kernel, src, run_dir / src.name, base, nb_dir, timeout)
+            _execute(kernel, src, run_dir / src.name, {k: v for k, v in base.items() if k in declared[src.name]},
+                     nb_dir, timeout)
             timings.append({"notebook": src.name, "seconds": round(time.perf_counter() - t, 2)})
     except PipelineError as exc:
         kernel.shutdown()

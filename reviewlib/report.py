@@ -625,21 +625,19 @@ def rule_summary(store: Any, protocol: Any = None) -> Any:
 
 
 def screening_status(store: Any, records: Any, stage: str = "title-abstract") -> dict[str, Any]:
-    """Where screening stands for ``records``: decided by people, by rules only, undecided, included."""
+    """Where screening stands for ``records``: decided by people, by the rules only, not yet."""
     from . import decisions
     ids = set(records["record_id"])
     current = decisions.current_decisions(store, stage=stage)
     current = current[current["record_id"].isin(ids)]
     humans = current[current["kind"] != "rule"]
     by_rules = set(current.loc[current["kind"] == "rule", "record_id"]) - set(humans["record_id"])
-    included = set(decisions.included(store, stage=stage)) & ids
     return {
         "records to screen": len(ids),
         "decided by a person": humans["record_id"].nunique(),
         "decided by the protocol's rules only": len(by_rules),
         "not decided yet": len(ids - set(current["record_id"])),
         "reviewers": ", ".join(sorted(set(humans["reviewer"]))) or "none yet",
-        "included": len(included),
     }
 
 
