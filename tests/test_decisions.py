@@ -1,0 +1,203 @@
+"""Decisions are appended at once, validated, derived, undone by appending, exchanged as CSV, never lost."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+from reviewlib import decisions
+from reviewlib.cli import main
+from reviewlib.errors import InputError
+from reviewlib.records import conform
+from reviewlib.store import ReviewStore
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _store(path, n=5) -> ReviewStore:
+    store = ReviewStore(path)
+    store.add_records(conform(pd.DataFrame([{"pmid": str(i), "title": f"CAR T record {i}"}
+                                            for i in range(1, n + 1)])))
+    return store
+
+
+@pytest.fixture
+def store(tmp_path):
+    return _store(tmp_path / "review.sqlite")
+
+
+def test_bad_decisions_are_refused_with_one_line_and_nothing_written(store):
+    cases = [
+        (dict(record_id="pmid:1", reviewer="ana", decision="yes"), "decision 'yes'"),
+        (dict(record_id="pmid:1", reviewer="ana", decision="exclude", reason="too-small"), "reason 'too-small'"),
+        (dict(record_id="pmid:99", reviewer="ana", decision="include"), "record 'pmid:99'"),
+        (dict(record_id="pmid:1", reviewer="  ", decision="include"), "reviewer name is empty"),
+        (dict(record_id="pmid:1", reviewer="rules", decision="include"), "reserved"),
+        (dict(record_id="pmid:1", reviewer="ana", decision="include", stage="abstract"), "stage 'abstract'"),
+    ]
+    for kwargs, expected in cases:
+        with pytest.raises(InputError) as info:
+            decisions.record_decision(store, **kwargs)
+        assert expected in str(info.value) and "\n" not in str(info.value)
+    assert store.decisions().empty
+
+
+def test_change_of_mind_appends_and_current_is_derived(store):
+    decisions.record_decision(store, "pmid:1", "ana", "include")
+    decisions.record_decision(store, "pmid:1", "ana", "exclude", reason="no-data", note="conference abstract")
+    decisions.record_decision(store, "pmid:1", "ana", "exclude", stage="full-text", reason="preclinical")
+    assert len(store.decisions()) == 3
+    current = decisions.current_decisions(store, stage="title-abstract")
+    assert current[["record_id", "reviewer", "decision", "reason", "note"]].values.tolist() == [
+        ["pmid:1", "ana", "exclude", "no-data", "conference abstract"]]
+    assert list(current.columns[:8]) == ["record_id", "reviewer", "stage", "decision", "reason", "note", "kind",
+                                         "created_at"]
+    hist = decisions.history(store, "pmid:1")
+    assert hist["decision"].tolist() == ["include", "exclude", "exclude"]
+    assert hist["effective"].tolist() == [True, True, True]
+
+
+def test_undo_appends_a_revoking_row_and_brings_back_the_earlier_call(store):
+    decisions.record_decision(store, "pmid:1", "ana", "include")
+    decisions.record_decision(store, "pmid:2", "ana", "exclude", reason="language")
+    decisions.record_decision(store, "pmid:2", "ana", "maybe")
+    undone = decisions.undo_last(store, "ana")
+    assert (undone["record_id"], undone["decision"]) == ("pmid:2", "maybe")
+    cur = decisions.current_decisions(store, reviewer="ana").set_index("record_id")["decision"].to_dict()
+    assert cur == {"pmid:1": "include", "pmid:2": "exclude"}
+    decisions.undo_last(store, "ana")
+    decisions.undo_last(store, "ana")
+    assert decisions.current_decisions(store, reviewer="ana").empty
+    assert decisions.undo_last(store, "ana") is None
+    rows = store.decisions()
+    assert len(rows) == 6 and rows["kind"].tolist()[-3:] == ["undo"] * 3
+    assert (rows.loc[rows["kind"] == "undo", "decision"] == "undo").all()
+    with pytest.raises(InputError, match="reviewer 'zoe' has no decisions"):
+        decisions.undo_last(store, "zoe")
+
+
+def _read(path):
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_export_import_merges_a_second_reviewer_idempotently(tmp_path):
+    main_store = _store(tmp_path / "main.sqlite")
+    laptop = _store(tmp_path / "laptop.sqlite")
+    decisions.record_decision(main_store, "pmid:1", "ana", "include")
+    decisions.record_decision(laptop, "pmid:1", "bob", "exclude", reason="wrong-population", note="myeloma")
+    decisions.record_decision(laptop, "pmid:2", "bob", "include")
+    decisions.undo_last(laptop, "bob")
+    out = decisions.export_csv(laptop, tmp_path / "bob.csv", reviewer="bob")
+    rows = _read(out)
+    assert [r["decision"] for r in rows] == ["exclude", "include", "undo"]
+    assert decisions.import_csv(main_store, out) == 3
+    assert decisions.import_csv(main_store, out) == 0          # same file twice adds nothing
+    cur = decisions.current_decisions(main_store)
+    assert sorted(map(tuple, cur[["record_id", "reviewer", "decision"]].values.tolist())) == [
+        ("pmid:1", "ana", "include"), ("pmid:1", "bob", "exclude")]
+    # exporting the merged store and importing it back into itself adds nothing either
+    decisions.export_csv(main_store, tmp_path / "all.csv")
+    assert decisions.import_csv(main_store, tmp_path / "all.csv") == 0
+
+
+def test_import_of_a_hand_made_sheet_needs_a_reviewer_and_is_idempotent(store, tmp_path):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("pmid,decision,reason\n1,include,\n2,exclude,preclinical\n")
+    with pytest.raises(InputError, match="row 2 column reviewer"):
+        decisions.import_csv(store, sheet)
+    with pytest.raises(InputError, match="reviewer name is empty"):
+        decisions.import_csv(store, sheet, reviewer="")
+    assert decisions.import_csv(store, sheet, reviewer="cy") == 2
+    assert decisions.import_csv(store, sheet, reviewer="cy") == 0
+    assert decisions.current_decisions(store, reviewer="cy")["decision"].tolist() == ["include", "exclude"]
+
+
+def test_import_validates_every_row_before_writing(store, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("record_id,reviewer,decision,reason\n"
+                   "pmid:1,bob,include,\n"
+                   "pmid:2,bob,exclude,preclinical\n"
+                   "pmid:3,bob,yes,\n")
+    with pytest.raises(InputError) as info:
+        decisions.import_csv(store, bad)
+    assert "row 4 column decision" in str(info.value) and "'yes'" in str(info.value)
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("record_id,reviewer,decision\npmid:1,bob,include\npmid:42,bob,include\n")
+    with pytest.raises(InputError, match="row 3 column record_id: record 'pmid:42'"):
+        decisions.import_csv(store, unknown)
+    reason = tmp_path / "reason.csv"
+    reason.write_text("record_id,reviewer,decision,reason\npmid:1,bob,exclude,boring\n")
+    with pytest.raises(InputError, match="row 2 column reason"):
+        decisions.import_csv(store, reason)
+    with pytest.raises(InputError, match="no rows for reviewer 'eve'"):
+        decisions.import_csv(store, unknown, reviewer="eve")
+    assert store.decisions().empty
+
+
+def test_cli_export_and_import(tmp_path, capsys):
+    src = _store(tmp_path / "a.sqlite")
+    dst = _store(tmp_path / "b.sqlite")
+    decisions.record_decision(src, "pmid:3", "bob", "maybe", note="check full text")
+    decisions.record_decision(src, "pmid:4", "ana", "include")
+    out = tmp_path / "out" / "bob.csv"
+    assert main(["decisions", "export", "--store", str(src.path), "--out", str(out), "--reviewer", "bob"]) == 0
+    assert [r["record_id"] for r in _read(out)] == ["pmid:3"]
+    assert main(["decisions", "import", "--store", str(dst.path), str(out)]) == 0
+    assert main(["decisions", "import", "--store", str(dst.path), str(out)]) == 0
+    assert len(dst.decisions()) == 1
+    out.write_text(out.read_text().replace("maybe", "perhaps"))
+    assert main(["decisions", "import", "--store", str(dst.path), str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "row 2 column decision" in err[0]
+    assert main(["decisions", "import", "--store", str(dst.path), str(out), "--reviewer", ""]) == 2
+    assert "reviewer name is empty" in capsys.readouterr().err
+    assert main(["decisions", "export", "--store", str(tmp_path / "missing.sqlite"), "--out", str(out)]) == 2
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from reviewlib import decisions
+    from reviewlib.store import ReviewStore
+    store = ReviewStore(sys.argv[1])
+    i = 0
+    while True:
+        i += 1
+        record = "pmid:%d" % (i % 50 + 1)
+        decision_id = decisions.record_decision(store, record, "ana", ("include", "exclude", "maybe")[i % 3],
+                                                note="click %d" % i)
+        sys.stdout.write("%d\\n" % decision_id)
+        sys.stdout.flush()
+""")
+
+
+def test_every_acknowledged_decision_survives_sigkill(tmp_path):
+    path = tmp_path / "review.sqlite"
+    _store(path, n=50).close()
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    acknowledged = []
+    try:
+        for line in proc.stdout:
+            acknowledged.append(int(line))
+            if len(acknowledged) >= 200:
+                break
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    store = ReviewStore(path)
+    stored = set(store.decisions()["decision_id"])
+    assert len(acknowledged) == 200 and set(acknowledged) <= stored
+    assert store.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # the current state derives from what is there
+    assert len(decisions.current_decisions(store, reviewer="ana")) == min(50, len(stored))
