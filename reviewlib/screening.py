@@ -45,6 +45,7 @@ group matched, else ``unsure``.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -55,7 +56,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .errors import InputError, ProtocolError
-from .protocol import Protocol, load_protocol
+from .protocol import Protocol, find_protocol, load_protocol
 from .store import record_id_for
 
 logger = logging.getLogger(__name__)
@@ -449,13 +450,22 @@ def vocabulary(store=None) -> dict[str, str]:
         if raw:
             return json.loads(raw)
     try:
-        section = load_protocol().section("eligibility") or {}
-        reasons = section.get("exclusion_reasons")
-        if isinstance(reasons, dict) and reasons:
-            return {str(k): str(v) for k, v in reasons.items()}
+        path = find_protocol()
+        return dict(_default_vocabulary(str(path), path.stat().st_mtime_ns))
     except InputError:
-        pass
-    return dict(DEFAULT_REASONS)
+        return dict(DEFAULT_REASONS)
+
+
+@functools.lru_cache(maxsize=4)
+def _default_vocabulary(path: str, mtime_ns: int) -> tuple[tuple[str, str], ...]:
+    try:
+        section = load_protocol(path).section("eligibility") or {}
+    except InputError:
+        section = {}
+    reasons = section.get("exclusion_reasons") if isinstance(section, dict) else None
+    if isinstance(reasons, dict) and reasons:
+        return tuple((str(k), str(v)) for k, v in reasons.items())
+    return tuple(DEFAULT_REASONS.items())
 
 
 def save_rule_decisions(store, result: pd.DataFrame, rules: Rules | None = None,
