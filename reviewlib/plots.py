@@ -204,7 +204,7 @@ def _fmt(n: float) -> str:
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n} {word if n == 1 else (plural or word + 's')}"
+    return f"{n:,} {word if n == 1 else (plural or word + 's')}"
 
 
 def _join(items: Sequence[str]) -> str:
@@ -602,9 +602,9 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
                        key=lambda t: (t == NOT_REPORTED, -by_t.get(t, 0), t))
     ri = {d: i for i, d in enumerate(row_order)}
     ci = {t: i for i, t in enumerate(col_order)}
-    cell_w, cell_h = 1.45, 0.82
+    cell_w, cell_h = 1.2, 0.68
     grid_w = cell_w * len(col_order)
-    fig = _figure(min(18, 3.0 + grid_w + 2.6), min(20, 2.2 + cell_h * max(len(row_order), 4)))
+    fig = _figure(min(18, 2.4 + grid_w + 2.4), min(20, 2.0 + cell_h * max(len(row_order), 4)))
     with sns.axes_style("white"):
         ax, key = fig.subplots(1, 2, width_ratios=[grid_w + 0.6, 2.3])
     key.axis("off")
@@ -618,7 +618,7 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
             else:
                 ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor="#F4F4F4", edgecolor="#BBBBBB",
                                        hatch="////", linewidth=0.8, zorder=0))
-                ax.text(x, y, "no studies", ha="center", va="center", fontsize=7.5, color="#8A8A8A",
+                ax.text(x, y, "no studies", ha="center", va="center", fontsize=7, color="#8A8A8A",
                         style="italic", gid="reviewlib-empty-cell")
     max_p = max(1.0, float(cells["patients"].max()))
     max_area = (min(cell_w, cell_h) * 72 * 0.62) ** 2 * 0.55
@@ -628,8 +628,11 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
                c=[colors[d] for d in cells["design"]], edgecolors="#222222", linewidths=0.8, zorder=3,
                alpha=0.95)
     for r in cells.itertuples():
-        pts = _fmt(r.patients) + ("+" if r.unknown else "")
-        ax.text(ci[r.target], ri[r.disease] + 0.34, f"{_plural(int(r.studies), 'study', 'studies')}, {pts} pts",
+        if r.unknown and not r.patients:
+            pts = "patients n.r."
+        else:
+            pts = f"{_fmt(r.patients)}{'+' if r.unknown else ''} {'pt' if r.patients == 1 and not r.unknown else 'pts'}"
+        ax.text(ci[r.target], ri[r.disease] + 0.34, f"{_plural(int(r.studies), 'study', 'studies')}, {pts}",
                 ha="center", va="center", fontsize=7.5, zorder=4, gid="reviewlib-cell-label")
     ax.set_xlim(-0.5, len(col_order) - 0.5)
     ax.set_ylim(len(row_order) - 0.5, -0.5)
@@ -664,7 +667,7 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
                                          borderpad=0.4))
     foot = "A study listing several diseases or targets counts in each cell."
     if cells["unknown"].any():
-        foot += " '+': some studies in the cell did not report patient numbers."
+        foot += " n.r.: not reported; '+': some studies in the cell did not report patient numbers."
     return _finish(fig, ax, map_finding(table, diseases, targets), notice, foot)
 
 

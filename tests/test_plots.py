@@ -125,7 +125,7 @@ def test_evidence_map_annotations_match_the_table(small_table):
     # systemic sclerosis x CD19: the basket study and the case series.
     assert "2 studies, 11 pts" in labels
     assert "1 study, 36 pts" in labels
-    assert "1 study, 0+ pts" in labels  # pemphigus: patients not reported, marked '+'
+    assert "1 study, patients n.r." in labels  # pemphigus: patients not reported
     assert len(labels) == 4
     # 5 diseases x 3 targets = 15 cells, 4 occupied: 11 visibly empty, including the forced category.
     assert len(by_gid(fig, "reviewlib-empty-cell")) == 11

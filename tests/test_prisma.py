@@ -122,3 +122,44 @@ def test_to_dict_round_trips():
     d = c.check().to_dict()
     assert d["identified_total"] == 3 and d["included"] == 3
     assert PrismaCounts(**{k: v for k, v in d.items() if k != "identified_total"}) == c
+
+
+def test_saved_dedup_result_removes_records_before_screening(tmp_path):
+    """An RIS record without PMID but with the DOI of a PubMed record: the store keeps both, dedup removes one."""
+    from reviewlib import dedup
+    store = ReviewStore(tmp_path / "r.sqlite")
+    pm = store.add_search("pubmed", "q")
+    store.add_records(conform(pd.DataFrame([
+        {"pmid": "1", "doi": "10.1/a", "title": "CD19 CAR T cells in refractory lupus", "year": 2022},
+        {"pmid": "2", "doi": "10.1/b", "title": "BCMA CAR T in myasthenia gravis", "year": 2024}])), search_id=pm)
+    ris = store.add_search("ris:embase.ris")
+    store.add_records(conform(pd.DataFrame([
+        {"pmid": None, "doi": "10.1/A", "title": "CD19 CAR T cells in refractory lupus", "year": 2022}])),
+        search_id=ris)
+    assert len(store.records()) == 3 and prisma.counts(store).screened == 3
+    result = dedup.deduplicate(store.records())
+    dedup.save(store, result)
+    c = prisma.counts(store)
+    assert c.identified == {"PubMed": 2, "RIS file: embase.ris": 1}
+    assert c.duplicates_removed_by_dedup == 1 == result.n_removed
+    assert c.duplicates_merged_by_store == 0
+    assert c.screened == 2 == len(dedup.screening_records(store))
+    assert not any("deduplication" in n for n in c.notes)
+
+
+def test_an_undone_decision_no_longer_counts(two_source_store):
+    from reviewlib import decisions
+    assert prisma.counts(two_source_store).excluded_screening_reasons["publication-type"] == 1
+    decisions.undo_last(two_source_store, "ana", "title-abstract")  # ana's last call: exclude pmid:4
+    c = prisma.counts(two_source_store)
+    assert c.sought == 5  # pmid:4 falls back to the rule's include
+    assert prisma.NO_REASON not in c.excluded_screening_reasons
+
+
+def test_agreeing_reviewers_with_several_reasons_count_once(two_source_store):
+    two_source_store.append_decision("pmid:2", "ana", "title-abstract", "exclude", "no-data")
+    two_source_store.append_decision("pmid:2", "ben", "title-abstract", "exclude", "preclinical")
+    c = prisma.counts(two_source_store)
+    assert c.excluded_screening == 8 and sum(c.excluded_screening_reasons.values()) == 8
+    assert c.excluded_screening_reasons["no-data"] == 1
+    assert any("several reasons" in n for n in c.notes)
