@@ -151,6 +151,16 @@ class Field:
     otherwise: str | None = None
     fallback: dict[str, Any] | None = None
     not_applicable_when: dict[str, list[str]] = dc_field(default_factory=dict)
+    _any: re.Pattern | None = dc_field(default=None, repr=False)
+
+    def any_mention(self) -> re.Pattern:
+        """One regular expression matching wherever any synonym or cue of the field could match
+        (a prefilter: sentences it does not match are skipped)."""
+        if self._any is None:
+            parts = [syn.regex.pattern for syns in self.values.values() for syn in syns]
+            parts += [c.pattern for c in self.cues]
+            self._any = re.compile("|".join(f"(?:{p})" for p in parts) or r"(?!)", re.IGNORECASE)
+        return self._any
 
     def normalise(self, raw: Any) -> str:
         """Check a value given by a reviewer and return its canonical spelling.
@@ -458,7 +468,10 @@ class Extracted:
 
 def _categorical(f: Field, sents: list[Sentence]) -> Extracted:
     matches: list[Match] = []
+    anyre = f.any_mention()
     for i, s in enumerate(sents):
+        if not anyre.search(s.text):
+            continue
         found: list[Match] = []
         for value, syns in f.values.items():
             for syn in syns:

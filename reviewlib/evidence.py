@@ -1,0 +1,560 @@
+"""Evidence tables: one row per included study, and summaries that show where evidence is thin.
+
+:func:`study_table` joins the current extracted values (machine or verified, see
+:func:`reviewlib.extraction.current_values`) with the included records.  Each field keeps
+a ``<field>_status`` column ('machine' or 'verified').
+
+Reports of the same cohort
+--------------------------
+Two reports are flagged as the same cohort when a reviewer says so (field
+``duplicate_of`` set to the PMID or record id of the primary report), or when all of these
+hold: the same first author (surname and initials; case, accents and punctuation ignored),
+publication years at most one apart, at least one disease in common, the same target (both reported), and compatible
+patient numbers (the smaller is at least half the larger, or one is not reported).  In each
+group the primary report is the one with most patients (then the latest, then the lowest
+PMID); the others get ``duplicate_of`` (the primary's PMID) and ``counted = False``.
+Summaries count studies and patients over counted reports only, so a cohort is counted once.
+
+Summaries (:func:`summary_tables`) keep every value of the protocol's vocabulary, zero
+cells as 0 and a "not reported" row, so gaps show; each row says how many of its studies
+have all the values it uses verified by a reviewer (``verified``) and how many rest at
+least partly on machine extraction (``machine``).
+"""
+from __future__ import annotations
+
+import html
+import logging
+import os
+import re
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+
+from .extraction import NOT_REPORTED, SEPARATOR, STATUS_VERIFIED, Schema, load_schema
+
+logger = logging.getLogger(__name__)
+
+#: Fields the summaries use (when the protocol has them).
+CORE = ("disease", "target", "design", "controlled", "n_patients", "lymphodepletion")
+STUDY_INFO = ["study", "record_id", "pmid", "first_author", "year", "title", "journal"]
+GROUP_COLUMNS = ["cohort_id", "duplicate_of", "duplicate_rule", "counted"]
+
+
+# -- helpers ---------------------------------------------------------------------------
+def split_values(value: Any) -> list[str]:
+    """The values of a "; "-joined cell (``[NOT_REPORTED]`` when empty)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return [NOT_REPORTED]
+    parts = [p.strip() for p in str(value).split(";") if p.strip()]
+    return parts or [NOT_REPORTED]
+
+
+def _number(value: Any) -> float | None:
+    try:
+        x = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return None if pd.isna(x) else x
+
+
+def _author_key(authors: Any) -> str:
+    """The first author as compared for cohorts: surname and initials, case, accents and
+    punctuation ignored ("Müller F." -> "muller f")."""
+    if isinstance(authors, str):
+        authors = [a for a in authors.split(";") if a.strip()]
+    if not isinstance(authors, (list, tuple)) or not authors:
+        return ""
+    name = unicodedata.normalize("NFKD", str(authors[0])).encode("ascii", "ignore").decode("ascii")
+    return " ".join(re.sub(r"[^a-z' -]", " ", name.lower()).split())
+
+
+def _schema(schema: Schema | Any | None, frame: pd.DataFrame | None = None) -> Schema | None:
+    if isinstance(schema, Schema):
+        return schema
+    if schema is not None:
+        return load_schema(schema)
+    attrs = getattr(frame, "attrs", {}) if frame is not None else {}
+    raw = attrs.get("extraction_schema")
+    return load_schema(raw) if isinstance(raw, dict) else None
+
+
+def _vocabulary(field: str, frame: pd.DataFrame, schema: Schema | None) -> list[str]:
+    """The protocol's values of a field (then any other value seen), "not reported" last."""
+    values: list[str] = []
+    if schema is not None and field in schema.fields:
+        values = [v for v in schema.fields[field].allowed if v != NOT_REPORTED]
+    if field in frame:
+        for cell in frame[field]:
+            values += [v for v in split_values(cell) if v not in values and v != NOT_REPORTED]
+    return values + [NOT_REPORTED]
+
+
+# -- the study table ----------------------------------------------------------------------
+def study_table(values: pd.DataFrame, records: pd.DataFrame | None = None,
+                protocol: Any = None, include_evidence: bool = False) -> pd.DataFrame:
+    """One row per included study: its record, current values and their status, cohort flags.
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        :func:`reviewlib.extraction.current_values` (or :func:`reviewlib.extraction.extract`).
+    records : pandas.DataFrame, optional
+        The included records (``record_id`` or ``pmid``, ``title``, ``authors``, ``year``...);
+        only studies in it are kept.  All extracted studies otherwise.
+    protocol : Protocol, Schema or str, optional
+        For the field order and vocabulary; remembered in ``frame.attrs`` for the summaries.
+    include_evidence : bool
+        Keep the ``<field>_evidence`` and ``<field>_confidence`` columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        study ("Author Year"), record_id, pmid, first_author, year, title, journal, the fields,
+        ``<field>_status`` per field, cohort_id, duplicate_of, duplicate_rule, counted.
+    """
+    schema = _schema(protocol, values)
+    vals = values.copy()
+    if "record_id" not in vals and "pmid" in vals:
+        vals["record_id"] = ["pmid:" + str(p) for p in vals["pmid"]]
+    fields = [n for n in schema.names if schema.fields[n].kind != "reference"] if schema is not None else [c for c in vals.columns if c not in ("record_id", "pmid")
+                                                      and c not in GROUP_COLUMNS
+                                                      and not re.search(r"_(evidence|confidence|status|reviewer|note)$", c)]
+    for f in fields:
+        if f not in vals:
+            vals[f] = NOT_REPORTED
+        if f"{f}_status" not in vals:
+            vals[f"{f}_status"] = "machine"
+    if records is not None:
+        recs = records.copy()
+        if "record_id" not in recs:
+            recs["record_id"] = ["pmid:" + str(p) for p in recs["pmid"]]
+        recs = recs.drop_duplicates("record_id")
+        keep = [c for c in ("record_id", "pmid", "title", "authors", "year", "journal") if c in recs]
+        frame = recs[keep].merge(vals.drop(columns=[c for c in ("pmid",) if c in vals and "pmid" in keep]),
+                                 on="record_id", how="inner")
+        missing = len(recs) - len(frame)
+        if missing:
+            logger.warning("%d included record(s) have no extracted values yet: run extraction", missing)
+    else:
+        frame = vals
+    for c in ("title", "authors", "year", "journal", "pmid"):
+        if c not in frame:
+            frame[c] = None
+    frame["first_author"] = [_first_author(a) for a in frame["authors"]]
+    frame["year"] = pd.to_numeric(frame["year"], errors="coerce").astype("Int64")
+    frame["study"] = [f"{a or 'Anonymous'} {y if pd.notna(y) else 'n.d.'}" for a, y in
+                      zip(frame["first_author"], frame["year"])]
+    frame = flag_same_cohort(frame)
+    cols = STUDY_INFO + fields + [f"{f}_status" for f in fields]
+    if include_evidence:
+        cols += [c for f in fields for c in (f"{f}_evidence", f"{f}_confidence") if c in frame]
+    cols += GROUP_COLUMNS
+    out = frame[[c for c in cols if c in frame]].reset_index(drop=True)
+    if schema is not None:
+        out.attrs["extraction_schema"] = schema.raw
+    return out
+
+
+def _first_author(authors: Any) -> str:
+    if isinstance(authors, str):
+        authors = [a for a in authors.split(";") if a.strip()]
+    if not isinstance(authors, (list, tuple)) or not authors:
+        return ""
+    return str(authors[0]).split(",")[0].split()[0] if str(authors[0]).strip() else ""
+
+
+def flag_same_cohort(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add cohort_id, duplicate_of, duplicate_rule and counted (see the module docstring for the rule)."""
+    frame = frame.copy().reset_index(drop=True)
+    n = len(frame)
+    parent = list(range(n))
+    rule = [""] * n
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i: int, j: int) -> None:
+        parent[find(i)] = find(j)
+
+    ids = {str(r): i for i, r in enumerate(frame.get("record_id", []))}
+    pmids = {str(p): i for i, p in enumerate(frame.get("pmid", [])) if p is not None and str(p)}
+    # explicit reviewer notes
+    if "duplicate_of" in frame:
+        for i, ref in enumerate(frame["duplicate_of"]):
+            ref = "" if ref is None or (isinstance(ref, float) and pd.isna(ref)) else str(ref).strip()
+            if not ref:
+                continue
+            j = pmids.get(ref.removeprefix("pmid:"), ids.get(ref))
+            if j is not None and j != i:
+                union(i, j)
+                rule[i] = rule[j] = "reviewer note"
+    # the automatic rule
+    surnames = [_author_key(a) for a in frame.get("authors", [None] * n)]
+    years = [int(y) if pd.notna(y) else None for y in frame.get("year", [None] * n)]
+    diseases = [set(split_values(v)) - {NOT_REPORTED} for v in frame.get("disease", [None] * n)]
+    targets = [str(v) if v is not None else NOT_REPORTED for v in frame.get("target", [None] * n)]
+    counts = [_number(v) for v in frame.get("n_patients", [None] * n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            if not surnames[i] or surnames[i] != surnames[j]:
+                continue
+            if years[i] is None or years[j] is None or abs(years[i] - years[j]) > 1:
+                continue
+            if not diseases[i] & diseases[j]:
+                continue
+            if targets[i] == NOT_REPORTED or targets[i] != targets[j]:
+                continue
+            a, b = counts[i], counts[j]
+            if a is not None and b is not None and min(a, b) < 0.5 * max(a, b):
+                continue
+            union(i, j)
+            for k in (i, j):
+                rule[k] = rule[k] or "same first author, year +-1, disease, target and n"
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    cohort = [""] * n
+    dup_of: list[str | None] = [None] * n
+    counted = [True] * n
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        primary = max(members, key=lambda k: (counts[k] or -1, years[k] or 0,
+                                              -int(re.sub(r"\D", "", str(frame.at[k, "pmid"]) or "0") or 0)))
+        label = str(frame.at[primary, "pmid"] or frame.at[primary, "record_id"])
+        for k in members:
+            cohort[k] = f"cohort:{label}"
+            if k != primary:
+                dup_of[k] = label
+                counted[k] = False
+    frame["cohort_id"] = cohort
+    frame["duplicate_of"] = dup_of
+    frame["duplicate_rule"] = rule
+    frame["counted"] = counted
+    return frame
+
+
+def with_status(table: pd.DataFrame, fields: Iterable[str] | None = None) -> pd.DataFrame:
+    """A display copy of a study table where each value reads "CD19 (verified)" or "CD19 (machine)"."""
+    out = table.copy()
+    fields = list(fields) if fields is not None else [c[:-7] for c in out.columns if c.endswith("_status")]
+    for f in fields:
+        if f in out and f"{f}_status" in out:
+            out[f] = [f"{v} ({s})" for v, s in zip(out[f], out[f"{f}_status"])]
+            out = out.drop(columns=f"{f}_status")
+    return out
+
+
+# -- summaries ----------------------------------------------------------------------------
+def _counted(table: pd.DataFrame) -> pd.DataFrame:
+    if "counted" in table:
+        return table[table["counted"].astype(bool)].copy()
+    return table.copy()
+
+
+def _verified(row: Mapping[str, Any], fields: Iterable[str]) -> bool:
+    return all(row.get(f"{f}_status", "machine") == STATUS_VERIFIED for f in fields)
+
+
+def _explode(frame: pd.DataFrame, field: str) -> pd.DataFrame:
+    out = frame.copy()
+    out[f"_{field}"] = [split_values(v) for v in out[field]] if field in out else [[NOT_REPORTED]] * len(out)
+    return out.explode(f"_{field}")
+
+
+def _patients(frame: pd.DataFrame) -> pd.Series:
+    return pd.Series([_number(v) or 0 for v in frame.get("n_patients", [None] * len(frame))],
+                     index=frame.index, dtype=float)
+
+
+def _count_rows(frame: pd.DataFrame, by: str, vocabulary: list[str], used: tuple[str, ...]) -> pd.DataFrame:
+    """studies, patients, verified, machine per value of ``by`` (exploded), every value kept."""
+    ex = _explode(frame, by)
+    ex["_patients"] = _patients(ex)
+    ex["_verified"] = [_verified(r, used) for r in ex.to_dict("records")]
+    rows = []
+    for v in vocabulary:
+        sub = ex[ex[f"_{by}"] == v]
+        rows.append({by: v, "studies": len(sub), "patients": int(sub["_patients"].sum()),
+                     "verified": int(sub["_verified"].sum()), "machine": int(len(sub) - sub["_verified"].sum())})
+    return pd.DataFrame(rows)
+
+
+def summary_tables(table: pd.DataFrame, protocol: Any = None) -> dict[str, pd.DataFrame]:
+    """Summary tables that answer where the evidence is thin.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A :func:`study_table`.
+    protocol : optional
+        The vocabulary source (else the schema remembered by :func:`study_table`).
+
+    Returns
+    -------
+    dict of str -> pandas.DataFrame
+        ``studies by disease and target`` and ``patients by disease and target`` (every
+        disease x target cell, 0 when empty, "not reported" kept, a Total row and column
+        counting each study once); ``designs`` (controlled or not); ``lymphodepletion``
+        (studies and patients per regimen, "not reported" kept); ``outcomes and safety by
+        disease``; ``constructs`` (target x costimulation x cell source); ``age groups by
+        disease`` (the patient subsets studied).  A study of several diseases or targets
+        counts in each of its rows; cohorts reported twice count once.
+    """
+    schema = _schema(protocol, table)
+    frame = _counted(table)
+    vocab = {f: _vocabulary(f, frame, schema) for f in ("disease", "target", "design", "lymphodepletion",
+                                                         "costimulation", "cell_source", "age_group",
+                                                         "outcomes", "icans", "infections", "controlled")}
+    out: dict[str, pd.DataFrame] = {}
+    # disease x target
+    ex = _explode(_explode(frame, "disease"), "target")
+    ex["_patients"] = _patients(ex)
+    studies = pd.DataFrame(0, index=vocab["disease"], columns=vocab["target"], dtype=int)
+    patients = pd.DataFrame(0, index=vocab["disease"], columns=vocab["target"], dtype=int)
+    for (d, t), sub in ex.groupby(["_disease", "_target"]):
+        studies.loc[d, t] = len(sub)
+        patients.loc[d, t] = int(sub["_patients"].sum())
+    dis = _explode(frame, "disease")
+    dis["_patients"] = _patients(dis)
+    tar = _explode(frame, "target")
+    tar["_patients"] = _patients(tar)
+    studies["Total"] = [int((dis["_disease"] == d).sum()) for d in studies.index]
+    patients["Total"] = [int(dis.loc[dis["_disease"] == d, "_patients"].sum()) for d in patients.index]
+    studies.loc["Total"] = [int((tar["_target"] == t).sum()) for t in vocab["target"]] + [len(frame)]
+    patients.loc["Total"] = [int(tar.loc[tar["_target"] == t, "_patients"].sum()) for t in vocab["target"]] \
+        + [int(_patients(frame).sum())]
+    studies.index.name = patients.index.name = "disease"
+    out["studies by disease and target"] = studies.reset_index()
+    out["patients by disease and target"] = patients.reset_index()
+    # designs
+    designs = _count_rows(frame, "design", vocab["design"], ("design",))
+    if schema is not None and "controlled" in schema.fields and schema.fields["controlled"].kind == "derived":
+        f = schema.fields["controlled"]
+        designs.insert(1, "controlled", [f.mapping.get(d, f.otherwise if d != NOT_REPORTED else NOT_REPORTED)
+                                         for d in designs["design"]])
+    elif "controlled" in frame:
+        designs.insert(1, "controlled", [
+            "; ".join(sorted(set(frame.loc[frame["design"] == d, "controlled"].astype(str)))) or "-"
+            for d in designs["design"]])
+    sizes = [[_number(v) for v in frame.loc[[d in split_values(x) for x in frame["design"]], "n_patients"]]
+             if "n_patients" in frame else [] for d in designs["design"]]
+    designs["median patients"] = [float(pd.Series([s for s in ss if s is not None]).median())
+                                  if any(s is not None for s in ss) else None for ss in sizes]
+    total = {"design": "Total", "studies": len(frame), "patients": int(_patients(frame).sum()),
+             "verified": int(designs["verified"].sum()), "machine": int(designs["machine"].sum())}
+    if "controlled" in designs:
+        n_ctrl = int((frame.get("controlled", pd.Series(dtype=str)).astype(str) == "yes").sum())
+        total["controlled"] = f"{n_ctrl} controlled"
+    out["designs"] = pd.concat([designs, pd.DataFrame([total])], ignore_index=True)
+    # lymphodepletion
+    ld = _count_rows(frame, "lymphodepletion", vocab["lymphodepletion"], ("lymphodepletion",))
+    if "controlled" in frame:
+        ld["controlled studies"] = [int(((frame["lymphodepletion"].astype(str) == r)
+                                         & (frame["controlled"].astype(str) == "yes")).sum())
+                                    for r in ld["lymphodepletion"]]
+    out["lymphodepletion"] = ld
+    # outcomes and safety by disease
+    rows = []
+    dis = _explode(frame, "disease")
+    for d in vocab["disease"]:
+        sub = dis[dis["_disease"] == d]
+        row: dict[str, Any] = {"disease": d, "studies": len(sub), "patients": int(_patients(sub).sum())}
+        if "outcomes" in sub:
+            for o in vocab["outcomes"]:
+                row[o if o != NOT_REPORTED else "outcomes not reported"] = int(
+                    sum(o in split_values(v) for v in sub["outcomes"]))
+        if "crs_grade" in sub:
+            grades = [_number(v) for v in sub["crs_grade"]]
+            row["CRS grade reported"] = sum(g is not None for g in grades)
+            row["CRS grade >= 3"] = sum(g is not None and g >= 3 for g in grades)
+            known = [g for g in grades if g is not None]
+            row["highest CRS grade"] = max(known) if known else None
+        for f in ("icans", "infections"):
+            if f in sub:
+                row[f"{f} yes"] = int((sub[f].astype(str) == "yes").sum())
+                row[f"{f} none"] = int((sub[f].astype(str) == "none").sum())
+                row[f"{f} not reported"] = int((sub[f].astype(str) == NOT_REPORTED).sum())
+        used = tuple(f for f in ("disease", "outcomes", "crs_grade", "icans", "infections") if f in sub)
+        row["verified"] = int(sum(_verified(r, used) for r in sub.to_dict("records")))
+        row["machine"] = len(sub) - row["verified"]
+        rows.append(row)
+    out["outcomes and safety by disease"] = pd.DataFrame(rows)
+    # constructs
+    rows = []
+    for t in vocab["target"]:
+        sub = frame[[t in split_values(v) for v in frame.get("target", [NOT_REPORTED] * len(frame))]]
+        row = {"target": t, "studies": len(sub), "patients": int(_patients(sub).sum())}
+        for f in ("costimulation", "cell_source"):
+            if f in frame:
+                for v in vocab[f]:
+                    row[f"{f}: {v}"] = int((sub[f].astype(str) == v).sum())
+        row["verified"] = int(sum(_verified(r, ("target", "costimulation", "cell_source"))
+                                  for r in sub.to_dict("records")))
+        row["machine"] = len(sub) - row["verified"]
+        rows.append(row)
+    out["constructs"] = pd.DataFrame(rows)
+    # patient subsets: age group by disease
+    if "age_group" in frame:
+        age = pd.DataFrame(0, index=vocab["disease"], columns=vocab["age_group"], dtype=int)
+        ex = _explode(_explode(frame, "disease"), "age_group")
+        for (d, a), sub in ex.groupby(["_disease", "_age_group"]):
+            age.loc[d, a] = len(sub)
+        age.index.name = "disease"
+        out["age groups by disease"] = age.reset_index()
+    return out
+
+
+def gaps(table: pd.DataFrame) -> list[str]:
+    """One sentence per question the review asks of its evidence (sample size, controls,
+    lymphodepletion, constructs, patient subsets), computed from a :func:`study_table`."""
+    frame = _counted(table) if table is not None else pd.DataFrame()
+    if frame is None or not len(frame):
+        return ["No study is included yet: there is no evidence to describe."]
+    n = len(frame)
+    sizes = [x for x in (_number(v) for v in frame.get("n_patients", [])) if x is not None]
+    out = []
+    if sizes:
+        small = sum(s < 10 for s in sizes)
+        out.append(f"Samples are small: {n} studies with {int(sum(sizes))} patients in all; median "
+                   f"{pd.Series(sizes).median():g} patients per study (range {min(sizes):g}-{max(sizes):g}); "
+                   f"{small} of {len(sizes)} studies with a reported size have fewer than 10 patients.")
+    ctrl = frame[frame.get("controlled", pd.Series([""] * n, index=frame.index)).astype(str) == "yes"]
+    if len(ctrl):
+        dz = sorted({d for v in ctrl.get("disease", []) for d in split_values(v)} - {NOT_REPORTED})
+        out.append(f"Controlled trials are rare: {len(ctrl)} of {n} studies are randomised controlled "
+                   f"({', '.join(dz) or 'disease not reported'}).")
+    else:
+        out.append(f"No randomised controlled trial among the {n} included studies.")
+    if "lymphodepletion" in frame:
+        counts = frame["lymphodepletion"].astype(str).value_counts()
+        none = int(counts.get("none", 0))
+        nr = int(counts.get(NOT_REPORTED, 0))
+        given = n - none - nr
+        out.append(f"The role of lymphodepletion is not established: {given} studies gave lymphodepleting "
+                   f"chemotherapy, {none} gave none and {nr} did not report it; "
+                   f"controlled studies without lymphodepletion: "
+                   f"{len(ctrl[ctrl['lymphodepletion'].astype(str) == 'none']) if len(ctrl) else 0} of "
+                   f"{len(ctrl)}.")
+    if "target" in frame:
+        tc = pd.Series([t for v in frame["target"] for t in split_values(v)]).value_counts()
+        parts = ", ".join(f"{t} {c}" for t, c in tc.items())
+        costim_nr = int((frame.get("costimulation", pd.Series(dtype=str)).astype(str) == NOT_REPORTED).sum())
+        out.append(f"The most effective construct is not identified: studies by target: {parts}; "
+                   f"costimulatory domain not reported in {costim_nr} of {n}.")
+    if "age_group" in frame:
+        ac = frame["age_group"].astype(str).value_counts()
+        dis = pd.Series([d for v in frame.get("disease", []) for d in split_values(v)]).value_counts()
+        single = [d for d, c in dis.items() if c == 1 and d != NOT_REPORTED]
+        out.append(f"Which patients benefit is unknown: paediatric patients in {int(ac.get('paediatric', 0)) + int(ac.get('both', 0))} "
+                   f"studies, age group not reported in {int(ac.get(NOT_REPORTED, 0))}; "
+                   f"{len(single)} disease(s) rest on a single study.")
+    return out
+
+
+# -- exports ----------------------------------------------------------------------------
+def _atomic(path: Path, write) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "table"
+
+
+def export_csv(tables: Mapping[str, pd.DataFrame] | pd.DataFrame, folder: str | os.PathLike,
+               name: str = "studies") -> list[Path]:
+    """Write each table to ``folder/<name>.csv`` (atomically); returns the paths."""
+    if isinstance(tables, pd.DataFrame):
+        tables = {name: tables}
+    folder = Path(folder)
+    return [_atomic(folder / f"{_slug(k)}.csv", lambda tmp, t=t: t.to_csv(tmp, index=False, encoding="utf-8"))
+            for k, t in tables.items()]
+
+
+def export_xlsx(tables: Mapping[str, pd.DataFrame], path: str | os.PathLike) -> Path:
+    """Write the tables to one workbook, one sheet per table (names cut to 31 characters)."""
+    path = Path(path)
+    used: set[str] = set()
+
+    def write(tmp):
+        with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
+            for key, t in tables.items():
+                sheet = re.sub(r"[\[\]:*?/\\]", "-", key)[:31] or "table"
+                base, i = sheet, 2
+                while sheet.lower() in used:
+                    sheet = f"{base[:28]}-{i}"
+                    i += 1
+                used.add(sheet.lower())
+                t.to_excel(xl, sheet_name=sheet, index=False)
+    return _atomic(path, write)
+
+
+def _offline_library() -> str:
+    """The DataTables bundle and itables' init code, embedded (no network)."""
+    from itables import javascript as js
+    init = js.read_package_file("html/init_datatables.html")
+    connected_import = "import { set_or_remove_dark_class } from '" + js.UNPKG_DT_BUNDLE_URL_NO_VERSION + "';"
+    local_import = "const { set_or_remove_dark_class } = await window." + js._itables_underscore_version() + ";"
+    init = init.replace(connected_import, local_import)
+    return init + js.generate_init_offline_itables_html(js.opt.dt_bundle)
+
+
+def interactive(frame: pd.DataFrame, caption: str | None = None, include_library: bool = True,
+                **options: Any) -> str:
+    """An interactive (sortable, searchable) HTML table that works offline.
+
+    Uses itables with the DataTables JavaScript embedded (``connected=False``): the HTML
+    loads nothing from the network.  Cell text is HTML-escaped (PubMed text is untrusted).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    caption : str, optional
+        Escaped too.
+    include_library : bool
+        Embed the DataTables bundle (once per page is enough; False for later tables).
+    **options
+        Passed to :func:`itables.to_html_datatable` (e.g. ``pageLength``); ``allow_html``
+        is refused.
+
+    Returns
+    -------
+    str
+        HTML to write into a page or display with IPython.
+    """
+    from itables import to_html_datatable
+    if options.pop("allow_html", False):
+        raise ValueError("allow_html is refused: PubMed text must stay escaped")
+    clean = frame.copy()
+    clean.columns = [str(c) for c in clean.columns]
+    for c in clean.columns:
+        if clean[c].dtype == object:
+            clean[c] = [None if v is None else (v if isinstance(v, (int, float, bool)) else str(v))
+                        for v in clean[c]]
+    table = to_html_datatable(clean, caption=html.escape(caption) if caption else None, connected=False,
+                              **options)
+    return (_offline_library() if include_library else "") + table
+
+
+def to_html(frame: pd.DataFrame, caption: str | None = None) -> str:
+    """A static HTML table, every cell escaped (for pages without JavaScript)."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table class=\"reviewlib-evidence\">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
