@@ -570,7 +570,7 @@ class _Parse:
                             self.deleted_pmids.extend(pmids)
                             logger.info("%s: DeleteCitation for %d PMID(s): %s", self.name,
                                         len(pmids), ", ".join(pmids[:20]))
-                    except AttributeError as exc:
+                    except (AttributeError, TypeError) as exc:
                         raise self._fail(f"a <{tag}> lacks a required element", exc) from exc
                     elem.clear(keep_tail=False)
                     while elem.getprevious() is not None:

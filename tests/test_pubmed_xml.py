@@ -327,3 +327,54 @@ def test_memory_is_flat_in_the_record_count(tmp_path):
     # A tree kept whole would take several times the file size; streaming stays far below it.
     assert large["peak"] < small["peak"] * 1.5 + 256 * 1024
     assert large["peak"] < large["size"] / 4
+
+
+class Trickle:
+    """A binary stream that hands out data in small, irregular pieces."""
+
+    def __init__(self, data: bytes, sizes: list[int]):
+        self.data, self.pos, self.sizes, self.turn = data, 0, sizes, 0
+
+    def read(self, n: int = -1) -> bytes:
+        k = self.sizes[self.turn % len(self.sizes)]
+        self.turn += 1
+        out = self.data[self.pos:self.pos + k]
+        self.pos += k
+        return out
+
+
+NESTED_REFERENCES = (b"<a><ReferenceList><Reference><Citation>x &lt; y</Citation></Reference>"
+                     b"<ReferenceList><Title>inner</Title></ReferenceList></ReferenceList><b/>"
+                     b"<ReferenceListX>kept</ReferenceListX><ReferenceList/>end</a>")
+
+
+@pytest.mark.parametrize("sizes", [[1], [7, 13], [5000]])
+@pytest.mark.parametrize("read_size", [1, 3, 32768, -1])
+def test_reference_lists_are_skipped_across_chunk_boundaries(sizes, read_size):
+    from reviewlib.pubmed_xml import _SkipReferenceLists
+    reader = _SkipReferenceLists(Trickle(NESTED_REFERENCES, sizes))
+    chunks = []
+    while True:
+        chunk = reader.read(read_size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert b"".join(chunks) == b"<a><b/><ReferenceListX>kept</ReferenceListX>end</a>"
+
+
+def test_file_cut_short_inside_a_reference_list_is_input_error():
+    raw = (EFETCH / "biopython_pubmed7.xml").read_bytes()
+    cut = raw[: raw.index(b"<ReferenceList>") + 200]
+    with pytest.raises(InputError, match="cut short"):
+        read_pubmed_xml(cut)
+
+
+def test_text_stream_is_input_error():
+    with pytest.raises(InputError, match="binary mode"):
+        read_pubmed_xml(io.StringIO("<PubmedArticleSet/>"))
+
+
+def test_article_without_medline_citation_is_input_error():
+    blob = b"<PubmedArticleSet><PubmedArticle><PubmedData/></PubmedArticle></PubmedArticleSet>"
+    with pytest.raises(InputError, match="lacks a required element"):
+        read_pubmed_xml(blob)
