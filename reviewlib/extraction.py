@@ -253,7 +253,7 @@ def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> 
         section, source = protocol.section("extraction"), str(protocol.path)
     if not isinstance(section, dict) or not isinstance(section.get("fields"), dict) or not section["fields"]:
         raise ProtocolError(f"protocol {source} has no extraction.fields: declare the fields to extract "
-                            "(see notebooks/car-t-autoimmune.yaml)", source=source)
+                            "(see the default protocol in notebooks/)", source=source)
     fields: dict[str, Field] = {}
     for name, spec in section["fields"].items():
         name = str(name)
@@ -1062,7 +1062,7 @@ def write_evidence_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options of ``reviewlib extract``."""
-    parser.add_argument("--protocol", default=None, help="protocol YAML or name (default: car-t-autoimmune)")
+    parser.add_argument("--protocol", default=None, help="protocol YAML or name (default: the default review)")
     parser.add_argument("--records", required=True, help="records CSV written by 'reviewlib fetch' (title, abstract)")
     parser.add_argument("--out", required=True, help="evidence CSV to write (one row per record)")
     parser.add_argument("--store", default=None, help="also append the values to this review store (SQLite)")
