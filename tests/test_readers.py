@@ -180,3 +180,10 @@ def test_split_labelled_abstract_leaves_unlabelled_and_inner_labels_alone():
 
 def test_readers_exported_from_package():
     assert reviewlib.read_medline is read_medline and reviewlib.read_ris is read_ris
+
+
+def test_read_openalex_is_imported_lazily_from_its_module():
+    openalex = pytest.importorskip("reviewlib.openalex")
+    assert reviewlib.read_openalex is openalex.read_openalex
+    with pytest.raises(AttributeError):
+        reviewlib.no_such_reader  # noqa: B018
