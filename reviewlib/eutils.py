@@ -200,11 +200,12 @@ class EutilsClient:
         Used for backoff between retries (default :func:`time.sleep`).
     limiter : RateLimiter, optional
         Default the process-wide :func:`~reviewlib.ratelimit.shared_limiter`.
-    max_attempts : int
-        Attempts per request before giving up (default 6).
-    backoff_base, backoff_max : float
-        The n-th retry waits about ``min(backoff_max, backoff_base * 2**n)``
-        seconds, jittered between half and all of it (or ``Retry-After`` if longer).
+    max_attempts : int, optional
+        Attempts per request before giving up (default ``REVIEWLIB_EUTILS_ATTEMPTS`` or 6).
+    backoff_base, backoff_max : float, optional
+        The n-th retry waits ``min(backoff_max, backoff_base * 2**n)`` seconds,
+        jittered between half and all of it, or ``Retry-After`` if longer
+        (``backoff_base`` default ``REVIEWLIB_EUTILS_BACKOFF`` or 1 second).
     random : callable, optional
         Returns a float in [0, 1) for the jitter (default :func:`random.random`).
     timeout : float
@@ -220,7 +221,8 @@ class EutilsClient:
     def __init__(self, base_url: str | None = None, *, email: str | None = None,
                  api_key: str | None = None, transport: Transport | None = None,
                  sleep: Callable[[float], None] = time.sleep, limiter: RateLimiter | None = None,
-                 max_attempts: int = 6, backoff_base: float = 1.0, backoff_max: float = 60.0,
+                 max_attempts: int | None = None, backoff_base: float | None = None,
+                 backoff_max: float = 60.0,
                  random: Callable[[], float] = _random.random, timeout: float = 120.0):
         url = base_url or os.environ.get("REVIEWLIB_EUTILS_URL") or DEFAULT_URL
         if not re.match(r"^https?://[^/\s]+", url):
@@ -232,8 +234,10 @@ class EutilsClient:
         self.transport = transport or session_transport()
         self.sleep = sleep
         self.limiter = limiter or shared_limiter(with_api_key=bool(self._api_key))
-        self.max_attempts = max(1, int(max_attempts))
-        self.backoff_base = backoff_base
+        self.max_attempts = max(1, int(max_attempts if max_attempts is not None
+                                       else _env_number("REVIEWLIB_EUTILS_ATTEMPTS", 6)))
+        self.backoff_base = float(backoff_base if backoff_base is not None
+                                  else _env_number("REVIEWLIB_EUTILS_BACKOFF", 1.0))
         self.backoff_max = backoff_max
         self.random = random
         self.timeout = timeout
@@ -385,6 +389,19 @@ class EutilsClient:
             raise EutilsError("efetch_ids needs at least one PMID", url=self.base_url + "efetch.fcgi")
         params = {"db": db, "id": ",".join(ids), "retmode": "xml"}
         return self.request("efetch.fcgi", params, method="POST", root_tags=("PubmedArticleSet",))
+
+
+def _env_number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number: unset it or give e.g. {default}") from None
+    if number < 0:
+        raise ConfigError(f"{name}={value!r} is negative: give e.g. {default}")
+    return number
 
 
 def _first_line(text: str) -> str:

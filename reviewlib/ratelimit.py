@@ -77,7 +77,8 @@ class RateLimiter:
         with self._lock:
             while True:
                 now = self.clock()
-                while self._times and now - self._times[0] >= self.period:
+                # (a tolerance of 1 ns: float rounding must not turn a sleep into a spin)
+                while self._times and now - self._times[0] >= self.period - 1e-9:
                     self._times.popleft()
                 if len(self._times) < self.max_calls:
                     self._times.append(now)
