@@ -93,8 +93,6 @@ def summary_tables(store, stage: str | None = "title-abstract", reviewer: str | 
     """Counts behind :func:`static_summary`: 'decisions' (reviewer x decision), 'reasons'
     (exclusion reason x reviewer) and 'final' (final decision x basis)."""
     current = dec.current_decisions(store, stage=stage, reviewer=reviewer if blind else None, blind=blind)
-    if reviewer is not None and not blind:
-        pass
     reasons = vocabulary(store)
     by_decision = (current.groupby(["reviewer", "decision"]).size().unstack(fill_value=0)
                    if not current.empty else pd.DataFrame())
