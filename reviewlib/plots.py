@@ -66,8 +66,14 @@ _DESIGNS: list[tuple[str, str]] = [
     ("phase 3", OKABE_ITO["black"]),
     ("randomised controlled trial", OKABE_ITO["vermillion"]),
 ]
-_RANK = {label: i for i, (label, _) in enumerate(_DESIGNS)}
+_RANK: dict[str, float] = {label: i for i, (label, _) in enumerate(_DESIGNS)}
 _COLOR = dict(_DESIGNS)
+# Not clinical designs, but a machine-extracted table may carry them: below a case report.
+# Colours from Paul Tol's muted (colour-blind-safe) palette, distinct from Okabe-Ito's.
+_RANK.update({"preclinical": -0.5, "review": -0.6})
+_COLOR.update({"preclinical": "#882255", "review": "#999933"})
+#: Colours for designs outside the known vocabulary (Paul Tol muted), then grey.
+EXTRA_COLORS = ["#332288", "#44AA99", "#AA4499", "#117733", "#661100", "#DDCC77", "#88CCEE"]
 _CONTROLLED_RANK = _RANK["randomised controlled trial"]
 
 
@@ -116,6 +122,10 @@ def normalize_design(value: Any) -> str:
         return "phase 2"
     if "phase 1" in text:
         return "phase 1"
+    if any(w in text for w in ("preclinical", "animal", "in vitro", "mouse", "murine")):
+        return "preclinical"
+    if text in ("review", "systematic review", "narrative review", "editorial", "comment", "letter"):
+        return "review"
     if "case report" in text or text == "single case":
         return "case report"
     if "series" in text:
@@ -134,7 +144,7 @@ def design_rank(design: str) -> float:
 
 def design_colors(designs: Iterable[str]) -> dict[str, str]:
     """A colour per design: fixed Okabe-Ito colours for known designs, grey for not reported."""
-    extra = iter(c for c in sns.color_palette("colorblind").as_hex() if c not in _COLOR.values())
+    extra = iter(EXTRA_COLORS)
     out = {}
     for d in designs:
         if d in _COLOR:
@@ -171,8 +181,13 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "1.0", "true", "yes", "y", "controlled")
 
 
-def _prepare(table: pd.DataFrame, needed: Sequence[str]) -> pd.DataFrame:
-    """Check the evidence table and add normalized helper columns (prefixed ``_``)."""
+def _prepare(table: pd.DataFrame, needed: Sequence[str], counted_only: bool = True) -> pd.DataFrame:
+    """Check the evidence table and add normalized helper columns (prefixed ``_``).
+
+    With ``counted_only``, reports that ``evidence.study_table`` marks ``counted = False``
+    (further reports of a cohort already counted) are dropped, so a cohort counts once;
+    ``frame.attrs['uncounted']`` says how many were dropped.
+    """
     if not isinstance(table, pd.DataFrame):
         raise InputError(f"evidence plots need a pandas DataFrame, got {type(table).__name__}: "
                          "pass reviewlib.evidence.study_table(...)")
@@ -181,6 +196,13 @@ def _prepare(table: pd.DataFrame, needed: Sequence[str]) -> pd.DataFrame:
         raise InputError(f"evidence table lacks column(s) {', '.join(missing)} (it has: "
                          f"{', '.join(map(str, table.columns)) or 'none'}); pass reviewlib.evidence.study_table(...)")
     frame = table.reset_index(drop=True).copy()
+    uncounted = 0
+    if counted_only and "counted" in frame:
+        keep = [not (v is False or (isinstance(v, str) and v.strip().lower() in ("false", "0", "no")) or v == 0)
+                for v in frame["counted"]]
+        uncounted = len(frame) - sum(keep)
+        frame = frame[keep].reset_index(drop=True)
+    frame.attrs["uncounted"] = uncounted
     frame["_study"] = range(len(frame))
     if "design" in frame:
         frame["_design"] = [_study_design(v) for v in frame["design"]]
@@ -191,6 +213,15 @@ def _prepare(table: pd.DataFrame, needed: Sequence[str]) -> pd.DataFrame:
     if "n_patients" in frame:
         frame["_n"] = [_number(v) for v in frame["n_patients"]]
     return frame
+
+
+def _uncounted_note(table: pd.DataFrame) -> str:
+    """Footnote for further reports of an already counted cohort (dropped from counts), or ''."""
+    n = _prepare(table, []).attrs["uncounted"]
+    if not n:
+        return ""
+    return (f"{_plural(n, 'further report')} of an already counted cohort "
+            f"{'is' if n == 1 else 'are'} not counted again.")
 
 
 def _explode(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -235,12 +266,12 @@ def _finish(fig: Figure, ax, title: str, notice: str | None, footnote: str | Non
     """Title (the finding) above everything, footnote and notice below; constrained layout, no overlaps."""
     width, height = fig.get_size_inches()
     title = title[:1].upper() + title[1:]
-    fig.suptitle(_wrap(title, width - 0.3, 12 * 1.08), x=0.012, ha="left", fontsize=12, fontweight="bold")
+    fig.suptitle(_wrap(title, width - 0.3, 12 * 1.12), x=0.012, ha="left", fontsize=12, fontweight="bold")
     bottom_lines = []
     if footnote:
         bottom_lines.append(("foot", _wrap(footnote, width - 0.3, 8)))
     if notice:
-        bottom_lines.append(("notice", _wrap(notice, width - 0.3, 9 * 1.08)))
+        bottom_lines.append(("notice", _wrap(notice, width - 0.3, 9 * 1.15)))
     y_in = 0.08
     for kind, text in reversed(bottom_lines):
         style = dict(fontsize=9, color="#B00020", fontweight="bold") if kind == "notice" \
@@ -259,6 +290,12 @@ def _empty(title: str, notice: str | None) -> Figure:
     ax.text(0.5, 0.5, "No included studies to plot yet", ha="center", va="center", fontsize=12, color=GREY,
             transform=ax.transAxes)
     return _finish(fig, ax, title, notice)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save(fig: Figure, folder: str | os.PathLike, name: str) -> dict[str, Path]:
@@ -300,6 +337,7 @@ def save(fig: Figure, folder: str | os.PathLike, name: str) -> dict[str, Path]:
             final = folder / f"{name}.{fmt}"
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=f".{fmt}.part")
             try:
+                os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a figure is as readable as the HTML
                 with os.fdopen(fd, "wb") as handle:
                     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
                     fig.savefig(handle, format=fmt, dpi=DPI, facecolor="white", metadata=metadata)
@@ -341,7 +379,7 @@ def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notic
     matplotlib.figure.Figure
     """
     c = counts
-    n = lambda v: f"(n = {int(v):,})"  # noqa: E731
+    n = lambda v: f"(n\xa0=\xa0{int(v):,})"  # noqa: E731  (no-break spaces: never wrapped apart)
     width = 10.0
     main_x, main_w = 0.95, 4.15
     side_x, side_w = 5.55, 4.3
@@ -355,8 +393,8 @@ def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notic
         for line in lines:
             indent = "   " if line.startswith("   ") else ""
             out.extend(textwrap.wrap(line.strip(), chars - len(indent), initial_indent=indent,
-                                     subsequent_indent=indent + "  ") or [""])
-        return out
+                                     subsequent_indent=indent + "  ", break_on_hyphens=False) or [""])
+        return [line.replace("\xa0", " ") for line in out]
 
     def reasons(title: str, total: int, mapping: Mapping[str, int]) -> list[str]:
         lines = [f"{title} {n(total)}" + (":" if mapping else "")]
@@ -383,8 +421,10 @@ def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notic
     assessed = ["Reports assessed for eligibility (full text)", n(c.assessed)]
     if c.awaiting_full_text:
         assessed.append(f"{c.awaiting_full_text:,} awaiting a decision")
-    rows.append(("Screening", assessed, reasons("Reports excluded", c.excluded_full_text,
-                                                c.excluded_full_text_reasons)))
+    ft_excluded = reasons("Reports excluded", c.excluded_full_text, c.excluded_full_text_reasons)
+    if not c.full_text_stage:
+        ft_excluded.append("(no full-text screening recorded)")
+    rows.append(("Screening", assessed, ft_excluded))
     rows.append(("Included", ["Studies included in review", n(c.included),
                               f"Reports of included studies {n(c.included)}"], None))
 
@@ -408,7 +448,7 @@ def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notic
     foot_lines = []
     if notes:
         foot_lines = textwrap.wrap("Notes: " + "; ".join(notes) + ".", int((width - 0.4) * 72 / (0.53 * 7.5)))
-    notice_lines = textwrap.wrap(notice, int((width - 0.4) * 72 / (0.56 * 9))) if notice else []
+    notice_lines = textwrap.wrap(notice, int((width - 0.4) * 72 / (0.64 * 9))) if notice else []
     foot_h = 0.15 + len(foot_lines) * 7.5 * 1.35 / 72 + len(notice_lines) * 9 * 1.4 / 72 + (0.1 if notice else 0)
     height = title_h + sum(r[5] for r in laid) + gap * (len(laid) - 1) + 0.3 + foot_h
 
@@ -469,7 +509,7 @@ def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notic
 # -- publications per year ------------------------------------------------
 def year_finding(table: pd.DataFrame) -> str:
     """The sentence :func:`publications_by_year` uses as its title."""
-    frame = _prepare(table, ["year", "design"])
+    frame = _prepare(table, ["year", "design"], counted_only=False)
     years = pd.to_numeric(frame["year"], errors="coerce")
     frame = frame[years.notna()].assign(_year=years[years.notna()].astype(int))
     if frame.empty:
@@ -500,7 +540,7 @@ def publications_by_year(table: pd.DataFrame, *, notice: str | None = None) -> F
     matplotlib.figure.Figure
         Bars per calendar year (years without studies show as gaps), totals on top.
     """
-    frame = _prepare(table, ["year", "design"])
+    frame = _prepare(table, ["year", "design"], counted_only=False)
     years = pd.to_numeric(frame["year"], errors="coerce")
     undated = int(years.isna().sum())
     frame = frame[years.notna()].assign(_year=years[years.notna()].astype(int))
@@ -665,9 +705,11 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
         key.add_artist(AnchoredOffsetbox(loc="lower left", child=VPacker(children=rows, align="left", pad=0, sep=5),
                                          bbox_to_anchor=(0, 0), bbox_transform=key.transAxes, frameon=False,
                                          borderpad=0.4))
-    foot = "A study listing several diseases or targets counts in each cell."
-    if cells["unknown"].any():
-        foot += " n.r.: not reported; '+': some studies in the cell did not report patient numbers."
+    foot = " ".join(filter(None, [
+        "A study listing several diseases or targets counts in each cell.",
+        "n.r.: not reported; '+': some studies in the cell did not report patient numbers."
+        if cells["unknown"].any() else "",
+        _uncounted_note(table)]))
     return _finish(fig, ax, map_finding(table, diseases, targets), notice, foot)
 
 
@@ -745,7 +787,8 @@ def patients_by_lymphodepletion(table: pd.DataFrame, *, notice: str | None = Non
         foot.append(f"{_plural(multi, 'study', 'studies')} reporting several regimens count in each.")
     if missing_n:
         foot.append(f"{_plural(missing_n, 'study', 'studies')} without a patient count add 0 patients.")
-    return _finish(fig, ax, lymphodepletion_finding(table), notice, " ".join(foot) or None)
+    foot.append(_uncounted_note(table))
+    return _finish(fig, ax, lymphodepletion_finding(table), notice, " ".join(f for f in foot if f) or None)
 
 
 # -- sample sizes ---------------------------------------------------------
@@ -812,8 +855,9 @@ def sample_size_distribution(table: pd.DataFrame, *, large: int = 20, notice: st
     ax.set_yticklabels(designs, fontsize=9)
     ax.grid(axis="y", visible=False)
     dropped = len(frame) - len(known)
-    foot = f"{_plural(dropped, 'study', 'studies')} without a patient count not shown." if dropped else None
-    return _finish(fig, ax, sample_size_finding(table, large), notice, foot)
+    foot = f"{_plural(dropped, 'study', 'studies')} without a patient count not shown. " if dropped else ""
+    foot += _uncounted_note(table)
+    return _finish(fig, ax, sample_size_finding(table, large), notice, foot.strip() or None)
 
 
 # -- screening progress ---------------------------------------------------
@@ -933,8 +977,11 @@ def screening_progress(recall_curve: Any = None, *, store=None, n_total: int | N
         hit = xs[np.argmax(ys >= mark - 1e-9)] if (ys >= mark - 1e-9).any() else None
         if hit is not None:
             ax.axvline(hit, color=OKABE_ITO["vermillion"], linewidth=1, linestyle=":")
-            ax.annotate(f"95% after {int(hit):,}", (hit, mark), xytext=(6, -14), textcoords="offset points",
-                        fontsize=8.5, color=OKABE_ITO["vermillion"])
+            right = hit > 0.7 * max(total, xs[-1])  # keep the label inside the axes
+            ax.annotate(f"95% after {int(hit):,}", (hit, mark), xytext=(-6 if right else 6, -14),
+                        textcoords="offset points", ha="right" if right else "left", fontsize=8.5,
+                        color=OKABE_ITO["vermillion"], gid="reviewlib-95",
+                        bbox=dict(facecolor="white", edgecolor="none", pad=1.5, alpha=0.9))
     ax.set_xlim(0, max(total, xs[-1]) * 1.02 or 1)
     ax.set_ylim(0, (top or 1) * 1.08)
     ax.set_xlabel("Records screened (n)")

@@ -265,8 +265,11 @@ def test_design_names_are_normalised_to_one_colour_each():
     assert plots.normalize_design("phase II") == "phase 2"
     assert plots.normalize_design("randomised controlled") == "randomised controlled trial"
     assert plots.normalize_design(None) == plots.NOT_REPORTED
-    colors = plots.design_colors(["case report", "phase 2", "basket trial", plots.NOT_REPORTED])
-    assert len(set(colors.values())) == 4 and colors[plots.NOT_REPORTED] == plots.GREY
+    assert plots.normalize_design("mouse model") == "preclinical"
+    designs = ["case report", "case series", "observational", "phase 1", "phase 1/2", "phase 2", "phase 3",
+               "randomised controlled trial", "preclinical", "review", "basket trial", "other", plots.NOT_REPORTED]
+    colors = plots.design_colors(designs)
+    assert len(set(colors.values())) == len(designs) and colors[plots.NOT_REPORTED] == plots.GREY
 
 
 def test_all_figures_render_on_the_synthetic_truth(truth_table, tmp_path):
@@ -281,3 +284,20 @@ def test_all_figures_render_on_the_synthetic_truth(truth_table, tmp_path):
         assert paths["png"].stat().st_size > 10_000, name
     n = len(truth_table)
     assert re.match(rf"{n} studies published \d{{4}}–\d{{4}}", plots.year_finding(truth_table))
+
+
+def test_further_reports_of_a_counted_cohort_are_not_counted_again(small_table):
+    """evidence.study_table marks later reports of one cohort counted=False: patients count once."""
+    table = pd.concat([small_table.assign(counted=True), small_table.iloc[[1]].assign(counted=False, year=2025)],
+                      ignore_index=True)
+    fig = plots.evidence_map(table)
+    assert "3 studies, 23 pts" in by_gid(fig, "reviewlib-cell-label")
+    assert "1 further report of an already counted cohort is not counted again." in joined(fig)
+    assert plots.lymphodepletion_finding(table) == plots.lymphodepletion_finding(small_table)
+    # publications per year counts publications: the further report is one.
+    assert plots.year_finding(table).startswith("7 studies published 2021–2025")
+
+
+def test_saved_files_are_readable_like_the_html(tmp_path, small_table):
+    paths = plots.save(plots.patients_by_lymphodepletion(small_table), tmp_path, "lymph")
+    assert paths["png"].stat().st_mode & 0o044  # group/other may read (mkstemp alone gives 0600)
