@@ -77,8 +77,22 @@ def _schema(schema: Schema | Any | None, frame: pd.DataFrame | None = None) -> S
     if schema is not None:
         return load_schema(schema)
     attrs = getattr(frame, "attrs", {}) if frame is not None else {}
-    raw = attrs.get("extraction_schema")
-    return load_schema(raw) if isinstance(raw, dict) else None
+    ref = attrs.get("extraction_schema")
+    return ref.schema if isinstance(ref, _SchemaRef) else None
+
+
+class _SchemaRef:
+    """The schema a study table was made with, kept in ``frame.attrs`` (pandas deep-copies
+    attrs on every operation: this reference copies as itself)."""
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+
+    def __deepcopy__(self, memo: dict) -> "_SchemaRef":
+        return self
+
+    def __repr__(self) -> str:
+        return f"<extraction schema: {', '.join(self.schema.names)}>"
 
 
 def _vocabulary(field: str, frame: pd.DataFrame, schema: Schema | None) -> list[str]:
@@ -154,7 +168,7 @@ def study_table(values: pd.DataFrame, records: pd.DataFrame | None = None,
     cols += GROUP_COLUMNS
     out = frame[[c for c in cols if c in frame]].reset_index(drop=True)
     if schema is not None:
-        out.attrs["extraction_schema"] = schema.raw
+        out.attrs["extraction_schema"] = _SchemaRef(schema)
     return out
 
 
@@ -220,7 +234,7 @@ def flag_same_cohort(frame: pd.DataFrame) -> pd.DataFrame:
     for i in range(n):
         groups.setdefault(find(i), []).append(i)
     cohort = [""] * n
-    dup_of: list[str | None] = [None] * n
+    dup_of: list[str] = [""] * n
     counted = [True] * n
     for members in groups.values():
         if len(members) < 2:

@@ -1,0 +1,203 @@
+"""reviewlib.evidence: study table, same-cohort flags, gap-showing summaries, exports, offline HTML.
+
+Studies come from the hand-checked abstracts (tests/data/extraction/) run through the real
+extractor and a real SQLite store; one test uses the synthetic demo snapshot and its truth sidecar.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from reviewlib import evidence as ev
+from reviewlib import extraction as ex
+from reviewlib.protocol import load_protocol
+from reviewlib.records import conform
+from reviewlib.store import ReviewStore
+
+DATA = Path(__file__).resolve().parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOL = ROOT / "notebooks" / "car-t-autoimmune.yaml"
+SNAPSHOT = ROOT / "reviewlib" / "data" / "car-t-autoimmune-snapshot.xml.gz"
+TRUTH = ROOT / "reviewlib" / "data" / "car-t-autoimmune-truth.csv"
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return ex.load_schema(load_protocol(PROTOCOL))
+
+
+@pytest.fixture(scope="module")
+def handchecked():
+    return {i["id"]: i for i in ex.load_testset(DATA / "extraction" / "car_t_abstracts_testset.yaml")}
+
+
+def records_of(handchecked, spec: list[tuple[str, str, str, int]]) -> pd.DataFrame:
+    """Records from hand-checked abstracts: (testset id, pmid, first author, year)."""
+    return conform(pd.DataFrame([{"pmid": pmid, "title": handchecked[tid]["title"],
+                                  "abstract": handchecked[tid]["abstract"], "authors": [author, "Other B"],
+                                  "year": year, "journal": "J Test"} for tid, pmid, author, year in spec]))
+
+
+@pytest.fixture
+def review(tmp_path, handchecked, schema):
+    """A store with 8 extracted studies; 6 are 'included'."""
+    spec = [("ts01", "101", "Schett G", 2022), ("ts04", "102", "Granit V", 2024),
+            ("ts05", "103", "Lee J", 2024), ("ts22", "104", "Müller F", 2024),
+            ("ts35", "105", "Fisher K", 2025), ("ts03", "106", "Muller F.", 2025),
+            ("ts07", "107", "Review R", 2024), ("ts40", "108", "Meta M", 2025)]
+    records = records_of(handchecked, spec)
+    store = ReviewStore(tmp_path / "review.sqlite")
+    store.add_records(records)
+    ex.save(store, ex.extract(store.records(), schema), schema)
+    included = store.records()
+    included = included[included["pmid"].isin(["101", "102", "103", "104", "105", "106"])]
+    yield store, included
+    store.close()
+
+
+def test_study_table_one_row_per_included_study_with_status(review):
+    store, included = review
+    table = ev.study_table(ex.current_values(store), included)
+    assert list(table["pmid"]) == ["101", "102", "103", "104", "105", "106"]
+    assert table.loc[0, "study"] == "Schett 2022"
+    for col in ("disease", "target", "design", "n_patients", "lymphodepletion", "disease_status",
+                "n_patients_status", "cohort_id", "duplicate_of", "counted"):
+        assert col in table
+    assert "disease_evidence" not in table
+    assert set(table["target_status"]) == {"machine"}
+    shown = ev.with_status(table)
+    assert shown.loc[1, "target"] == "BCMA (machine)" and "target_status" not in shown
+
+
+def test_same_first_author_cohort_flagged_and_counted_once(review):
+    store, included = review
+    # 104 (Müller F, 2024, basket, CD19, 24 pts) and 106 (Muller F., 2025, CD19, 15 pts, SLE/SSc/myositis)
+    table = ev.study_table(ex.current_values(store), included).set_index("pmid")
+    assert table.loc["106", "cohort_id"] == table.loc["104", "cohort_id"] == "cohort:104"
+    assert (table.loc["106", "duplicate_of"], bool(table.loc["106", "counted"])) == ("104", False)
+    assert table.loc["106", "duplicate_rule"].startswith("same first author")
+    assert table.loc["101", "cohort_id"] == "" and bool(table.loc["101", "counted"])
+    sums = ev.summary_tables(table.reset_index())
+    total = sums["patients by disease and target"].set_index("disease").loc["Total", "Total"]
+    assert total == 12 + 36 + 12 + 24 + 30  # 106's 15 patients are not counted again
+
+
+@pytest.mark.parametrize("author, year", [("Müller K", 2025), ("Müller F", 2026)])
+def test_other_initials_or_years_apart_are_not_a_cohort(handchecked, schema, author, year):
+    records = records_of(handchecked, [("ts22", "1", "Müller F", 2024), ("ts03", "2", author, year)])
+    records.insert(0, "record_id", ["pmid:1", "pmid:2"])
+    table = ev.study_table(ex.extract(records, schema), records, schema)
+    assert list(table["cohort_id"]) == ["", ""] and table["counted"].all()
+
+
+def test_reviewer_duplicate_note_flags_a_cohort(review, tmp_path):
+    store, included = review
+    ex.correct(store, "pmid:105", "duplicate_of", "102", reviewer="ana", note="same trial, longer follow-up")
+    table = ev.study_table(ex.current_values(store), included).set_index("pmid")
+    # 105 has fewer patients (30) than 102 (36): 102 is the primary report
+    assert (table.loc["105", "duplicate_of"], table.loc["105", "duplicate_rule"]) == ("102", "reviewer note")
+    assert not table.loc["105", "counted"] and table.loc["102", "counted"]
+
+
+def test_summaries_keep_zero_cells_and_not_reported(review, schema):
+    store, included = review
+    table = ev.study_table(ex.current_values(store), included, schema)
+    sums = ev.summary_tables(table)
+    assert set(sums) >= {"studies by disease and target", "patients by disease and target", "designs",
+                         "lymphodepletion", "outcomes and safety by disease", "constructs",
+                         "age groups by disease"}
+    studies = sums["studies by disease and target"].set_index("disease")
+    # every disease and target of the protocol is there, zeros included
+    assert list(studies.index) == [v for v in schema.field("disease").allowed if v != "not reported"] \
+        + ["not reported", "Total"]
+    assert studies.loc["rheumatoid arthritis"].sum() == 0
+    assert studies.loc["SLE", "CD19"] == 2 and studies.loc["SLE", "BCMA"] == 1
+    assert studies.loc["myasthenia gravis", "BCMA"] == 1 and studies.loc["pemphigus", "CAAR"] == 1
+    assert studies.loc["Total", "Total"] == 5  # six reports, one cohort reported twice
+    designs = sums["designs"].set_index("design")
+    assert designs.loc["randomised controlled", "studies"] == 1
+    assert designs.loc["randomised controlled", "controlled"] == "yes"
+    assert designs.loc["case series", "studies"] == 0 and "not reported" in designs.index
+    assert designs.loc["Total", "controlled"] == "1 controlled"
+    ld = sums["lymphodepletion"].set_index("lymphodepletion")
+    assert list(ld.index) == ["Flu/Cy", "Cy", "none", "other", "not reported"]
+    assert (ld.loc["none", "studies"], ld.loc["none", "patients"]) == (3, 36 + 12 + 30)
+    assert (ld.loc["Flu/Cy", "studies"], ld.loc["Flu/Cy", "patients"]) == (2, 12 + 24)
+    assert ld.loc["not reported", "studies"] == 0 and ld.loc["none", "controlled studies"] == 1
+    assert (ld["verified"] == 0).all() and ld["machine"].sum() == 5
+    safety = sums["outcomes and safety by disease"].set_index("disease")
+    assert safety.loc["rheumatoid arthritis", "studies"] == 0
+    assert safety.loc["myasthenia gravis", "icans none"] == 1
+    assert sums["constructs"].set_index("target").loc["CD19", "costimulation: 4-1BB"] == 1
+
+
+def test_verified_values_are_counted_as_verified(review):
+    store, included = review
+    ex.correct(store, "pmid:101", "lymphodepletion", "Flu/Cy", reviewer="ana")
+    table = ev.study_table(ex.current_values(store), included)
+    ld = ev.summary_tables(table)["lymphodepletion"].set_index("lymphodepletion")
+    assert (ld.loc["Flu/Cy", "verified"], ld.loc["Flu/Cy", "machine"]) == (1, 1)
+
+
+def test_gaps_state_each_question(review):
+    store, included = review
+    lines = ev.gaps(ev.study_table(ex.current_values(store), included))
+    text = " ".join(lines)
+    assert "5 studies with 114 patients" in text
+    assert "1 of 5 studies are randomised controlled (myasthenia gravis)" in text
+    assert "2 studies gave lymphodepleting chemotherapy, 3 gave none and 0 did not report it" in text
+    assert "construct" in text and "patients benefit" in text
+    assert ev.gaps(pd.DataFrame()) == ["No study is included yet: there is no evidence to describe."]
+
+
+def test_exports_csv_and_xlsx_one_sheet_per_table(review, tmp_path):
+    store, included = review
+    table = ev.study_table(ex.current_values(store), included)
+    tables = {"studies": table, **ev.summary_tables(table)}
+    paths = ev.export_csv(tables, tmp_path / "csv")
+    assert {p.name for p in paths} >= {"studies.csv", "designs.csv", "lymphodepletion.csv",
+                                      "studies-by-disease-and-target.csv"}
+    back = pd.read_csv(tmp_path / "csv" / "lymphodepletion.csv")
+    assert back["lymphodepletion"].tolist()[-1] == "not reported"
+    xlsx = ev.export_xlsx(tables, tmp_path / "evidence.xlsx")
+    wb = openpyxl.load_workbook(xlsx)
+    assert len(wb.sheetnames) == len(tables) and all(len(s) <= 31 for s in wb.sheetnames)
+    assert wb["designs"]["A1"].value == "design"
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]  # no temp files left
+
+
+def test_interactive_html_is_offline_and_escaped(review):
+    store, included = review
+    table = ev.study_table(ex.current_values(store), included)
+    table.loc[0, "title"] = "<script>alert('x')</script> & <b>bold</b>"
+    page = ev.interactive(table, caption="Studies <i>included</i>")
+    assert not re.search(r"<script[^>]+src\s*=\s*[\"']?https?:", page, re.I)
+    assert not re.search(r"(?:import|from)\s*[\"']https?:", page)
+    assert "<script>alert" not in page and "&lt;script&gt;alert" in page
+    assert "<i>included</i>" not in page
+    assert len(page) > 100_000  # the DataTables bundle is embedded
+    assert len(ev.interactive(table, include_library=False)) < len(page) / 10
+    with pytest.raises(ValueError):
+        ev.interactive(table, allow_html=True)
+    static = ev.to_html(table)
+    assert "<script>alert" not in static and "&lt;b&gt;bold&lt;/b&gt;" in static
+
+
+@pytest.mark.skipif(not (SNAPSHOT.is_file() and TRUTH.is_file()), reason="synthetic snapshot not generated")
+def test_synthetic_snapshot_cohorts_match_its_truth(schema):
+    from reviewlib.pubmed_xml import read_pubmed_xml
+    truth = pd.read_csv(TRUTH, dtype=str, keep_default_na=False)
+    records = read_pubmed_xml(SNAPSHOT)
+    included = records[records["pmid"].isin(truth.loc[truth["demo_decision"] == "include", "pmid"])].copy()
+    included.insert(0, "record_id", ["pmid:" + p for p in included["pmid"]])
+    table = ev.study_table(ex.extract(included, schema), included, schema)
+    expected = {p: d for p, d in zip(truth["pmid"], truth["duplicate_of"]) if d and p in set(included["pmid"])}
+    flagged = {p: d for p, d in zip(table["pmid"], table["duplicate_of"]) if d}
+    assert expected and flagged == expected
+    sums = ev.summary_tables(table)
+    assert sums["studies by disease and target"].set_index("disease").loc["Total", "Total"] == \
+        len(included) - len(expected)
