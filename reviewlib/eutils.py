@@ -78,12 +78,24 @@ class HttpResponse:
 Transport = Callable[[str, str, dict, float], HttpResponse]
 
 
+_SESSION: requests.Session | None = None
+
+
+def shared_session() -> requests.Session:
+    """The process-wide :class:`requests.Session` (kept-alive connections to NCBI)."""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = requests.Session()
+        _SESSION.headers["User-Agent"] = f"reviewlib (+requests {requests.__version__})"
+    return _SESSION
+
+
 def session_transport(session: requests.Session | None = None) -> Transport:
-    """The default transport: one reused :class:`requests.Session`.
+    """The default transport: one reused :class:`requests.Session` (default :func:`shared_session`).
 
     GET sends ``params`` in the query string, POST as a form body.
     """
-    session = session or requests.Session()
+    session = session or shared_session()
 
     def transport(method: str, url: str, params: dict, timeout: float) -> HttpResponse:
         if method == "POST":
@@ -297,6 +309,8 @@ class EutilsClient:
         """
         url = self.base_url + endpoint
         sent = self._params(params)
+        if self._api_key:
+            method = "POST"     # the key travels in the body, never in a URL that something may log
         shown = {k: v for k, v in sent.items() if k != "api_key"}
         last: _Retry | None = None
         for attempt in range(self.max_attempts):
@@ -322,7 +336,7 @@ class EutilsClient:
         try:
             resp = self.transport(method, url, params, self.timeout)
         except (OSError, requests.RequestException) as exc:
-            raise _Retry(f"connection error: {redact(type(exc).__name__)}: {redact(exc)}") from None
+            raise _Retry(f"connection error: {_connection_reason(exc)}") from None
         body = resp.body or b""
         status = resp.status
         text_start = body[:2000].decode("utf-8", "replace")
@@ -389,6 +403,31 @@ class EutilsClient:
             raise EutilsError("efetch_ids needs at least one PMID", url=self.base_url + "efetch.fcgi")
         params = {"db": db, "id": ",".join(ids), "retmode": "xml"}
         return self.request("efetch.fcgi", params, method="POST", root_tags=("PubmedArticleSet",))
+
+
+def _connection_reason(exc: BaseException) -> str:
+    """A short reason for a failed connection, e.g. ``[Errno 111] Connection refused``."""
+    text = str(exc)
+    m = re.search(r"\[Errno -?\d+\][^'\")]*", text)
+    if m:
+        return m.group(0).strip()
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    short = text if len(text) < 160 else text[:157] + "..."
+    return f"{type(exc).__name__}: {redact(short)}"
+
+
+class _RedactFilter(logging.Filter):
+    """Strips api_key values from records of loggers that print URLs (urllib3)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "api_key" in str(record.msg) or any("api_key" in str(a) for a in (record.args or ())):
+            record.msg = redact(record.getMessage())
+            record.args = None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactFilter())
 
 
 def _env_number(name: str, default: float) -> float:

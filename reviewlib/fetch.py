@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import EutilsError, HistoryExpiredError, InputError
-from .eutils import MAX_RECORDS, EutilsClient, count_articles
+from .eutils import MAX_RECORDS, EutilsClient
 from .records import write_csv
 from .store import ReviewStore
 
@@ -413,7 +413,8 @@ def _fetch_slices(client: EutilsClient, store: ReviewStore, search_id: int, term
                                    retstart, sl.label)
                     sl.webenv = None
                     continue
-                n = count_articles(body)
+                frame = _read_records(body, "pubmed")
+                n = len(frame)
                 expected = min(retmax, sl.count - retstart)
                 if n < expected:
                     logger.warning("batch %d+%d of slice %s brought %d records, %d expected",
@@ -421,7 +422,6 @@ def _fetch_slices(client: EutilsClient, store: ReviewStore, search_id: int, term
                 safe_label = sl.label.replace("/", "")
                 rel = cache / f"{safe_label}-c{sl.count}-{retstart:07d}-{retmax}.xml"
                 _atomic_write(store.folder / rel, body)
-                frame = _read_records(body, "pubmed")
                 store.add_records(frame, search_id=search_id)
                 store.add_batch(search_id, _batch_key(sl, retstart, retmax), n, _sha256(body), rel.as_posix())
                 queue.pop(0)

@@ -399,7 +399,7 @@ class _Handler(BaseHTTPRequestHandler):
         params = {k: v[-1] for k, v in raw.items()}
         endpoint = urlsplit(self.path).path.rsplit("/", 1)[-1].replace(".fcgi", "")
         entry = {"time": time.monotonic(), "wall": time.time(), "method": self.command,
-                 "endpoint": endpoint, "params": params}
+                 "endpoint": endpoint, "params": params, "peer": self.client_address}
         with replay._lock:
             replay.log.append(entry)
         fault = replay._take_fault(endpoint, params)

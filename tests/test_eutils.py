@@ -271,3 +271,12 @@ def test_endpoint_from_environment_and_bad_endpoint(monkeypatch, eutils_server):
     monkeypatch.setenv("REVIEWLIB_EUTILS_ATTEMPTS", "many")
     with pytest.raises(ConfigError, match="REVIEWLIB_EUTILS_ATTEMPTS"):
         EutilsClient(eutils_server.url)
+
+
+def test_clients_share_one_session_and_keep_the_connection(eutils_server):
+    a, b = make_client(eutils_server), make_client(eutils_server)
+    assert a.transport.session is b.transport.session
+    for _ in range(3):
+        a.esearch("lupus")
+    b.esearch("lupus")
+    assert len({r["peer"] for r in eutils_server.log}) == 1   # one kept-alive connection for all four
