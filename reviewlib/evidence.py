@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from .extraction import NOT_REPORTED, SEPARATOR, STATUS_VERIFIED, Schema, load_schema
+from .extraction import NOT_REPORTED, SEPARATOR, STATUS_VERIFIED, Schema, SchemaRef, load_schema
 
 logger = logging.getLogger(__name__)
 
@@ -78,21 +78,8 @@ def _schema(schema: Schema | Any | None, frame: pd.DataFrame | None = None) -> S
         return load_schema(schema)
     attrs = getattr(frame, "attrs", {}) if frame is not None else {}
     ref = attrs.get("extraction_schema")
-    return ref.schema if isinstance(ref, _SchemaRef) else None
+    return ref.schema if isinstance(ref, SchemaRef) else None
 
-
-class _SchemaRef:
-    """The schema a study table was made with, kept in ``frame.attrs`` (pandas deep-copies
-    attrs on every operation: this reference copies as itself)."""
-
-    def __init__(self, schema: Schema):
-        self.schema = schema
-
-    def __deepcopy__(self, memo: dict) -> "_SchemaRef":
-        return self
-
-    def __repr__(self) -> str:
-        return f"<extraction schema: {', '.join(self.schema.names)}>"
 
 
 def _vocabulary(field: str, frame: pd.DataFrame, schema: Schema | None) -> list[str]:
@@ -168,7 +155,7 @@ def study_table(values: pd.DataFrame, records: pd.DataFrame | None = None,
     cols += GROUP_COLUMNS
     out = frame[[c for c in cols if c in frame]].reset_index(drop=True)
     if schema is not None:
-        out.attrs["extraction_schema"] = _SchemaRef(schema)
+        out.attrs["extraction_schema"] = SchemaRef(schema)
     return out
 
 

@@ -214,6 +214,20 @@ class Schema:
         return self.fields[name]
 
 
+class SchemaRef:
+    """A schema carried in ``DataFrame.attrs["extraction_schema"]`` so later tables know the
+    vocabulary (pandas deep-copies attrs on every operation: this reference copies as itself)."""
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+
+    def __deepcopy__(self, memo: dict) -> "SchemaRef":
+        return self
+
+    def __repr__(self) -> str:
+        return f"<extraction schema: {', '.join(self.schema.names)}>"
+
+
 def _fmt_number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.1f}".rstrip("0").rstrip(".")
 
@@ -710,7 +724,9 @@ def extract(records: pd.DataFrame, protocol: Protocol | Schema | dict | str | No
         rows.append(row)
     cols = ["record_id", "pmid"] + [c for n in schema.names for c in (n, f"{n}_evidence", f"{n}_confidence")]
     logger.info("extracted %d fields from %d records", len(schema.names), len(rows))
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    out.attrs["extraction_schema"] = SchemaRef(schema)
+    return out
 
 
 def _isna(v: Any) -> bool:
@@ -785,7 +801,9 @@ def current_values(store: ReviewStore, protocol: Protocol | Schema | dict | str 
     for n in schema.names:
         cols += [n, f"{n}_evidence", f"{n}_confidence", f"{n}_status", f"{n}_reviewer", f"{n}_note"]
     if hist.empty:
-        return pd.DataFrame(columns=cols)
+        empty = pd.DataFrame(columns=cols)
+        empty.attrs["extraction_schema"] = SchemaRef(schema)
+        return empty
     machine: dict[tuple[str, str], dict] = {}
     human: dict[tuple[str, str], dict] = {}
     for r in hist.to_dict("records"):  # oldest first: later rows replace earlier ones
@@ -814,7 +832,9 @@ def current_values(store: ReviewStore, protocol: Protocol | Schema | dict | str 
                 row[n] = derive(f, row[f.source])
                 row[f"{n}_status"] = row[f"{f.source}_status"]
         rows.append(row)
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    out.attrs["extraction_schema"] = SchemaRef(schema)
+    return out
 
 
 SHEET_COLUMNS = ["record_id", "pmid", "title", "field", "label", "machine_value", "current_value", "status",

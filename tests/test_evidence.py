@@ -105,7 +105,8 @@ def test_reviewer_duplicate_note_flags_a_cohort(review, tmp_path):
 
 def test_summaries_keep_zero_cells_and_not_reported(review, schema):
     store, included = review
-    table = ev.study_table(ex.current_values(store), included, schema)
+    # as the 03-extract notebook calls it: the vocabulary travels with current_values
+    table = ev.study_table(ex.current_values(store, schema), included)
     sums = ev.summary_tables(table)
     assert set(sums) >= {"studies by disease and target", "patients by disease and target", "designs",
                          "lymphodepletion", "outcomes and safety by disease", "constructs",

@@ -75,6 +75,15 @@ def test_accuracy_floor_on_handchecked_testset(handchecked, schema):
     assert acc.loc["disease", "n"] >= 60 and acc.loc["n_patients", "n"] >= 60
 
 
+def test_heldout_set_regression_floor(schema):
+    """The held-out set was never used to tune the extractor; its figures are the honest ones
+    (see benchmarks/extraction.py).  This floor only guards against regressions."""
+    acc = ex.evaluate(ex.load_testset(DATA / "extraction" / "car_t_abstracts_heldout.yaml"), schema)
+    acc = acc.set_index("field")["accuracy"]
+    for field in ("disease", "target", "design", "n_patients", "lymphodepletion"):
+        assert acc[field] >= 0.75, acc
+
+
 def test_compare_scores_only_expected_fields(schema):
     items = [{"id": "x", "title": "", "abstract": "Five patients with SLE received CD19 CAR T cells.",
               "expected": {"n_patients": 5, "target": "BCMA"}}]
