@@ -14,6 +14,7 @@ palette, with a fixed colour per study design so the figures agree.  Give
 """
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -39,7 +40,7 @@ from .errors import InputError
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DPI", "OKABE_ITO", "NOT_REPORTED", "normalize_design", "design_rank", "design_colors",
+    "DPI", "ReviewFigure", "OKABE_ITO", "NOT_REPORTED", "normalize_design", "design_rank", "design_colors",
     "prisma_flow", "publications_by_year", "evidence_map", "patients_by_lymphodepletion",
     "sample_size_distribution", "screening_progress", "save",
     "year_finding", "map_finding", "lymphodepletion_finding", "sample_size_finding", "progress_finding",
@@ -246,8 +247,25 @@ def _join(items: Sequence[str]) -> str:
 
 
 # -- figure plumbing ------------------------------------------------------
+class ReviewFigure(Figure):
+    """A matplotlib Figure that Jupyter shows as a PNG image whatever the backend.
+
+    The figures are made without pyplot (no global state, nothing to close), so
+    IPython's pyplot-inline formatter does not know them; ``_repr_png_`` lets
+    ``display(fig)`` (and papermill's saved outputs) carry the image anyway.
+    """
+
+    #: Resolution of the image shown in notebooks (the saved PNG uses :data:`DPI`).
+    repr_dpi = 100
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=self.repr_dpi, facecolor="white")
+        return buffer.getvalue()
+
+
 def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=100, facecolor="white")
+    fig = ReviewFigure(figsize=(width, height), dpi=100, facecolor="white")
     FigureCanvasAgg(fig)
     return fig
 
@@ -460,8 +478,9 @@ def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notic
     share = (f"{c.included:,} of {c.identified_total:,} records identified "
              f"({100 * c.included / c.identified_total:.1f}%)" if c.identified_total else "no records yet")
     title = f"PRISMA 2020 flow diagram: {c.included:,} {'study' if c.included == 1 else 'studies'} included, {share}"
-    ax.text(0.2, height - 0.25, _wrap(title, width - 0.4, 12), ha="left", va="top", fontsize=12,
-            fontweight="bold")
+    # As the figure's suptitle, so the title is also the image's alt text in the report.
+    fig.suptitle(_wrap(title, width - 0.4, 12 * 1.12), x=0.2 / width, y=1 - 0.25 / height, ha="left", va="top",
+                 fontsize=12, fontweight="bold")
 
     y = height - title_h
     centres = []

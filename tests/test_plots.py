@@ -103,7 +103,13 @@ def test_prisma_flow_draws_the_counts_from_the_store(screened_store):
         assert expected in text, expected
     assert counts.sought == 7 and counts.included == 5
     assert by_gid(fig, "reviewlib-notice") == [NOTICE]
-    assert f"{counts.included} studies included" in text
+    assert fig._suptitle.get_text().startswith(f"PRISMA 2020 flow diagram: {counts.included} studies included")
+
+
+def test_figures_show_as_png_in_jupyter_without_pyplot(small_table):
+    fig = plots.sample_size_distribution(small_table)
+    png = fig._repr_png_()  # what IPython's display() calls
+    assert png.startswith(b"\x89PNG") and len(png) > 5_000
 
 
 def test_prisma_flow_changes_with_the_counts(screened_store):
