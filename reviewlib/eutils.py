@@ -340,7 +340,7 @@ class EutilsClient:
         body = resp.body or b""
         status = resp.status
         text_start = body[:2000].decode("utf-8", "replace")
-        if _EXPIRED.search(text_start):
+        if _EXPIRED.search(text_start) and "<PubmedArticle" not in text_start:
             raise HistoryExpiredError(f"NCBI history expired at {url}: {redact(_first_line(text_start))}",
                                       url=url, status=status, body=redact(text_start[:300]))
         if status == 429 or (text_start.lstrip().startswith("{") and "rate limit" in text_start.lower()):

@@ -471,7 +471,8 @@ def load_snapshot(path: str | os.PathLike, store: ReviewStore, *, query: str | N
 
 def run_search(protocol, store: ReviewStore, *, offline: bool, mindate: str | None = None,
                maxdate: str | None = None, client: EutilsClient | None = None,
-               batch_size: int | None = None, progress: bool = False) -> SearchResult:
+               batch_size: int | None = None, since: str | None = None,
+               progress: bool = False) -> SearchResult:
     """Run a protocol's search into ``store``.
 
     Parameters
@@ -486,6 +487,9 @@ def run_search(protocol, store: ReviewStore, *, offline: bool, mindate: str | No
     client : EutilsClient, optional
     batch_size : int, optional
         Override ``search.batch_size`` (default 500).
+    since : str, optional
+        Online only: fetch just the records added to PubMed since this date
+        (or ``"last"``: since the last complete run); see :func:`fetch_pubmed`.
     progress : bool
         Show a progress bar when online.
     """
@@ -502,7 +506,7 @@ def run_search(protocol, store: ReviewStore, *, offline: bool, mindate: str | No
                         maxdate=maxdate or _opt(settings.get("maxdate")),
                         datetype=str(settings.get("datetype") or "pdat"),
                         batch_size=int(batch_size or settings.get("batch_size") or 500),
-                        client=client, progress=progress)
+                        since=since, client=client, progress=progress)
 
 
 def _opt(value: Any) -> str | None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from eutils_server import load_articles, renumbered
@@ -348,3 +349,21 @@ def test_cli_killed_with_sigkill_mid_fetch_resumes_without_refetching(tmp_path, 
     assert set(records["pmid"]) == {a.pmid for a in eutils_server.articles} and len(records) == 28
     assert not list((out / "cache").rglob("*.tmp"))
     assert eutils_server.max_in_window(1.0) <= 3
+
+
+def test_default_protocol_loads_its_embedded_snapshot_offline(store):
+    protocol = load_protocol("car-t-autoimmune")
+    truth = pd.read_csv(protocol.snapshot_path().with_name("car-t-autoimmune-truth.csv"), dtype=str)
+    result = run_search(protocol, store, offline=True)
+    assert result.source == "snapshot" and result.n_records == truth["pmid"].nunique()
+    assert set(store.records(result.search_id)["pmid"]) == set(truth["pmid"])
+    assert "SYNTHETIC" in result.translation
+    assert run_search(protocol, store, offline=True).search_id == result.search_id
+
+
+def test_query_matching_nothing_completes_empty_with_ncbis_messages(eutils_server, store):
+    result = fetch_pubmed("abcXYZ", store, client=make_client(eutils_server), progress=False)
+    assert (result.count, result.n_records) == (0, 0)
+    assert result.warnings == ["PhraseNotFound: abcXYZ", "OutputMessage: No items found."]
+    assert eutils_server.requests("efetch") == []
+    assert store.searches().iloc[-1]["status"] == "complete"
