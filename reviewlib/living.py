@@ -34,6 +34,7 @@ from .store import ReviewStore, utcnow
 logger = logging.getLogger(__name__)
 
 PMIDS_FILE = "pmids.json"
+COUNTS_FILE = "counts.json"
 MANIFEST_FILE = "manifest.json"
 
 RUNS_SCHEMA = """
@@ -115,14 +116,24 @@ def run_records(store: ReviewStore, run_name: str) -> pd.DataFrame:
     return frame.drop_duplicates("record_id", keep="last").reset_index(drop=True)
 
 
+_INCLUDED_CACHE: dict[tuple, list[str]] = {}
+
+
 def included_ids(store: ReviewStore, stage: str = "title-abstract") -> list[str]:
-    """The resolved include set of the store (``reviewlib.decisions.included``), empty if undecided."""
-    try:
-        from . import decisions
-    except ImportError:  # screening module not installed yet
-        logger.warning("reviewlib.decisions is not available: no included set")
-        return []
-    return list(decisions.included(store, stage=stage))
+    """The resolved include set of the store (``reviewlib.decisions.included``).
+
+    Decisions are append-only, so the set is cached per store file, stage and
+    (last decision id, number of decisions): any new decision, undo or
+    resolution changes the key and the set is computed again.
+    """
+    from . import decisions
+    row = store.connection.execute("SELECT MAX(decision_id) AS last, COUNT(*) AS n FROM decisions").fetchone()
+    key = (str(store.path.resolve()), stage, row["last"], row["n"])
+    if key not in _INCLUDED_CACHE:
+        if len(_INCLUDED_CACHE) > 32:
+            _INCLUDED_CACHE.clear()
+        _INCLUDED_CACHE[key] = list(decisions.included(store, stage=stage))
+    return list(_INCLUDED_CACHE[key])
 
 
 def run_included(store: ReviewStore, run_name: str, stage: str = "title-abstract") -> list[str]:
@@ -193,6 +204,27 @@ def write_json(path: Path, data: Any) -> Path:
 def save_sets(run_dir: Path, sets: RunSets) -> Path:
     """Save a run's matched and included PMIDs as ``pmids.json`` in its folder."""
     return write_json(Path(run_dir) / PMIDS_FILE, asdict(sets))
+
+
+def save_run_state(ctx: Any, counts: Any = None) -> Path:
+    """Save what the run's manifest needs from the store: PMID sets (``pmids.json``) and PRISMA counts.
+
+    Called by the last notebook, whose kernel has the store's state at hand, so
+    that ``reviewlib run`` does not compute it again.
+
+    Parameters
+    ----------
+    ctx : reviewlib.pipeline.ReviewContext
+        The notebook's review (store, run name, output folder).
+    counts : reviewlib.prisma.PrismaCounts or dict, optional
+        The PRISMA counts shown in the report.
+    """
+    import dataclasses
+    path = save_sets(ctx.output_dir, current_sets(ctx.store, ctx.run_name))
+    if counts is not None:
+        data = dataclasses.asdict(counts) if dataclasses.is_dataclass(counts) else dict(counts)
+        write_json(Path(ctx.output_dir) / COUNTS_FILE, data)
+    return path
 
 
 def load_sets(run_dir: Path) -> RunSets | None:

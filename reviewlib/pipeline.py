@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
 import logging
 import os
@@ -53,6 +54,8 @@ FORBIDDEN_PARAMETERS = ("api_key", "ncbi_api_key", "apikey", "email", "ncbi_emai
 VERSIONED = ("pandas", "numpy", "lxml", "biopython", "scikit-learn", "rapidfuzz", "matplotlib", "seaborn",
              "papermill", "nbconvert", "nbclient", "nbformat", "ipykernel", "itables", "pyyaml", "requests")
 SECRET_ENV = ("NCBI_API_KEY",)
+#: Key figures first on the index page.
+FIGURE_ORDER = ["prisma", "evidence_map", "sample_size", "patients_by_lymphodepletion", "publications_by_year"]
 
 
 # -- where things live ------------------------------------------------------------
@@ -255,13 +258,20 @@ def parse_parameters(pairs: list[list[str]] | None) -> dict[str, Any]:
 
 
 def notebook_parameters(path: Path) -> dict[str, Any]:
-    """The names (and literal defaults) assigned in a notebook's ``parameters`` cell."""
-    import nbformat
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+    """The names (and literal defaults) assigned in a notebook's ``parameters`` cell.
+
+    Reads the notebook as plain JSON (no nbformat validation: this runs before every run).
+    """
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"notebook {path} cannot be read ({exc}): restore it from git") from exc
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else source
             names = {}
-            for node in ast.parse(cell.source).body:
+            for node in ast.parse(source).body:
                 if isinstance(node, (ast.Assign, ast.AnnAssign)):
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                     for t in targets:
@@ -272,6 +282,19 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
                                 names[t.id] = None
             return names
     raise ConfigError(f"notebook {path} has no cell tagged 'parameters': tag its first code cell 'parameters'")
+
+
+def _skip_slow_imports() -> None:
+    """Keep jsonschema from importing ``rfc3987_syntax`` in this process.
+
+    jsonschema imports it (if installed, as jupyter-events' extras do) only for
+    its optional "iri" format checker, and it builds a Lark grammar at import
+    time: 2-5 s of every ``reviewlib run`` on 2 cores.  nbformat's notebook
+    validation never checks IRI formats; jsonschema skips the checker when the
+    import fails (``suppress(ImportError)``).
+    """
+    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
 
 
 def _check_parameters(user: Mapping[str, Any], known: set[str]) -> None:
@@ -430,8 +453,9 @@ def _search_facts(store: ReviewStore, run_id: str) -> dict[str, Any]:
             "warnings": [w for ws in rows["warnings"] for w in ws], "status": last["status"]}
 
 
-def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], sets: living.RunSets) -> dict[str, Any]:
-    """The number of records at each stage of a run (PRISMA counts when ``reviewlib.prisma`` is there)."""
+def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], sets: living.RunSets,
+                 prisma_counts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The number of records at each stage of a run, with the PRISMA counts (``prisma_counts`` if given)."""
     counts: dict[str, Any] = {"identified": search.get("count"), "retrieved": len(sets.matched)}
     try:
         from . import dedup
@@ -453,18 +477,23 @@ def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], set
     try:
         from . import extraction
         values = extraction.current_values(store)
-        if values is not None and len(values):
-            key = "record_id" if "record_id" in values.columns else "pmid"
-            ids = {str(v) for v in values[key]}
-            inc = {f"pmid:{p}" for p in sets.included} | set(sets.included)
-            counts["extracted"] = len(ids & inc)
-    except ImportError:
-        pass
+    except (ImportError, ReviewlibError) as exc:  # nothing extracted yet
+        logger.debug("no extraction counts: %s", exc)
+        values = None
+    if values is not None and len(values):
+        key = "record_id" if "record_id" in values.columns else "pmid"
+        ids = {str(v) for v in values[key]}
+        inc = {f"pmid:{p}" for p in sets.included} | set(sets.included)
+        counts["extracted"] = len(ids & inc)
+    if prisma_counts is not None:
+        counts["prisma"] = dict(prisma_counts)
+        return counts
     try:
         from . import prisma
-        counts["prisma"] = prisma.counts(store)
-    except ImportError:
-        pass
+        found = prisma.counts(store)
+        counts["prisma"] = dataclasses.asdict(found) if dataclasses.is_dataclass(found) else found
+    except (ImportError, ReviewlibError) as exc:
+        logger.warning("no PRISMA counts: %s", exc)
     return counts
 
 
@@ -527,6 +556,7 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
     """
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
+    _skip_slow_imports()
     proto = load_protocol(protocol)
     nb_dir = Path(notebooks) if notebooks else notebooks_dir()
     sources = [nb_dir / name for name in NOTEBOOKS]
@@ -586,7 +616,7 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
         report.scrub_secrets(run_dir, secrets)
         manifest.update(status="failed", notebooks=timings,
                         error={"notebook": exc.notebook, "cell": exc.cell, "ename": exc.ename,
-                               "evalue": report.escape(exc.evalue)[:2000] if exc.evalue else None,
+                               "evalue": str(exc.evalue)[:2000] if exc.evalue else None,
                                "message": str(exc)},
                         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         living.write_json(run_dir / living.MANIFEST_FILE, _jsonable(manifest))
@@ -597,10 +627,14 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
 
     # Publish: sets, comparison, pages, index, then the manifest (last) and latest.
     with ReviewStore(rdir / STORE_NAME) as store:
-        sets = living.current_sets(store, run_id)
+        sets = living.load_sets(run_dir) if (run_dir / living.PMIDS_FILE).is_file() else None
+        if sets is None:  # the last notebook did not save them
+            sets = living.current_sets(store, run_id)
+            living.save_sets(run_dir, sets)
         search = _search_facts(store, run_id)
-        counts = stage_counts(store, run_id, search, sets)
-    living.save_sets(run_dir, sets)
+        saved = run_dir / living.COUNTS_FILE
+        prisma_counts = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
+        counts = stage_counts(store, run_id, search, sets, prisma_counts=prisma_counts)
     prev_sets = living.load_sets(previous[0]) if previous else None
     changes = living.compare(prev_sets, sets, previous_run=previous[0].name if previous else None,
                              incremental=since is not None)
@@ -618,8 +652,9 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
                                                 notice=manifest["notice"], nav=nav, warning=changes.warning(),
                                                 title=f"{proto.title}: {report.PAGE_TITLES.get(src.stem, src.stem)}"))
         manifest["render_seconds"] = round(time.perf_counter() - t, 2)
-    figures = sorted(p.relative_to(run_dir).as_posix() for p in (run_dir / "figures").glob("*.png")) \
-        if (run_dir / "figures").is_dir() else []
+    figures = sorted((p.relative_to(run_dir).as_posix() for p in (run_dir / "figures").glob("*.png")),
+                     key=lambda f: (FIGURE_ORDER.index(Path(f).stem) if Path(f).stem in FIGURE_ORDER
+                                    else len(FIGURE_ORDER), f)) if (run_dir / "figures").is_dir() else []
     manifest["figures"] = figures
     manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest["duration_seconds"] = round(time.perf_counter() - t0, 2)

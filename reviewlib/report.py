@@ -298,7 +298,17 @@ def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequenc
     ]))
     if counts:
         parts.append("<h2>Records at each stage</h2>")
-        parts.append(_facts([(k.replace("_", " "), escape(_fmt(v))) for k, v in counts.items()]))
+        rows = [(k.replace("_", " "), escape(_fmt(v))) for k, v in counts.items() if k != "prisma"]
+        pr = counts.get("prisma") or {}
+        if pr.get("excluded_screening") is not None:
+            reasons = ", ".join(f"{escape(k)}: {escape(v)}" for k, v in (pr.get("excluded_screening_reasons") or {}).items())
+            rows.insert(-1 if rows and rows[-1][0] == "extracted" else len(rows),
+                        ("excluded at title-abstract", f"{escape(pr['excluded_screening'])}"
+                                                       + (f" ({reasons})" if reasons else "")))
+        parts.append(_facts(rows))
+        notes = pr.get("notes") or []
+        if notes:
+            parts.append("<p><small>" + " ".join(escape(n) for n in notes) + "</small></p>")
     if manifest.get("warnings"):
         parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{escape(w)}</li>" for w in manifest["warnings"])
                      + "</ul>")
@@ -503,11 +513,14 @@ def show_facts(rows: Mapping[str, Any] | Iterable[tuple[str, Any]], title: str |
     display(HTML(head + _facts((k, escape(_fmt(v))) for k, v in items)))
 
 
-def show_notice(protocol: Any) -> None:
-    """Display the synthetic-data notice in a notebook (nothing for real data)."""
+def show_notice(protocol: Any, interactive: bool = True) -> None:
+    """Display the synthetic-data notice in JupyterLab (nothing for real data).
+
+    In rendered pages (``interactive=False``) the page banner carries the notice instead.
+    """
     from IPython.display import HTML, display
     notice = synthetic_notice(protocol)
-    if notice:
+    if notice and interactive:
         display(HTML(f'<div style="background:#fff3cd;color:#5c4400;border:2px solid #e0a800;border-radius:4px;'
                      f'padding:.6em 1em;font-weight:600">{escape(notice)}</div>'))
 
@@ -518,12 +531,49 @@ def show_changes(changes: Any) -> None:
     display(HTML(f"<style>{CSS}</style>" + changes_html(changes)))
 
 
-def show_figure(fig: Any) -> None:
-    """Display a matplotlib figure once and close it (so it is not drawn twice)."""
-    from IPython.display import display
+def show_figure(fig: Any, alt: str | None = None) -> None:
+    """Display a matplotlib figure as a PNG with alt text, then close it (works without pyplot)."""
+    import base64
+    import io
+    from IPython.display import HTML, display
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    _close(fig)
+    _show_png(buffer.getvalue(), alt or _figure_alt(fig))
+
+
+def save_and_show(fig: Any, folder: str | Path, name: str, alt: str | None = None) -> dict[str, Path]:
+    """Save a figure as PNG and SVG with :func:`reviewlib.plots.save`, then display the saved PNG.
+
+    The page shows exactly the file saved next to the HTML (drawn once, not twice).
+    """
+    from . import plots
+    paths = plots.save(fig, folder, name)
+    _close(fig)
+    _show_png(Path(paths["png"]).read_bytes(), alt or _figure_alt(fig) or name.replace("_", " "))
+    return paths
+
+
+def _close(fig: Any) -> None:
     import matplotlib.pyplot as plt
-    display(fig)
-    plt.close(fig)
+    try:
+        plt.close(fig)
+    except Exception:  # a figure pyplot does not manage
+        pass
+
+
+def _figure_alt(fig: Any) -> str:
+    titles = [getattr(fig, "_suptitle", None) and fig._suptitle.get_text()]
+    titles += [ax.get_title() for ax in getattr(fig, "axes", [])]
+    return next((t for t in titles if t), "figure")
+
+
+def _show_png(data: bytes, alt: str) -> None:
+    import base64
+    from IPython.display import HTML, display
+    encoded = base64.b64encode(data).decode("ascii")
+    display(HTML(f'<img src="data:image/png;base64,{encoded}" alt="{escape(alt)}" '
+                 f'style="max-width:100%;height:auto">'))
 
 
 # -- tables the notebooks show (computed here, displayed by the notebooks) ---------------
@@ -591,7 +641,8 @@ def duplicates_overview(result: Any) -> Any:
     table = table.sort_values(["group_id", "kept"], ascending=[True, False])
     return pd.DataFrame({"group": table["group_id"], "record": [_pmid(r) for r in table["record_id"]],
                          "kept": ["kept" if k else "removed" for k in table["kept"]],
-                         "rule": table["rule"], "score": table["score"]}).reset_index(drop=True)
+                         "rule": table["rule"].fillna(""),
+                         "score": [f"{v:.0f}" if pd.notna(v) else "" for v in table["score"]]}).reset_index(drop=True)
 
 
 def reason_labels(protocol: Any) -> dict[str, str]:
@@ -699,3 +750,12 @@ def show_gaps(table: Any) -> None:
     """Display :func:`gaps` as a list (escaped)."""
     from IPython.display import HTML, display
     display(HTML("<ul>" + "".join(f"<li>{escape(g)}</li>" for g in gaps(table)) + "</ul>"))
+
+
+def study_overview(table: Any) -> Any:
+    """The evidence table as a reader sees it: values marked (machine)/(verified), bookkeeping columns dropped."""
+    from . import evidence
+    shown = evidence.with_status(table) if len(table) else table.copy()
+    drop = [c for c in shown.columns if c.endswith(("_status", "_evidence", "_confidence"))
+            or c in ("record_id", "cohort_id", "duplicate_rule", "first_author")]
+    return shown.drop(columns=drop).reset_index(drop=True)

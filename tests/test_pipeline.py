@@ -276,3 +276,17 @@ def test_every_notebook_has_a_parameters_cell_without_secrets():
         params = pipeline.notebook_parameters(ROOT / "notebooks" / f"{page}.ipynb")
         assert {"protocol", "review_dir", "output_dir", "run_name", "offline"} <= set(params)
         assert not any("key" in p.lower() or "email" in p.lower() for p in params)
+
+
+def test_latest_falls_back_to_a_file_where_symlinks_fail(tmp_path, monkeypatch):
+    first, second = tmp_path / "run-1", tmp_path / "run-2"
+    first.mkdir(), second.mkdir()
+    pipeline._point_latest(tmp_path, first)
+    assert (tmp_path / "latest").is_symlink() and pipeline.latest_run(tmp_path) == first.resolve()
+
+    def no_symlinks(*args, **kwargs):
+        raise OSError("symlinks not supported here")
+    monkeypatch.setattr(os, "symlink", no_symlinks)
+    pipeline._point_latest(tmp_path, second)
+    assert (tmp_path / "latest").is_file() and pipeline.latest_run(tmp_path) == second
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "run-1", "run-2"]
