@@ -328,7 +328,7 @@ def fetch_pubmed(query: str, store: ReviewStore, *, mindate: str | None = None, 
 
     row = _find_search(store, "pubmed", term, min_s, max_s, datetype)
     if row and row["status"] == "complete" and not refresh:
-        logger.info("search %d of this query is complete; reusing it (refresh=True runs it again)",
+        logger.info("search %d of this query is complete; reusing it (--refresh or refresh=True runs it again)",
                     row["search_id"])
         return _result_from_row(store, row, reused=True)
     eff_lo = lo or (EARLIEST if hi else None)
@@ -545,6 +545,7 @@ def run_cli(args: argparse.Namespace) -> int:
     print(f"{verb} search {result.search_id}: {result.count} records match, {result.n_records} in this search; "
           f"{len(records)} unique records in {path}")
     print(f"PubMed translation: {result.translation}")
-    for w in result.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+    if result.reused:   # a fresh search has logged its warnings already
+        for w in result.warnings:
+            print(f"warning: {w}", file=sys.stderr)
     return 0

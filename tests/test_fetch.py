@@ -367,3 +367,12 @@ def test_query_matching_nothing_completes_empty_with_ncbis_messages(eutils_serve
     assert result.warnings == ["PhraseNotFound: abcXYZ", "OutputMessage: No items found."]
     assert eutils_server.requests("efetch") == []
     assert store.searches().iloc[-1]["status"] == "complete"
+
+
+def test_more_than_9999_records_on_one_day_cannot_be_split_and_say_so(eutils_server, store):
+    day = dt.date(2020, 1, 1)                  # e.g. year-only publication dates all fall on 1 January
+    eutils_server.set_corpus(renumbered(list(eutils_server.articles), 10_000, start=day, end=day))
+    with pytest.raises(EutilsError, match="10000 records dated 2020/01/01.*narrow the query"):
+        fetch_pubmed("lupus", store, client=make_client(eutils_server), progress=False)
+    assert eutils_server.requests("efetch") == []
+    assert store.searches().iloc[-1]["status"] == "started"
