@@ -307,3 +307,15 @@ def test_further_reports_of_a_counted_cohort_are_not_counted_again(small_table):
 def test_saved_files_are_readable_like_the_html(tmp_path, small_table):
     paths = plots.save(plots.patients_by_lymphodepletion(small_table), tmp_path, "lymph")
     assert paths["png"].stat().st_mode & 0o044  # group/other may read (mkstemp alone gives 0600)
+
+
+def test_screening_progress_accepts_counts_pairs_and_frames():
+    counts = [1, 2, 2, 3, 3, 3, 3, 3, 3, 3]  # cumulative includes after each record
+    pairs = list(zip(range(1, 11), counts))
+    frame = pd.DataFrame({"screened": range(1, 11), "found": counts})
+    titles = {plots.screening_progress(c, n_total=20)._suptitle.get_text().replace("\n", " ")
+              for c in (counts, pairs, frame)}
+    assert titles == {"95% of the 3 includes found in the first 4 records screened (40%); "
+                      "10 of 20 records screened so far"}
+    with pytest.raises(InputError, match="found/n_found/recall"):
+        plots.screening_progress(pd.DataFrame({"x": [1]}))
