@@ -365,7 +365,10 @@ def fetch_pubmed(query: str, store: ReviewStore, *, mindate: str | None = None, 
         store.update_search(search_id, slices=[s.as_dict() for s in slices], warnings=warnings)
         logger.info("search %d: %d records in %d slice(s): %s", search_id, count, len(slices), translation)
 
+    listed = sum(s.count for s in slices)
     _fetch_slices(client, store, search_id, term, datetype, slices, batch_size, progress)
+    if sum(s.count for s in slices) != listed:     # PubMed changed while a resumed fetch ran
+        count += sum(s.count for s in slices) - listed
 
     n = store.connection.execute("SELECT COUNT(*) FROM record_sources WHERE search_id=?", (search_id,)).fetchone()[0]
     expected = sum(min(s.count, MAX_RECORDS) for s in slices)
@@ -374,7 +377,7 @@ def fetch_pubmed(query: str, store: ReviewStore, *, mindate: str | None = None, 
         logger.warning(note)
         if note not in warnings:
             warnings = warnings + [note]
-    store.update_search(search_id, status="complete", warnings=warnings,
+    store.update_search(search_id, status="complete", warnings=warnings, count=count,
                         slices=[s.as_dict() for s in slices])
     return SearchResult(search_id=search_id, count=count, translation=translation, warnings=warnings,
                         n_records=int(n), errors=errors, slices=[s.as_dict() for s in slices],

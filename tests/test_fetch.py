@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import logging
 import os
 import signal
@@ -66,7 +67,6 @@ def test_every_record_lands_in_cache_and_store_batch_by_batch(eutils_server, sto
     assert [r["params"]["retmax"] for r in eutils_server.requests("efetch")] == ["10", "10", "8"]
     batches = store.batches(result.search_id)
     assert sorted(batches["n_records"]) == [8, 10, 10]
-    import hashlib
     for row in batches.itertuples():
         raw = (store.folder / row.path).read_bytes()
         assert row.path.startswith("cache/") and hashlib.sha256(raw).hexdigest() == row.sha256
@@ -323,13 +323,16 @@ def test_cli_killed_with_sigkill_mid_fetch_resumes_without_refetching(tmp_path, 
     env = cli_env(eutils_server.url)
     args = ["lupus", "--out", str(out), "--batch-size", "5", "--no-progress"]
     hold = eutils_server.add_fault("hold", "efetch", when=lambda p: p.get("retstart") == "15")
-    proc = subprocess.Popen([str(REVIEWLIB), "fetch", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen([str(REVIEWLIB), "fetch", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         assert hold.reached.wait(60), "the fetch never reached the fourth batch"
-        with sqlite3.connect(out / "review.sqlite", timeout=30) as con:   # batches 0, 5, 10 are in
+        con = sqlite3.connect(out / "review.sqlite", timeout=30)      # batches 0, 5, 10 are in
+        try:
             keys = sorted(r[0] for r in con.execute("SELECT batch_key FROM batches"))
             status = con.execute("SELECT status FROM searches").fetchone()[0]
+        finally:
+            con.close()
         assert keys == ["all#28:0+5", "all#28:10+5", "all#28:5+5"] and status == "started"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
@@ -376,3 +379,22 @@ def test_more_than_9999_records_on_one_day_cannot_be_split_and_say_so(eutils_ser
         fetch_pubmed("lupus", store, client=make_client(eutils_server), progress=False)
     assert eutils_server.requests("efetch") == []
     assert store.searches().iloc[-1]["status"] == "started"
+
+
+def test_resume_after_pubmed_grew_refetches_the_shifted_slice_whole(eutils_server, store, caplog):
+    for _ in range(3):
+        eutils_server.add_fault("status", "efetch", when=lambda p: p.get("retstart") == "10")
+    client = make_client(eutils_server)
+    with pytest.raises(EutilsError):
+        fetch_pubmed("lupus", store, batch_size=10, client=client, progress=False)
+    real = list(eutils_server.articles)
+    added = renumbered(real[:2], 2, first_pmid=99_100_001, start=dt.date.today(), end=dt.date.today())
+    eutils_server.set_corpus(real + added)       # new records come first: every position shifted
+    before = len(eutils_server.requests("efetch"))
+    caplog.set_level(logging.WARNING)
+    result = fetch_pubmed("lupus", store, batch_size=10, client=client, progress=False)
+    assert "now matches 30 records, not 28" in caplog.text
+    assert efetch_starts(eutils_server)[before:] == [0, 10, 20]
+    assert set(store.records(result.search_id)["pmid"]) == {a.pmid for a in real + added}
+    assert result.n_records == result.count == 30
+    assert store.searches().iloc[-1][["status", "count"]].tolist() == ["complete", 30]
