@@ -135,6 +135,17 @@ def best_time(task: str, path: Path, repeat: int) -> tuple[float, float, int]:
     return min(cpu), min(wall), count
 
 
+def peak_rss() -> int:
+    """This process's peak resident set size in bytes (VmHWM; ru_maxrss survives exec, VmHWM does not)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def child_peak(task: str, path: Path) -> tuple[int, int]:
     """Peak traced memory and peak RSS (bytes) of one task in a fresh Python process."""
     out = subprocess.run([sys.executable, __file__, "--child", task, str(path)],
@@ -153,7 +164,7 @@ def main() -> int:
         tracemalloc.start()
         TASKS[args.child[0]](Path(args.child[1]))
         peak = tracemalloc.get_traced_memory()[1]
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        rss = peak_rss()
         print(json.dumps({"peak": peak, "rss": rss}))
         return 0
 

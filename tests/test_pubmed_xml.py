@@ -316,7 +316,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
 
 def test_memory_is_flat_in_the_record_count(tmp_path):
     """Streaming: parsing 4x the records must not need ~4x the memory."""
-    n = 500
+    n = 200
     script = tmp_path / "mem.py"
     script.write_text(MEMORY_SCRIPT)
     proc = subprocess.run([sys.executable, str(script), str(EFETCH / "biopython_pubmed6.xml"), str(n),
