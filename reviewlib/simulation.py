@@ -360,6 +360,284 @@ def simulate(frame: pd.DataFrame, label_column: str, seed: int = 0, *, model: st
                               priors=[int(r) for r in prior_rows], seed=seed, model=model, n_records=n,
                               n_included=int(y.sum()), retrains=retrains, seconds=seconds,
                               patience=patience or default_patience(n - len(prior_rows)))
-    logger.info("simulated %s (seed %d): WSS@95 %.3f, RRF@10 %.1f, %d retrains in %.1f s",
+    logger.debug("simulated %s (seed %d): WSS@95 %.3f, RRF@10 %.1f, %d retrains in %.1f s",
                 source, seed, result.wss95, result.rrf10, retrains, seconds)
     return result
+
+
+# --------------------------------------------------------------------------- datasets
+def load_dataset(path: str | Path, label_column: str) -> pd.DataFrame:
+    """Read a labelled screening dataset (CSV with title, abstract and a 0/1 label column).
+
+    Parameters
+    ----------
+    path : path-like
+        A UTF-8 CSV with a header row.  ``abstract`` may be missing or empty
+        (the record is then represented by its title alone).
+    label_column : str
+        The 0/1 column (1 = included).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows, all columns as strings, ``abstract`` filled with "".
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, no rows, no ``title`` column, no label
+        column, or label values other than 0/1.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"dataset not found: {path}: give a CSV with title, abstract and a 0/1 label column",
+                         source=str(path))
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the dataset is empty: give a CSV with a header row and one row per record",
+                         source=str(path)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read as CSV ({str(exc).splitlines()[0]}): save it as UTF-8 CSV",
+                         source=str(path)) from exc
+    if "title" not in frame.columns:
+        raise InputError(f"{path}: no 'title' column (columns: {', '.join(frame.columns)}): "
+                         "rename the title column to 'title'", source=str(path))
+    if label_column not in frame.columns:
+        raise InputError(f"{path}: no label column {label_column!r} (columns: {', '.join(frame.columns)}): "
+                         "give --label-column the name of the 0/1 column", source=str(path))
+    if len(frame) == 0:
+        raise InputError(f"{path}: the dataset has no records: give a CSV with one row per record",
+                         source=str(path))
+    labels_array(frame, label_column, str(path))
+    if "abstract" not in frame.columns:
+        frame["abstract"] = ""
+    return frame
+
+
+def synergy_dataset(works: str | Path, labels: str | Path, label_column: str = "label_included") -> pd.DataFrame:
+    """Join a SYNERGY dataset's OpenAlex works with its labels.
+
+    Parameters
+    ----------
+    works : path-like
+        The OpenAlex works (``works_1.zip``, a folder or a JSON file), read
+        with :func:`reviewlib.openalex.read_openalex`.
+    labels : path-like
+        ``labels.csv`` with ``openalex_id`` (URL or bare id) and ``label_column``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The records table plus ``openalex_id`` and ``label_column`` (int 0/1),
+        in the works' order.
+
+    Raises
+    ------
+    InputError
+        If a work has no label or a label has no work.
+    """
+    from .openalex import read_openalex
+
+    records = read_openalex(works)
+    labels = Path(labels)
+    if not labels.is_file():
+        raise InputError(f"labels file not found: {labels}: give the dataset's labels.csv", source=str(labels))
+    table = pd.read_csv(labels, dtype=str, keep_default_na=False)
+    for col in ("openalex_id", label_column):
+        if col not in table.columns:
+            raise InputError(f"{labels}: no column {col!r}: a SYNERGY labels.csv has openalex_id and {label_column}",
+                             source=str(labels))
+    table = table.assign(openalex_id=table["openalex_id"].str.rstrip("/").str.rsplit("/", n=1).str[-1])
+    y = labels_array(table, label_column, str(labels))
+    by_id = dict(zip(table["openalex_id"], y))
+    missing = [w for w in records["openalex_id"] if w not in by_id]
+    if missing:
+        raise InputError(f"{labels}: {len(missing)} works have no label (first {missing[0]}): "
+                         "give the labels.csv that belongs to these works", source=str(labels))
+    extra = set(by_id) - set(records["openalex_id"])
+    if extra:
+        raise InputError(f"{labels}: {len(extra)} labels have no work in {works}: "
+                         "give all the dataset's works files", source=str(labels))
+    records[label_column] = [int(by_id[w]) for w in records["openalex_id"]]
+    return records
+
+
+# --------------------------------------------------------------------------- replication
+@dataclass
+class Replication:
+    """A published review's screening reproduced from its data.
+
+    Attributes
+    ----------
+    name : str
+    prisma : dict
+        identified, duplicates_removed, screened, excluded, included (title/abstract stage).
+    simulation : SimulationResult
+        Prioritised screening of the deduplicated records, the published labels as the reviewer.
+    records : pandas.DataFrame
+        The deduplicated records with their labels.
+    dedup_rules : pandas.DataFrame
+        Records removed per dedup rule.
+    """
+
+    name: str
+    prisma: dict[str, int]
+    simulation: SimulationResult
+    records: pd.DataFrame = field(repr=False)
+    dedup_rules: pd.DataFrame = field(repr=False)
+
+    def recall_table(self) -> pd.DataFrame:
+        """Recall against records screened (priors excluded), with random screening's expected recall."""
+        curve = self.simulation.recall_curve
+        n = len(curve)
+        return pd.DataFrame({"screened": np.arange(1, n + 1), "recall": curve,
+                             "random": np.arange(1, n + 1) / n})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: name, prisma and the simulation's metrics."""
+        return {"name": self.name, "prisma": dict(self.prisma), "simulation": self.simulation.to_dict()}
+
+
+def replicate_dataset(frame: pd.DataFrame, label_column: str, *, name: str, seed: int = 0,
+                      model: str = DEFAULT_MODEL) -> Replication:
+    """Deduplicate a labelled records table, count PRISMA boxes and simulate its screening.
+
+    Duplicates are merged with :func:`reviewlib.dedup.deduplicate`; a merged
+    group is included when any of its members was (so no inclusion is lost).
+    """
+    from .dedup import deduplicate
+
+    y = labels_array(frame, label_column, name)
+    result = deduplicate(frame.drop(columns=[label_column]))
+    unique = result.records.reset_index(drop=True)
+    # label of each unique record: the max over its group's input rows
+    row_label = dict(enumerate(y.tolist()))
+    kept_label: dict[str, int] = {}
+    if not result.audit.empty:
+        for _, group in result.audit.groupby("group_id"):
+            kept = group.loc[group["kept"].astype(bool), "record_id"].iloc[0]
+            kept_label[kept] = max(row_label[int(r)] for r in group["row"])
+    if "openalex_id" in unique.columns and "openalex_id" in frame.columns:
+        by_openalex = dict(zip(frame["openalex_id"], y))
+        labels = [kept_label.get(rid, by_openalex.get(oa)) for rid, oa in zip(unique["record_id"], unique["openalex_id"])]
+    else:
+        by_rid = {}
+        from .store import record_id_for
+        for i, rec in enumerate(frame.to_dict("records")):
+            by_rid.setdefault(record_id_for(rec), y[i])
+        labels = [kept_label.get(rid, by_rid.get(rid)) for rid in unique["record_id"]]
+    if any(v is None for v in labels):
+        raise InputError(f"{name}: deduplicated records could not be matched back to their labels")
+    unique[label_column] = [int(v) for v in labels]
+    sim = simulate(unique, label_column, seed, model=model, source=name)
+    included = int(unique[label_column].sum())
+    prisma = {"identified": int(len(frame)), "duplicates_removed": int(result.n_removed),
+              "screened": int(len(unique)), "excluded": int(len(unique) - included), "included": included}
+    return Replication(name=name, prisma=prisma, simulation=sim, records=unique, dedup_rules=result.summary())
+
+
+def _resolve(protocol_path: Path, value: str) -> Path:
+    from .protocol import PACKAGE_DATA
+
+    for base in (protocol_path.parent, PACKAGE_DATA):
+        candidate = (base / value).resolve()
+        if candidate.exists():
+            return candidate
+    raise InputError(f"protocol {protocol_path}: screening_data file {value!r} not found next to the protocol "
+                     f"or in {PACKAGE_DATA}: fix the path in screening_data", source=str(protocol_path))
+
+
+def replicate(protocol: Any = "meijboom-2021", seed: int = 0, model: str = DEFAULT_MODEL) -> Replication:
+    """Reproduce a published review's screening from the protocol's ``screening_data`` section.
+
+    Parameters
+    ----------
+    protocol : Protocol, str or path-like
+        A loaded protocol or a name/path for :func:`reviewlib.protocol.load_protocol`.
+        Its ``screening_data`` section names ``openalex`` (works zip, folder or
+        JSON) or ``csv`` (title/abstract table), ``labels`` (labels CSV, for
+        ``openalex``) and ``label_column``; paths are relative to the protocol
+        file, else to the package data folder.  Runs offline.
+
+    Returns
+    -------
+    Replication
+    """
+    from .errors import ProtocolError
+    from .protocol import Protocol, load_protocol
+
+    proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
+    section = proto.section("screening_data")
+    if not isinstance(section, dict):
+        raise ProtocolError(f"protocol {proto.path} has no screening_data section: add openalex/labels or csv "
+                            "and label_column", source=str(proto.path))
+    label_column = str(section.get("label_column", "label_included"))
+    if section.get("openalex"):
+        if not section.get("labels"):
+            raise ProtocolError(f"protocol {proto.path}: screening_data.labels is missing: name the labels CSV",
+                                source=str(proto.path))
+        frame = synergy_dataset(_resolve(proto.path, section["openalex"]), _resolve(proto.path, section["labels"]),
+                                label_column)
+    elif section.get("csv"):
+        frame = load_dataset(_resolve(proto.path, section["csv"]), label_column)
+    else:
+        raise ProtocolError(f"protocol {proto.path}: screening_data needs 'openalex' (with 'labels') or 'csv'",
+                            source=str(proto.path))
+    return replicate_dataset(frame, label_column, name=proto.name, seed=seed, model=model)
+
+
+def replicate_meijboom(data_dir: str | Path, seed: int = 0) -> Replication:
+    """Reproduce the title/abstract screening of Meijboom et al. 2021 (BioDrugs) from SYNERGY data.
+
+    Parameters
+    ----------
+    data_dir : path-like
+        Folder with ``works_1.zip`` and ``labels.csv`` (SYNERGY dataset v1).
+    seed : int
+        Seed of the simulation's priors and model.
+    """
+    data_dir = Path(data_dir)
+    frame = synergy_dataset(data_dir / "works_1.zip", data_dir / "labels.csv")
+    return replicate_dataset(frame, "label_included", name="meijboom-2021", seed=seed)
+
+
+# --------------------------------------------------------------------------- CLI
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Options of ``reviewlib simulate``."""
+    parser.add_argument("dataset", help="CSV with title, abstract and a 0/1 label column")
+    parser.add_argument("--label-column", required=True, help="the 0/1 column (1 = included)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the priors and the model (default 0)")
+    parser.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL, help="classifier (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+
+
+def summary_text(result: SimulationResult, source: str) -> str:
+    """The readable summary printed by ``reviewlib simulate``."""
+    stop = result.stop()
+    n = result.n
+    lines = [
+        f"Simulated screening of {source} (model {result.model}, seed {result.seed})",
+        f"  records {result.n_records}, included {result.n_included}; priors: 1 included + 1 excluded "
+        f"(rows {result.priors[0]}, {result.priors[1]}), not counted below",
+        f"  95% recall after screening {result.screened_to_95} of {n} records "
+        f"({result.screened_to_95 / n:.0%})",
+        f"  WSS@95  {result.wss95:.3f}   (work saved over random screening at 95% recall)",
+        f"  RRF@10  {result.rrf10:.1f}%  (included records found after screening 10% of records)",
+        f"  ATD     {result.atd:.3f}   (average time to discovery, fraction of records)",
+        f"  stopping rule ({stop['rule']}): stop after {stop['screened']} records, "
+        f"recall {stop['recall']:.1%} ({stop['included_found']} of {result.n_included - 1})",
+        f"  {result.retrains} retrains in {result.seconds:.1f} s",
+    ]
+    return "\n".join(lines)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run ``reviewlib simulate``; returns the exit code."""
+    frame = load_dataset(args.dataset, args.label_column)
+    result = simulate(frame, args.label_column, args.seed, model=args.model, source=str(args.dataset))
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+    else:
+        sys.stdout.write(summary_text(result, str(args.dataset)) + "\n")
+    return 0
