@@ -541,7 +541,7 @@ class _Parse:
         self.deleted_pmids: list[str] = []
 
     def _fail(self, what: str, exc: BaseException | None = None) -> InputError:
-        detail = f" ({exc})" if exc is not None else ""
+        detail = f" ({' '.join(str(exc).split())})" if exc is not None else ""
         return InputError(f"cannot read PubMed XML {self.name}: {what}{detail}; give an efetch "
                           f"db=pubmed retmode=xml file (PubmedArticleSet, .xml or .xml.gz) and "
                           f"fetch it again if it was cut short", source=self.name)
@@ -582,7 +582,8 @@ class _Parse:
             except etree.XMLSyntaxError as exc:
                 raise self._fail("it is not well-formed XML or was cut short", exc) from exc
             except (OSError, EOFError, zlib.error) as exc:
-                raise self._fail("the gzip data is damaged or was cut short", exc) from exc
+                raise self._fail("it could not be read, or its gzip data is damaged or was cut short",
+                                 exc) from exc
             if root is None:
                 raise self._fail("it is empty")
             if root.tag not in _SET_TAGS:
