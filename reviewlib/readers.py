@@ -279,6 +279,8 @@ def _ris_date(entry: dict[str, Any]) -> tuple[int | None, str | None]:
         value = _first(entry, key)
         if not value:
             continue
+        if re.match(r"^\d{4}-\d{1,2}(?:-\d{1,2})?$", value):  # ISO 2020-03-15
+            value = value.replace("-", "/")
         slash = re.match(r"^\s*(\d{4})(?:/(\d{1,2})?(?:/(\d{1,2})?)?)?", value)
         if slash and ("/" in value or value.strip().isdigit()):
             year = int(slash.group(1))

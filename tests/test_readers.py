@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from Bio import Medline
 
@@ -187,3 +188,21 @@ def test_read_openalex_is_imported_lazily_from_its_module():
     assert reviewlib.read_openalex is openalex.read_openalex
     with pytest.raises(AttributeError):
         reviewlib.no_such_reader  # noqa: B018
+
+
+@pytest.mark.parametrize("tags,year,pub_date", [
+    ({"PY": "2020"}, 2020, "2020"),
+    ({"Y1": "2020//"}, 2020, "2020"),
+    ({"Y1": "2020/03/15/"}, 2020, "2020-03-15"),
+    ({"DA": "2020-03-15"}, 2020, "2020-03-15"),
+    ({"DA": "JAN 2024", "PY": "2024"}, 2024, "2024-01"),
+    ({"DA": "2019 Nov-Dec"}, 2019, "2019-11"),
+    ({"PY": "in press"}, None, None),
+])
+def test_ris_dates(tmp_path, tags, year, pub_date):
+    path = tmp_path / "dates.ris"
+    lines = ["TY  - JOUR", "TI  - Dated"] + [f"{k}  - {v}" for k, v in tags.items()] + ["ER  - ", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    row = read_ris(path).iloc[0]
+    assert (None if row.year is pd.NA else int(row.year)) == year
+    assert row.pub_date == pub_date
