@@ -258,6 +258,8 @@ class Prioritiser:
     def rank_indices(self, unlabelled: np.ndarray) -> np.ndarray:
         """Row positions of ``unlabelled`` ordered most likely relevant first (seeded tie-break)."""
         unlabelled = np.asarray(unlabelled, dtype=int)
+        if unlabelled.size == 0:
+            return unlabelled
         s = self.scores(unlabelled)
         order = np.lexsort((self._tiebreak[unlabelled], -s))
         return unlabelled[order]

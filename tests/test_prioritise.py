@@ -93,3 +93,11 @@ def test_estimate_relevant_remaining(cohen, first_100_labels):
     assert 0 < est.expected < est.unscreened
     assert 0 <= est.recent_rate <= 1 and 0 < est.estimated_recall < 1
     assert "unscreened" in est.line()
+
+
+def test_everything_screened_leaves_an_empty_queue(cohen):
+    small = cohen.iloc[:30]
+    labels = {rid: int(v) for rid, v in zip(small["record_id"], small[LABEL])}
+    p = Prioritiser(small, seed=0)
+    assert p.rank(labels) == []
+    assert p.estimate_relevant_remaining(labels).unscreened == 0
