@@ -104,11 +104,12 @@ class ReviewContext:
     review_dir: Path
     output_dir: Path
     run_name: str
+    offline: bool = True
 
     @property
     def synthetic(self) -> bool:
-        """True when the review runs on the synthetic demo snapshot."""
-        return self.protocol.synthetic
+        """True when this run reads the protocol's synthetic demo snapshot (offline)."""
+        return bool(self.offline and self.protocol.synthetic)
 
     @property
     def figures_dir(self) -> Path:
@@ -124,7 +125,8 @@ class ReviewContext:
 
 
 def open_review(protocol: str | Path | None = None, *, review_dir: str | Path | None = None,
-                output_dir: str | Path | None = None, run_name: str | None = None) -> ReviewContext:
+                output_dir: str | Path | None = None, run_name: str | None = None,
+                offline: bool = True) -> ReviewContext:
     """Open a review for a notebook: load the protocol, open its store.
 
     Parameters
@@ -137,6 +139,9 @@ def open_review(protocol: str | Path | None = None, *, review_dir: str | Path | 
         Folder for this run's figures; default ``results/<review>/interactive/``.
     run_name : str, optional
         The run id; default ``'interactive'``.
+    offline : bool
+        Whether the run reads the protocol's snapshot (a synthetic one makes the
+        run synthetic) or PubMed.
     """
     proto = load_protocol(protocol or None)
     rdir = Path(review_dir) if review_dir else default_review_dir(proto.name)
@@ -144,7 +149,7 @@ def open_review(protocol: str | Path | None = None, *, review_dir: str | Path | 
     odir.mkdir(parents=True, exist_ok=True)
     store = ReviewStore(rdir / STORE_NAME)
     return ReviewContext(protocol=proto, store=store, review_dir=rdir, output_dir=odir,
-                         run_name=run_name or "interactive")
+                         run_name=run_name or "interactive", offline=bool(offline))
 
 
 def search(ctx: ReviewContext, *, offline: bool = True, since: str | None = None,
@@ -167,43 +172,38 @@ def search(ctx: ReviewContext, *, offline: bool = True, since: str | None = None
     -------
     reviewlib.fetch.SearchResult
     """
-    import inspect
     from . import fetch
-    if since and not offline:
-        if "since" in inspect.signature(fetch.run_search).parameters:
-            result = fetch.run_search(ctx.protocol, ctx.store, offline=False, mindate=mindate, maxdate=maxdate,
-                                      since=since)
-        else:  # the protocol's range stays in the query; only records added (edat) since the date are fetched
-            settings = ctx.protocol.search
-            result = fetch.fetch_pubmed(ctx.protocol.query, ctx.store,
-                                        mindate=mindate or settings.get("mindate") or None,
-                                        maxdate=maxdate or settings.get("maxdate") or None,
-                                        datetype=str(settings.get("datetype") or "pdat"),
-                                        batch_size=int(settings.get("batch_size") or 500),
-                                        since=since, progress=False)
-    else:
-        result = fetch.run_search(ctx.protocol, ctx.store, offline=offline, mindate=mindate, maxdate=maxdate)
+    result = fetch.run_search(ctx.protocol, ctx.store, offline=offline, mindate=mindate, maxdate=maxdate,
+                              since=since if not offline else None)
     living.register_search(ctx.store, ctx.run_name, result.search_id, since=since if not offline else None)
     return result
 
 
-def record_demo_decisions(store: ReviewStore, protocol: Protocol, records: Any = None,
-                          reviewer: str = DEMO_REVIEWER, stage: str = "title-abstract") -> int:
-    """Record the synthetic demo reviewer's decisions (demo snapshot only).
+def record_demo_decisions(ctx: ReviewContext, records: Any = None, reviewer: str = DEMO_REVIEWER,
+                          stage: str = "title-abstract") -> int:
+    """Record the synthetic demo reviewer's decisions (offline demo snapshot only).
 
     Only decisions the demo reviewer has not already made (same record,
     stage and decision) are appended, so reruns do not grow the history, and
     only for records in ``records`` (when given).  A real person's decisions
     are never touched: these are stored under ``reviewer``.
 
+    Parameters
+    ----------
+    ctx : ReviewContext
+        An offline review of a protocol whose snapshot is synthetic.
+    records : pandas.DataFrame, optional
+        The records to decide (``record_id`` column); all demo decisions otherwise.
+
     Returns
     -------
     int
         The number of decisions appended.
     """
-    if not protocol.synthetic:
-        raise ConfigError(f"protocol {protocol.path} is not the synthetic demo: demo decisions are only for the "
-                          "demo snapshot; screen the records yourself in 02-screen")
+    if not ctx.synthetic:
+        raise ConfigError(f"review {ctx.protocol.name} is not running on the synthetic demo snapshot: demo "
+                          "decisions are only for the demo; screen the records yourself in 02-screen")
+    store = ctx.store
     from .decisions import record_decision
     from .snapshot import demo_decisions
     frame = demo_decisions()
@@ -227,6 +227,21 @@ def record_demo_decisions(store: ReviewStore, protocol: Protocol, records: Any =
 
 
 # -- the run -----------------------------------------------------------------------
+def incremental_since(previous: Mapping[str, Any] | None, protocol: Protocol, *, offline: bool,
+                      full_search: bool = False) -> str | None:
+    """The date an online rerun fetches from, or None for a full search.
+
+    Incremental only when online, not forced full, and the previous complete
+    run was online with the same protocol (same hash): a changed query or date
+    range needs a full search.
+    """
+    if offline or full_search or not previous:
+        return None
+    if previous.get("mode") != "online" or previous.get("protocol", {}).get("sha256") != protocol.sha256:
+        return None
+    return living.since_date(previous) or None
+
+
 @dataclass
 class RunResult:
     """A finished run: its folder, manifest and pages."""
@@ -429,15 +444,34 @@ def _execute(kernel: _Kernel, source: Path, target: Path, parameters: dict[str, 
     except PapermillExecutionError as exc:
         first = next((line for line in (exc.source or "").splitlines() if line.strip()), "")
         evalue = " ".join(str(exc.evalue).split())
-        raise PipelineError(f"notebook {source.name} failed in cell {exc.cell_index} (In [{exc.exec_count}]: "
-                            f"{first[:80]}): {exc.ename}: {evalue}; the partly executed notebook is {target}",
-                            notebook=source.name, cell=exc.cell_index, ename=exc.ename,
+        index, total = _source_cell(source, exc.source, exc.cell_index)
+        raise PipelineError(f"notebook {source.name} failed in cell {index + 1} of {total} ({first[:80]!r}): "
+                            f"{exc.ename}: {evalue}; the partly executed notebook is {target}",
+                            notebook=source.name, cell=index, ename=exc.ename,
                             evalue=str(exc.evalue)) from exc
     except ReviewlibError:
         raise
     except Exception as exc:
         raise PipelineError(f"notebook {source.name} could not be executed: {type(exc).__name__}: {exc}",
                             notebook=source.name, ename=type(exc).__name__, evalue=str(exc)) from exc
+
+
+def _source_cell(notebook: Path, code: str | None, fallback: int) -> tuple[int, int]:
+    """(0-based index, number of cells) of the cell holding ``code`` in the notebook as written.
+
+    papermill's index counts the cell it injects for the parameters; the
+    reader needs the position in the notebook they open in JupyterLab.
+    """
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, json.JSONDecodeError):
+        return fallback, 0
+    sources = ["".join(c.get("source", "")) if isinstance(c.get("source"), list) else c.get("source", "")
+               for c in cells]
+    for i, text in enumerate(sources):
+        if code is not None and text.strip() == code.strip():
+            return i, len(cells)
+    return fallback, len(cells)
 
 
 def _search_facts(store: ReviewStore, run_id: str) -> dict[str, Any]:
@@ -575,11 +609,7 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
     run_dir = results_root / run_id
     run_dir.mkdir(parents=True)
     previous = living.previous_run(results_root, exclude=run_id)
-    since = None
-    if not offline and not full_search and previous is not None:
-        pm = previous[1]
-        if pm.get("mode") == "online" and pm.get("protocol", {}).get("sha256") == proto.sha256:
-            since = living.since_date(pm)
+    since = incremental_since(previous[1] if previous else None, proto, offline=offline, full_search=full_search)
     base = {"protocol": str(proto.path), "review_dir": str(rdir.resolve()), "output_dir": str(run_dir.resolve()),
             "run_name": run_id, "offline": bool(offline), "since": since, "interactive": False}
     base.update(user)

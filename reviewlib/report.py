@@ -85,8 +85,9 @@ def synthetic_notice(protocol: Any = None, *, synthetic: bool | None = None) -> 
 
     Parameters
     ----------
-    protocol : reviewlib.protocol.Protocol, optional
-        Its ``synthetic`` flag decides, unless ``synthetic`` is given.
+    protocol : Protocol or reviewlib.pipeline.ReviewContext, optional
+        Its ``synthetic`` flag decides, unless ``synthetic`` is given (a context
+        is synthetic only offline, on the protocol's synthetic snapshot).
     synthetic : bool, optional
         Overrides the protocol's flag.
     """
@@ -513,13 +514,13 @@ def show_facts(rows: Mapping[str, Any] | Iterable[tuple[str, Any]], title: str |
     display(HTML(head + _facts((k, escape(_fmt(v))) for k, v in items)))
 
 
-def show_notice(protocol: Any, interactive: bool = True) -> None:
+def show_notice(context: Any, interactive: bool = True) -> None:
     """Display the synthetic-data notice in JupyterLab (nothing for real data).
 
     In rendered pages (``interactive=False``) the page banner carries the notice instead.
     """
     from IPython.display import HTML, display
-    notice = synthetic_notice(protocol)
+    notice = synthetic_notice(context)
     if notice and interactive:
         display(HTML(f'<div style="background:#fff3cd;color:#5c4400;border:2px solid #e0a800;border-radius:4px;'
                      f'padding:.6em 1em;font-weight:600">{escape(notice)}</div>'))
@@ -737,11 +738,11 @@ def evidence_figures(table: Any, *, notice: str | None = None) -> dict[str, Any]
 def gaps(table: Any) -> list[str]:
     """The gaps in the evidence, one sentence each (from :mod:`reviewlib.evidence` when it states them)."""
     from . import evidence, plots
+    if table is None or not len(table):
+        return ["No study is included yet: there is no evidence to describe."]
     own = getattr(evidence, "gaps", None)
     if own is not None:
         return [str(g) for g in own(table)]
-    if table is None or not len(table):
-        return ["No study is included yet: there is no evidence to describe."]
     return [plots.sample_size_finding(table), plots.year_finding(table),
             plots.lymphodepletion_finding(table), plots.map_finding(table)]
 
@@ -750,6 +751,23 @@ def show_gaps(table: Any) -> None:
     """Display :func:`gaps` as a list (escaped)."""
     from IPython.display import HTML, display
     display(HTML("<ul>" + "".join(f"<li>{escape(g)}</li>" for g in gaps(table)) + "</ul>"))
+
+
+def show_summaries(table: Any, protocol: Any, folder: str | Path | None = None) -> dict[str, Any]:
+    """Show :func:`reviewlib.evidence.summary_tables` and save them (with the study table) as CSV in ``folder``.
+
+    With no included study yet, says so instead (there is nothing to summarise).
+    """
+    from . import evidence
+    if table is None or not len(table):
+        say("No study is included yet, so there is nothing to summarise.")
+        return {}
+    summaries = evidence.summary_tables(table, protocol)
+    if folder is not None:
+        evidence.export_csv({"studies": table, **summaries}, folder)
+    for name, frame in summaries.items():
+        show_table(frame, caption=name.replace("_", " "))
+    return summaries
 
 
 def study_overview(table: Any) -> Any:

@@ -123,8 +123,10 @@ def test_manifest_records_the_run(demo_run):
     from reviewlib.snapshot import SYNTHETIC_NOTICE
     assert m["notice"] == SYNTHETIC_NOTICE
     assert m["versions"]["reviewlib"] and m["versions"]["papermill"] and m["versions"]["pandas"]
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    assert m["git_commit"] == (head or None)
+    if (ROOT / ".git").exists():  # the commit the run used (HEAD may have moved since: it is an ancestor)
+        assert len(m["git_commit"]) == 40
+        assert subprocess.run(["git", "merge-base", "--is-ancestor", m["git_commit"], "HEAD"], cwd=ROOT).returncode == 0
+        assert isinstance(m["git_dirty"], bool)
     assert m["started_at"] <= m["finished_at"]
     assert [n["notebook"] for n in m["notebooks"]] == [f"{p}.ipynb" for p in PAGES]
     assert "NCBI_API_KEY" not in json.dumps(m["parameters"])
@@ -239,12 +241,13 @@ def test_failing_notebook_names_notebook_and_cell_and_keeps_the_partial_notebook
         pipeline.run_review(protocol, results_dir=results, reviews_dir=base / "reviews")
     exc = info.value
     assert exc.notebook == "01-search.ipynb" and exc.ename == "ProtocolError"
-    assert "01-search.ipynb" in str(exc) and f"cell {exc.cell}" in str(exc) and "no-such-snapshot" in str(exc)
+    assert "01-search.ipynb" in str(exc) and f"cell {exc.cell + 1} of" in str(exc) and "no-such-snapshot" in str(exc)
+    source = nbformat.read(ROOT / "notebooks" / "01-search.ipynb", as_version=4)
+    assert "pipeline.search" in source.cells[exc.cell].source  # the cell as the reader sees it in JupyterLab
     run_dir = Path(str(exc).rsplit("the partly executed notebook is ", 1)[1]).parent
     nb = nbformat.read(run_dir / "01-search.ipynb", as_version=4)
-    failed = nb.cells[exc.cell]
-    assert any(o.get("output_type") == "error" for o in failed.outputs)
-    assert "pipeline.search" in failed.source
+    failed = [c for c in nb.cells if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.outputs)]
+    assert [c.source for c in failed] == [source.cells[exc.cell].source]
     assert not (run_dir / "02-screen.ipynb").exists()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["error"]["notebook"] == "01-search.ipynb"
@@ -290,3 +293,73 @@ def test_latest_falls_back_to_a_file_where_symlinks_fail(tmp_path, monkeypatch):
     pipeline._point_latest(tmp_path, second)
     assert (tmp_path / "latest").is_file() and pipeline.latest_run(tmp_path) == second
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "run-1", "run-2"]
+
+
+# -- online, against the E-utilities replay server (tests/eutils_server.py) ---------------
+@pytest.fixture(scope="module")
+def online_run(tmp_path_factory):
+    """One online run of the default protocol against the local replay of E-utilities, key in the environment."""
+    from eutils_server import ReplayServer
+    base = tmp_path_factory.mktemp("online")
+    saved = {k: os.environ.get(k) for k in ("NCBI_API_KEY", "NCBI_EMAIL", "REVIEWLIB_EUTILS_URL")}
+    with ReplayServer() as server:
+        os.environ.update(NCBI_API_KEY=SENTINEL_KEY, NCBI_EMAIL="reviewer@example.org",
+                          REVIEWLIB_EUTILS_URL=server.url)
+        try:
+            result = pipeline.run_review(PROTOCOL, offline=False, results_dir=base / "results",
+                                         reviews_dir=base / "reviews")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        requests = server.requests()
+    return {"base": base, "result": result, "requests": requests}
+
+
+def test_online_run_uses_the_key_but_never_writes_it(online_run):
+    sent = [r for r in online_run["requests"] if SENTINEL_KEY in json.dumps(r["params"])]
+    assert sent, "the key should reach E-utilities"
+    assert report.find_secrets(online_run["base"], [SENTINEL_KEY]) == []
+    assert not any("secret" in w for w in online_run["result"].manifest["warnings"])
+
+
+def test_online_run_is_real_data_without_notice(online_run):
+    m = online_run["result"].manifest
+    assert m["mode"] == "online" and m["synthetic"] is False and m["notice"] is None
+    assert m["incremental"] is False and m["since"] is None
+    assert m["translation"] and "snapshot" not in m["translation"]
+    assert m["counts"]["identified"] == m["pmids"]["n_matched"] > 0
+    for path in _html_files(online_run["base"] / "results"):
+        assert "reviewlib-synthetic-notice" not in path.read_text(encoding="utf-8"), path
+        assert report.external_references(path) == [], path
+
+
+def test_online_rerun_fetches_only_what_was_added_since_the_last_run(online_run):
+    """The pipeline asks for an incremental search; the search goes out with datetype=edat from that date."""
+    from eutils_server import ReplayServer
+    m = online_run["result"].manifest
+    proto = load_protocol(PROTOCOL)
+    since = pipeline.incremental_since(m, proto, offline=False)
+    assert since == m["started_at"][:10].replace("-", "/")
+    assert pipeline.incremental_since(m, proto, offline=False, full_search=True) is None
+    assert pipeline.incremental_since(m, proto, offline=True) is None
+    assert pipeline.incremental_since(dict(m, protocol={"sha256": "changed"}), proto, offline=False) is None
+    review_dir = online_run["base"] / "reviews" / proto.name
+    with ReplayServer() as server:
+        os.environ["REVIEWLIB_EUTILS_URL"] = server.url
+        try:
+            ctx = pipeline.open_review(PROTOCOL, review_dir=review_dir, output_dir=online_run["base"] / "out",
+                                       run_name="rerun", offline=False)
+            pipeline.search(ctx, offline=False, since=since)
+        finally:
+            os.environ.pop("REVIEWLIB_EUTILS_URL", None)
+        searches = [r["params"] for r in server.requests("esearch")]
+    assert searches and all(p.get("datetype") == "edat" for p in searches)
+    assert all(since in json.dumps(p.get("mindate")) for p in searches)
+    from reviewlib import living
+    ids = living.run_search_ids(ctx.store, "rerun")
+    assert len(ids) == 2  # the previous full search, then the incremental one
+    assert set(living.run_records(ctx.store, "rerun")["record_id"]) >= \
+        {f"pmid:{p}" for p in json.loads((online_run["result"].run_dir / "pmids.json").read_text())["matched"]}
