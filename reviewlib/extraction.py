@@ -86,10 +86,16 @@ NUMBER_REGEX = r"(?<![\w.])(?:\d+(?:[.,]\d+)?|" + _NUM_WORDS + r")(?![\w])"
 
 _NEGATION_WORDS = {"no", "not", "without", "neither", "nor", "never", "absence", "none", "lack",
                    "lacked", "lacking", "omitting", "avoiding", "n't"}
+# "was not reported / stated / specified ..." negates the reporting, not the thing itself
+_NOT_REPORTING = r"(?!\s+(?:reported|stated|specified|described|mentioned|documented|detailed|given in|available|known)\b)"
 _POST_NEGATION = re.compile(
     r"^(?:-free\b|\s*(?:(?:\w+\s+){0,1})(?:was|were|is|are|has been|have been|did|does|do)\s+"
-    r"(?:not|never|omitted|withheld|avoided|spared|unnecessary)\b|\s+(?:was|were)\s+omitted\b)",
+    r"(?:not" + _NOT_REPORTING + r"|never|omitted|withheld|avoided|spared|unnecessary)\b|\s+(?:was|were)\s+omitted\b)",
     re.IGNORECASE)
+# "no information on X", "no details of X": the negation is about the report, not about X
+_NEGATED_REPORTING = re.compile(
+    r"\b(?:no|not|without)\s+(?:\w+\s+){0,2}?(?:information|details?|data|mention|description|report)\s+"
+    r"(?:on|of|about|regarding|concerning)\s+(?:\w+\s+){0,3}$", re.IGNORECASE)
 _CLAUSE_BREAK = re.compile(r"[;:]|\b(?:but|whereas|however|although|while)\b", re.IGNORECASE)
 _TOKEN = re.compile(r"[\w'-]+")
 _BACKGROUND_LABELS = {"background", "introduction", "objective", "objectives", "aim", "aims",
@@ -452,6 +458,8 @@ def is_negated(text: str, start: int, end: int, window: int = 7) -> bool:
     if breaks:
         before = before[breaks[-1].end():]
     tokens = [t.lower() for t in _TOKEN.findall(before)][-window:]
+    if _NEGATED_REPORTING.search(before):
+        return False
     if any(t in _NEGATION_WORDS for t in tokens):
         return True
     if re.search(r"\b(?:absence|free)\s+of\s+(?:\w+\s+){0,3}$", before, re.IGNORECASE):
