@@ -380,7 +380,8 @@ def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> 
                                     f"{f.source!r} does not have", source=source)
         if f.fallback:
             for rule in f.fallback["rules"]:
-                if str(rule.get("value")) not in f.allowed:
+                numeric_ok = f.kind in ("integer", "number") and parse_number(str(rule.get("value"))) is not None
+                if str(rule.get("value")) not in f.allowed and not numeric_ok:
                     raise ProtocolError(f"protocol {source}: extraction field {f.name!r}: fallback value "
                                         f"{rule.get('value')!r} is not one of its values", source=source)
     cues = [_compile(c, "study_cues", source) for c in section.get("study_cues") or []]
@@ -646,8 +647,12 @@ def _apply_fallback(f: Field, result: dict[str, Extracted]) -> None:
         if "in" in rule:
             ok = ok and str(src.value) in [str(x) for x in rule["in"]]
         if ok:
-            result[f.name] = Extracted(str(rule["value"]), src.evidence, round(min(src.confidence, 0.6), 2),
-                                       [str(rule["value"])])
+            value = str(rule["value"])
+            raw_value: Any = [value]
+            if f.kind in ("integer", "number"):
+                raw_value = parse_number(value)
+                value = _fmt_number(raw_value) if f.kind == "number" else str(int(raw_value))
+            result[f.name] = Extracted(value, src.evidence, round(min(src.confidence, 0.6), 2), raw_value)
             return
 
 
