@@ -88,7 +88,8 @@ def test_heldout_set_regression_floor(schema):
 # Floors a little below what benchmarks/extraction.py measured on the SECOND held-out set
 # (46 abstracts written before the second extraction engineer read the extractor and committed before
 # it was run on them). They guard against regressions; the benchmark prints the figures.
-HELDOUT2_FLOORS = {"disease": 0.0, "target": 0.0, "design": 0.0, "n_patients": 0.0, "lymphodepletion": 0.0}
+# Measured once (first and only run): 1.000 / 0.976 / 0.913 / 0.955 / 0.957.
+HELDOUT2_FLOORS = {"disease": 0.95, "target": 0.93, "design": 0.87, "n_patients": 0.91, "lymphodepletion": 0.91}
 
 
 def test_heldout2_set_regression_floor(schema):
