@@ -206,7 +206,7 @@ def save_sets(run_dir: Path, sets: RunSets) -> Path:
     return write_json(Path(run_dir) / PMIDS_FILE, asdict(sets))
 
 
-def save_run_state(ctx: Any, counts: Any = None) -> Path:
+def save_run_state(ctx: Any, counts: Any = None) -> None:
     """Save what the run's manifest needs from the store: PMID sets (``pmids.json``) and PRISMA counts.
 
     Called by the last notebook, whose kernel has the store's state at hand, so
@@ -218,13 +218,14 @@ def save_run_state(ctx: Any, counts: Any = None) -> Path:
         The notebook's review (store, run name, output folder).
     counts : reviewlib.prisma.PrismaCounts or dict, optional
         The PRISMA counts shown in the report.
+
+    Returns nothing (a notebook cell ending with it shows no path).
     """
     import dataclasses
-    path = save_sets(ctx.output_dir, current_sets(ctx.store, ctx.run_name))
+    save_sets(ctx.output_dir, current_sets(ctx.store, ctx.run_name))
     if counts is not None:
         data = dataclasses.asdict(counts) if dataclasses.is_dataclass(counts) else dict(counts)
         write_json(Path(ctx.output_dir) / COUNTS_FILE, data)
-    return path
 
 
 def load_sets(run_dir: Path) -> RunSets | None:

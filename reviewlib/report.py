@@ -214,7 +214,10 @@ def _write_text(path: Path, text: str) -> None:
 
 # -- the index page ------------------------------------------------------------------
 def _facts(rows: Iterable[tuple[str, Any]]) -> str:
-    body = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    # inline styles: JupyterLab's rendered-HTML CSS right-aligns table cells
+    th = 'style="text-align:left;vertical-align:top;padding:.25em .8em .25em 0;white-space:nowrap"'
+    td = 'style="text-align:left;vertical-align:top;padding:.25em .5em"'
+    body = "".join(f"<tr><th {th}>{escape(k)}</th><td {td}>{v}</td></tr>" for k, v in rows)
     return f'<table class="reviewlib-facts">{body}</table>'
 
 
@@ -489,6 +492,7 @@ def show_table(frame: Any, caption: str | None = None, **options: Any) -> None:
         itables options (``pageLength``, ``columnDefs``...); ``allow_html`` is refused.
     """
     import itables
+    import pandas as pd
     options.pop("allow_html", None)
     frame = frame.copy()
     for col in frame.columns:
@@ -496,6 +500,12 @@ def show_table(frame: Any, caption: str | None = None, **options: Any) -> None:
             frame[col] = [("; ".join(map(str, v)) if isinstance(v, (list, tuple)) else v) for v in frame[col]]
     options.setdefault("maxBytes", 0)
     options.setdefault("classes", "display compact")
+    text = [i for i, col in enumerate(frame.columns) if not pd.api.types.is_numeric_dtype(frame[col])]
+    if text:  # text left-aligned (JupyterLab's CSS would right-align it), numbers right
+        options.setdefault("columnDefs", [{"className": "dt-left", "targets": text}])
+    if len(frame) <= 15:  # a short table: no pager, no search box
+        options.setdefault("paging", False)
+        options.setdefault("layout", {"topStart": None, "topEnd": None, "bottomStart": None, "bottomEnd": None})
     itables.show(frame, caption=caption, **options)
 
 
@@ -543,16 +553,16 @@ def show_figure(fig: Any, alt: str | None = None) -> None:
     _show_png(buffer.getvalue(), alt or _figure_alt(fig))
 
 
-def save_and_show(fig: Any, folder: str | Path, name: str, alt: str | None = None) -> dict[str, Path]:
+def save_and_show(fig: Any, folder: str | Path, name: str, alt: str | None = None) -> None:
     """Save a figure as PNG and SVG with :func:`reviewlib.plots.save`, then display the saved PNG.
 
     The page shows exactly the file saved next to the HTML (drawn once, not twice).
+    Returns nothing, so a notebook cell ending with it shows no file paths.
     """
     from . import plots
     paths = plots.save(fig, folder, name)
     _close(fig)
     _show_png(Path(paths["png"]).read_bytes(), alt or _figure_alt(fig) or name.replace("_", " "))
-    return paths
 
 
 def _close(fig: Any) -> None:

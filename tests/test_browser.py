@@ -50,9 +50,9 @@ class Chromium:
         self.browser = websocket.create_connection(f"ws://127.0.0.1:{port}{port_file.read_text().splitlines()[1]}",
                                                    timeout=30, suppress_origin=True)
         self.next_id = 0
+        self.events: list[dict] = []
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.events: list[dict] = []
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable", session=True)
 
@@ -107,8 +107,12 @@ class Chromium:
             raise RuntimeError(result["exceptionDetails"])
         return result["result"].get("value")
 
-    def screenshot(self, path: Path) -> Path:
-        data = self.call("Page.captureScreenshot", session=True, format="png")["data"]
+    def screenshot(self, path: Path, max_height: int = 6000) -> Path:
+        """The whole page (up to ``max_height`` CSS pixels) as PNG."""
+        size = self.call("Page.getLayoutMetrics", session=True)["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], max_height), "scale": 1}
+        data = self.call("Page.captureScreenshot", session=True, format="png", clip=clip,
+                         captureBeyondViewport=True)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
 
