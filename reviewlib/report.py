@@ -36,6 +36,15 @@ PAGE_TITLES = {
     "04-report": "4. Report",
 }
 
+#: Captions of the key figures on the index page, by file stem.
+FIGURE_LABELS = {
+    "prisma": "PRISMA 2020 flow diagram",
+    "evidence_map": "Evidence map: disease by CAR target (patients, strongest design)",
+    "sample_size": "Patients per study, by design",
+    "patients_by_lymphodepletion": "Patients by lymphodepletion regimen",
+    "publications_by_year": "Publications per year, by design",
+}
+
 CSS = """
 .reviewlib-header{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 0 1em 0}
 .reviewlib-notice{background:#fff3cd;color:#5c4400;border:2px solid #e0a800;border-radius:4px;
@@ -326,7 +335,7 @@ def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequenc
     if figures:
         parts.append('<h2>Key figures</h2><div class="reviewlib-figures">')
         for href in figures:
-            name = Path(href).stem.replace("_", " ").replace("-", " ")
+            name = FIGURE_LABELS.get(Path(href).stem) or Path(href).stem.replace("_", " ").replace("-", " ")
             parts.append(f'<figure><a href="{escape(href)}"><img src="{escape(href)}" alt="{escape(name)}"></a>'
                          f"<figcaption>{escape(name)}</figcaption></figure>")
         parts.append("</div>")
