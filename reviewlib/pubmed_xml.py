@@ -230,14 +230,14 @@ def _text(el: Any) -> str | None:
     """All text under ``el`` (markup kept as text), whitespace collapsed; None if empty."""
     if el is None:
         return None
-    text = " ".join("".join(el.itertext()).split())
+    text = " ".join((el.text or "" if len(el) == 0 else "".join(el.itertext())).split())
     return text or None
 
 
 def _texts(elements: Any) -> list[str]:
     out = []
     for el in elements:
-        text = " ".join("".join(el.itertext()).split())
+        text = " ".join((el.text or "" if len(el) == 0 else "".join(el.itertext())).split())
         if text:
             out.append(text)
     return out
@@ -267,17 +267,25 @@ def parse_pub_date(el: Any) -> tuple[int | None, str | None]:
     """
     if el is None:
         return None, None
-    year_text = el.findtext("Year")
+    year_text = month_text = day_text = medline = None
+    for child in el:
+        tag = child.tag
+        if tag == "Year":
+            year_text = child.text
+        elif tag == "Month":
+            month_text = child.text
+        elif tag == "Day":
+            day_text = child.text
+        elif tag == "MedlineDate":
+            medline = child.text
     if year_text and year_text.strip().isdigit():
         year = int(year_text)
-        month = _month_number(el.findtext("Month"))
+        month = _month_number(month_text)
         if month is None:
             return year, f"{year:04d}"
-        day_text = el.findtext("Day")
         if day_text and day_text.strip().isdigit() and 1 <= int(day_text) <= 31:
             return year, f"{year:04d}-{month:02d}-{int(day_text):02d}"
         return year, f"{year:04d}-{month:02d}"
-    medline = el.findtext("MedlineDate")
     if medline:
         return parse_medline_date(medline)
     return None, None
@@ -318,7 +326,7 @@ def _abstract(abstract_el: Any) -> tuple[str | None, list[dict[str, str]]]:
         return None, []
     sections = []
     for part in abstract_el.iterchildren("AbstractText"):
-        text = " ".join("".join(part.itertext()).split())
+        text = " ".join((part.text or "" if len(part) == 0 else "".join(part.itertext())).split())
         label = (part.get("Label") or "").strip()
         if text or label:
             sections.append({"label": label, "text": text})
