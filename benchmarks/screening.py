@@ -40,6 +40,7 @@ from reviewlib.simulation import draw_priors, load_dataset, rrf, simulate, syner
 
 SHARED = Path(os.environ.get("REVIEWLIB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TESTDATA = ROOT / "tests" / "data" / "screening_sets"
+PACKAGED = ROOT / "reviewlib" / "data" / "meijboom-2021"
 ASR_DIR = ROOT / "benchmarks" / "asreview"
 ASR_VENV = ASR_DIR / ".venv"
 ASR_PY = ASR_VENV / "bin" / "python"
@@ -50,7 +51,7 @@ def datasets() -> dict[str, pd.DataFrame]:
     """name -> frame with title, abstract, label_included (int)."""
     cohen_csv = TESTDATA / "cohen2006_antihistamines" / "Antihistamines.csv"
     cohen = load_dataset(cohen_csv, "label_abstract_screening")
-    meijboom = synergy_dataset(TESTDATA / "meijboom_2021" / "works_1.zip", TESTDATA / "meijboom_2021" / "labels.csv")
+    meijboom = synergy_dataset(PACKAGED / "works_1.zip", PACKAGED / "labels.csv")
     out = {}
     for name, frame, col in (("cohen2006_antihistamines", cohen, "label_abstract_screening"),
                              ("synergy_meijboom_2021", meijboom, "label_included")):

@@ -11,7 +11,7 @@ from reviewlib.errors import InputError
 from reviewlib.openalex import author_name, read_openalex, rebuild_abstract
 from reviewlib.records import COLUMNS
 
-ZIP = Path(__file__).resolve().parent / "data/screening_sets/meijboom_2021/works_1.zip"
+ZIP = Path(__file__).resolve().parent / "../reviewlib/data/meijboom-2021/works_1.zip"
 PLANETAS = "W2345220764"  # Park et al. 2017, Ann Rheum Dis: PLANETAS extension study
 
 

@@ -17,7 +17,7 @@ from reviewlib.simulation import (atd, consecutive_irrelevant_stop, draw_priors,
 
 ROOT = Path(__file__).resolve().parent.parent
 COHEN = ROOT / "tests/data/screening_sets/cohen2006_antihistamines/Antihistamines.csv"
-MEIJBOOM = ROOT / "tests/data/screening_sets/meijboom_2021"
+MEIJBOOM = ROOT / "reviewlib/data/meijboom-2021"
 LABEL = "label_abstract_screening"
 
 
