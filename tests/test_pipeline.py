@@ -7,8 +7,10 @@ protocol (PipelineError naming notebook and cell).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import gzip
+import io
 import hashlib
 import json
 import os
@@ -104,10 +106,12 @@ def rerun(demo_run) -> dict:
     art = _article(tree, dropped)
     art.getparent().remove(art)
     protocol = _write_protocol(base / "protocol-dropped", tree)
-    code = cli.main(["run", str(protocol), "--offline", "--results", str(base / "results"),
-                     "--reviews", str(base / "reviews")])
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(["run", str(protocol), "--offline", "--results", str(base / "results"),
+                         "--reviews", str(base / "reviews")])
     latest = pipeline.latest_run(base / "results" / "car-t-autoimmune")
-    return {"code": code, "dropped": dropped, "run_dir": latest,
+    return {"code": code, "dropped": dropped, "run_dir": latest, "stdout": out.getvalue(), "stderr": err.getvalue(),
             "manifest": json.loads((latest / "manifest.json").read_text())}
 
 
@@ -206,7 +210,7 @@ def test_first_run_has_nothing_to_compare(demo_run):
 
 
 # -- the rerun (living review) -----------------------------------------------------------
-def test_rerun_reports_the_included_study_that_dropped_out(rerun, demo_run, capsys):
+def test_rerun_reports_the_included_study_that_dropped_out(rerun, demo_run):
     assert rerun["code"] == 0
     m = rerun["manifest"]
     first = demo_run["result"].run_dir.name
@@ -221,9 +225,11 @@ def test_rerun_reports_the_included_study_that_dropped_out(rerun, demo_run, caps
     assert first in top and rerun["run_dir"].name in top
 
 
-def test_rerun_moves_latest_and_cli_prints_the_html(rerun, capsys):
+def test_rerun_moves_latest_and_cli_prints_the_html(rerun):
     assert pipeline.latest_run(rerun["run_dir"].parent) == rerun["run_dir"]
     assert rerun["manifest"]["status"] == "complete"
+    assert f"HTML: {(rerun['run_dir'] / 'index.html').resolve()}" in rerun["stdout"]
+    assert "WARNING" in rerun["stderr"] and rerun["dropped"] in rerun["stderr"]
 
 
 # -- failures -------------------------------------------------------------------------
