@@ -54,6 +54,12 @@ FORBIDDEN_PARAMETERS = ("api_key", "ncbi_api_key", "apikey", "email", "ncbi_emai
 VERSIONED = ("pandas", "numpy", "lxml", "biopython", "scikit-learn", "rapidfuzz", "matplotlib", "seaborn",
              "papermill", "nbconvert", "nbclient", "nbformat", "ipykernel", "itables", "pyyaml", "requests")
 SECRET_ENV = ("NCBI_API_KEY",)
+#: Parameters ``reviewlib run`` sets itself, and how to change them instead.
+RESERVED_PARAMETERS = {
+    "protocol": "give the protocol as the first argument", "review_dir": "use --reviews",
+    "output_dir": "use --results", "run_name": "it is the run id", "offline": "use --offline or --online",
+    "interactive": "runs are never interactive",
+}
 #: Key figures first on the index page.
 FIGURE_ORDER = ["prisma", "evidence_map", "sample_size", "patients_by_lymphodepletion", "publications_by_year"]
 
@@ -318,8 +324,11 @@ def _check_parameters(user: Mapping[str, Any], known: set[str]) -> None:
         if any(bad in low for bad in FORBIDDEN_PARAMETERS):
             raise ConfigError(f"parameter {name!r} looks like a secret: set NCBI_API_KEY / NCBI_EMAIL in the "
                               "environment instead; they are never written to notebooks or results")
+        if name in RESERVED_PARAMETERS:
+            raise ConfigError(f"parameter {name!r} is set by reviewlib run: {RESERVED_PARAMETERS[name]}")
         if name not in known:
-            raise ConfigError(f"unknown parameter {name!r}: the notebooks take {', '.join(sorted(known))}")
+            raise ConfigError(f"unknown parameter {name!r}: the notebooks take "
+                              f"{', '.join(sorted(known - set(RESERVED_PARAMETERS)))}")
 
 
 def _new_run_id(results_root: Path, now: datetime) -> str:

@@ -369,3 +369,9 @@ def test_online_rerun_fetches_only_what_was_added_since_the_last_run(online_run)
     assert len(ids) == 2  # the previous full search, then the incremental one
     assert set(living.run_records(ctx.store, "rerun")["record_id"]) >= \
         {f"pmid:{p}" for p in json.loads((online_run["result"].run_dir / "pmids.json").read_text())["matched"]}
+
+
+def test_parameters_the_pipeline_sets_are_refused_with_the_option_to_use(tmp_path):
+    from reviewlib.errors import ConfigError
+    with pytest.raises(ConfigError, match="--results"):
+        pipeline.run_review(PROTOCOL, parameters={"output_dir": str(tmp_path)}, results_dir=tmp_path)
