@@ -322,7 +322,7 @@ class Changes:
 
 
 def compare(previous: RunSets | None, current: RunSets, *, previous_run: str | None = None,
-            incremental: bool = False) -> Changes:
+            incremental: bool = False, log: bool = True) -> Changes:
     """Compare a run's sets with the previous run's.
 
     Parameters
@@ -335,6 +335,8 @@ def compare(previous: RunSets | None, current: RunSets, *, previous_run: str | N
         The previous run's id, for the report.
     incremental : bool
         This run fetched only additions; ``gone`` is then always empty.
+    log : bool
+        Log a warning when included studies dropped out (off where the caller shows it).
     """
     if previous is None:
         return Changes(previous_run=None, incremental=incremental)
@@ -346,7 +348,7 @@ def compare(previous: RunSets | None, current: RunSets, *, previous_run: str | N
                       dropped_included=sorted(inc_before - inc_now, key=_sort_key),
                       newly_included=sorted(inc_now - inc_before, key=_sort_key),
                       incremental=incremental)
-    if changes.alarming:
+    if changes.alarming and log:
         logger.warning("LIVING REVIEW: %s", changes.warning())
     return changes
 
@@ -357,12 +359,15 @@ def _sort_key(value: str) -> tuple[int, str]:
 
 def compare_with_previous(results_root: Path, store: ReviewStore, run_name: str, *,
                           incremental: bool = False) -> Changes:
-    """Compare ``run_name``'s sets (from the store) with the previous complete run in ``results_root``."""
+    """Compare ``run_name``'s sets (from the store) with the previous complete run in ``results_root``.
+
+    For display (the report notebook): nothing is logged.
+    """
     current = current_sets(store, run_name)
     prev = previous_run(results_root, exclude=run_name)
     if prev is None:
-        return compare(None, current, incremental=incremental)
-    return compare(load_sets(prev[0]), current, previous_run=prev[0].name, incremental=incremental)
+        return compare(None, current, incremental=incremental, log=False)
+    return compare(load_sets(prev[0]), current, previous_run=prev[0].name, incremental=incremental, log=False)
 
 
 def since_date(manifest: dict) -> str:
