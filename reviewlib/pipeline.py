@@ -665,55 +665,70 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
         kernel.shutdown()
 
     # Publish: sets, comparison, pages, index, then the manifest (last) and latest.
-    with ReviewStore(rdir / STORE_NAME) as store:
-        sets = living.load_sets(run_dir) if (run_dir / living.PMIDS_FILE).is_file() else None
-        if sets is None:  # the last notebook did not save them
-            sets = living.current_sets(store, run_id)
-            living.save_sets(run_dir, sets)
-        search = _search_facts(store, run_id)
-        saved = run_dir / living.COUNTS_FILE
-        prisma_counts = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
-        counts = stage_counts(store, run_id, search, sets, prisma_counts=prisma_counts)
-    prev_sets = living.load_sets(previous[0]) if previous else None
-    changes = living.compare(prev_sets, sets, previous_run=previous[0].name if previous else None,
-                             incremental=since is not None)
-    manifest.update(search=_jsonable(search), translation=search.get("translation"), counts=_jsonable(counts),
-                    pmids=sets.summary(), living=changes.to_dict(), notebooks=timings,
-                    warnings=list(search.get("warnings") or []) + ([changes.warning()] if changes.alarming else []))
-    pages: list[Path] = []
-    index = run_dir / "index.html"
-    if render:
-        t = time.perf_counter()
-        nav = [("Index", "index.html")] + [(report.PAGE_TITLES.get(s.stem, s.stem), f"{s.stem}.html")
-                                           for s in sources]
-        for src in sources:
-            pages.append(report.render_notebook(run_dir / src.name, run_dir / f"{src.stem}.html",
-                                                notice=manifest["notice"], nav=nav, warning=changes.warning(),
-                                                title=f"{proto.title}: {report.PAGE_TITLES.get(src.stem, src.stem)}"))
-        manifest["render_seconds"] = round(time.perf_counter() - t, 2)
-    figures = sorted((p.relative_to(run_dir).as_posix() for p in (run_dir / "figures").glob("*.png")),
-                     key=lambda f: (FIGURE_ORDER.index(Path(f).stem) if Path(f).stem in FIGURE_ORDER
-                                    else len(FIGURE_ORDER), f)) if (run_dir / "figures").is_dir() else []
-    manifest["figures"] = figures
-    manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    manifest["duration_seconds"] = round(time.perf_counter() - t0, 2)
-    manifest["status"] = "complete"
-    manifest = _jsonable(manifest)
-    if render:
-        page_links = [(report.PAGE_TITLES.get(p.stem, p.stem), p.name) for p in pages]
-        report.write_index(index, manifest, pages=page_links, figures=figures, changes=changes)
-    leaked = report.scrub_secrets(run_dir, secrets)
-    if leaked:
-        manifest["warnings"].append(f"a secret was removed from {len(leaked)} output file(s)")
+    try:
+        with ReviewStore(rdir / STORE_NAME) as store:
+            sets = living.load_sets(run_dir) if (run_dir / living.PMIDS_FILE).is_file() else None
+            if sets is None:  # the last notebook did not save them
+                sets = living.current_sets(store, run_id)
+                living.save_sets(run_dir, sets)
+            search = _search_facts(store, run_id)
+            saved = run_dir / living.COUNTS_FILE
+            prisma_counts = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
+            counts = stage_counts(store, run_id, search, sets, prisma_counts=prisma_counts)
+        prev_sets = living.load_sets(previous[0]) if previous else None
+        changes = living.compare(prev_sets, sets, previous_run=previous[0].name if previous else None,
+                                 incremental=since is not None)
+        manifest.update(search=_jsonable(search), translation=search.get("translation"), counts=_jsonable(counts),
+                        pmids=sets.summary(), living=changes.to_dict(), notebooks=timings,
+                        warnings=list(search.get("warnings") or []) + ([changes.warning()] if changes.alarming else []))
+        pages: list[Path] = []
+        index = run_dir / "index.html"
+        if render:
+            t = time.perf_counter()
+            nav = [("Index", "index.html")] + [(report.PAGE_TITLES.get(s.stem, s.stem), f"{s.stem}.html")
+                                               for s in sources]
+            for src in sources:
+                pages.append(report.render_notebook(run_dir / src.name, run_dir / f"{src.stem}.html",
+                                                    notice=manifest["notice"], nav=nav, warning=changes.warning(),
+                                                    title=f"{proto.title}: {report.PAGE_TITLES.get(src.stem, src.stem)}"))
+            manifest["render_seconds"] = round(time.perf_counter() - t, 2)
+        figures = sorted((p.relative_to(run_dir).as_posix() for p in (run_dir / "figures").glob("*.png")),
+                         key=lambda f: (FIGURE_ORDER.index(Path(f).stem) if Path(f).stem in FIGURE_ORDER
+                                        else len(FIGURE_ORDER), f)) if (run_dir / "figures").is_dir() else []
+        manifest["figures"] = figures
+        manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        manifest["duration_seconds"] = round(time.perf_counter() - t0, 2)
+        manifest["status"] = "complete"
+        manifest = _jsonable(manifest)
+        if render:
+            page_links = [(report.PAGE_TITLES.get(p.stem, p.stem), p.name) for p in pages]
+            report.write_index(index, manifest, pages=page_links, figures=figures, changes=changes)
+            runs = [(f"{run_id}/index.html", manifest)] + [
+                (f"{d.name}/index.html", m) for d, m in reversed(living.complete_runs(results_root))]
+            report.write_index(results_root / f".index.html.{run_id}", manifest,
+                               pages=[(l, f"{run_id}/{h}") for l, h in page_links],
+                               figures=[f"{run_id}/{f}" for f in figures], runs=runs, changes=changes)
+            report.scrub_secrets(results_root / f".index.html.{run_id}", secrets)
+        leaked = report.scrub_secrets(run_dir, secrets)
+        if leaked:
+            manifest["warnings"].append(f"a secret was removed from {len(leaked)} output file(s)")
+    except Exception as exc:
+        manifest.update(status="failed", notebooks=timings,
+                        error={"notebook": None, "cell": None, "ename": type(exc).__name__,
+                               "evalue": str(exc)[:2000], "message": "publishing the run failed"},
+                        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        living.write_json(run_dir / living.MANIFEST_FILE, _jsonable(manifest))
+        report.scrub_secrets(run_dir, secrets)
+        if isinstance(exc, ReviewlibError):
+            raise
+        raise PipelineError(f"the notebooks ran but publishing run {run_id} failed: {type(exc).__name__}: {exc}; "
+                            f"the executed notebooks are in {run_dir}", ename=type(exc).__name__,
+                            evalue=str(exc)) from exc
+    # The run is complete once its manifest says so; then latest and the review's index move to it.
     living.write_json(run_dir / living.MANIFEST_FILE, manifest)
     _point_latest(results_root, run_dir)
     if render:
-        runs = [(f"{d.name}/index.html", m) for d, m in reversed(living.complete_runs(results_root))]
-        report.write_index(results_root / "index.html", manifest,
-                           pages=[(l, f"{run_id}/{h}") for l, h in page_links],
-                           figures=[f"{run_id}/{f}" for f in figures], runs=runs, changes=changes)
-    if render:
-        report.scrub_secrets(results_root / "index.html", secrets)
+        os.replace(results_root / f".index.html.{run_id}", results_root / "index.html")
     return RunResult(run_dir=run_dir, manifest=manifest, index=index, pages=pages)
 
 

@@ -287,7 +287,7 @@ def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequenc
         '<meta name="viewport" content="width=device-width, initial-scale=1.0">',
         f"<title>{escape(title)}: run {escape(manifest.get('run_id'))}</title>",
         f'<style type="text/css">{INDEX_CSS}</style></head><body>',
-        page_header(notice=notice, nav=[("Index", path.name)] + list(pages), current=path.name, warning=warning),
+        page_header(notice=notice, nav=[("Index", "index.html")] + list(pages), current="index.html", warning=warning),
         f"<h1>{escape(title)}</h1>",
     ]
     if manifest.get("question"):

@@ -163,6 +163,7 @@ def test_run_folder_has_notebooks_pages_figures_and_latest(demo_run):
     assert "figures/prisma.png" in {i.get("src") for i in index.iter("img")}
     top = lhtml.document_fromstring((run_dir.parent / "index.html").read_bytes())
     assert f"{run_dir.name}/01-search.html" in {a.get("href") for a in top.iter("a")}
+    assert not [p.name for p in run_dir.parent.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
 def _html_files(folder: Path) -> list[Path]:
