@@ -680,21 +680,6 @@ def rule_decisions(proposed: Any) -> dict[str, int]:
             "unsure (left to a person)": int(counts.get("unsure", 0))}
 
 
-def rule_summary(store: Any, protocol: Any = None) -> Any:
-    """What the protocol's rules decided: decision and reason -> records (current rule decisions)."""
-    import pandas as pd
-    from . import decisions
-    current = decisions.current_decisions(store, stage="title-abstract")
-    rules = current[current["kind"] == "rule"] if "kind" in current else current.iloc[0:0]
-    if not len(rules):
-        return pd.DataFrame(columns=["decision", "reason", "records"])
-    labels = reason_labels(protocol) if protocol is not None else {}
-    table = (rules.assign(reason=rules["reason"].fillna("").map(lambda r: labels.get(r, r) if r else ""))
-             .groupby(["decision", "reason"]).size().reset_index(name="records")
-             .sort_values("records", ascending=False).reset_index(drop=True))
-    return table
-
-
 def screening_status(store: Any, records: Any, stage: str = "title-abstract") -> dict[str, Any]:
     """Where screening stands for ``records``: decided by people, by the rules only, not yet."""
     from . import decisions
