@@ -32,5 +32,11 @@ test: $(STAMP) browser
 snapshot: $(STAMP)
 	$(BIN)/python -m reviewlib.snapshot
 
+# Benchmarks print ratios against a peer on the same input in the same run (see README).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/parse.py
+	$(BIN)/python benchmarks/extraction.py
+	$(BIN)/python benchmarks/pipeline.py
+
 clean:
 	rm -rf $(VENV) results/*/ .pytest_cache

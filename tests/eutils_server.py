@@ -273,9 +273,12 @@ class ReplayServer:
         with self._lock:
             return [r for r in self.log if endpoint is None or r["endpoint"] == endpoint]
 
-    def max_in_window(self, window: float = 1.0) -> int:
-        """The most requests that arrived within any ``window`` seconds (sliding)."""
-        times = sorted(r["time"] for r in self.requests())
+    def max_in_window(self, window: float = 1.0, since: int = 0) -> int:
+        """The most requests that arrived within any ``window`` seconds (sliding).
+
+        ``since`` skips the first requests of the log, to look at one process's run.
+        """
+        times = sorted(r["time"] for r in self.requests()[since:])
         best, lo = 0, 0
         for hi, t in enumerate(times):
             while t - times[lo] >= window:
