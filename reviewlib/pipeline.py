@@ -14,6 +14,17 @@ Layout
     A symlink to the newest *complete* run (or a file holding its name where
     symlinks are not available); ``results/<review>/index.html`` links it.
 
+Replications
+------------
+A protocol with a ``screening_data`` section and no ``search.snapshot`` (e.g.
+``meijboom-2021``) is a published review's screening replayed from its
+labelled data: run offline, it executes ``notebooks/replicate-screening.ipynb``
+(:func:`reviewlib.simulation.replicate`) instead of the four notebooks, needs
+no review store, and publishes the same way (page, ``index.html``,
+``pmids.json`` holding OpenAlex work ids, ``replication.json``, then
+``manifest.json``).  ``--online`` runs the protocol's PubMed query through the
+four notebooks as for any review.
+
 The notebooks run in ONE kernel by default (its imports are paid once); the
 user namespace is reset between notebooks so that each one only sees what the
 previous one wrote to the review store.  ``shared_kernel=False`` starts one
@@ -46,6 +57,10 @@ from .store import ReviewStore
 logger = logging.getLogger(__name__)
 
 NOTEBOOKS: tuple[str, ...] = ("01-search.ipynb", "02-screen.ipynb", "03-extract.ipynb", "04-report.ipynb")
+#: The notebook a replication protocol (``screening_data``, no snapshot) runs offline instead of NOTEBOOKS.
+REPLICATION_NOTEBOOK = "replicate-screening.ipynb"
+#: The replication's metrics and PRISMA counts, saved by the notebook for the manifest.
+REPLICATION_FILE = "replication.json"
 STORE_NAME = "review.sqlite"
 DEMO_REVIEWER = "demo reviewer"
 #: Parameters that must never be passed to a notebook: secrets come from the environment only.
@@ -61,7 +76,7 @@ RESERVED_PARAMETERS = {
     "interactive": "runs are never interactive",
 }
 #: Key figures first on the index page.
-FIGURE_ORDER = ["prisma", "evidence_map", "sample_size", "patients_by_lymphodepletion", "publications_by_year"]
+FIGURE_ORDER = ["prisma", "recall_curve", "evidence_map", "sample_size", "patients_by_lymphodepletion", "publications_by_year"]
 
 
 # -- where things live ------------------------------------------------------------
@@ -156,6 +171,141 @@ def open_review(protocol: str | Path | None = None, *, review_dir: str | Path | 
     store = ReviewStore(rdir / STORE_NAME)
     return ReviewContext(protocol=proto, store=store, review_dir=rdir, output_dir=odir,
                          run_name=run_name or "interactive", offline=bool(offline))
+
+
+# -- replications of published screening ------------------------------------------
+def is_replication(protocol: Protocol, *, offline: bool = True) -> bool:
+    """True when a run of ``protocol`` replays published screening data.
+
+    That is: offline, a ``screening_data`` section, and no ``search.snapshot``
+    (a protocol with a snapshot is an ordinary review run on it).
+    """
+    return bool(offline and isinstance(protocol.section("screening_data"), Mapping)
+                and not protocol.search.get("snapshot"))
+
+
+def run_notebooks(protocol: Protocol, *, offline: bool = True) -> tuple[str, ...]:
+    """The notebooks a run of ``protocol`` executes, in order."""
+    return (REPLICATION_NOTEBOOK,) if is_replication(protocol, offline=offline) else NOTEBOOKS
+
+
+@dataclass
+class ReplicationContext:
+    """What the replication notebook needs: the protocol and where this run's output goes.
+
+    Attributes
+    ----------
+    protocol : Protocol
+        A protocol with a ``screening_data`` section.
+    output_dir : pathlib.Path
+        The run folder (``results/<review>/<run-id>/`` under ``reviewlib run``).
+    run_name : str
+        The run id, or ``'interactive'`` in JupyterLab.
+    """
+
+    protocol: Protocol
+    output_dir: Path
+    run_name: str
+
+    @property
+    def screening_data(self) -> dict[str, Any]:
+        """The protocol's ``screening_data`` section."""
+        return dict(self.protocol.section("screening_data") or {})
+
+    @property
+    def data_source(self) -> str:
+        """Where the labelled records come from, with their licence (``screening_data.source``)."""
+        return str(self.screening_data.get("source") or "screening_data of " + Path(self.protocol.path).name)
+
+    @property
+    def label_column(self) -> str:
+        """The 0/1 column of the published decisions."""
+        return str(self.screening_data.get("label_column", "label_included"))
+
+    @property
+    def figures_dir(self) -> Path:
+        """``<output_dir>/figures``, created."""
+        path = self.output_dir / "figures"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def results_root(self) -> Path:
+        """``results/<review>/``: the folder holding this review's runs."""
+        return self.output_dir.parent
+
+
+def open_replication(protocol: str | Path | Protocol = "meijboom-2021", *, output_dir: str | Path | None = None,
+                     run_name: str | None = None) -> ReplicationContext:
+    """Open a replication for the replication notebook (no review store is needed).
+
+    Parameters
+    ----------
+    protocol : str, path-like or Protocol
+        A protocol with a ``screening_data`` section (default: Meijboom et al. 2021).
+    output_dir : path-like, optional
+        Folder for this run's figures and files; default ``results/<review>/interactive/``.
+    run_name : str, optional
+        The run id; default ``'interactive'``.
+
+    Raises
+    ------
+    ConfigError
+        If the protocol has no ``screening_data`` section.
+    """
+    proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
+    if not isinstance(proto.section("screening_data"), Mapping):
+        raise ConfigError(f"protocol {proto.path} has no screening_data section: replicate-screening.ipynb "
+                          "replays published screening data; run other reviews with reviewlib run")
+    odir = Path(output_dir) if output_dir else project_root() / "results" / proto.name / "interactive"
+    odir.mkdir(parents=True, exist_ok=True)
+    return ReplicationContext(protocol=proto, output_dir=odir, run_name=run_name or "interactive")
+
+
+def replication_sets(replication: Any, label_column: str = "label_included") -> living.RunSets:
+    """The record set of a replication: OpenAlex work ids screened (after deduplication) and included.
+
+    Records without an OpenAlex id are named by their record id.
+    """
+    records = replication.records
+    ids = [str(oa) if isinstance(oa, str) and oa else str(rid) for oa, rid in
+           zip(records["openalex_id"] if "openalex_id" in records else records["record_id"], records["record_id"])]
+    included = [i for i, label in zip(ids, records[label_column]) if int(label) == 1]
+    return living.RunSets(matched=sorted(ids), included=sorted(included))
+
+
+def save_replication(ctx: ReplicationContext, replication: Any, counts: Any = None) -> None:
+    """Save what the run's manifest needs: ``pmids.json`` (record set), ``counts.json``, ``replication.json``.
+
+    Parameters
+    ----------
+    ctx : ReplicationContext
+    replication : reviewlib.simulation.Replication
+    counts : reviewlib.prisma.PrismaCounts, optional
+        The PRISMA counts drawn on the page (see :func:`reviewlib.report.replication_prisma`).
+
+    Returns nothing (a notebook cell ending with it shows no path).
+    """
+    living.save_sets(ctx.output_dir, replication_sets(replication, ctx.label_column))
+    if counts is not None:
+        data = counts.to_dict() if hasattr(counts, "to_dict") else dict(counts)
+        living.write_json(ctx.output_dir / living.COUNTS_FILE, _jsonable(data))
+    summary = {"name": replication.name, "prisma": dict(replication.prisma),
+               "simulation": replication.simulation.to_dict(curve=False),
+               "data_source": ctx.data_source, "published": ctx.screening_data.get("published") or {},
+               "record_ids": "OpenAlex work ids"}
+    living.write_json(ctx.output_dir / REPLICATION_FILE, _jsonable(summary))
+
+
+def replication_counts(saved: Mapping[str, Any], prisma_counts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest's records-per-stage of a replication, from its ``replication.json`` (and ``counts.json``)."""
+    p = saved.get("prisma") or {}
+    counts: dict[str, Any] = {"identified": p.get("identified"), "duplicates_removed": p.get("duplicates_removed"),
+                              "after_deduplication": p.get("screened"), "screened": p.get("screened"),
+                              "included": p.get("included")}
+    if prisma_counts is not None:
+        counts["prisma"] = dict(prisma_counts)
+    return counts
 
 
 def search(ctx: ReviewContext, *, offline: bool = True, since: str | None = None,
@@ -561,6 +711,10 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
                timeout: int = 1800, render: bool = True) -> RunResult:
     """Run a review's notebooks in order and publish the run.
 
+    A replication protocol (``screening_data``, no snapshot; see
+    :func:`is_replication`) runs ``replicate-screening.ipynb`` offline instead
+    of the four notebooks and needs no review store.
+
     Parameters
     ----------
     protocol : str or path-like, optional
@@ -576,7 +730,7 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
         Where the review store lives: ``<reviews_dir>/<review>/`` or exactly ``review_dir``
         (default ``reviews/<review>/``).
     notebooks : path-like, optional
-        Folder of the four notebooks (default ``notebooks/`` of the checkout).
+        Folder of the notebooks (default ``notebooks/`` of the checkout).
     shared_kernel : bool
         One kernel for all notebooks (default) or one per notebook.
     full_search : bool
@@ -602,10 +756,12 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
     _skip_slow_imports()
     proto = load_protocol(protocol)
     nb_dir = Path(notebooks) if notebooks else notebooks_dir()
-    sources = [nb_dir / name for name in NOTEBOOKS]
+    replication = is_replication(proto, offline=offline)
+    names = run_notebooks(proto, offline=offline)
+    sources = [nb_dir / name for name in names]
     for src in sources:
         if not src.is_file():
-            raise ConfigError(f"notebook {src} not found: the pipeline needs {', '.join(NOTEBOOKS)} in {nb_dir}")
+            raise ConfigError(f"notebook {src} not found: the pipeline needs {', '.join(names)} in {nb_dir}")
     declared = {src.name: set(notebook_parameters(src)) for src in sources}
     known: set[str] = set().union(*declared.values())
     user = dict(parameters or {})
@@ -627,6 +783,7 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
 
     manifest: dict[str, Any] = {
         "schema": 1, "status": "running", "review": proto.name, "title": proto.title,
+        "kind": "replication" if replication else "review",
         "question": " ".join(str(proto.raw.get("question") or "").split()), "run_id": run_id,
         "protocol": {"path": str(proto.path), "sha256": proto.sha256},
         "mode": "offline" if offline else "online", "synthetic": bool(offline and proto.synthetic),
@@ -636,6 +793,10 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
         "kernel": "shared" if shared_kernel else "per-notebook",
         "versions": package_versions(), "started_at": started.isoformat(timespec="seconds"),
     }
+    if replication:
+        section = proto.section("screening_data") or {}
+        manifest["data_source"] = str(section.get("source") or f"screening_data of {Path(proto.path).name}")
+        manifest["query"] = None  # the replication replays the published screening; no search is run
     manifest["git_commit"], manifest["git_dirty"] = _git_commit(nb_dir.parent)
 
     timings: list[dict[str, Any]] = []
@@ -666,15 +827,24 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
 
     # Publish: sets, comparison, pages, index, then the manifest (last) and latest.
     try:
-        with ReviewStore(rdir / STORE_NAME) as store:
-            sets = living.load_sets(run_dir) if (run_dir / living.PMIDS_FILE).is_file() else None
-            if sets is None:  # the last notebook did not save them
-                sets = living.current_sets(store, run_id)
-                living.save_sets(run_dir, sets)
-            search = _search_facts(store, run_id)
-            saved = run_dir / living.COUNTS_FILE
-            prisma_counts = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
-            counts = stage_counts(store, run_id, search, sets, prisma_counts=prisma_counts)
+        saved = run_dir / living.COUNTS_FILE
+        prisma_counts = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
+        if replication:
+            sets, search = living.load_sets(run_dir), {}
+            if sets is None or not (run_dir / REPLICATION_FILE).is_file():
+                raise PipelineError(f"{REPLICATION_NOTEBOOK} ran but did not save {living.PMIDS_FILE} and "
+                                    f"{REPLICATION_FILE}: its last cell must call pipeline.save_replication")
+            summary = json.loads((run_dir / REPLICATION_FILE).read_text(encoding="utf-8"))
+            counts = replication_counts(summary, prisma_counts)
+            manifest["replication"] = {k: summary.get(k) for k in ("simulation", "published", "record_ids")}
+        else:
+            with ReviewStore(rdir / STORE_NAME) as store:
+                sets = living.load_sets(run_dir) if (run_dir / living.PMIDS_FILE).is_file() else None
+                if sets is None:  # the last notebook did not save them
+                    sets = living.current_sets(store, run_id)
+                    living.save_sets(run_dir, sets)
+                search = _search_facts(store, run_id)
+                counts = stage_counts(store, run_id, search, sets, prisma_counts=prisma_counts)
         prev_sets = living.load_sets(previous[0]) if previous else None
         changes = living.compare(prev_sets, sets, previous_run=previous[0].name if previous else None,
                                  incremental=since is not None)
@@ -762,9 +932,17 @@ def run_cli(args: argparse.Namespace) -> int:
                         shared_kernel=not args.kernel_per_notebook)
     m = result.manifest
     counts = m.get("pmids", {})
-    print(f"reviewlib run: {m['review']} run {m['run_id']} complete in {m['duration_seconds']:.1f} s: "
-          f"{counts.get('n_matched')} records matched, {counts.get('n_included')} included"
-          + (" (SYNTHETIC demo data)" if m.get("synthetic") else ""))
+    if m.get("kind") == "replication":
+        sim = (m.get("replication") or {}).get("simulation") or {}
+        stages = m.get("counts") or {}
+        print(f"reviewlib run: {m['review']} run {m['run_id']} complete in {m['duration_seconds']:.1f} s: "
+              f"replication of published screening ({m.get('data_source')}): {stages.get('identified')} records "
+              f"identified, {stages.get('included')} included; WSS@95 {sim.get('wss95', float('nan')):.3f}, "
+              f"RRF@10 {sim.get('rrf10', float('nan')):.1f}%")
+    else:
+        print(f"reviewlib run: {m['review']} run {m['run_id']} complete in {m['duration_seconds']:.1f} s: "
+              f"{counts.get('n_matched')} records matched, {counts.get('n_included')} included"
+              + (" (SYNTHETIC demo data)" if m.get("synthetic") else ""))
     if m.get("living", {}).get("dropped_included"):
         print(f"WARNING: {result.manifest['warnings'][-1]}", file=sys.stderr)
     print(f"HTML: {result.index.resolve()}")

@@ -13,6 +13,12 @@
   keep the NCBI API key out of ``results/``.
 * Notebook helpers (:func:`init_tables`, :func:`show_table`, :func:`say`,
   :func:`show_notice`...) display text from PubMed escaped, never as HTML.
+* Replications of published screening (``replicate-screening.ipynb``):
+  :func:`replication_prisma` turns a :class:`reviewlib.simulation.Replication`
+  into the :class:`reviewlib.prisma.PrismaCounts` that
+  :func:`reviewlib.plots.prisma_flow` draws; :func:`replication_facts`,
+  :func:`replication_data_facts`, :func:`simulation_metrics` and
+  :func:`stopping_facts` are the tables that page shows.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ PAGE_TITLES = {
     "02-screen": "2. Screening",
     "03-extract": "3. Evidence tables",
     "04-report": "4. Report",
+    "replicate-screening": "Screening replication",
 }
 
 #: Captions of the key figures on the index page, by file stem.
@@ -43,6 +50,7 @@ FIGURE_LABELS = {
     "sample_size": "Patients per study, by design",
     "patients_by_lymphodepletion": "Patients by lymphodepletion regimen",
     "publications_by_year": "Publications per year, by design",
+    "recall_curve": "Recall against records screened (simulated prioritised screening)",
 }
 
 CSS = """
@@ -294,7 +302,8 @@ def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequenc
         parts.append(f"<p><em>{escape(manifest['question'])}</em></p>")
     status = manifest.get("status", "unknown")
     parts.append("<h2>This run</h2>")
-    parts.append(_facts([
+    replication = manifest.get("kind") == "replication"
+    facts = [
         ("Run", escape(manifest.get("run_id"))),
         ("Status", f'<span class="status-{escape(status)}">{escape(status)}</span>'),
         ("Data", ("synthetic demo snapshot" if manifest.get("synthetic") else escape(manifest.get("mode")))
@@ -302,13 +311,29 @@ def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequenc
         ("Started / finished (UTC)", f"{escape(manifest.get('started_at'))} / {escape(manifest.get('finished_at'))}"),
         ("Protocol", f"{escape(manifest.get('protocol', {}).get('path'))}<br><small>sha256 "
                      f"{escape(manifest.get('protocol', {}).get('sha256'))}</small>"),
-        ("Query", f'<code class="query">{escape(manifest.get("query"))}</code>'),
-        ("NCBI's translation", f'<code class="query">{escape(search.get("translation") or "(none: offline)")}</code>'),
-        ("PMID set", f"{escape(pm.get('n_matched'))} matched, sha256 {escape(pm.get('matched_sha256'))}<br>"
-                     f"{escape(pm.get('n_included'))} included, sha256 {escape(pm.get('included_sha256'))}"),
-        ("reviewlib / git", f"{escape(manifest.get('versions', {}).get('reviewlib'))} / "
-                            f"{escape(manifest.get('git_commit') or 'not a git checkout')}"),
-    ]))
+    ]
+    if replication:
+        sim = (manifest.get("replication") or {}).get("simulation") or {}
+        facts += [
+            ("Data source", escape(manifest.get("data_source"))),
+            ("What ran", "the published screening decisions replayed in reviewlib's prioritised order "
+                         f"(simulation, model {escape(sim.get('model'))}, seed {escape(sim.get('seed'))}); "
+                         "no search was run"),
+            ("WSS@95 / RRF@10", f"{_num(sim.get('wss95'), '.3f')} / {_num(sim.get('rrf10'), '.1f')}%"),
+            ("Record set (OpenAlex ids)",
+             f"{escape(pm.get('n_matched'))} screened, sha256 {escape(pm.get('matched_sha256'))}<br>"
+             f"{escape(pm.get('n_included'))} included, sha256 {escape(pm.get('included_sha256'))}"),
+        ]
+    else:
+        facts += [
+            ("Query", f'<code class="query">{escape(manifest.get("query"))}</code>'),
+            ("NCBI's translation", f'<code class="query">{escape(search.get("translation") or "(none: offline)")}</code>'),
+            ("PMID set", f"{escape(pm.get('n_matched'))} matched, sha256 {escape(pm.get('matched_sha256'))}<br>"
+                         f"{escape(pm.get('n_included'))} included, sha256 {escape(pm.get('included_sha256'))}"),
+        ]
+    facts.append(("reviewlib / git", f"{escape(manifest.get('versions', {}).get('reviewlib'))} / "
+                                     f"{escape(manifest.get('git_commit') or 'not a git checkout')}"))
+    parts.append(_facts(facts))
     if counts:
         parts.append("<h2>Records at each stage</h2>")
         rows = [(k.replace("_", " "), escape(_fmt(v))) for k, v in counts.items() if k != "prisma"]
@@ -351,6 +376,13 @@ def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequenc
     parts.append("</body></html>")
     _write_text(path, "\n".join(parts))
     return path
+
+
+def _num(value: Any, spec: str) -> str:
+    try:
+        return escape(format(float(value), spec))
+    except (TypeError, ValueError):
+        return escape(value)
 
 
 def _fmt(value: Any) -> str:
@@ -781,3 +813,106 @@ def study_overview(table: Any) -> Any:
     drop = [c for c in shown.columns if c.endswith(("_status", "_evidence", "_confidence"))
             or c in ("record_id", "cohort_id", "duplicate_rule", "first_author")]
     return shown.drop(columns=drop).reset_index(drop=True)
+
+
+# -- replications of published screening (replicate-screening.ipynb) --------------------
+#: Reason key of the exclusions in a replication (labelled datasets carry no reasons).
+REPLICATION_EXCLUDED = "excluded by the review's authors"
+
+
+def replication_prisma(replication: Any, source: str | None = None) -> Any:
+    """The PRISMA counts of a replication, as :func:`reviewlib.plots.prisma_flow` draws them.
+
+    :attr:`reviewlib.simulation.Replication.prisma` is a plain dict (identified,
+    duplicates_removed, screened, excluded, included); this builds the checked
+    :class:`reviewlib.prisma.PrismaCounts` from it.  A labelled dataset has one
+    decision per record and no exclusion reasons: the exclusions are counted
+    under :data:`REPLICATION_EXCLUDED`, no full-text stage is recorded, and a
+    note on the diagram says both.
+
+    Parameters
+    ----------
+    replication : reviewlib.simulation.Replication
+    source : str, optional
+        Label of the records' source (default ``'OpenAlex'``), e.g. the dataset name.
+
+    Returns
+    -------
+    reviewlib.prisma.PrismaCounts
+        Checked: raises :class:`reviewlib.prisma.PrismaCountError` if the replication's counts do not add up.
+    """
+    from .prisma import PrismaCounts
+    p = dict(replication.prisma)
+    excluded = int(p["excluded"])
+    included = int(p["included"])
+    counts = PrismaCounts(
+        identified={source or "OpenAlex": int(p["identified"])},
+        duplicates_removed=int(p["duplicates_removed"]), duplicates_removed_by_dedup=int(p["duplicates_removed"]),
+        screened=int(p["screened"]), excluded_screening=excluded,
+        excluded_screening_reasons={REPLICATION_EXCLUDED: excluded} if excluded else {},
+        sought=included, assessed=included, included=included, full_text_stage=False,
+        notes=["the dataset gives the review's published decision per record, without exclusion reasons or a "
+               "separate full-text stage", "duplicates merged by reviewlib.dedup; a merged group is included "
+               "when any of its records was"])
+    return counts.check()
+
+
+def replication_facts(protocol: Any) -> dict[str, Any]:
+    """The published review a replication protocol reproduces: title, authors, question, data source."""
+    review = protocol.raw.get("review") or {}
+    section = protocol.section("screening_data") or {}
+    authors = review.get("authors") or []
+    facts = {"Review": protocol.title}
+    if section.get("citation"):
+        facts["Published as"] = section["citation"]
+    if authors:
+        facts["Authors"] = "; ".join(map(str, authors)) if isinstance(authors, list) else authors
+    facts["Question"] = " ".join(str(protocol.raw.get("question") or "").split())
+    facts["Data"] = section.get("source") or "the protocol's screening_data"
+    facts["Protocol file"] = f"{Path(protocol.path).name} (sha256 {protocol.sha256[:12]}...)"
+    return facts
+
+
+def replication_data_facts(replication: Any, protocol: Any = None) -> dict[str, Any]:
+    """The records of a replication: identified, duplicates, screened, included, against the published numbers."""
+    p = replication.prisma
+    published = ((protocol.section("screening_data") or {}).get("published") or {}) if protocol is not None else {}
+    facts = {"Records in the dataset (identified)": p["identified"],
+             "Duplicates removed (reviewlib.dedup)": p["duplicates_removed"],
+             "Records screened": p["screened"],
+             "Included by the review's authors": p["included"],
+             "Excluded by the review's authors": p["excluded"]}
+    if published:
+        same = (published.get("records") == p["identified"] and published.get("included") == p["included"])
+        facts["Published dataset size"] = (f"{published.get('records')} records, {published.get('included')} included"
+                                           + (" (the same)" if same else " (DIFFERENT from what was read)"))
+    return facts
+
+
+def simulation_metrics(replication: Any) -> dict[str, Any]:
+    """The simulation's work-saved figures, formatted for the page (WSS@95 to 3 decimals)."""
+    sim = replication.simulation
+    n = sim.n
+    return {
+        "Records screened in the simulation (after the 2 priors)": n,
+        "Included records to find (after the prior)": sim.n_included - 1,
+        "Screened to reach 95% recall": f"{sim.screened_to_95} of {n} ({sim.screened_to_95 / n:.0%})",
+        "WSS@95 (work saved over sampling at 95% recall)": f"{sim.wss95:.3f}",
+        "RRF@10 (% of included found after screening 10%)": f"{sim.rrf10:.1f}%",
+        "ATD (average time to discovery, fraction of records)": f"{sim.atd:.3f}",
+        "Model / seed / retrains": f"{sim.model} / {sim.seed} / {sim.retrains}",
+        "Priors (row positions: included, excluded)": ", ".join(map(str, sim.priors)),
+    }
+
+
+def stopping_facts(replication: Any) -> dict[str, Any]:
+    """Where the stopping rule would have stopped the simulated screening, and the recall it had reached."""
+    sim = replication.simulation
+    stop = sim.stop()
+    n = sim.n
+    return {
+        "Stopping rule": f"stop after {stop['rule']}",
+        "Would stop after screening": f"{stop['screened']} of {n} records ({stop['screened'] / n:.0%})",
+        "Recall at that point": f"{stop['recall']:.1%} ({stop['included_found']} of {sim.n_included - 1} included)",
+        "Included records missed": (sim.n_included - 1) - stop["included_found"],
+    }
