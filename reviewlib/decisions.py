@@ -160,7 +160,8 @@ def _replay(history: pd.DataFrame) -> pd.DataFrame:
     rows = history.to_dict("records")
     for k, row in enumerate(rows):
         if row["kind"] == "undo":
-            match = _UNDO_NOTE.match(row.get("note") or "")
+            note = row.get("note")
+            match = _UNDO_NOTE.match(note) if isinstance(note, str) else None
             target_class = _kind_class(match.group(1)) if match else "human"
             stack = stacks.get((row["record_id"], row["reviewer"], row["stage"], target_class), [])
             if not stack:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import csv
+import random
+import re
 import os
 import signal
 import subprocess
@@ -201,3 +203,15 @@ def test_every_acknowledged_decision_survives_sigkill(tmp_path):
     assert store.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     # the current state derives from what is there
     assert len(decisions.current_decisions(store, reviewer="ana")) == min(50, len(stored))
+
+
+def test_an_undo_without_note_undoes_the_last_call(store, tmp_path):
+    # a note on some row and none on the undo: pandas reads the missing note as float NaN (a crash before)
+    sheet = tmp_path / "undo.csv"
+    sheet.write_text("record_id,reviewer,decision,kind,note,created_at\n"
+                     "pmid:1,ana,exclude,human,myeloma,2024-05-01T10:00:00Z\n"
+                     "pmid:1,ana,include,human,,2024-05-01T10:01:00Z\n"
+                     "pmid:1,ana,undo,undo,,2024-05-01T10:02:00Z\n")
+    assert decisions.import_csv(store, sheet) == 3
+    assert decisions.current_decisions(store)["decision"].tolist() == ["exclude"]
+    assert decisions.final_decisions(store)["decision"].tolist() == ["exclude"]
