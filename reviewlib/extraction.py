@@ -49,8 +49,6 @@ import json
 import logging
 import os
 import re
-import tempfile
-import unicodedata
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 from typing import Any, Iterable
@@ -58,6 +56,7 @@ from typing import Any, Iterable
 import pandas as pd
 import yaml
 
+from .atomic import atomic_path
 from .errors import InputError, ProtocolError
 from .protocol import Protocol, load_protocol
 from .records import read_csv as read_records_csv
@@ -855,15 +854,9 @@ SHEET_COLUMNS = ["record_id", "pmid", "title", "field", "label", "machine_value"
 
 
 def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
-    os.close(fd)
-    try:
+    """Call ``write(tmp)`` on a temporary file that then replaces ``path``."""
+    with atomic_path(path, suffix=path.suffix or ".tmp") as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -22,13 +22,13 @@ import logging
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .atomic import write_bytes
 from .errors import EutilsError, HistoryExpiredError, InputError
 from .eutils import MAX_RECORDS, EutilsClient
 from .records import write_csv
@@ -136,17 +136,7 @@ def _latest(today: dt.date | None = None) -> dt.date:
 
 # -- the cache ------------------------------------------------------------------
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, data, fsync=True)   # a batch in the cache is complete or absent
 
 
 def _sha256(data: bytes) -> str:

@@ -46,7 +46,6 @@ import io
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
@@ -54,6 +53,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from .atomic import write_bytes
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -1584,17 +1584,7 @@ def gzip_bytes(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_atomic_write = write_bytes
 
 
 def generate(out_xml: str | os.PathLike | None = None, out_truth: str | os.PathLike | None = None,

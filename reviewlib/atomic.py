@@ -1,0 +1,63 @@
+"""Atomic file writes: write to a temporary file beside the target, then rename it into place.
+
+A reader (or a crash) never sees a half-written file: either the old file or the
+complete new one is there.  Every module that writes a file a user or a later
+run reads goes through here.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+        The final file; its folder is created if missing.
+    suffix : str
+        Suffix of the temporary file (some writers, e.g. openpyxl, look at it).
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    The new file gets ordinary permissions (0666 less the umask), not mkstemp's 0600.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically; ``fsync`` forces it to disk before the rename."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str, fsync: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return write_bytes(path, text.encode("utf-8"), fsync=fsync)
