@@ -161,7 +161,7 @@ def _replay(history: pd.DataFrame) -> pd.DataFrame:
     for k, row in enumerate(rows):
         if row["kind"] == "undo":
             note = row.get("note")
-            match = _UNDO_NOTE.match(note) if isinstance(note, str) else None
+            match = _UNDO_NOTE.match(note) if isinstance(note, str) else None  # NaN when no row has a note
             target_class = _kind_class(match.group(1)) if match else "human"
             stack = stacks.get((row["record_id"], row["reviewer"], row["stage"], target_class), [])
             if not stack:
@@ -279,32 +279,51 @@ def final_decisions(store: ReviewStore, stage: str = "title-abstract") -> pd.Dat
         record_id, decision ('include', 'exclude', 'maybe', 'unsure' or
         'conflict'), reason (exclusion reason key(s), for excludes), basis
         ('resolution', 'agreed', 'single', 'conflict', 'rules'), reviewers (the
-        people whose calls it rests on, comma-separated).
+        people whose calls it rests on, comma-separated).  Records appear in
+        the order of their first current decision.
     """
     _check_stage(stage)
     current = current_decisions(store, stage=stage)
-    rows = []
-    for record_id, group in current.groupby("record_id", sort=False):
-        classes = group["kind"].map(_kind_class)
-        resolution = group[classes == "resolution"]
-        humans = group[classes == "human"]
-        if not resolution.empty:
-            chosen = resolution.sort_values(["created_at", "decision_id"]).iloc[-1]
-            rows.append((record_id, chosen["decision"], chosen["reason"], "resolution", chosen["reviewer"]))
-        elif not humans.empty:
-            calls = set(humans["decision"])
-            names = ", ".join(sorted(humans["reviewer"]))
-            if len(calls) > 1:
-                rows.append((record_id, "conflict", None, "conflict", names))
-            else:
-                reasons = [r for r in dict.fromkeys(humans["reason"]) if isinstance(r, str) and r]
-                rows.append((record_id, humans["decision"].iloc[0], "; ".join(reasons) or None,
-                             "single" if len(humans) == 1 else "agreed", names))
-        else:
-            rule = group.iloc[-1]
-            rows.append((record_id, rule["decision"], rule["reason"], "rules", RULES_REVIEWER))
-    final = pd.DataFrame(rows, columns=FINAL_COLUMNS)
+    if current.empty:
+        return pd.DataFrame(columns=FINAL_COLUMNS, dtype=object)
+    classes = current["kind"].map(_kind_class)
+    # 1. the latest resolution settles a record
+    resolution = (current[classes == "resolution"].sort_values(["created_at", "decision_id"], kind="stable")
+                  .drop_duplicates("record_id", keep="last"))
+    parts = [pd.DataFrame({"record_id": resolution["record_id"], "decision": resolution["decision"],
+                           "reason": resolution["reason"], "basis": "resolution",
+                           "reviewers": resolution["reviewer"]})]
+    settled = set(resolution["record_id"])
+    # 2. else the humans: agreed (or single) calls, or a conflict
+    humans = current[(classes == "human") & ~current["record_id"].isin(settled)]
+    if not humans.empty:
+        by_record = humans.groupby("record_id", sort=False)
+        agg = by_record.agg(n=("decision", "size"), calls=("decision", "nunique"), decision=("decision", "first"),
+                            reviewers=("reviewer", lambda names: ", ".join(sorted(names))),
+                            reason=("reason", _joined_reasons))
+        conflict = agg["calls"] > 1
+        parts.append(pd.DataFrame({
+            "record_id": agg.index,
+            "decision": agg["decision"].where(~conflict, "conflict").to_numpy(),
+            "reason": agg["reason"].where(~conflict, None).to_numpy(),
+            "basis": ["conflict" if c else ("single" if n == 1 else "agreed")
+                      for c, n in zip(conflict, agg["n"])],
+            "reviewers": agg["reviewers"].to_numpy()}))
+        settled |= set(agg.index)
+    # 3. the rules count only where no human decided
+    rules = current[~current["record_id"].isin(settled)].drop_duplicates("record_id", keep="last")
+    parts.append(pd.DataFrame({"record_id": rules["record_id"], "decision": rules["decision"],
+                               "reason": rules["reason"], "basis": "rules", "reviewers": RULES_REVIEWER}))
+    final = pd.concat([p.astype(object) for p in parts if not p.empty], ignore_index=True)
+    order = {r: i for i, r in enumerate(pd.unique(current["record_id"]))}
+    final = final.sort_values("record_id", key=lambda ids: ids.map(order), kind="stable").reset_index(drop=True)
+    final = final.reindex(columns=FINAL_COLUMNS)
     return final.astype(object).where(final.notna(), None)
+
+
+def _joined_reasons(reasons: pd.Series) -> str | None:
+    """The distinct non-empty reason keys of agreeing reviewers, in decision order, '; '-joined."""
+    return "; ".join(r for r in dict.fromkeys(reasons) if isinstance(r, str) and r) or None
 
 
 def included(store: ReviewStore, stage: str = "title-abstract") -> list[str]:

@@ -205,6 +205,113 @@ def test_every_acknowledged_decision_survives_sigkill(tmp_path):
     assert len(decisions.current_decisions(store, reviewer="ana")) == min(50, len(stored))
 
 
+# -- final decisions on random histories, against a record-by-record reference --------------
+def _kind_class(kind):
+    return kind if kind in ("resolution", "rule") else "human"
+
+
+def _reference_final(rows, stage):
+    """Replay each record's history on its own and apply the resolution rule, one record at a time."""
+    by_record = {}
+    for r in sorted(rows, key=lambda r: (r["created_at"], r["decision_id"])):
+        if r["stage"] == stage:
+            by_record.setdefault(r["record_id"], []).append(r)
+    final = {}
+    for record_id, rows_of_record in by_record.items():
+        stacks = {}
+        for r in rows_of_record:
+            if r["kind"] != "undo":
+                stacks.setdefault((r["reviewer"], _kind_class(r["kind"])), []).append(r)
+                continue
+            named = re.match(r"^undoes (\w+) decision of (\S+)", r["note"] or "")
+            stack = stacks.get((r["reviewer"], _kind_class(named.group(1)) if named else "human"), [])
+            hits = [i for i, x in enumerate(stack) if named and x["created_at"] == named.group(2)]
+            if stack:
+                stack.pop(hits[-1] if hits else -1)
+        tops = sorted((s[-1] for s in stacks.values() if s), key=lambda r: (r["created_at"], r["decision_id"]))
+        resolutions = [r for r in tops if r["kind"] == "resolution"]
+        humans = [r for r in tops if _kind_class(r["kind"]) == "human"]
+        if resolutions:
+            r = resolutions[-1]
+            final[record_id] = (r["decision"], r["reason"], "resolution", r["reviewer"])
+        elif humans:
+            names = ", ".join(sorted(r["reviewer"] for r in humans))
+            if len({r["decision"] for r in humans}) > 1:
+                final[record_id] = ("conflict", None, "conflict", names)
+            else:
+                reasons = []
+                for r in humans:
+                    if r["reason"] and r["reason"] not in reasons:
+                        reasons.append(r["reason"])
+                final[record_id] = (humans[0]["decision"], "; ".join(reasons) or None,
+                                    "single" if len(humans) == 1 else "agreed", names)
+        elif tops:
+            r = tops[-1]
+            final[record_id] = (r["decision"], r["reason"], "rules", "rules")
+    return final
+
+
+def _random_history(rng, n_records):
+    """Rules, three reviewers changing their minds and undoing, resolutions; tied times; shuffled ids."""
+    rows, tick = [], 0
+    reasons = [None, "preclinical", "language", "wrong-population", "no-data"]
+
+    def stamp():
+        nonlocal tick
+        tick += rng.random() < 0.85  # some rows share a time: decision_id breaks the tie
+        return f"2024-05-01T00:00:00.{tick:06d}Z"
+
+    for i in range(1, n_records + 1):
+        record = f"pmid:{i}"
+        for stage in ("title-abstract", "full-text") if rng.random() < 0.3 else ("title-abstract",):
+            if rng.random() < 0.8:
+                reason = rng.choice(["preclinical", "publication-type; preclinical", None])
+                rows.append((record, "rules", stage, rng.choice(["include", "exclude", "unsure"]), reason, None,
+                             "rule", stamp()))
+            made = []
+            for _ in range(rng.randrange(0, 6)):
+                who = rng.choice(["ana", "bob", "cy", "dee", "eve"])
+                if made and rng.random() < 0.25:
+                    target = rng.choice(made)
+                    note = None if rng.random() < 0.1 else \
+                        f"undoes {target[6]} decision of {target[7]} ({target[3]})"
+                    rows.append((record, target[1], stage, "undo", None, note, "undo", stamp()))
+                    continue
+                kind = "resolution" if who in ("dee", "eve") else "human"
+                decision = rng.choice(["include", "exclude", "exclude", "maybe"])
+                reason = rng.choice(reasons) if decision == "exclude" else None
+                made.append((record, who, stage, decision, reason, None, kind, stamp()))
+                rows.append(made[-1])
+    rng.shuffle(rows)
+    return rows
+
+
+def test_final_decisions_match_a_record_by_record_replay_on_random_histories(tmp_path):
+    rng = random.Random(20240501)
+    store = _store(tmp_path / "review.sqlite", n=900)
+    rows = _random_history(rng, 900)
+    with store.transaction() as con:
+        con.executemany("INSERT INTO decisions(record_id, reviewer, stage, decision, reason, note, kind, created_at) "
+                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    history = store.decisions().astype(object).where(store.decisions().notna(), None).to_dict("records")
+    assert len(history) > 3000 and {r["kind"] for r in history} == {"rule", "human", "resolution", "undo"}
+    for stage in ("title-abstract", "full-text"):
+        expected = _reference_final(history, stage)
+        final = decisions.final_decisions(store, stage)
+        got = {r["record_id"]: (r["decision"], r["reason"], r["basis"], r["reviewers"])
+               for r in final.to_dict("records")}
+        assert len(final) == len(got) and list(final.columns) == decisions.FINAL_COLUMNS
+        assert got == expected
+        assert {v[2] for v in got.values()} == {"resolution", "agreed", "single", "conflict", "rules"}
+        assert decisions.included(store, stage) == sorted(r for r, v in expected.items() if v[0] == "include")
+
+
+def test_final_decisions_of_an_empty_stage(store):
+    final = decisions.final_decisions(store, "full-text")
+    assert final.empty and list(final.columns) == decisions.FINAL_COLUMNS
+    assert decisions.included(store, "full-text") == []
+
+
 def test_an_undo_without_note_undoes_the_last_call(store, tmp_path):
     # a note on some row and none on the undo: pandas reads the missing note as float NaN (a crash before)
     sheet = tmp_path / "undo.csv"
