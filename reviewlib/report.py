@@ -911,7 +911,7 @@ def stopping_facts(replication: Any) -> dict[str, Any]:
     stop = sim.stop()
     n = sim.n
     return {
-        "Stopping rule": f"stop after {stop['rule']}",
+        "Rule": f"stop after {stop['rule']}",
         "Would stop after screening": f"{stop['screened']} of {n} records ({stop['screened'] / n:.0%})",
         "Recall at that point": f"{stop['recall']:.1%} ({stop['included_found']} of {sim.n_included - 1} included)",
         "Included records missed": (sim.n_included - 1) - stop["included_found"],
