@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.text
@@ -319,3 +321,34 @@ def test_screening_progress_accepts_counts_pairs_and_frames():
                       "10 of 20 records screened so far"}
     with pytest.raises(InputError, match="found/n_found/recall"):
         plots.screening_progress(pd.DataFrame({"x": [1]}))
+
+
+# -- no seaborn -------------------------------------------------------------------
+def test_sample_size_dots_sit_on_their_design_row_and_repeat_exactly(truth_table):
+    first, again = (plots.sample_size_distribution(truth_table) for _ in range(2))
+    ax = first.axes[0]
+    designs = [t.get_text() for t in ax.get_yticklabels()]
+    rows = {c.get_gid(): c.get_offsets() for c in ax.collections if (c.get_gid() or "").startswith("reviewlib-studies")}
+    assert len(rows) == len(designs) >= 4
+    expected = plots._prepare(truth_table, ["design", "n_patients"])
+    for i, design in enumerate(designs):
+        dots = rows[f"reviewlib-studies-{i}"]
+        wanted = expected.loc[(expected["_design"] == design) & (expected["_n"] > 0), "_n"]
+        assert sorted(dots[:, 0]) == sorted(wanted.astype(float))          # x: each study's patients
+        assert (abs(dots[:, 1] - i) <= 0.22).all()                          # y: jittered around its row
+    assert ax.get_ylim()[0] > ax.get_ylim()[1] and ax.get_xscale() == "log"  # first design on top
+    again_rows = [c.get_offsets().tolist() for c in again.axes[0].collections
+                  if (c.get_gid() or "").startswith("reviewlib-studies")]
+    assert again_rows == [rows[f"reviewlib-studies-{i}"].tolist() for i in range(len(designs))]
+
+
+def test_drawing_the_figures_does_not_load_seaborn(tmp_path):
+    code = ("import sys; import pandas as pd; from reviewlib import plots\n"
+            "t = pd.DataFrame({'disease': ['SLE', 'SLE'], 'target': ['CD19', 'BCMA'], 'design': ['phase 1', "
+            "'case report'], 'n_patients': [12, 1], 'lymphodepletion': ['Flu/Cy', None], 'year': [2023, 2024]})\n"
+            "for f in (plots.sample_size_distribution, plots.evidence_map, plots.publications_by_year, "
+            "plots.patients_by_lymphodepletion): plots.save(f(t), sys.argv[1], f.__name__)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'seaborn'))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert len(list(tmp_path.glob("*.png"))) == 4
