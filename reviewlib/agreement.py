@@ -21,7 +21,6 @@ import math
 from typing import Iterable
 
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score
 
 from .decisions import (HUMAN_DECISIONS, META_REVEALED, RULES_REVIEWER, _check_reviewer, _check_stage,
                         current_decisions, is_revealed, record_decision)
@@ -76,7 +75,12 @@ def _wide(store: ReviewStore, stage: str) -> pd.DataFrame:
 
 
 def kappa(a: list[str], b: list[str]) -> float:
-    """Cohen's kappa of two raters' labels; NaN when undefined (no items, or chance agreement is 1)."""
+    """Cohen's kappa of two raters' labels; NaN when undefined (no items, or chance agreement is 1).
+
+    ``(p_o - p_e) / (1 - p_e)`` with observed agreement ``p_o`` and chance
+    agreement ``p_e`` from each rater's label frequencies (the same value as
+    ``sklearn.metrics.cohen_kappa_score``, without its one-second import).
+    """
     if not a:
         return float("nan")
     labels = sorted(set(a) | set(b))
@@ -84,7 +88,8 @@ def kappa(a: list[str], b: list[str]) -> float:
     expected = sum((a.count(x) / n) * (b.count(x) / n) for x in labels)
     if math.isclose(expected, 1.0):
         return float("nan")
-    return float(cohen_kappa_score(a, b, labels=labels))
+    observed = sum(x == y for x, y in zip(a, b)) / n
+    return float((observed - expected) / (1.0 - expected))
 
 
 def agreement(store: ReviewStore, stage: str = "title-abstract",

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import math
+import random
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -94,3 +97,26 @@ def test_blind_mode_until_reveal(store):
     view = decisions.current_decisions(store, stage="title-abstract", reviewer="bob", blind=True)
     assert set(view["reviewer"]) == {"ana", "bob", "cy"}
     assert not decisions.is_revealed(store, "full-text")
+
+
+def test_kappa_equals_scikit_learns_on_random_label_pairs():
+    from sklearn.metrics import cohen_kappa_score
+    rng = random.Random(7)
+    for _ in range(200):
+        n = rng.randrange(1, 40)
+        a = [rng.choice(["include", "exclude", "maybe"]) for _ in range(n)]
+        b = [x if rng.random() < 0.6 else rng.choice(["include", "exclude", "maybe"]) for x in a]
+        ours = agreement.kappa(a, b)
+        if math.isnan(ours):
+            assert len(set(a) | set(b)) == 1
+        else:
+            assert ours == pytest.approx(cohen_kappa_score(a, b, labels=sorted(set(a) | set(b))), abs=1e-12)
+
+
+def test_importing_and_using_agreement_does_not_load_scikit_learn(store):
+    code = ("import sys; from reviewlib import agreement; from reviewlib.store import ReviewStore; "
+            f"print(agreement.agreement(ReviewStore({str(store.path)!r}))['kappa'].round(3).tolist()); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    # bob vs cy on 6: agree 3/6; p_e = 2/6*3/6 + 4/6*3/6 = 0.5 -> kappa 0
+    assert out.splitlines() == [str([round(0.38 / 0.58, 3), round((4 / 6 - 0.5) / 0.5, 3), 0.0]), "[]"]
