@@ -269,6 +269,12 @@ def _explode(frame: pd.DataFrame, field: str) -> pd.DataFrame:
     return out.explode(f"_{field}")
 
 
+def _having(frame: pd.DataFrame, field: str, value: str) -> pd.DataFrame:
+    """The rows whose ``field`` lists ``value`` (a row-wise mask: an empty table stays a table)."""
+    cells = frame[field] if field in frame else [NOT_REPORTED] * len(frame)
+    return frame.loc[pd.Series([value in split_values(v) for v in cells], index=frame.index, dtype=bool)]
+
+
 def _patients(frame: pd.DataFrame) -> pd.Series:
     return pd.Series([_number(v) or 0 for v in frame.get("n_patients", [None] * len(frame))],
                      index=frame.index, dtype=float)
@@ -344,8 +350,8 @@ def summary_tables(table: pd.DataFrame, protocol: Any = None) -> dict[str, pd.Da
         designs.insert(1, "controlled", [
             "; ".join(sorted(set(frame.loc[frame["design"] == d, "controlled"].astype(str)))) or "-"
             for d in designs["design"]])
-    sizes = [[_number(v) for v in frame.loc[[d in split_values(x) for x in frame["design"]], "n_patients"]]
-             if "n_patients" in frame else [] for d in designs["design"]]
+    sizes = [[_number(v) for v in _having(frame, "design", d)["n_patients"]] if "n_patients" in frame else []
+             for d in designs["design"]]
     designs["median patients"] = [float(pd.Series([s for s in ss if s is not None]).median())
                                   if any(s is not None for s in ss) else None for ss in sizes]
     total = {"design": "Total", "studies": len(frame), "patients": int(_patients(frame).sum()),
@@ -390,7 +396,7 @@ def summary_tables(table: pd.DataFrame, protocol: Any = None) -> dict[str, pd.Da
     # constructs
     rows = []
     for t in vocab["target"]:
-        sub = frame[[t in split_values(v) for v in frame.get("target", [NOT_REPORTED] * len(frame))]]
+        sub = _having(frame, "target", t)
         row = {"target": t, "studies": len(sub), "patients": int(_patients(sub).sum())}
         for f in ("costimulation", "cell_source"):
             if f in frame:

@@ -202,3 +202,28 @@ def test_synthetic_snapshot_cohorts_match_its_truth(schema):
     sums = ev.summary_tables(table)
     assert sums["studies by disease and target"].set_index("disease").loc["Total", "Total"] == \
         len(included) - len(expected)
+
+
+def test_every_table_function_works_before_anything_is_included(review, schema, tmp_path):
+    # a fresh online review: extracted values may exist, but no record is included yet
+    store, included = review
+    values = ex.current_values(store, schema)
+    empty = ev.study_table(values, included.iloc[0:0])
+    full = ev.study_table(values, included)
+    assert len(empty) == 0 and list(empty.columns) == list(full.columns)
+    sums, full_sums = ev.summary_tables(empty), ev.summary_tables(full)
+    assert list(sums) == list(full_sums)
+    for name, frame in sums.items():
+        assert list(frame.columns) == list(full_sums[name].columns), name
+        assert frame.iloc[:, 0].tolist() == full_sums[name].iloc[:, 0].tolist(), name  # every value kept
+        numbers = frame.select_dtypes("number")
+        assert not numbers.empty and (numbers.fillna(0) == 0).all().all(), name   # and nothing counted
+    assert sums["designs"].set_index("design").loc["Total", "controlled"] == "0 controlled"
+    assert ev.gaps(empty) == ["No study is included yet: there is no evidence to describe."]
+    assert list(ev.with_status(empty).columns) == [c for c in empty.columns if not c.endswith("_status")]
+    paths = ev.export_csv({"studies": empty, **sums}, tmp_path / "csv")
+    assert pd.read_csv(tmp_path / "csv" / "studies.csv").columns.tolist() == list(empty.columns)
+    assert len(paths) == 1 + len(sums)
+    wb = openpyxl.load_workbook(ev.export_xlsx({"studies": empty, **sums}, tmp_path / "evidence.xlsx"))
+    assert wb["studies"]["A1"].value == "study" and wb["studies"].max_row == 1
+    assert "<table" in ev.to_html(empty) and "<table" in ev.interactive(empty, include_library=False)
