@@ -9,7 +9,9 @@ How each box is counted
 -----------------------
 - *Records identified*, per source: distinct records linked to the searches of
   that source (``store.record_sources()``); records in the store that no search
-  found are listed as ``"other (no search recorded)"``.
+  found are listed as ``"other (no search recorded)"``.  With ``search_ids``
+  (the searches of one run), only those searches and the records they found
+  count, so a run whose query changed is not counted with the old query's records.
 - *Duplicates removed*: records found by several sources (merged by the store
   on PMID/DOI) plus those the saved :mod:`reviewlib.dedup` result removed.
 - *Records screened*: the distinct records left after deduplication.
@@ -30,11 +32,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 
-from .errors import StoreError
+from .errors import InputError, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -239,13 +241,31 @@ def _screening_ids(store, all_ids: list[str], notes: list[str]) -> list[str]:
     return [r for r in all_ids if r in keep]
 
 
-def counts(store) -> PrismaCounts:
+def _run_scope(store, search_ids: Iterable[int], records: pd.DataFrame,
+               sources: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The records and record-source links of the given searches only (unknown ids refused)."""
+    wanted = [int(i) for i in search_ids]
+    known = set(store.searches()["search_id"].astype(int))
+    unknown = [i for i in wanted if i not in known]
+    if unknown:
+        raise InputError(f"search id(s) {', '.join(map(str, unknown))} not in the review store {store.path} "
+                         f"(searches: {', '.join(map(str, sorted(known))) or 'none'}): pass the run's search ids")
+    sources = sources[sources["search_id"].isin(wanted)]
+    return records[records["record_id"].isin(set(sources["record_id"]))], sources
+
+
+def counts(store, search_ids: Iterable[int] | None = None) -> PrismaCounts:
     """Count every box of the PRISMA 2020 flow diagram from the review store.
 
     Parameters
     ----------
     store : reviewlib.store.ReviewStore
         The review store (searches, record sources, dedup result, decisions).
+    search_ids : iterable of int, optional
+        The searches of the run being reported (e.g.
+        ``living.run_search_ids(store, run_name)``): identified, screened and
+        every later box count only the records these searches found.
+        Default: every search in the store (and records no search found).
 
     Returns
     -------
@@ -256,6 +276,8 @@ def counts(store) -> PrismaCounts:
     ------
     PrismaCountError
         If the counts do not add up.
+    InputError
+        If a search id is not in the store.
 
     Examples
     --------
@@ -264,8 +286,10 @@ def counts(store) -> PrismaCounts:
     """
     notes: list[str] = []
     records = store.records()
-    all_ids = list(records["record_id"])
     sources = store.record_sources()
+    if search_ids is not None:
+        records, sources = _run_scope(store, search_ids, records, sources)
+    all_ids = list(records["record_id"])
 
     identified: dict[str, int] = {}
     links = 0
@@ -287,6 +311,8 @@ def counts(store) -> PrismaCounts:
     removed = set(all_ids) - screened_set
 
     ta = stage_decisions(store, STAGE_SCREENING)
+    if search_ids is not None:  # decisions on records other searches found belong to other runs
+        ta = ta[ta["record_id"].isin(set(all_ids))]
     stray = set(ta["record_id"]) - screened_set
     if stray:
         notes.append(f"{len(stray)} title-abstract decisions on duplicates or unknown records were ignored")
@@ -298,6 +324,8 @@ def counts(store) -> PrismaCounts:
         notes.append(f"{several} records excluded with several reasons are counted under the first")
 
     ft_all = stage_decisions(store, STAGE_FULL_TEXT)
+    if search_ids is not None:
+        ft_all = ft_all[ft_all["record_id"].isin(set(all_ids))]
     full_text_stage = not ft_all.empty
     if full_text_stage:
         stray = set(ft_all["record_id"]) - ta_included

@@ -163,3 +163,30 @@ def test_agreeing_reviewers_with_several_reasons_count_once(two_source_store):
     assert c.excluded_screening == 8 and sum(c.excluded_screening_reasons.values()) == 8
     assert c.excluded_screening_reasons["no-data"] == 1
     assert any("several reasons" in n for n in c.notes)
+
+
+def test_counts_of_one_run_after_the_query_changed(tmp_path):
+    """Search 1 (old query) found 1-6; search 2 (new query) finds 2-5 only: the run of search 2 counts 4."""
+    store = ReviewStore(tmp_path / "review.sqlite")
+    old = store.add_search("pubmed", "car t AND lupus", count=6)
+    store.add_records(_recs(range(1, 7)), search_id=old)
+    ta, ft = "title-abstract", "full-text"
+    store.append_decision("pmid:1", "ana", ta, "exclude", "preclinical")   # only the old query found 1 and 6
+    store.append_decision("pmid:6", "ana", ta, "include")
+    store.append_decision("pmid:6", "ana", ft, "include")
+    new = store.add_search("pubmed", "car t AND lupus NOT mice", count=4)
+    store.add_records(_recs(range(2, 6)), search_id=new)
+    store.append_decision("pmid:2", "ana", ta, "exclude", "wrong-population")
+    store.append_decision("pmid:3", "ana", ta, "include")
+    everything = prisma.counts(store)
+    assert (everything.identified_total, everything.screened, everything.sought) == (6, 6, 2)
+    assert everything.full_text_stage and everything.included == 1
+    run = prisma.counts(store, search_ids=[new])
+    assert run.identified == {"PubMed": 4} and run.duplicates_removed == 0 and run.screened == 4
+    assert run.excluded_screening_reasons == {"wrong-population": 1} and run.awaiting_screening == 2
+    assert run.sought == 1 and not run.full_text_stage and run.included == 1
+    assert not any("ignored" in n for n in run.notes)    # other runs' decisions are not strays
+    both = prisma.counts(store, search_ids=(old, new))
+    assert both.identified == {"PubMed": 6} and both.to_dict() == everything.to_dict()
+    with pytest.raises(ReviewlibError, match="search id.s. 9 not in the review store"):
+        prisma.counts(store, search_ids=[new, 9])
