@@ -190,3 +190,18 @@ def test_counts_of_one_run_after_the_query_changed(tmp_path):
     assert both.identified == {"PubMed": 6} and both.to_dict() == everything.to_dict()
     with pytest.raises(ReviewlibError, match="search id.s. 9 not in the review store"):
         prisma.counts(store, search_ids=[new, 9])
+
+
+def test_a_rule_exclusion_with_several_reasons_counts_under_its_first(tmp_path):
+    store = ReviewStore(tmp_path / "review.sqlite")
+    store.add_records(_recs(range(1, 5)), search_id=store.add_search("pubmed", "q"))
+    ta = "title-abstract"
+    store.append_decision("pmid:1", "rules", ta, "exclude", "publication-type; preclinical", kind="rule")
+    store.append_decision("pmid:2", "rules", ta, "exclude", "preclinical;wrong-population", kind="rule")
+    store.append_decision("pmid:3", "rules", ta, "exclude", "language", kind="rule")
+    store.append_decision("pmid:4", "rules", ta, "exclude", "publication-type; preclinical", kind="rule")
+    store.append_decision("pmid:4", "ana", ta, "include")                   # a human overrides the rule
+    c = prisma.counts(store)
+    assert c.excluded_screening == 3 and c.sought == 1
+    assert c.excluded_screening_reasons == {"language": 1, "preclinical": 1, "publication-type": 1}
+    assert any(n.startswith("2 records excluded with several reasons are counted under the first") for n in c.notes)
