@@ -790,7 +790,9 @@ def show_gaps(table: Any) -> None:
 
 
 def show_summaries(table: Any, protocol: Any, folder: str | Path | None = None) -> dict[str, Any]:
-    """Show :func:`reviewlib.evidence.summary_tables` and save them (with the study table) as CSV in ``folder``.
+    """Show :func:`reviewlib.evidence.summary_tables` and save them (with the study table) in ``folder``.
+
+    Each table is written as CSV, and all of them to ``evidence-tables.xlsx`` (one sheet per table).
 
     With no included study yet, says so instead (there is nothing to summarise).
     """
@@ -801,6 +803,7 @@ def show_summaries(table: Any, protocol: Any, folder: str | Path | None = None) 
     summaries = evidence.summary_tables(table, protocol)
     if folder is not None:
         evidence.export_csv({"studies": table, **summaries}, folder)
+        evidence.export_xlsx({"studies": table, **summaries}, Path(folder) / "evidence-tables.xlsx")
     for name, frame in summaries.items():
         show_table(frame, caption=name.replace("_", " "))
     return summaries

@@ -14,11 +14,11 @@ import io
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from lxml import etree
 from lxml import html as lhtml
@@ -156,6 +156,9 @@ def test_run_folder_has_notebooks_pages_figures_and_latest(demo_run):
         assert nb.metadata["papermill"]["parameters"]["run_name"] == run_dir.name
         assert (run_dir / f"{page}.html").stat().st_size > 1000
     assert (run_dir / "figures" / "prisma.png").is_file() and (run_dir / "figures" / "prisma.svg").is_file()
+    studies = pd.read_csv(run_dir / "tables" / "studies.csv")
+    workbook = pd.read_excel(run_dir / "tables" / "evidence-tables.xlsx", sheet_name=None)
+    assert len(workbook["studies"]) == len(studies) > 0 and len(workbook) >= 5   # one sheet per table
     assert pipeline.latest_run(run_dir.parent) == run_dir.resolve()
     index = lhtml.document_fromstring((run_dir / "index.html").read_bytes())
     links = {a.get("href") for a in index.iter("a")}
