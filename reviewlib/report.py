@@ -585,9 +585,7 @@ def show_changes(changes: Any) -> None:
 
 def show_figure(fig: Any, alt: str | None = None) -> None:
     """Display a matplotlib figure as a PNG with alt text, then close it (works without pyplot)."""
-    import base64
     import io
-    from IPython.display import HTML, display
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     _close(fig)
@@ -743,7 +741,6 @@ def decision_overview(current: Any, records: Any) -> Any:
 def show_agreement(store: Any, stage: str = "title-abstract") -> None:
     """Show agreement between reviewers (Cohen's kappa) when two or more people screened, else say so."""
     from IPython.display import Markdown, display
-    from . import decisions
     from . import agreement
     people = sorted(agreement.reviewer_names(store, stage))
     if len(people) < 2:
