@@ -29,12 +29,12 @@ import csv
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
+from .atomic import atomic_path
 from .errors import InputError
 from .store import ReviewStore, utcnow
 
@@ -362,15 +362,8 @@ def export_csv(store: ReviewStore, path: str | os.PathLike, reviewer: str | None
         frame = frame[frame["reviewer"] == reviewer]
     frame = frame.sort_values(["created_at", "decision_id"])[CSV_COLUMNS]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            frame.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        frame.to_csv(fh, index=False)
     logger.info("exported %d decisions to %s", len(frame), path)
     return path
 

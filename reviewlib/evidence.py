@@ -26,13 +26,13 @@ import html
 import logging
 import os
 import re
-import tempfile
 import unicodedata
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
+from .atomic import atomic_path
 from .extraction import NOT_REPORTED, SEPARATOR, STATUS_VERIFIED, Schema, SchemaRef, load_schema
 
 logger = logging.getLogger(__name__)
@@ -60,14 +60,19 @@ def _number(value: Any) -> float | None:
     return None if pd.isna(x) else x
 
 
-def _author_key(authors: Any) -> str:
-    """The first author as compared for cohorts: surname and initials, case, accents and
-    punctuation ignored ("Müller F." -> "muller f")."""
+def _first_listed(authors: Any) -> str:
+    """The first name of an author list (a list, or a "; "-joined string); "" when there is none."""
     if isinstance(authors, str):
         authors = [a for a in authors.split(";") if a.strip()]
     if not isinstance(authors, (list, tuple)) or not authors:
         return ""
-    name = unicodedata.normalize("NFKD", str(authors[0])).encode("ascii", "ignore").decode("ascii")
+    return str(authors[0])
+
+
+def _author_key(authors: Any) -> str:
+    """The first author as compared for cohorts: surname and initials, case, accents and
+    punctuation ignored ("Müller F." -> "muller f")."""
+    name = unicodedata.normalize("NFKD", _first_listed(authors)).encode("ascii", "ignore").decode("ascii")
     return " ".join(re.sub(r"[^a-z' -]", " ", name.lower()).split())
 
 
@@ -160,11 +165,9 @@ def study_table(values: pd.DataFrame, records: pd.DataFrame | None = None,
 
 
 def _first_author(authors: Any) -> str:
-    if isinstance(authors, str):
-        authors = [a for a in authors.split(";") if a.strip()]
-    if not isinstance(authors, (list, tuple)) or not authors:
-        return ""
-    return str(authors[0]).split(",")[0].split()[0] if str(authors[0]).strip() else ""
+    """The first author's surname ("Müller F." -> "Müller")."""
+    first = _first_listed(authors)
+    return first.split(",")[0].split()[0] if first.strip() else ""
 
 
 def flag_same_cohort(frame: pd.DataFrame) -> pd.DataFrame:
@@ -467,15 +470,9 @@ def gaps(table: pd.DataFrame) -> list[str]:
 
 # -- exports ----------------------------------------------------------------------------
 def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
-    os.close(fd)
-    try:
+    """Run ``write(tmp)`` on a temporary file that then replaces ``path`` (see :mod:`reviewlib.atomic`)."""
+    with atomic_path(path, suffix=path.suffix or ".tmp") as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -33,6 +32,7 @@ from matplotlib.offsetbox import AnchoredOffsetbox, DrawingArea, HPacker, TextAr
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
+from .atomic import atomic_path
 from .errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -322,12 +322,6 @@ def _empty(title: str, notice: str | None) -> Figure:
     return _finish(fig, ax, title, notice)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save(fig: Figure, folder: str | os.PathLike, name: str) -> dict[str, Path]:
     """Write ``fig`` as ``<folder>/<name>.png`` (150 dpi) and ``<folder>/<name>.svg``, atomically.
 
@@ -365,17 +359,9 @@ def save(fig: Figure, folder: str | os.PathLike, name: str) -> dict[str, Path]:
     with matplotlib.rc_context({"svg.hashsalt": f"reviewlib-{name}", "svg.fonttype": "path"}):
         for fmt in ("png", "svg"):
             final = folder / f"{name}.{fmt}"
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=f".{fmt}.part")
-            try:
-                os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a figure is as readable as the HTML
-                with os.fdopen(fd, "wb") as handle:
-                    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-                    fig.savefig(handle, format=fmt, dpi=DPI, facecolor="white", metadata=metadata)
-                os.replace(tmp, final)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            with atomic_path(final, suffix=f".{fmt}.part") as tmp, open(tmp, "wb") as handle:
+                metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+                fig.savefig(handle, format=fmt, dpi=DPI, facecolor="white", metadata=metadata)
             out[fmt] = final
     logger.info("figure %s written to %s (png, svg)", name, folder)
     return out

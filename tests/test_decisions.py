@@ -322,3 +322,14 @@ def test_an_undo_without_note_undoes_the_last_call(store, tmp_path):
     assert decisions.import_csv(store, sheet) == 3
     assert decisions.current_decisions(store)["decision"].tolist() == ["exclude"]
     assert decisions.final_decisions(store)["decision"].tolist() == ["exclude"]
+
+
+def test_exported_decisions_are_as_readable_as_any_file_the_user_writes(store, tmp_path):
+    # written through reviewlib.atomic (a second reviewer must be able to read the sheet): not 0600
+    decisions.record_decision(store, "pmid:1", "ana", "include")
+    umask = os.umask(0)
+    os.umask(umask)
+    out = decisions.export_csv(store, tmp_path / "share" / "ana.csv")
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~umask)
+    assert [r["decision"] for r in _read(out)] == ["include"]
+    assert [p.name for p in out.parent.iterdir()] == ["ana.csv"]

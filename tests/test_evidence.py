@@ -5,6 +5,7 @@ extractor and a real SQLite store; one test uses the synthetic demo snapshot and
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -227,3 +228,14 @@ def test_every_table_function_works_before_anything_is_included(review, schema, 
     wb = openpyxl.load_workbook(ev.export_xlsx({"studies": empty, **sums}, tmp_path / "evidence.xlsx"))
     assert wb["studies"]["A1"].value == "study" and wb["studies"].max_row == 1
     assert "<table" in ev.to_html(empty) and "<table" in ev.interactive(empty, include_library=False)
+
+
+def test_exports_are_as_readable_as_any_file_the_user_writes(review, tmp_path):
+    # written through reviewlib.atomic: not mkstemp's owner-only 0600
+    store, included = review
+    table = ev.study_table(ex.current_values(store), included)
+    umask = os.umask(0)
+    os.umask(umask)
+    paths = ev.export_csv(table, tmp_path / "csv") + [ev.export_xlsx({"studies": table}, tmp_path / "e.xlsx")]
+    assert [oct(p.stat().st_mode & 0o777) for p in paths] == [oct(0o666 & ~umask)] * 2
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
