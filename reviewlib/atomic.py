@@ -61,3 +61,15 @@ def write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = False) -> Pa
 def write_text(path: str | os.PathLike, text: str, fsync: bool = False) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return write_bytes(path, text.encode("utf-8"), fsync=fsync)
+
+
+def write_with(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp)`` on a temporary file (same suffix as ``path``) that then replaces ``path``.
+
+    For writers that want a file name rather than bytes, e.g.
+    ``write_with(p, lambda tmp: frame.to_csv(tmp, index=False))``.
+    """
+    path = Path(path)
+    with atomic_path(path, suffix=path.suffix or ".tmp") as tmp:
+        write(tmp)
+    return path

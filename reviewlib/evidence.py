@@ -32,8 +32,8 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from .atomic import atomic_path
-from .extraction import NOT_REPORTED, SEPARATOR, STATUS_VERIFIED, Schema, SchemaRef, load_schema
+from .atomic import write_with
+from .extraction import NOT_REPORTED, STATUS_VERIFIED, Schema, SchemaRef, load_schema
 
 logger = logging.getLogger(__name__)
 
@@ -469,13 +469,6 @@ def gaps(table: pd.DataFrame) -> list[str]:
 
 
 # -- exports ----------------------------------------------------------------------------
-def _atomic(path: Path, write) -> Path:
-    """Run ``write(tmp)`` on a temporary file that then replaces ``path`` (see :mod:`reviewlib.atomic`)."""
-    with atomic_path(path, suffix=path.suffix or ".tmp") as tmp:
-        write(tmp)
-    return path
-
-
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "table"
 
@@ -486,7 +479,7 @@ def export_csv(tables: Mapping[str, pd.DataFrame] | pd.DataFrame, folder: str | 
     if isinstance(tables, pd.DataFrame):
         tables = {name: tables}
     folder = Path(folder)
-    return [_atomic(folder / f"{_slug(k)}.csv", lambda tmp, t=t: t.to_csv(tmp, index=False, encoding="utf-8"))
+    return [write_with(folder / f"{_slug(k)}.csv", lambda tmp, t=t: t.to_csv(tmp, index=False, encoding="utf-8"))
             for k, t in tables.items()]
 
 
@@ -505,7 +498,7 @@ def export_xlsx(tables: Mapping[str, pd.DataFrame], path: str | os.PathLike) -> 
                     i += 1
                 used.add(sheet.lower())
                 t.to_excel(xl, sheet_name=sheet, index=False)
-    return _atomic(path, write)
+    return write_with(path, write)
 
 
 def _offline_library() -> str:

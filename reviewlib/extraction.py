@@ -56,7 +56,7 @@ from typing import Any, Iterable
 import pandas as pd
 import yaml
 
-from .atomic import atomic_path
+from .atomic import write_with
 from .errors import InputError, ProtocolError
 from .protocol import Protocol, load_protocol
 from .records import read_csv as read_records_csv
@@ -853,13 +853,6 @@ SHEET_COLUMNS = ["record_id", "pmid", "title", "field", "label", "machine_value"
                  "evidence", "confidence", "allowed_values", "corrected_value", "reviewer", "note"]
 
 
-def _atomic(path: Path, write) -> Path:
-    """Call ``write(tmp)`` on a temporary file that then replaces ``path``."""
-    with atomic_path(path, suffix=path.suffix or ".tmp") as tmp:
-        write(tmp)
-    return path
-
-
 def export_sheet(store: ReviewStore, path: str | os.PathLike, record_ids: Iterable[str] | None = None,
                  protocol: Protocol | Schema | dict | str | None = None) -> Path:
     """Write the extraction sheet a reviewer fills in (CSV, or XLSX if the name ends in .xlsx).
@@ -912,7 +905,7 @@ def export_sheet(store: ReviewStore, path: str | os.PathLike, record_ids: Iterab
     else:
         def write(tmp):
             sheet.to_csv(tmp, index=False, encoding="utf-8")
-    _atomic(path, write)
+    write_with(path, write)
     logger.info("wrote extraction sheet %s (%d rows)", path, len(sheet))
     return path
 
@@ -1083,7 +1076,7 @@ def evaluate(testset: str | os.PathLike | list[dict], protocol: Protocol | Schem
 # -- CLI -----------------------------------------------------------------------------------
 def write_evidence_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write an extraction frame to CSV atomically."""
-    return _atomic(Path(path), lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8"))
+    return write_with(Path(path), lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8"))
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
