@@ -422,7 +422,7 @@ def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notic
     ident = ["Records identified from:"] + sources
     if len(c.identified) > 1:
         ident.append(f"Total {n(c.identified_total)}")
-    removed = [f"Records removed before screening:", f"   Duplicate records removed {n(c.duplicates_removed)}"]
+    removed = ["Records removed before screening:", f"   Duplicate records removed {n(c.duplicates_removed)}"]
     if c.duplicates_removed:
         removed.append(f"   ({c.duplicates_merged_by_store} found by several sources, "
                        f"{c.duplicates_removed_by_dedup} by deduplication)")
