@@ -116,38 +116,176 @@ def run_records(store: ReviewStore, run_name: str) -> pd.DataFrame:
     return frame.drop_duplicates("record_id", keep="last").reset_index(drop=True)
 
 
-_INCLUDED_CACHE: dict[tuple, list[str]] = {}
+TITLE_ABSTRACT = "title-abstract"
+FULL_TEXT = "full-text"
+
+_FINAL_CACHE: dict[tuple, pd.DataFrame] = {}
 
 
-def included_ids(store: ReviewStore, stage: str = "title-abstract") -> list[str]:
-    """The resolved include set of the store (``reviewlib.decisions.included``).
+def _final_decisions(store: ReviewStore, stage: str) -> pd.DataFrame:
+    """``reviewlib.decisions.final_decisions`` of ``stage``, cached while the decisions table is unchanged.
 
-    Decisions are append-only, so the set is cached per store file, stage and
-    (last decision id, number of decisions): any new decision, undo or
-    resolution changes the key and the set is computed again.
+    Decisions are append-only, so the key (store file, stage, last decision id,
+    number of decisions) changes with any new decision, undo or resolution.
     """
     from . import decisions
     row = store.connection.execute("SELECT MAX(decision_id) AS last, COUNT(*) AS n FROM decisions").fetchone()
     key = (str(store.path.resolve()), stage, row["last"], row["n"])
-    if key not in _INCLUDED_CACHE:
-        if len(_INCLUDED_CACHE) > 32:
-            _INCLUDED_CACHE.clear()
-        _INCLUDED_CACHE[key] = list(decisions.included(store, stage=stage))
-    return list(_INCLUDED_CACHE[key])
+    if key not in _FINAL_CACHE:
+        if len(_FINAL_CACHE) > 32:
+            _FINAL_CACHE.clear()
+        _FINAL_CACHE[key] = decisions.final_decisions(store, stage=stage)
+    return _FINAL_CACHE[key]
 
 
-def run_included(store: ReviewStore, run_name: str, stage: str = "title-abstract") -> list[str]:
-    """The record ids of ``run_name``'s records that the review includes, in record order."""
+def included_ids(store: ReviewStore, stage: str = TITLE_ABSTRACT) -> list[str]:
+    """The resolved include set of the store at one stage (``reviewlib.decisions.included``), sorted.
+
+    Cached per store file, stage and state of the decisions table.  For the
+    review's final include set use :func:`final_included_ids`.
+    """
+    final = _final_decisions(store, stage)
+    return sorted(final.loc[final["decision"] == "include", "record_id"])
+
+
+def final_stage(store: ReviewStore, record_ids: Iterable[str] | None = None) -> str:
+    """The stage whose decisions make the review's include set: ``'full-text'`` or ``'title-abstract'``.
+
+    ``'full-text'`` as soon as any of ``record_ids`` (every record when None)
+    has a full-text decision that stands (not undone), else ``'title-abstract'``.
+    The same rule decides whether :func:`reviewlib.prisma.counts` draws a
+    full-text stage.
+
+    Parameters
+    ----------
+    store : ReviewStore
+        The review store.
+    record_ids : iterable of str, optional
+        The records of one run (e.g. ``run_records(store, run)["record_id"]``).
+    """
+    decided = _final_decisions(store, FULL_TEXT)["record_id"]
+    if record_ids is None:
+        return FULL_TEXT if len(decided) else TITLE_ABSTRACT
+    return FULL_TEXT if not set(decided).isdisjoint(record_ids) else TITLE_ABSTRACT
+
+
+def final_included_ids(store: ReviewStore, record_ids: Iterable[str] | None = None) -> list[str]:
+    """The review's final include set: THE rule every downstream step uses.
+
+    Once a full-text stage has decisions for these records (:func:`final_stage`),
+    the records included at title-abstract AND at full text (a report not yet
+    assessed at full text is not included yet, as in the PRISMA diagram);
+    before that, the title-abstract includes.
+
+    Parameters
+    ----------
+    store : ReviewStore
+        The review store.
+    record_ids : iterable of str, optional
+        Only these records (one run's); default every record with a decision.
+
+    Returns
+    -------
+    list of str
+        Record ids, sorted.
+    """
+    wanted = None if record_ids is None else set(record_ids)
+    inc = set(included_ids(store, TITLE_ABSTRACT))
+    if final_stage(store, wanted) == FULL_TEXT:
+        inc &= set(included_ids(store, FULL_TEXT))
+    if wanted is not None:
+        inc &= wanted
+    return sorted(inc)
+
+
+def run_included(store: ReviewStore, run_name: str, stage: str | None = None) -> list[str]:
+    """The record ids of ``run_name``'s records that the review includes, in record order.
+
+    Parameters
+    ----------
+    stage : str, optional
+        Default (None): the final include set (:func:`final_included_ids`);
+        ``'title-abstract'`` or ``'full-text'``: that stage's includes only.
+    """
     records = run_records(store, run_name)
-    inc = set(included_ids(store, stage=stage))
+    inc = _included_for(store, records, stage)
     return [r for r in records["record_id"] if r in inc]
 
 
-def run_included_records(store: ReviewStore, run_name: str, stage: str = "title-abstract") -> pd.DataFrame:
+def run_included_records(store: ReviewStore, run_name: str, stage: str | None = None) -> pd.DataFrame:
     """The records table of the included records of ``run_name`` (see :func:`run_included`)."""
     records = run_records(store, run_name)
-    inc = set(included_ids(store, stage=stage))
+    inc = _included_for(store, records, stage)
     return records[records["record_id"].isin(inc)].reset_index(drop=True)
+
+
+def _included_for(store: ReviewStore, records: pd.DataFrame, stage: str | None) -> set[str]:
+    if stage is None:
+        return set(final_included_ids(store, records["record_id"]))
+    return set(included_ids(store, stage=stage))
+
+
+@dataclass
+class FullTextAssessment:
+    """Where the full-text stage of a run stands.
+
+    Attributes
+    ----------
+    stage : str
+        The stage of the final include set (:func:`final_stage`).
+    sought : int
+        Reports of the records included at title-abstract.
+    assessed : int
+        Those with a full-text decision.
+    included, excluded, undecided : int
+        The assessed reports by resolved full-text decision (undecided: maybe,
+        unsure or a disagreement).
+    reasons : dict[str, int]
+        Exclusion-reason key -> reports excluded at full text, largest first (a
+        report excluded with several reasons counts under the first, as in PRISMA).
+    excluded_reports : dict[str, str]
+        Record id -> the reason key it is counted under, for every report
+        excluded at full text (in decision order).
+    """
+
+    stage: str = TITLE_ABSTRACT
+    sought: int = 0
+    assessed: int = 0
+    included: int = 0
+    excluded: int = 0
+    undecided: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    excluded_reports: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the manifest."""
+        return asdict(self)
+
+
+def full_text_assessment(store: ReviewStore, record_ids: Iterable[str]) -> FullTextAssessment:
+    """Count the full-text stage for ``record_ids`` (one run's records; duplicates may be among them).
+
+    Only reports included at title-abstract count: a full-text decision on any
+    other record is not part of the stage (PRISMA ignores it too).
+    """
+    wanted = set(record_ids)
+    ta = set(included_ids(store, TITLE_ABSTRACT)) & wanted
+    ft = _final_decisions(store, FULL_TEXT)
+    ft = ft[ft["record_id"].isin(ta)]
+    excluded = ft[ft["decision"] == "exclude"]
+    keys = [(r.split(";")[0].strip() if isinstance(r, str) else "") or "reason not stated"
+            for r in excluded["reason"]]
+    counted = pd.Series(keys, dtype=object).value_counts()
+    reasons = {str(k): int(v) for k, v in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))}
+    n_inc = int((ft["decision"] == "include").sum())
+    return FullTextAssessment(stage=final_stage(store, wanted), sought=len(ta), assessed=len(ft),
+                              included=n_inc, excluded=len(excluded), undecided=len(ft) - n_inc - len(excluded),
+                              reasons=reasons, excluded_reports=dict(zip(excluded["record_id"], keys)))
+
+
+def run_full_text_assessment(store: ReviewStore, run_name: str) -> FullTextAssessment:
+    """:func:`full_text_assessment` of ``run_name``'s records (:func:`run_records`)."""
+    return full_text_assessment(store, run_records(store, run_name)["record_id"])
 
 
 @dataclass
@@ -173,13 +311,13 @@ def _label(record_id: str) -> str:
 
 
 def current_sets(store: ReviewStore, run_name: str) -> RunSets:
-    """What ``run_name`` matched and, among those, what the review includes.
+    """What ``run_name`` matched and, among those, what the review finally includes (:func:`final_included_ids`).
 
     Ids are PMIDs (``'12345'``), or the store's record id for records without one.
     """
     records = run_records(store, run_name)
     matched = set(records["record_id"])
-    included = [r for r in included_ids(store) if r in matched]
+    included = final_included_ids(store, matched)
     return RunSets(matched=sorted(_label(r) for r in matched), included=sorted(_label(r) for r in included))
 
 

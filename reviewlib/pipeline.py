@@ -337,12 +337,17 @@ def search(ctx: ReviewContext, *, offline: bool = True, since: str | None = None
 
 def record_demo_decisions(ctx: ReviewContext, records: Any = None, reviewer: str = DEMO_REVIEWER,
                           stage: str = "title-abstract") -> int:
-    """Record the synthetic demo reviewer's decisions (offline demo snapshot only).
+    """Record the synthetic demo reviewer's decisions at ``stage`` (offline demo snapshot only).
 
     Only decisions the demo reviewer has not already made (same record,
     stage and decision) are appended, so reruns do not grow the history, and
     only for records in ``records`` (when given).  A real person's decisions
     are never touched: these are stored under ``reviewer``.
+
+    At ``'full-text'`` only the reports the review includes at title-abstract
+    are assessed (:func:`reviewlib.snapshot.demo_decisions` with
+    ``stage='full-text'``: include if the truth marks the record relevant, else
+    exclude with its exclusion reason).
 
     Parameters
     ----------
@@ -350,11 +355,22 @@ def record_demo_decisions(ctx: ReviewContext, records: Any = None, reviewer: str
         An offline review of a protocol whose snapshot is synthetic.
     records : pandas.DataFrame, optional
         The records to decide (``record_id`` column); all demo decisions otherwise.
+    reviewer : str
+        The name the decisions are stored under.
+    stage : {'title-abstract', 'full-text'}
+        The screening stage.
 
     Returns
     -------
     int
         The number of decisions appended.
+
+    Raises
+    ------
+    ConfigError
+        If the review does not run on the synthetic demo snapshot.
+    InputError
+        If ``stage`` is not a screening stage.
     """
     if not ctx.synthetic:
         raise ConfigError(f"review {ctx.protocol.name} is not running on the synthetic demo snapshot: demo "
@@ -362,8 +378,11 @@ def record_demo_decisions(ctx: ReviewContext, records: Any = None, reviewer: str
     store = ctx.store
     from .decisions import record_decision
     from .snapshot import demo_decisions
-    frame = demo_decisions()
+    frame = demo_decisions(stage=stage)
     wanted = None if records is None else set(records["record_id"])
+    if stage == living.FULL_TEXT:  # full text is read only for the reports included at title-abstract
+        sought = set(living.included_ids(store, living.TITLE_ABSTRACT))
+        wanted = sought if wanted is None else wanted & sought
     current = {(r["record_id"], r["decision"]) for r in store.connection.execute(
         "SELECT record_id, decision FROM decisions d WHERE reviewer=? AND stage=? AND decision_id = "
         "(SELECT MAX(decision_id) FROM decisions WHERE record_id=d.record_id AND reviewer=d.reviewer "
@@ -379,6 +398,7 @@ def record_demo_decisions(ctx: ReviewContext, records: Any = None, reviewer: str
         record_decision(store, record_id, reviewer, row.decision, stage=stage, reason=reason,
                         note="synthetic demo reviewer")
         n += 1
+    logger.info("demo reviewer: %d new %s decisions", n, stage)
     return n
 
 
@@ -648,7 +668,14 @@ def _search_facts(store: ReviewStore, run_id: str) -> dict[str, Any]:
 
 def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], sets: living.RunSets,
                  prisma_counts: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The number of records at each stage of a run, with the PRISMA counts (``prisma_counts`` if given)."""
+    """The number of records at each stage of a run, with the PRISMA counts (``prisma_counts`` if given).
+
+    ``included_title_abstract`` (reports sought), ``assessed_full_text``,
+    ``excluded_full_text`` and ``excluded_full_text_reasons`` (reason key ->
+    reports) describe the full-text stage (:func:`reviewlib.living.full_text_assessment`);
+    ``final_stage`` says which stage's decisions make ``included``
+    (:func:`reviewlib.living.final_stage`).
+    """
     counts: dict[str, Any] = {"identified": search.get("count"), "retrieved": len(sets.matched)}
     try:
         from . import dedup
@@ -658,14 +685,18 @@ def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], set
             counts["after_deduplication"] = int(len(result.records))
     except ImportError:
         pass
+    matched = {f"pmid:{p}" if p.isdigit() else p for p in sets.matched}
     try:
         from . import decisions
         current = decisions.current_decisions(store, stage="title-abstract")
-        matched = {f"pmid:{p}" if p.isdigit() else p for p in sets.matched}
         current = current[current["record_id"].isin(matched)]
         counts["screened"] = int(current["record_id"].nunique())
     except ImportError:
         pass
+    full_text = living.full_text_assessment(store, matched)
+    counts.update(included_title_abstract=full_text.sought, assessed_full_text=full_text.assessed,
+                  excluded_full_text=full_text.excluded, excluded_full_text_reasons=full_text.reasons,
+                  final_stage=full_text.stage)
     counts["included"] = len(sets.included)
     try:
         from . import extraction
@@ -683,7 +714,7 @@ def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], set
         return counts
     try:
         from . import prisma
-        found = prisma.counts(store)
+        found = prisma.counts(store, search_ids=living.run_search_ids(store, run_id) or None)
         counts["prisma"] = dataclasses.asdict(found) if dataclasses.is_dataclass(found) else found
     except (ImportError, ReviewlibError) as exc:
         logger.warning("no PRISMA counts: %s", exc)

@@ -336,14 +336,8 @@ def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequenc
     parts.append(_facts(facts))
     if counts:
         parts.append("<h2>Records at each stage</h2>")
-        rows = [(k.replace("_", " "), escape(_fmt(v))) for k, v in counts.items() if k != "prisma"]
+        parts.append(_facts(count_rows(counts)))
         pr = counts.get("prisma") or {}
-        if pr.get("excluded_screening") is not None:
-            reasons = ", ".join(f"{escape(k)}: {escape(v)}" for k, v in (pr.get("excluded_screening_reasons") or {}).items())
-            rows.insert(-1 if rows and rows[-1][0] == "extracted" else len(rows),
-                        ("excluded at title-abstract", f"{escape(pr['excluded_screening'])}"
-                                                       + (f" ({reasons})" if reasons else "")))
-        parts.append(_facts(rows))
         notes = pr.get("notes") or []
         if notes:
             parts.append("<p><small>" + " ".join(escape(n) for n in notes) + "</small></p>")
@@ -376,6 +370,49 @@ def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequenc
     parts.append("</body></html>")
     _write_text(path, "\n".join(parts))
     return path
+
+
+#: Reader-facing labels of the manifest's stage counts (other keys: underscores read as spaces).
+COUNT_LABELS = {
+    "after_deduplication": "after deduplication", "included_title_abstract": "included at title-abstract",
+    "assessed_full_text": "reports assessed at full text", "excluded_full_text": "excluded at full text",
+    "final_stage": "included set decided at", "included": "studies included",
+}
+
+
+def _with_reasons(n: Any, reasons: Mapping[str, Any] | None) -> str:
+    listed = ", ".join(f"{escape(k)}: {escape(v)}" for k, v in (reasons or {}).items())
+    return escape(n) + (f" ({listed})" if listed else "")
+
+
+def count_rows(counts: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The rows (label, escaped HTML value) of "Records at each stage" on a run's index page.
+
+    Manifest order, exclusions with their reasons next to the stage they left:
+    title-abstract exclusions (from the PRISMA counts) after *screened*,
+    full-text exclusions with ``excluded_full_text_reasons``.
+
+    Parameters
+    ----------
+    counts : mapping
+        The manifest's ``counts`` (see :func:`reviewlib.pipeline.stage_counts`).
+    """
+    rows: list[tuple[str, str]] = []
+    pr = counts.get("prisma") or {}
+    for key, value in counts.items():
+        if key in ("prisma", "excluded_full_text_reasons"):
+            continue
+        if key == "excluded_full_text":
+            rows.append((COUNT_LABELS[key], _with_reasons(value, counts.get("excluded_full_text_reasons"))))
+        else:
+            rows.append((COUNT_LABELS.get(key, key.replace("_", " ")), escape(_fmt(value))))
+        if key == "screened" and pr.get("excluded_screening") is not None:
+            rows.append(("excluded at title-abstract",
+                         _with_reasons(pr["excluded_screening"], pr.get("excluded_screening_reasons"))))
+    if pr.get("excluded_screening") is not None and "screened" not in counts:
+        rows.append(("excluded at title-abstract",
+                     _with_reasons(pr["excluded_screening"], pr.get("excluded_screening_reasons"))))
+    return rows
 
 
 def _num(value: Any, spec: str) -> str:
@@ -725,6 +762,53 @@ def screening_status(store: Any, records: Any, stage: str = "title-abstract") ->
         "not decided yet": len(ids - set(current["record_id"])),
         "reviewers": ", ".join(sorted(set(humans["reviewer"]))) or "none yet",
     }
+
+
+def full_text_exclusions(assessment: Any, protocol: Any = None) -> Any:
+    """Reports excluded at full text, one row per reason (key, protocol label, reports), largest first.
+
+    Parameters
+    ----------
+    assessment : reviewlib.living.FullTextAssessment
+        From :func:`reviewlib.living.full_text_assessment`.
+    protocol : Protocol, optional
+        For the reason labels (``eligibility.exclusion_reasons``).
+    """
+    import pandas as pd
+    labels = reason_labels(protocol) if protocol is not None else {}
+    reasons = dict(assessment.reasons)
+    return pd.DataFrame({"reason": list(reasons), "label": [labels.get(k, k) for k in reasons],
+                         "reports": [int(v) for v in reasons.values()]})
+
+
+def full_text_excluded_reports(assessment: Any, records: Any, protocol: Any = None) -> Any:
+    """The reports excluded at full text with their reason (PRISMA 2020 item 16b): PMID, title, reason.
+
+    Parameters
+    ----------
+    assessment : reviewlib.living.FullTextAssessment
+    records : pandas.DataFrame
+        Records with ``record_id`` and ``title`` (e.g. the run's records).
+    protocol : Protocol, optional
+        For the reason labels.
+    """
+    import pandas as pd
+    labels = reason_labels(protocol) if protocol is not None else {}
+    titles = dict(zip(records["record_id"], records["title"]))
+    excluded = dict(assessment.excluded_reports)
+    return pd.DataFrame({"PMID": [_pmid(r) for r in excluded], "title": [titles.get(r) for r in excluded],
+                         "reason": [labels.get(k, k) for k in excluded.values()]})
+
+
+def full_text_facts(assessment: Any) -> dict[str, Any]:
+    """Where the full-text stage stands, for :func:`show_facts`."""
+    return {"reports sought (included at title-abstract)": assessment.sought,
+            "assessed at full text": assessment.assessed,
+            "included at full text": assessment.included,
+            "excluded at full text": assessment.excluded,
+            "undecided (maybe or disagreement)": assessment.undecided,
+            "not assessed yet": assessment.sought - assessment.assessed,
+            "included set decided at": assessment.stage}
 
 
 def decision_overview(current: Any, records: Any) -> Any:

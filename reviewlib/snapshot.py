@@ -1641,30 +1641,49 @@ def truth(path: str | os.PathLike | None = None) -> pd.DataFrame:
     return frame[TRUTH_COLUMNS]
 
 
-def demo_decisions(path: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Title-abstract decisions of the synthetic "demo reviewer".
+def demo_decisions(path: str | os.PathLike | None = None, stage: str = "title-abstract") -> pd.DataFrame:
+    """Decisions of the synthetic "demo reviewer" at title-abstract or full text.
 
-    They match ``relevant`` in about 97% of records and differ deliberately on a
-    few (relevant records without abstract or published as letters excluded as
-    ``no-data``; some reviews, preclinical and no-data reports included), so that
-    agreement statistics and screening models have something to show.  Duplicate
-    records carry their original's decision.
+    At ``'title-abstract'`` they match ``relevant`` in about 97% of records and
+    differ deliberately on a few (relevant records without abstract or published
+    as letters excluded as ``no-data``; some reviews, preclinical and no-data
+    reports included), so that agreement statistics and screening models have
+    something to show.  Duplicate records carry their original's decision.
+
+    At ``'full-text'`` the demo reviewer assesses the reports it included at
+    title-abstract (one row each, duplicates included, in truth order): it
+    includes those the truth marks ``relevant`` and excludes the others with
+    the truth's ``exclusion_reason`` (``no-data`` where none is given), as a
+    reviewer reading the full report would.
 
     Parameters
     ----------
     path : path-like, optional
         A truth CSV; default the packaged one.
+    stage : {'title-abstract', 'full-text'}
+        The screening stage.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``pmid`` (str), ``decision`` ('include'|'exclude'), ``reason`` (an
         exclusion-reason key for excludes, '' for includes).
+
+    Raises
+    ------
+    InputError
+        If ``stage`` is not one of the two stages.
     """
+    if stage not in ("title-abstract", "full-text"):
+        raise InputError(f"stage {stage!r} is not 'title-abstract' or 'full-text': pick one")
     t = truth(path)
-    reason = [("" if dec == "include" else (r or "no-data"))
-              for dec, r in zip(t["demo_decision"], t["exclusion_reason"])]
-    return pd.DataFrame({"pmid": t["pmid"], "decision": t["demo_decision"], "reason": reason})
+    if stage == "full-text":
+        t = t[t["demo_decision"] == "include"]
+        decision = ["include" if int(rel) == 1 else "exclude" for rel in t["relevant"]]
+    else:
+        decision = list(t["demo_decision"])
+    reason = [("" if dec == "include" else (r or "no-data")) for dec, r in zip(decision, t["exclusion_reason"])]
+    return pd.DataFrame({"pmid": list(t["pmid"]), "decision": decision, "reason": reason})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
