@@ -58,7 +58,7 @@ import yaml
 
 from .atomic import write_with
 from .errors import InputError, ProtocolError
-from .protocol import Protocol, load_protocol
+from .protocol import Protocol, load_protocol, section_of
 from .records import read_csv as read_records_csv
 from .store import ReviewStore, record_id_for
 
@@ -264,12 +264,7 @@ def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> 
         One line naming the field at fault: no values, unknown kind, bad regular expression,
         a reference to an unknown field or value.
     """
-    if isinstance(protocol, dict):
-        section, source = protocol, "(extraction section)"
-    else:
-        if not isinstance(protocol, Protocol):
-            protocol = load_protocol(protocol)
-        section, source = protocol.section("extraction"), str(protocol.path)
+    section, source = section_of(protocol, "extraction", "(extraction section)")
     if not isinstance(section, dict) or not isinstance(section.get("fields"), dict) or not section["fields"]:
         raise ProtocolError(f"protocol {source} has no extraction.fields: declare the fields to extract "
                             "(see the default protocol in notebooks/)", source=source)

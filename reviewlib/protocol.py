@@ -127,3 +127,27 @@ def load_protocol(name_or_path: str | Path | None = None) -> Protocol:
         raise ProtocolError(f"protocol {path}: search.query is missing: write the PubMed query", source=str(path))
     return Protocol(path=path, name=name, title=str(review.get("title") or name), search=dict(search),
                     raw=raw, sha256=hashlib.sha256(data).hexdigest())
+
+
+def section_of(protocol: "Protocol | str | Path | dict", name: str, label: str | None = None) -> tuple[Any, str]:
+    """One section of a protocol, and a name for it in error messages.
+
+    Parameters
+    ----------
+    protocol : Protocol, str, path-like or dict
+        A loaded protocol, a protocol name or path (loaded here), or the section itself as a mapping.
+    name : str
+        The section (``eligibility``, ``extraction``...).
+    label : str, optional
+        How to name a mapping given directly; default ``"<NAME mapping>"``.
+
+    Returns
+    -------
+    tuple
+        ``(section, source)``: the section (None if the protocol has none) and the protocol's path.
+    """
+    if isinstance(protocol, dict):
+        return protocol, label or f"<{name} mapping>"
+    if not isinstance(protocol, Protocol):
+        protocol = load_protocol(protocol)
+    return protocol.section(name), str(protocol.path)

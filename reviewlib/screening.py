@@ -56,7 +56,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .errors import InputError, ProtocolError
-from .protocol import Protocol, find_protocol, load_protocol
+from .protocol import Protocol, find_protocol, load_protocol, section_of
 from .store import record_id_for
 
 logger = logging.getLogger(__name__)
@@ -273,15 +273,10 @@ def load_rules(protocol: Protocol | str | Path | dict | None = None) -> Rules:
         One line naming the bad criterion (unknown reason key, regex that does
         not compile, a list that is not a list of strings...) and what to do.
     """
-    if isinstance(protocol, dict):
-        section, source = protocol, "<eligibility mapping>"
-    else:
-        if not isinstance(protocol, Protocol):
-            protocol = load_protocol(protocol)
-        section, source = protocol.section("eligibility"), str(protocol.path)
-        if section is None:
-            raise ProtocolError(f"protocol {source} has no eligibility section: add one "
-                                "(see notebooks/car-t-autoimmune.yaml)", source=source)
+    section, source = section_of(protocol, "eligibility")
+    if section is None and not isinstance(protocol, dict):
+        raise ProtocolError(f"protocol {source} has no eligibility section: add one "
+                            "(see notebooks/car-t-autoimmune.yaml)", source=source)
     section = _mapping(section, source, "")
     unknown = set(section) - _KNOWN_KEYS
     if unknown:
