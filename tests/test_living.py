@@ -130,3 +130,95 @@ def test_write_json_leaves_no_temp_file_and_is_readable(tmp_path):
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
     assert oct(path.stat().st_mode & 0o777) == "0o644"
+
+
+# -- the final include set: full text once a full-text stage exists ---------------------
+def _decide(store, pmids, decision, stage, reason=None, reviewer="alice"):
+    from reviewlib.decisions import record_decision
+    for p in pmids:
+        record_decision(store, f"pmid:{p}", reviewer, decision, stage=stage, reason=reason)
+
+
+def test_final_include_set_is_title_abstract_until_full_text_decisions_exist(store):
+    sid = _search(store, [1, 2, 3, 4, 5])
+    living.register_search(store, "run-a", sid)
+    _decide(store, [1, 2, 3, 4], "include", "title-abstract")
+    _decide(store, [5], "exclude", "title-abstract", reason="preclinical")
+    ids = set(living.run_records(store, "run-a")["record_id"])
+    assert living.final_stage(store, ids) == "title-abstract"
+    assert living.run_included(store, "run-a") == ["pmid:1", "pmid:2", "pmid:3", "pmid:4"]
+    # the first full-text decision switches the run to its full-text includes (not yet assessed: not included)
+    _decide(store, [1, 2], "include", "full-text")
+    _decide(store, [3], "exclude", "full-text", reason="publication-type")
+    assert living.final_stage(store, ids) == "full-text"
+    assert living.run_included(store, "run-a") == ["pmid:1", "pmid:2"]
+    assert list(living.run_included_records(store, "run-a")["pmid"]) == ["1", "2"]
+    assert living.current_sets(store, "run-a").included == ["1", "2"]
+    # one stage asked for explicitly
+    assert living.run_included(store, "run-a", stage="title-abstract") == ["pmid:1", "pmid:2", "pmid:3", "pmid:4"]
+
+
+def test_full_text_include_of_a_title_abstract_exclusion_is_not_included(store):
+    sid = _search(store, [1, 2])
+    living.register_search(store, "run-a", sid)
+    _decide(store, [1], "include", "title-abstract")
+    _decide(store, [2], "exclude", "title-abstract", reason="preclinical")
+    _decide(store, [1, 2], "include", "full-text")
+    assert living.final_included_ids(store) == ["pmid:1"]
+    assessment = living.run_full_text_assessment(store, "run-a")
+    assert (assessment.sought, assessment.assessed, assessment.included) == (1, 1, 1)
+
+
+def test_full_text_decisions_of_another_run_do_not_switch_this_run(store):
+    old = _search(store, [1, 2])
+    living.register_search(store, "run-a", old)
+    new = _search(store, [3, 4])
+    living.register_search(store, "run-b", new)
+    _decide(store, [1, 2, 3, 4], "include", "title-abstract")
+    _decide(store, [1], "exclude", "full-text", reason="no-data")
+    assert living.final_stage(store, living.run_records(store, "run-b")["record_id"]) == "title-abstract"
+    assert living.run_included(store, "run-b") == ["pmid:3", "pmid:4"]
+    assert living.run_included(store, "run-a") == []
+    assert living.final_stage(store) == "full-text"
+
+
+def test_undone_full_text_decision_returns_the_run_to_title_abstract(store):
+    from reviewlib.decisions import undo_last
+    sid = _search(store, [1, 2])
+    living.register_search(store, "run-a", sid)
+    _decide(store, [1, 2], "include", "title-abstract")
+    _decide(store, [2], "exclude", "full-text", reason="no-data")
+    assert living.run_included(store, "run-a") == []
+    undo_last(store, "alice", stage="full-text")
+    assert living.run_included(store, "run-a") == ["pmid:1", "pmid:2"]
+
+
+def test_full_text_assessment_counts_reasons_and_undecided(store):
+    sid = _search(store, [1, 2, 3, 4, 5, 6])
+    living.register_search(store, "run-a", sid)
+    _decide(store, [1, 2, 3, 4, 5, 6], "include", "title-abstract")
+    _decide(store, [1], "include", "full-text")
+    _decide(store, [2, 3], "exclude", "full-text", reason="publication-type")
+    _decide(store, [4], "exclude", "full-text", reason="preclinical")
+    _decide(store, [5], "maybe", "full-text")
+    a = living.run_full_text_assessment(store, "run-a")
+    assert (a.stage, a.sought, a.assessed, a.included, a.excluded, a.undecided) == ("full-text", 6, 5, 1, 3, 1)
+    assert a.reasons == {"publication-type": 2, "preclinical": 1}
+    assert list(a.reasons) == ["publication-type", "preclinical"]
+    assert a.excluded_reports == {"pmid:2": "publication-type", "pmid:3": "publication-type",
+                                  "pmid:4": "preclinical"}
+    assert a.to_dict()["reasons"] == a.reasons
+    # the PRISMA diagram counts the same stage the same way
+    from reviewlib import prisma
+    c = prisma.counts(store, search_ids=[sid])
+    assert (c.sought, c.assessed, c.excluded_full_text, c.included) == (a.sought, a.assessed, a.excluded, a.included)
+    assert c.excluded_full_text_reasons == a.reasons
+    assert len(living.run_included(store, "run-a")) == c.included
+
+
+def test_no_full_text_stage_counts_nothing_assessed(store):
+    sid = _search(store, [1, 2])
+    living.register_search(store, "run-a", sid)
+    _decide(store, [1], "include", "title-abstract")
+    a = living.run_full_text_assessment(store, "run-a")
+    assert (a.stage, a.sought, a.assessed, a.excluded, a.reasons) == ("title-abstract", 1, 0, 0, {})

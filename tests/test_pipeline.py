@@ -45,8 +45,9 @@ def _snapshot_tree():
 
 
 def _demo_included() -> list[str]:
+    """The demo reviewer's final includes (at full text, of its title-abstract includes)."""
     from reviewlib.snapshot import demo_decisions
-    d = demo_decisions()
+    d = demo_decisions(stage="full-text")
     return [str(p) for p in d.loc[d["decision"] == "include", "pmid"]]
 
 
@@ -87,8 +88,15 @@ def demo_run_once(tmp_path_factory) -> dict:
             os.environ.pop("NCBI_API_KEY", None)
         else:
             os.environ["NCBI_API_KEY"] = old
-    _RUNS["demo"] = {"base": base, "result": result, "tree": tree, "xss_pmid": xss_pmid, "protocol": protocol}
+    _RUNS["demo"] = {"base": base, "result": result, "tree": tree, "xss_pmid": xss_pmid, "protocol": protocol,
+                     "decision_rows": _decision_rows(base)}
     return _RUNS["demo"]
+
+
+def _decision_rows(base: Path) -> int:
+    from reviewlib.store import ReviewStore
+    with ReviewStore(base / "reviews" / "car-t-autoimmune" / pipeline.STORE_NAME) as store:
+        return int(store.connection.execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +120,7 @@ def rerun(demo_run) -> dict:
                          "--reviews", str(base / "reviews")])
     latest = pipeline.latest_run(base / "results" / "car-t-autoimmune")
     return {"code": code, "dropped": dropped, "run_dir": latest, "stdout": out.getvalue(), "stderr": err.getvalue(),
-            "manifest": json.loads((latest / "manifest.json").read_text())}
+            "manifest": json.loads((latest / "manifest.json").read_text()), "decision_rows": _decision_rows(base)}
 
 
 # -- the first run -----------------------------------------------------------------
@@ -147,6 +155,50 @@ def test_counts_and_pmid_hash_match_the_snapshot(demo_run):
     assert m["counts"]["included"] == len(saved["included"]) == m["pmids"]["n_included"] > 0
     assert m["counts"]["duplicates_removed"] >= 0
     assert m["counts"]["prisma"]["included"] == m["pmids"]["n_included"]
+
+
+def _demo_truth_sets() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The demo reviewer's title-abstract includes among non-duplicate records, and those it excludes at full text."""
+    from reviewlib.snapshot import truth
+    t = truth()
+    sought = t[(t["duplicate_of"] == "") & (t["demo_decision"] == "include")]
+    return sought, sought[sought["relevant"] != 1]
+
+
+def test_manifest_counts_include_the_full_text_stage(demo_run):
+    m = demo_run["result"].manifest
+    counts = m["counts"]
+    sought, dropped = _demo_truth_sets()
+    assert len(dropped) > 0
+    assert counts["final_stage"] == "full-text"
+    assert counts["included_title_abstract"] == counts["assessed_full_text"] == len(sought)
+    assert counts["excluded_full_text"] == len(dropped)
+    expected = dropped["exclusion_reason"].replace("", "no-data").value_counts().to_dict()
+    assert counts["excluded_full_text_reasons"] == expected
+    assert counts["included"] == int((sought["relevant"] == 1).sum()) == m["pmids"]["n_included"]
+    saved = json.loads((demo_run["result"].run_dir / "pmids.json").read_text())
+    assert set(saved["included"]) == set(sought.loc[sought["relevant"] == 1, "pmid"])
+    # the PRISMA diagram's full-text boxes come from the same decisions
+    pr = counts["prisma"]
+    assert pr["full_text_stage"] is True
+    assert (pr["assessed"], pr["excluded_full_text"], pr["included"]) == (len(sought), len(dropped), counts["included"])
+    assert pr["excluded_full_text_reasons"] == expected
+    index = (demo_run["result"].run_dir / "index.html").read_text(encoding="utf-8")
+    assert "excluded at full text" in index
+
+
+def test_study_table_holds_no_report_excluded_at_full_text(demo_run):
+    from reviewlib.snapshot import truth
+    run_dir = demo_run["result"].run_dir
+    studies = pd.read_csv(run_dir / "tables" / "studies.csv", dtype=str)
+    key = "pmid" if "pmid" in studies.columns else "PMID"
+    kinds = truth().set_index("pmid")["kind"]
+    pmids = [p.removeprefix("pmid:") for p in studies[key]]
+    assert len(pmids) == demo_run["result"].manifest["counts"]["included"]
+    assert not {kinds[p] for p in pmids} & {"review", "preclinical", "car-treg", "no-data"}
+    assert {kinds[p] for p in pmids} == {"clinical"}
+    screen = lhtml.document_fromstring((run_dir / "02-screen.html").read_bytes()).text_content()
+    assert "Full-text assessment" in screen and "reports excluded at full text" in screen
 
 
 def test_run_folder_has_notebooks_pages_figures_and_latest(demo_run):
@@ -227,6 +279,14 @@ def test_rerun_reports_the_included_study_that_dropped_out(rerun, demo_run):
         assert rerun["dropped"] in doc.get_element_by_id("reviewlib-living-alarm").text_content()
     top = (rerun["run_dir"].parent / "index.html").read_text(encoding="utf-8")
     assert first in top and rerun["run_dir"].name in top
+
+
+def test_rerun_adds_no_decision_rows(rerun, demo_run):
+    from reviewlib.snapshot import truth
+    t = truth()
+    assert rerun["dropped"] not in set(t["duplicate_of"])  # no duplicate of it steps in to be screened anew
+    assert rerun["manifest"]["counts"]["excluded_full_text"] == demo_run["result"].manifest["counts"]["excluded_full_text"]
+    assert rerun["decision_rows"] == demo_run["decision_rows"] > 0
 
 
 def test_rerun_moves_latest_and_cli_prints_the_html(rerun):

@@ -147,3 +147,41 @@ def test_index_for_real_data_has_no_notice(tmp_path):
     index = report.write_index(tmp_path / "index.html", _manifest(synthetic=False, notice=None, mode="online"),
                                pages=[])
     assert "reviewlib-synthetic-notice" not in index.read_text(encoding="utf-8")
+
+
+def test_index_lists_exclusions_with_reasons_at_each_stage(tmp_path):
+    counts = {"identified": 10, "duplicates_removed": 1, "after_deduplication": 9, "screened": 9,
+              "included_title_abstract": 5, "assessed_full_text": 5, "excluded_full_text": 2,
+              "excluded_full_text_reasons": {"publication-type": 1, "<preclinical>": 1},
+              "final_stage": "full-text", "included": 3, "extracted": 3,
+              "prisma": {"excluded_screening": 4, "excluded_screening_reasons": {"wrong-population": 4}}}
+    rows = report.count_rows(counts)
+    labels = [label for label, _ in rows]
+    assert labels == ["identified", "duplicates removed", "after deduplication", "screened",
+                      "excluded at title-abstract", "included at title-abstract", "reports assessed at full text",
+                      "excluded at full text", "included set decided at", "studies included", "extracted"]
+    values = dict(rows)
+    assert values["excluded at title-abstract"] == "4 (wrong-population: 4)"
+    assert values["excluded at full text"] == "2 (publication-type: 1, &lt;preclinical&gt;: 1)"
+    index = report.write_index(tmp_path / "index.html", _manifest(counts=counts), pages=[])
+    text = lhtml.document_fromstring(index.read_bytes()).text_content()
+    assert "excluded at full text2 (publication-type: 1, <preclinical>: 1)" in text.replace("\n", "")
+
+
+def test_full_text_tables_label_reasons_from_the_protocol():
+    from reviewlib.protocol import load_protocol
+    import pandas as pd
+    protocol = load_protocol("car-t-autoimmune")
+    a = living.FullTextAssessment(stage="full-text", sought=4, assessed=3, included=1, excluded=2,
+                                  reasons={"publication-type": 1, "preclinical": 1},
+                                  excluded_reports={"pmid:7": "publication-type", "pmid:9": "preclinical"})
+    by_reason = report.full_text_exclusions(a, protocol)
+    assert list(by_reason["reason"]) == ["publication-type", "preclinical"]
+    assert list(by_reason["reports"]) == [1, 1]
+    assert by_reason["label"].iloc[1] == report.reason_labels(protocol)["preclinical"] != "preclinical"
+    records = pd.DataFrame({"record_id": ["pmid:7", "pmid:9"], "title": ["A review", "Mice"]})
+    listed = report.full_text_excluded_reports(a, records, protocol)
+    assert listed.to_dict("list") == {"PMID": ["7", "9"], "title": ["A review", "Mice"],
+                                      "reason": list(by_reason["label"])}
+    facts = report.full_text_facts(a)
+    assert facts["not assessed yet"] == 1 and facts["included set decided at"] == "full-text"

@@ -269,6 +269,41 @@ def test_demo_decisions_mostly_agree_with_truth_and_mark_duplicates(truth):
         assert by_pmid[row["pmid"]] == by_pmid[row["duplicate_of"]]
 
 
+def test_demo_full_text_assesses_the_title_abstract_includes_against_truth(truth):
+    ta = snapshot.demo_decisions()
+    assert ta.equals(snapshot.demo_decisions(stage="title-abstract"))
+    ft = snapshot.demo_decisions(stage="full-text")
+    assert list(ft.columns) == ["pmid", "decision", "reason"]
+    assert list(ft["pmid"]) == list(ta.loc[ta["decision"] == "include", "pmid"])
+    assert list(ft.index) == list(range(len(ft)))
+    facts = truth.set_index("pmid")
+    expected = ["include" if facts.at[p, "relevant"] == 1 else "exclude" for p in ft["pmid"]]
+    assert list(ft["decision"]) == expected
+    excluded = ft[ft["decision"] == "exclude"]
+    # the demo reviewer's title-abstract over-inclusions (reviews, CAR-Treg, preclinical) go at full text
+    assert len(excluded) >= 5
+    assert set(facts.loc[excluded["pmid"], "kind"]) >= {"review", "preclinical"}
+    assert set(excluded["reason"]) <= set(snapshot.EXCLUSION_REASONS) and "" not in set(excluded["reason"])
+    for pmid, reason in zip(excluded["pmid"], excluded["reason"]):
+        assert reason == (facts.at[pmid, "exclusion_reason"] or "no-data")
+    assert (ft.loc[ft["decision"] == "include", "reason"] == "").all()
+
+
+def test_demo_full_text_reason_defaults_to_no_data(tmp_path, truth):
+    edited = truth.copy()
+    first = edited.index[(edited["demo_decision"] == "include") & (edited["relevant"] == 0)][0]
+    edited.loc[first, "exclusion_reason"] = ""
+    path = tmp_path / "truth.csv"
+    edited.to_csv(path, index=False)
+    ft = snapshot.demo_decisions(path, stage="full-text").set_index("pmid")
+    assert ft.at[edited.at[first, "pmid"], "reason"] == "no-data"
+
+
+def test_demo_decisions_refuse_an_unknown_stage():
+    with pytest.raises(InputError, match="full-text"):
+        snapshot.demo_decisions(stage="fulltext")
+
+
 def test_truth_reader_rejects_missing_or_foreign_file(tmp_path):
     with pytest.raises(InputError, match="python -m reviewlib.snapshot"):
         snapshot.truth(tmp_path / "absent.csv")
