@@ -25,7 +25,8 @@ from __future__ import annotations
 import html
 import logging
 import re
-from typing import Any, Iterable, Sequence
+import time
+from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
@@ -36,12 +37,23 @@ from .screening import Rules, load_rules, vocabulary
 logger = logging.getLogger(__name__)
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# widget HTML inherits ipywidgets' one-line label style (28px line height, overflow hidden): reset it so
+# long titles and abstracts wrap (also inside unbroken tokens such as URLs or sequences) instead of
+# being clipped, and the criteria list reads as a list
 _STYLE = """<style>
 .rl-screener mark.rl-include {background:#c8f7c5;} .rl-screener mark.rl-exclude {background:#ffd6d6;}
+.rl-screener .rl-record, .rl-screener .rl-criteria, .rl-screener .rl-progress, .rl-screener .rl-status
+  {white-space:normal;overflow-wrap:anywhere;line-height:1.45;}
 .rl-screener .rl-title {font-size:1.15em;font-weight:600;margin:0 0 .4em 0;}
 .rl-screener .rl-meta {color:#555;font-size:.9em;margin-bottom:.6em;}
-.rl-screener .rl-abstract {line-height:1.45;max-height:28em;overflow:auto;}
+.rl-screener .rl-abstract {max-height:28em;overflow-y:auto;overflow-x:hidden;}
+.rl-screener .rl-criteria ul {margin:.2em 0 .7em 0;padding-left:1.3em;}
+.rl-screener .rl-criteria li {margin-bottom:.2em;}
+.rl-screener .rl-done {padding:.8em 1em;background:#eef6ee;border-left:4px solid #3a7d3a;}
+.rl-screener .rl-status .rl-ok {color:#2e6b2e;} .rl-screener .rl-status .rl-error {color:#b00;font-weight:600;}
+.rl-screener .rl-status .rl-warn {color:#8a5a00;}
 </style>"""
+NO_REASON = "(no reason)"
 
 
 # -- highlighting -----------------------------------------------------------------
@@ -60,6 +72,7 @@ def highlight(text: str | None, patterns: dict[str, Sequence[re.Pattern]]) -> st
     -------
     str
         Safe HTML: every character of ``text`` is escaped; the only tags are the marks.
+        A match ending inside a word is extended to the word's end.
 
     Examples
     --------
@@ -80,6 +93,8 @@ def highlight(text: str | None, patterns: dict[str, Sequence[re.Pattern]]) -> st
     for start, end, cls in spans:
         if start < pos:          # overlaps a mark already placed
             continue
+        while end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
+            end += 1             # a stem ("autoimmun") marks the whole word ("autoimmune")
         out.append(html.escape(text[pos:start]))
         out.append(f'<mark class="rl-{html.escape(cls)}">{html.escape(text[start:end])}</mark>')
         pos = end
@@ -176,6 +191,21 @@ class Screener:
         Use :mod:`reviewlib.prioritise` to order the queue when it can.
     seed : int
         Seed for the prioritisation.
+    require_reason : bool
+        Exclude only with an exclusion reason picked (default True, when the
+        protocol has reasons): an Exclude click without one saves nothing and
+        says so.
+    min_interval : float
+        Seconds after a decision during which another decision click is
+        ignored: the second click of a double-click would otherwise decide the
+        next record, unseen.  0 turns the guard off.
+    clock : callable
+        Monotonic clock in seconds for ``min_interval`` (default ``time.monotonic``).
+
+    Notes
+    -----
+    An include never carries an exclusion reason (a picked one is dropped and
+    the status line says so); a maybe keeps it, as the suspected reason.
 
     Examples
     --------
@@ -185,7 +215,9 @@ class Screener:
 
     def __init__(self, store, reviewer: str, *, protocol=None, rules: Rules | None = None,
                  stage: str = "title-abstract", blind: bool = False, records: pd.DataFrame | None = None,
-                 order: Iterable[str] | None = None, prioritise: bool = True, seed: int = 0):
+                 order: Iterable[str] | None = None, prioritise: bool = True, seed: int = 0,
+                 require_reason: bool = True, min_interval: float = 0.6,
+                 clock: Callable[[], float] = time.monotonic):
         import ipywidgets as w
 
         self.store = store
@@ -195,6 +227,10 @@ class Screener:
         self.seed = seed
         self.rules = rules if rules is not None else (load_rules(protocol) if protocol is not None else None)
         self.reasons = dict(self.rules.reasons) if self.rules is not None else vocabulary(store)
+        self.require_reason = bool(require_reason and self.reasons)
+        self.min_interval = float(min_interval)
+        self._clock = clock
+        self._last_decision_at: float | None = None
         self._patterns = self.rules.highlight_patterns() if self.rules is not None else {}
         if records is None:
             from .dedup import screening_records
@@ -216,31 +252,51 @@ class Screener:
         self._estimate: str | None = None
         self.current: str | None = None
         self.message = ""
+        self._message_class = "rl-ok"
 
-        self.progress = w.HTML()
-        self.record_view = w.HTML()
-        self.criteria_view = w.HTML(self._criteria_html())
-        self.others_view = w.HTML()
-        self.reason = w.Dropdown(options=[("(no reason)", None)] + [(f"{v} [{k}]", k) for k, v in self.reasons.items()],
-                                 value=None, description="Reason")
-        self.note = w.Textarea(placeholder="note (optional)", description="Note")
+        full = w.Layout(width="100%")
+        self.progress = w.HTML(layout=full)
+        self.bar = w.IntProgress(min=0, max=max(len(self._by_id), 1), value=0,
+                                 layout=w.Layout(width="100%", height="0.6em"))
+        self.record_view = w.HTML(layout=full)
+        self.criteria_view = w.HTML(self._criteria_html(), layout=full)
+        self.others_view = w.HTML(layout=full)
+        reason_label = "Reason (needed to exclude)" if self.require_reason else "Reason"
+        self.reason = w.Dropdown(options=[(NO_REASON, None)] + [(f"{v} [{k}]", k) for k, v in self.reasons.items()],
+                                 index=0, description=reason_label,
+                                 style={"description_width": "11em"}, layout=full)
+        # ipywidgets maps value None to "no selection" (a blank menu) once another value was picked:
+        # keep "(no reason)" visibly selected instead
+        self.reason.observe(lambda change: setattr(self.reason, "index", 0) if change["new"] is None else None,
+                            names="index")
+        self.note = w.Textarea(placeholder="note (optional), saved with the decision", description="Note",
+                               style={"description_width": "11em"}, layout=w.Layout(width="100%", height="3.5em"))
         self.buttons = {
-            "include": w.Button(description="Include", button_style="success", icon="check"),
-            "exclude": w.Button(description="Exclude", button_style="danger", icon="times"),
-            "maybe": w.Button(description="Maybe", button_style="warning", icon="question"),
+            "include": w.Button(description="Include", button_style="success", icon="check",
+                                tooltip="Include this record and show the next"),
+            "exclude": w.Button(description="Exclude", button_style="danger", icon="times",
+                                tooltip="Exclude with the reason picked above and show the next"),
+            "maybe": w.Button(description="Maybe", button_style="warning", icon="question",
+                              tooltip="Undecided: keep for discussion or full text, and show the next"),
         }
         for value, button in self.buttons.items():
             button.on_click(lambda _b, value=value: self.decide(value))
-        self.undo_button = w.Button(description="Undo last", icon="undo")
-        self.undo_button.on_click(lambda _b: self.undo())
-        self.skip_button = w.Button(description="Skip", icon="forward")
+        self.skip_button = w.Button(description="Skip", icon="forward",
+                                    tooltip="Decide later: move this record to the end of the queue")
         self.skip_button.on_click(lambda _b: self.skip())
-        self.status = w.HTML()
-        left = w.VBox([self.record_view, self.others_view, self.reason, self.note,
-                       w.HBox(list(self.buttons.values()) + [self.skip_button, self.undo_button])],
-                      layout=w.Layout(width="64%"))
-        right = w.VBox([self.criteria_view], layout=w.Layout(width="34%", padding="0 0 0 1em"))
-        self.widget = w.VBox([self.progress, w.HBox([left, right]), self.status])
+        self.undo_button = w.Button(description="Undo last", icon="undo",
+                                    tooltip="Withdraw your most recent decision and show that record again")
+        self.undo_button.on_click(lambda _b: self.undo())
+        self.status = w.HTML(layout=full)
+        actions = w.HBox(list(self.buttons.values()) + [self.skip_button, self.undo_button],
+                         layout=w.Layout(flex_flow="row wrap", width="100%"))
+        left = w.VBox([self.record_view, self.others_view, self.reason, self.note, actions, self.status],
+                      layout=w.Layout(flex="1 1 0", min_width="0", padding="0 1em 0 0"))
+        right = w.VBox([self.criteria_view],
+                       layout=w.Layout(flex="0 0 32%", min_width="0", padding="0 0 0 1em",
+                                       border_left="1px solid #ddd"))
+        self.widget = w.VBox([self.progress, self.bar, w.HBox([left, right], layout=w.Layout(width="100%"))],
+                             layout=w.Layout(width="100%"))
         self.widget.add_class("rl-screener")
         self.refresh()
 
@@ -268,36 +324,68 @@ class Screener:
                 ranked = [r for r in ranked if r not in done]
                 if set(ranked) == set(queue):
                     queue = ranked
-                est = self._prioritiser.estimate_relevant_remaining(labels)
-                self._estimate = f"~{est.expected:.0f} (model)"
+                if len(set(labels.values())) == 2:
+                    # a model fitted on one class only says "all relevant" or "none": not an estimate
+                    est = self._prioritiser.estimate_relevant_remaining(labels)
+                    self._estimate = f"~{est.expected:.0f} (model)"
             except (ReviewlibError, ValueError) as exc:
                 logger.warning("screener: prioritisation failed (%s); using the given order", exc)
         self._queue = queue
         if self._estimate is None:
-            # simple estimate: the include rate so far (Laplace-smoothed) times the records left
-            n_inc = int((mine["decision"] == "include").sum())
-            rate = (n_inc + 1) / (len(mine) + 2)
-            self._estimate = f"~{rate * len(queue):.0f} (include rate so far)"
+            if not queue:
+                self._estimate = "0"
+            elif len(set(labels.values())) < 2:
+                self._estimate = "? (after your first include and first exclude)"
+            else:
+                # the include rate so far (Laplace-smoothed) times the records left
+                n_inc = int((mine["decision"] == "include").sum())
+                rate = (n_inc + 1) / (len(mine) + 2)
+                self._estimate = f"~{rate * len(queue):.0f} (include rate so far)"
         self.current = queue[0] if queue else None
         self._render(mine)
 
     def _render(self, mine: pd.DataFrame) -> None:
         total = len(self._by_id)
         n_done = len(mine)
-        n_inc = int((mine["decision"] == "include").sum())
+        counts = mine["decision"].value_counts()
+        n_inc, n_exc, n_maybe = (int(counts.get(k, 0)) for k in ("include", "exclude", "maybe"))
         mode = " &middot; blind" if self.blind and not dec.is_revealed(self.store, self.stage) else ""
-        self.progress.value = (f"<b>{html.escape(self.reviewer)}</b> &middot; {html.escape(self.stage)}{mode} "
-                               f"&middot; screened {n_done} / {total} &middot; included {n_inc} "
-                               f"&middot; estimated relevant left {html.escape(self._estimate or '?')}")
-        self.record_view.value = _STYLE + self._record_html(self.current)
+        pct = f" ({100 * n_done / total:.0f}%)" if total else ""
+        self.progress.value = (f"<div class='rl-progress'><b>{html.escape(self.reviewer)}</b> &middot; "
+                               f"{html.escape(self.stage)}{mode} &middot; screened {n_done} / {total}{pct} "
+                               f"&middot; included {n_inc} &middot; excluded {n_exc} &middot; maybe {n_maybe} "
+                               f"&middot; estimated relevant left {html.escape(self._estimate or '?')}</div>")
+        self.bar.max = max(total, 1)
+        self.bar.value = min(n_done, self.bar.max)
+        self.record_view.value = _STYLE + (self._record_html(self.current) if self.current is not None
+                                           else self._done_html(n_done, n_inc, n_exc, n_maybe))
         self.others_view.value = self._others_html(self.current)
-        for b in list(self.buttons.values()) + [self.skip_button]:
-            b.disabled = self.current is None
-        self.status.value = html.escape(self.message) if self.message else ""
+        done = self.current is None
+        for b in list(self.buttons.values()) + [self.skip_button, self.reason, self.note]:
+            b.disabled = done
+        self.skip_button.disabled = done or len(self._queue) < 2
+        self.undo_button.disabled = mine.empty
+        self._show_message()
 
-    def _record_html(self, record_id: str | None) -> str:
-        if record_id is None:
-            return '<div class="rl-screener"><p><b>All records screened.</b></p></div>'
+    def _say(self, message: str, cls: str = "rl-ok") -> None:
+        self.message = message
+        self._message_class = cls
+        self._show_message()
+
+    def _show_message(self) -> None:
+        self.status.value = (f"<div class='rl-status'><span class='{self._message_class}'>"
+                             f"{html.escape(self.message)}</span></div>" if self.message else "")
+
+    def _done_html(self, n_done: int, n_inc: int, n_exc: int, n_maybe: int) -> str:
+        if not self._by_id:
+            return "<div class='rl-record rl-done'><b>No records to screen.</b></div>"
+        return ("<div class='rl-record rl-done'>"
+                f"<p><b>All records screened.</b> {html.escape(self.reviewer)} has decided all {n_done} records "
+                f"at {html.escape(self.stage)}: {n_inc} included, {n_exc} excluded, {n_maybe} maybe.</p>"
+                "<p>Every decision is already saved in the review store. <i>Undo last</i> reopens your most "
+                "recent decision; records marked maybe are settled at full text or in discussion.</p></div>")
+
+    def _record_html(self, record_id: str) -> str:
         row = self.records.iloc[self._by_id[record_id]]
         meta = [record_id]
         for col in ("journal", "year"):
@@ -308,7 +396,7 @@ class Screener:
         if isinstance(types, list) and types:
             meta.append(", ".join(types))
         abstract = row.get("abstract") if isinstance(row.get("abstract"), str) else ""
-        return ('<div class="rl-screener">'
+        return ('<div class="rl-record">'
                 f'<div class="rl-title">{highlight(row.get("title") or "(no title)", self._patterns)}</div>'
                 f'<div class="rl-meta">{html.escape(" · ".join(meta))}</div>'
                 f'<div class="rl-abstract">{highlight(abstract, self._patterns) or "<i>no abstract</i>"}</div>'
@@ -321,10 +409,12 @@ class Screener:
         others = current[(current["record_id"] == record_id) & (current["reviewer"] != self.reviewer)]
         if others.empty:
             return ""
-        items = ", ".join(f"{html.escape(str(r.reviewer))}: {html.escape(str(r.decision))}"
-                          + (f" ({html.escape(str(r.reason))})" if r.reason else "")
-                          for r in others.itertuples(index=False))
-        return f"<p style='color:#555'>Other calls: {items}</p>"
+        items = ", ".join(
+            ("protocol rules propose" if r.reviewer == dec.RULES_REVIEWER else f"{html.escape(str(r.reviewer))}:")
+            + f" {html.escape(str(r.decision))}"
+            + (f" ({html.escape(self.reasons.get(r.reason, str(r.reason)))})" if r.reason else "")
+            for r in others.itertuples(index=False))
+        return f"<div class='rl-record' style='color:#555'>Other calls: {items}</div>"
 
     def _criteria_html(self) -> str:
         parts = ["<div class='rl-criteria'>"]
@@ -340,19 +430,43 @@ class Screener:
 
     # -- actions -------------------------------------------------------------------
     def decide(self, decision: str) -> int | None:
-        """Record ``decision`` on the current record (with the picked reason and note), then move on."""
+        """Record ``decision`` on the current record (with the picked reason and note), then move on.
+
+        Returns the decision id, or None when nothing was saved: no record left,
+        an exclude without a reason (``require_reason``), a click within
+        ``min_interval`` of the previous decision, or a value the store refuses.
+        The status line under the buttons says which.
+        """
         if self.current is None:
             return None
+        now = self._clock()
+        if (self._last_decision_at is not None and self.min_interval > 0
+                and now - self._last_decision_at < self.min_interval):
+            logger.info("screener: ignored a %s click %.2f s after the previous decision", decision,
+                        now - self._last_decision_at)
+            self._say(f"Ignored a second click ({decision}) right after the previous decision: "
+                      "look at the record shown, then click again.", "rl-warn")
+            return None
         record_id = self.current
+        reason = self.reason.value
+        dropped = ""
+        if decision == "exclude" and reason is None and self.require_reason:
+            self._say("Not saved: pick an exclusion reason in the Reason menu, then click Exclude again.",
+                      "rl-error")
+            return None
+        if decision == "include" and reason is not None:
+            reason, dropped = None, f" (reason {self.reason.value} not kept: an include has no exclusion reason)"
         try:
             decision_id = dec.record_decision(self.store, record_id, self.reviewer, decision, stage=self.stage,
-                                              reason=self.reason.value, note=self.note.value or None,
+                                              reason=reason, note=self.note.value or None,
                                               reasons=self.reasons)
         except InputError as exc:
-            self.message = f"not saved: {exc}"
-            self.status.value = f"<span style='color:#b00'>{html.escape(self.message)}</span>"
+            self._say(f"Not saved: {exc}", "rl-error")
             return None
-        self.message = f"saved: {decision} {record_id}"
+        self._last_decision_at = now
+        self.message = (f"Saved: {decision}{' (' + reason + ')' if reason else ''} {record_id}{dropped}. "
+                        "Undo last takes it back.")
+        self._message_class = "rl-ok"
         self.reason.value = None
         self.note.value = ""
         self.refresh()
@@ -362,7 +476,9 @@ class Screener:
         """Move the current record to the end of this session's queue without deciding."""
         if self.current is None:
             return
+        skipped = self.current
         self._order = [r for r in self._order if r != self.current] + [self.current]
+        self.message, self._message_class = f"Skipped {skipped}: it comes back at the end of the queue.", "rl-ok"
         if self._prioritiser is not None:
             self._queue = self._queue[1:] + self._queue[:1]
             self.current = self._queue[0]
@@ -375,14 +491,18 @@ class Screener:
         try:
             undone = dec.undo_last(self.store, self.reviewer, stage=self.stage)
         except InputError as exc:
-            self.message = str(exc)
-            self.status.value = html.escape(self.message)
+            self._say(str(exc), "rl-warn")
             return None
         if undone is None:
-            self.message = "nothing to undo"
-            self.status.value = self.message
+            self._say("Nothing to undo.", "rl-warn")
             return None
-        self.message = f"undid: {undone['decision']} {undone['record_id']}"
+        reason = f" ({undone['reason']})" if undone.get("reason") else ""
+        self.message = (f"Undid: {undone['decision']}{reason} {undone['record_id']}. "
+                        "It is shown again: decide it anew.")
+        self._message_class = "rl-ok"
+        self._last_decision_at = None
+        self.reason.value = None
+        self.note.value = ""
         self.refresh()
         if undone["record_id"] in self._by_id and undone["record_id"] in self._queue:
             self._queue.remove(undone["record_id"])

@@ -17,6 +17,25 @@ from reviewlib.store import ReviewStore
 UNTRUSTED = 'CD19 CAR T cells in lupus <script>alert("x")</script> & <b>bold</b> claims'
 
 
+class SteppingClock:
+    """A clock that moves ``step`` seconds at each reading: every click comes well after the last."""
+
+    def __init__(self, step: float = 5.0):
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def screener(store, reviewer, rules, **kw):
+    kw.setdefault("clock", SteppingClock())
+    return Screener(store, reviewer, rules=rules, **kw)
+
+
 @pytest.fixture
 def store(tmp_path):
     s = ReviewStore(tmp_path / "review.sqlite")
@@ -44,7 +63,7 @@ def test_highlight_escapes_first_then_marks(rules):
 
 
 def test_clicks_write_through_and_undo(store, rules):
-    s = Screener(store, "ana", rules=rules, prioritise=False)
+    s = screener(store, "ana", rules, prioritise=False)
     assert s.current == "pmid:1"
     assert "&lt;script&gt;" in s.record_view.value and "<script>" not in s.record_view.value
     assert "screened 0 / 3" in s.progress.value
@@ -60,11 +79,13 @@ def test_clicks_write_through_and_undo(store, rules):
     assert (last["record_id"], last["decision"], last["reason"], last["note"]) == (
         "pmid:2", "exclude", "wrong-intervention", "belimumab, not cells")
     assert s.reason.value is None and s.note.value == ""          # reset for the next record
+    assert s.reason.index == 0                                     # showing "(no reason)", not a blank menu
     s.undo_button.click()
     assert s.current == "pmid:2"                                   # back to the undone record
     assert store.decisions()["kind"].tolist() == ["human", "human", "undo"]
     assert decisions.current_decisions(store, reviewer="ana")["record_id"].tolist() == ["pmid:1"]
     s.buttons["maybe"].click()
+    s.reason.value = "wrong-population"
     s.buttons["exclude"].click()
     assert s.current is None and "All records screened" in s.record_view.value
     assert all(b.disabled for b in s.buttons.values())
@@ -72,10 +93,10 @@ def test_clicks_write_through_and_undo(store, rules):
 
 
 def test_a_second_screener_on_the_same_store_resumes(store, rules):
-    Screener(store, "ana", rules=rules, prioritise=False).buttons["include"].click()
-    again = Screener(store, "ana", rules=rules, prioritise=False)
+    screener(store, "ana", rules, prioritise=False).buttons["include"].click()
+    again = screener(store, "ana", rules, prioritise=False)
     assert again.current == "pmid:2"
-    other = Screener(store, "bob", rules=rules, prioritise=False, blind=True)
+    other = screener(store, "bob", rules, prioritise=False, blind=True)
     assert other.current == "pmid:1" and "blind" in other.progress.value
     assert other.others_view.value == ""                          # bob cannot see ana's call
     agreement.reveal(store)
@@ -85,10 +106,13 @@ def test_a_second_screener_on_the_same_store_resumes(store, rules):
 
 def test_prioritised_order_and_estimate(store, rules):
     from reviewlib import prioritise
-    s = Screener(store, "ana", rules=rules, prioritise=True, seed=1)
+    s = screener(store, "ana", rules, prioritise=True, seed=1)
     first = s.current
+    assert "estimated relevant left ? (after your first include and first exclude)" in s.progress.value
     s.buttons["include"].click()
     second = s.current
+    assert "estimated relevant left ?" in s.progress.value        # one class only: no model estimate yet
+    s.reason.value = "no-data"
     s.buttons["exclude"].click()
     labels = {first: 1, second: 0}
     expected = prioritise.Prioritiser(store.records(), seed=1, id_column="record_id").rank(labels)
@@ -141,3 +165,82 @@ def test_rendered_notebook_shows_the_static_summary(tmp_path, store):
     body, _ = HTMLExporter().from_filename(str(out))
     assert "Screening summary" in body and "Current decisions per reviewer" in body
     assert '<script type="application/vnd.jupyter.widget-view+json">' not in body      # no dead widget
+
+
+def test_exclude_without_a_reason_saves_nothing_and_says_so(store, rules):
+    s = screener(store, "ana", rules, prioritise=False)
+    assert s.reason.index == 0 and s.reason.value is None          # the picker shows "(no reason)", not blank
+    assert "needed to exclude" in s.reason.description
+    s.buttons["exclude"].click()
+    assert store.decisions().empty and s.current == "pmid:1"      # same record, nothing written
+    assert "Not saved: pick an exclusion reason" in s.status.value and "rl-error" in s.status.value
+    s.reason.value = "no-data"
+    s.buttons["exclude"].click()
+    assert store.decisions()[["record_id", "decision", "reason"]].values.tolist() == [["pmid:1", "exclude", "no-data"]]
+    assert "Saved: exclude (no-data) pmid:1" in s.status.value
+    assert s.reason.index == 0                                     # reset, visibly, for the next record
+
+
+def test_reason_optional_when_asked_and_never_kept_on_an_include(store, rules):
+    s = screener(store, "ana", rules, prioritise=False, require_reason=False)
+    assert s.reason.description == "Reason"
+    s.buttons["exclude"].click()
+    s.reason.value = "preclinical"
+    s.buttons["include"].click()
+    s.reason.value = "preclinical"
+    s.buttons["maybe"].click()
+    rows = store.decisions()[["record_id", "decision", "reason"]].astype(object)
+    rows = rows.where(rows.notna(), None).values.tolist()
+    assert rows == [["pmid:1", "exclude", None], ["pmid:2", "include", None], ["pmid:3", "maybe", "preclinical"]]
+
+
+def test_double_click_does_not_decide_the_next_record_unseen(store, rules):
+    clock = SteppingClock(step=0.0)
+    s = screener(store, "ana", rules, prioritise=False, clock=clock)
+    s.buttons["include"].click()
+    s.buttons["include"].click()                                   # the second click of a double-click
+    assert store.decisions()["record_id"].tolist() == ["pmid:1"] and s.current == "pmid:2"
+    assert "Ignored a second click" in s.status.value
+    clock.advance(s.min_interval)
+    s.buttons["include"].click()
+    assert store.decisions()["record_id"].tolist() == ["pmid:1", "pmid:2"]
+    off = screener(store, "bob", rules, prioritise=False, clock=SteppingClock(step=0.0), min_interval=0)
+    off.buttons["include"].click()
+    off.buttons["include"].click()
+    assert decisions.current_decisions(store, reviewer="bob")["record_id"].tolist() == ["pmid:1", "pmid:2"]
+
+
+def test_disabled_states_and_the_all_screened_message(store, rules):
+    s = screener(store, "ana", rules, prioritise=False)
+    assert s.undo_button.disabled                                  # nothing to undo yet
+    assert not s.skip_button.disabled and not s.reason.disabled
+    s.buttons["include"].click()
+    assert not s.undo_button.disabled
+    s.buttons["maybe"].click()
+    assert s.skip_button.disabled                                  # one record left: nowhere to skip to
+    s.reason.value = "wrong-population"
+    s.buttons["exclude"].click()
+    assert s.current is None
+    assert all(b.disabled for b in s.buttons.values()) and s.reason.disabled and s.note.disabled
+    assert not s.undo_button.disabled
+    assert "All records screened." in s.record_view.value
+    assert "decided all 3 records at title-abstract: 1 included, 1 excluded, 1 maybe" in s.record_view.value
+    assert "screened 3 / 3 (100%)" in s.progress.value and s.bar.value == s.bar.max == 3
+    s.undo_button.click()
+    assert s.current == "pmid:3" and not s.buttons["exclude"].disabled and "Undid: exclude (wrong-population)" in s.status.value
+
+
+def test_long_text_wraps_and_stems_mark_whole_words(store, rules):
+    s = screener(store, "ana", rules, prioritise=False)
+    # the widget's own CSS lets an unbroken token (URL, sequence) wrap instead of widening the page
+    assert "overflow-wrap:anywhere" in s.record_view.value and "overflow-x:hidden" in s.record_view.value
+    left = s.widget.children[2].children[0]
+    assert left.layout.min_width == "0" and s.reason.layout.width == "100%"
+    out = highlight("refractory autoimmune disease", {"include": [re.compile("autoimmun")]})
+    assert out == 'refractory <mark class="rl-include">autoimmune</mark> disease'
+
+
+def test_other_calls_name_the_rules_and_the_reason_label(store, rules):
+    store.append_decision("pmid:1", "rules", "title-abstract", "exclude", "wrong-population", None, kind="rule")
+    s = screener(store, "ana", rules, prioritise=False)
+    assert "protocol rules propose exclude (Not autoimmune disease" in s.others_view.value
