@@ -516,3 +516,14 @@ def since_date(manifest: dict) -> str:
     """
     started = str(manifest.get("started_at", ""))[:10]
     return started.replace("-", "/")
+
+
+def run_prisma_counts(store: ReviewStore, run_name: str):
+    """PRISMA 2020 counts of ``run_name``: only the records its searches found (see :func:`run_search_ids`).
+
+    The run's page, its manifest and its PRISMA diagram all count through here, so they agree
+    even after the query changed and the store holds records an earlier search found.
+    """
+    from . import prisma
+    return prisma.counts(store, search_ids=run_search_ids(store, run_name) or None)
+

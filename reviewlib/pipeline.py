@@ -713,8 +713,7 @@ def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], set
         counts["prisma"] = dict(prisma_counts)
         return counts
     try:
-        from . import prisma
-        found = prisma.counts(store, search_ids=living.run_search_ids(store, run_id) or None)
+        found = living.run_prisma_counts(store, run_id)
         counts["prisma"] = dataclasses.asdict(found) if dataclasses.is_dataclass(found) else found
     except (ImportError, ReviewlibError) as exc:
         logger.warning("no PRISMA counts: %s", exc)

@@ -222,3 +222,12 @@ def test_no_full_text_stage_counts_nothing_assessed(store):
     _decide(store, [1], "include", "title-abstract")
     a = living.run_full_text_assessment(store, "run-a")
     assert (a.stage, a.sought, a.assessed, a.excluded, a.reasons) == ("title-abstract", 1, 0, 0, {})
+
+
+def test_prisma_counts_of_a_run_count_only_its_own_searches(store):
+    # the store keeps an earlier, broader search's records; the run after a query change must not count them
+    living.register_search(store, "run-a", _search(store, [1, 2, 3, 4, 5]))
+    living.register_search(store, "run-b", _search(store, [2, 3]))
+    assert living.run_prisma_counts(store, "run-a").identified_total == 5
+    counts_b = living.run_prisma_counts(store, "run-b")
+    assert counts_b.identified_total == 2 and counts_b.screened == 2
