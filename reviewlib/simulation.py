@@ -537,6 +537,52 @@ def replicate_dataset(frame: pd.DataFrame, label_column: str, *, name: str, seed
     return Replication(name=name, prisma=prisma, simulation=sim, records=unique, dedup_rules=result.summary())
 
 
+def replay_review(store: Any, records: pd.DataFrame, *, stage: str = "title-abstract", seed: int = 0,
+                  model: str = DEFAULT_MODEL) -> Replication | None:
+    """Replay a review's own finished screening in the model's order: what prioritisation would have saved.
+
+    The review's current decisions at ``stage`` (see :func:`reviewlib.decisions.final_decisions`)
+    are the labels, include = 1 and exclude = 0, and :func:`simulate` replays them from one
+    included and one excluded record drawn with ``seed``.
+
+    Parameters
+    ----------
+    store : ReviewStore
+        The review store.
+    records : pandas.DataFrame
+        The screened records (``record_id``, ``title``, ``abstract``), e.g. after deduplication.
+    stage : str
+        The screening stage whose decisions are the labels.
+    seed : int
+        Seeds the priors and the model.
+    model : str
+        One of :data:`reviewlib.prioritise.MODELS`.
+
+    Returns
+    -------
+    Replication or None
+        None while screening is unfinished (a record without an include/exclude decision), or when
+        the decisions hold no include or no exclude: there is nothing to replay yet.
+    """
+    from .decisions import final_decisions
+
+    final = final_decisions(store, stage)
+    decided = dict(zip(final["record_id"], final["decision"]))
+    labels = [decided.get(rid) for rid in records["record_id"]]
+    if not len(labels) or any(v not in ("include", "exclude") for v in labels):
+        return None
+    frame = records[["record_id", "title", "abstract"]].reset_index(drop=True).copy()
+    frame["label"] = [1 if v == "include" else 0 for v in labels]
+    included = int(frame["label"].sum())
+    if included < 2 or included == len(frame):
+        return None
+    sim = simulate(frame, "label", seed, model=model, source=f"{stage} decisions")
+    prisma = {"identified": int(len(frame)), "duplicates_removed": 0, "screened": int(len(frame)),
+              "excluded": int(len(frame) - included), "included": included}
+    return Replication(name=f"{stage} screening", prisma=prisma, simulation=sim, records=frame,
+                       dedup_rules=pd.DataFrame())
+
+
 def _resolve(protocol_path: Path, value: str) -> Path:
     from .protocol import PACKAGE_DATA
 

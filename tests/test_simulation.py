@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from reviewlib import simulation
 from reviewlib.cli import main
 from reviewlib.errors import InputError
 from reviewlib.simulation import (atd, consecutive_irrelevant_stop, draw_priors, load_dataset, recall_curve,
@@ -203,3 +204,23 @@ def test_replicate_through_the_protocol_matches_the_direct_call(meijboom_rep):
     assert rep.name == "meijboom-2021"
     assert rep.prisma == direct.prisma
     assert rep.simulation.labels == direct.simulation.labels
+
+
+def test_replay_review_replays_the_stores_own_decisions(tmp_path):
+    from reviewlib.store import ReviewStore
+
+    frame = pd.read_csv(COHEN, dtype=str, keep_default_na=False).head(120)
+    records = pd.DataFrame({"pmid": frame["pubmedID"], "title": frame["title"], "abstract": frame["abstract"]})
+    with ReviewStore(tmp_path / "review.sqlite") as store:
+        store.add_records(records)
+        screened = store.records()
+        labels = frame["label_abstract_screening"].astype(int).tolist()
+        for rid, label in zip(screened["record_id"][:-1], labels[:-1]):
+            store.append_decision(rid, "ana", "title-abstract", "include" if label else "exclude")
+        assert simulation.replay_review(store, screened, seed=1) is None      # one record still unscreened
+        store.append_decision(screened["record_id"].iloc[-1], "ana", "title-abstract",
+                              "include" if labels[-1] else "exclude")
+        replay = simulation.replay_review(store, screened, seed=1)
+    assert replay is not None and replay.prisma["included"] == sum(labels)
+    assert replay.simulation.n_records == 120 and replay.simulation.recall_curve[-1] == 1.0
+    assert sorted(replay.simulation.labels) == sorted(labels[i] for i in range(120) if i not in replay.simulation.priors)
