@@ -208,6 +208,9 @@ def test_run_folder_has_notebooks_pages_figures_and_latest(demo_run):
         assert nb.metadata["papermill"]["parameters"]["run_name"] == run_dir.name
         assert (run_dir / f"{page}.html").stat().st_size > 1000
     assert (run_dir / "figures" / "prisma.png").is_file() and (run_dir / "figures" / "prisma.svg").is_file()
+    for figure in ("screening_progress", "recall_curve", "evidence_map", "patients_by_lymphodepletion",
+                   "publications_by_year", "sample_size"):
+        assert (run_dir / "figures" / f"{figure}.png").stat().st_size > 10_000, figure
     studies = pd.read_csv(run_dir / "tables" / "studies.csv")
     workbook = pd.read_excel(run_dir / "tables" / "evidence-tables.xlsx", sheet_name=None)
     assert len(workbook["studies"]) == len(studies) > 0 and len(workbook) >= 5   # one sheet per table
