@@ -254,23 +254,23 @@ class Screener:
         self.message = ""
         self._message_class = "rl-ok"
 
-        full = w.Layout(width="100%")
+        # "auto", not "100%": ipywidgets add a 2px margin each side, so 100% overflows its box
+        full = w.Layout(width="auto")
         self.progress = w.HTML(layout=full)
         self.bar = w.IntProgress(min=0, max=max(len(self._by_id), 1), value=0,
-                                 layout=w.Layout(width="100%", height="0.6em"))
+                                 layout=w.Layout(width="auto", height="0.6em"))
         self.record_view = w.HTML(layout=full)
         self.criteria_view = w.HTML(self._criteria_html(), layout=full)
         self.others_view = w.HTML(layout=full)
-        reason_label = "Reason (needed to exclude)" if self.require_reason else "Reason"
-        self.reason = w.Dropdown(options=[(NO_REASON, None)] + [(f"{v} [{k}]", k) for k, v in self.reasons.items()],
-                                 index=0, description=reason_label,
-                                 style={"description_width": "11em"}, layout=full)
+        no_reason = "(no reason: pick one to exclude)" if self.require_reason else NO_REASON
+        self.reason = w.Dropdown(options=[(no_reason, None)] + [(f"{v} [{k}]", k) for k, v in self.reasons.items()],
+                                 index=0, description="Reason", layout=w.Layout(width="auto"))
         # ipywidgets maps value None to "no selection" (a blank menu) once another value was picked:
         # keep "(no reason)" visibly selected instead
         self.reason.observe(lambda change: setattr(self.reason, "index", 0) if change["new"] is None else None,
                             names="index")
         self.note = w.Textarea(placeholder="note (optional), saved with the decision", description="Note",
-                               style={"description_width": "11em"}, layout=w.Layout(width="100%", height="3.5em"))
+                               layout=w.Layout(width="auto", height="3.5em"))
         self.buttons = {
             "include": w.Button(description="Include", button_style="success", icon="check",
                                 tooltip="Include this record and show the next"),
@@ -287,16 +287,18 @@ class Screener:
         self.undo_button = w.Button(description="Undo last", icon="undo",
                                     tooltip="Withdraw your most recent decision and show that record again")
         self.undo_button.on_click(lambda _b: self.undo())
+        for button in list(self.buttons.values()) + [self.skip_button, self.undo_button]:
+            button.layout = w.Layout(width="auto", min_width="6.5em")    # five in one row beside the criteria
         self.status = w.HTML(layout=full)
         actions = w.HBox(list(self.buttons.values()) + [self.skip_button, self.undo_button],
-                         layout=w.Layout(flex_flow="row wrap", width="100%"))
+                         layout=w.Layout(flex_flow="row wrap", width="auto"))
         left = w.VBox([self.record_view, self.others_view, self.reason, self.note, actions, self.status],
                       layout=w.Layout(flex="1 1 0", min_width="0", padding="0 1em 0 0"))
         right = w.VBox([self.criteria_view],
                        layout=w.Layout(flex="0 0 32%", min_width="0", padding="0 0 0 1em",
                                        border_left="1px solid #ddd"))
-        self.widget = w.VBox([self.progress, self.bar, w.HBox([left, right], layout=w.Layout(width="100%"))],
-                             layout=w.Layout(width="100%"))
+        self.widget = w.VBox([self.progress, self.bar, w.HBox([left, right], layout=w.Layout(width="auto"))],
+                             layout=w.Layout(width="auto"))
         self.widget.add_class("rl-screener")
         self.refresh()
 
@@ -380,7 +382,8 @@ class Screener:
         if not self._by_id:
             return "<div class='rl-record rl-done'><b>No records to screen.</b></div>"
         return ("<div class='rl-record rl-done'>"
-                f"<p><b>All records screened.</b> {html.escape(self.reviewer)} has decided all {n_done} records "
+                f"<p><b>All records screened.</b> {html.escape(self.reviewer)} has decided "
+                f"{'the only record' if n_done == 1 else f'all {n_done} records'} "
                 f"at {html.escape(self.stage)}: {n_inc} included, {n_exc} excluded, {n_maybe} maybe.</p>"
                 "<p>Every decision is already saved in the review store. <i>Undo last</i> reopens your most "
                 "recent decision; records marked maybe are settled at full text or in discussion.</p></div>")
@@ -496,7 +499,7 @@ class Screener:
         if undone is None:
             self._say("Nothing to undo.", "rl-warn")
             return None
-        reason = f" ({undone['reason']})" if undone.get("reason") else ""
+        reason = f" ({undone['reason']})" if isinstance(undone.get("reason"), str) and undone["reason"] else ""
         self.message = (f"Undid: {undone['decision']}{reason} {undone['record_id']}. "
                         "It is shown again: decide it anew.")
         self._message_class = "rl-ok"

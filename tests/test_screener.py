@@ -170,7 +170,7 @@ def test_rendered_notebook_shows_the_static_summary(tmp_path, store):
 def test_exclude_without_a_reason_saves_nothing_and_says_so(store, rules):
     s = screener(store, "ana", rules, prioritise=False)
     assert s.reason.index == 0 and s.reason.value is None          # the picker shows "(no reason)", not blank
-    assert "needed to exclude" in s.reason.description
+    assert s.reason.options[0][0] == "(no reason: pick one to exclude)"
     s.buttons["exclude"].click()
     assert store.decisions().empty and s.current == "pmid:1"      # same record, nothing written
     assert "Not saved: pick an exclusion reason" in s.status.value and "rl-error" in s.status.value
@@ -183,7 +183,7 @@ def test_exclude_without_a_reason_saves_nothing_and_says_so(store, rules):
 
 def test_reason_optional_when_asked_and_never_kept_on_an_include(store, rules):
     s = screener(store, "ana", rules, prioritise=False, require_reason=False)
-    assert s.reason.description == "Reason"
+    assert s.reason.options[0][0] == "(no reason)"
     s.buttons["exclude"].click()
     s.reason.value = "preclinical"
     s.buttons["include"].click()
@@ -228,6 +228,8 @@ def test_disabled_states_and_the_all_screened_message(store, rules):
     assert "screened 3 / 3 (100%)" in s.progress.value and s.bar.value == s.bar.max == 3
     s.undo_button.click()
     assert s.current == "pmid:3" and not s.buttons["exclude"].disabled and "Undid: exclude (wrong-population)" in s.status.value
+    s.undo_button.click()
+    assert s.current == "pmid:2" and "Undid: maybe pmid:2." in s.status.value             # no "(nan)" reason
 
 
 def test_long_text_wraps_and_stems_mark_whole_words(store, rules):
@@ -235,7 +237,7 @@ def test_long_text_wraps_and_stems_mark_whole_words(store, rules):
     # the widget's own CSS lets an unbroken token (URL, sequence) wrap instead of widening the page
     assert "overflow-wrap:anywhere" in s.record_view.value and "overflow-x:hidden" in s.record_view.value
     left = s.widget.children[2].children[0]
-    assert left.layout.min_width == "0" and s.reason.layout.width == "100%"
+    assert left.layout.min_width == "0" and s.reason.layout.width == "auto"
     out = highlight("refractory autoimmune disease", {"include": [re.compile("autoimmun")]})
     assert out == 'refractory <mark class="rl-include">autoimmune</mark> disease'
 
