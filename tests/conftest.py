@@ -35,3 +35,12 @@ def ncbi_env(monkeypatch, eutils_server):
     monkeypatch.setenv("NCBI_EMAIL", "reviewer@example.org")
     monkeypatch.delenv("NCBI_API_KEY", raising=False)
     return eutils_server
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_ncbi_rate_file(tmp_path_factory):
+    """The tests' processes share their NCBI request times through a file of their own, not the user's."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("REVIEWLIB_RATE_FILE", str(tmp_path_factory.mktemp("ncbi-rate") / "rate"))
+    yield
+    patch.undo()

@@ -1,13 +1,15 @@
-"""The sliding-window rate limiter, checked on a fake clock (no waiting)."""
+"""The sliding-window rate limiter, checked on a fake clock (no waiting), and shared by processes."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import threading
 
 import pytest
 
 from reviewlib.eutils import EutilsClient
-from reviewlib.ratelimit import RateLimiter, shared_limiter
+from reviewlib.ratelimit import FileRateLimiter, RateLimiter, shared_limiter
 
 
 class FakeClock:
@@ -112,3 +114,53 @@ def test_shared_limiter_is_one_object_set_to_3_or_10_per_second(monkeypatch):
     assert keyed.limiter is plain.limiter
     assert keyed.limiter.max_calls == 10
     shared_limiter(with_api_key=False)   # leave the process-wide limiter as found
+
+
+# -- shared by processes through a file ------------------------------------------------------
+def test_file_limiters_on_one_file_share_one_window(tmp_path):
+    clock = FakeClock()
+    path = tmp_path / "rate"
+    first = FileRateLimiter(path, 3, 1.0, clock=clock, sleep=clock.sleep)
+    second = FileRateLimiter(path, 3, 1.0, clock=clock, sleep=clock.sleep)   # another process's view
+    assert [first.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert second.acquire() == pytest.approx(1.0)      # the window is full of the first one's calls
+    assert clock.now == pytest.approx(1.0)
+    assert path.read_text().split() == ["1.000000"]    # calls out of the window are dropped from the file
+
+
+def test_file_limiter_ignores_a_damaged_file_and_future_times(tmp_path):
+    clock = FakeClock()
+    clock.now = 100.0
+    path = tmp_path / "rate"
+    path.write_text("not a time\n\x00garbage\n500.0\n500.0\n500.0\n")   # 500: a clock that was set back
+    limiter = FileRateLimiter(path, 3, 1.0, clock=clock, sleep=clock.sleep)
+    assert [limiter.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
+
+
+WORKER = """
+import sys, time
+from reviewlib.ratelimit import FileRateLimiter
+limiter = FileRateLimiter(sys.argv[1], 3, 1.0)
+for _ in range(4):
+    limiter.acquire()
+    print(repr(time.time()), flush=True)
+"""
+
+
+def test_processes_together_keep_to_the_rate(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path / "rate")], stdout=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    times = sorted(float(line) for p in procs for line in p.communicate(timeout=60)[0].split())
+    assert len(times) == 12 and all(p.returncode == 0 for p in procs)
+    # any 4 consecutive calls span at least the window: never more than 3 in one second, across processes
+    assert min(b - a for a, b in zip(times, times[3:])) >= 1.0 - 0.02
+
+
+def test_shared_limiter_uses_the_configured_file(tmp_path, monkeypatch):
+    import reviewlib.ratelimit as ratelimit
+    monkeypatch.setattr(ratelimit, "_SHARED", None)
+    monkeypatch.setenv("REVIEWLIB_RATE_FILE", str(tmp_path / "shared-rate"))
+    limiter = shared_limiter()
+    assert isinstance(limiter, FileRateLimiter) and limiter.path == tmp_path / "shared-rate"
+    limiter.acquire()
+    assert len((tmp_path / "shared-rate").read_text().split()) == 1
