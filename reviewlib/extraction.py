@@ -18,6 +18,17 @@ integer, number
     ``constant`` patterns giving a fixed value, and for numbers ``units`` (a ``unit`` group).
 derived
     ``from`` another field through ``map`` (``otherwise`` for the rest).
+breakdown
+    Counts per value of another categorical field (``of``), e.g. participants per condition of
+    a mixed study: "15 patients (8 asthma, 3 COPD, 4 bronchiectasis)", "eight with asthma and
+    three with COPD", "asthma (n = 8), COPD (n = 4)", "n=6 asthma, n=2 COPD".  The words
+    naming a value are that field's own synonyms; ``nouns`` (optional) are the count nouns
+    allowed between a number and the value ("3 patients with ...").  The value reads
+    ``"asthma: 8; COPD: 3"`` (in the order written; synonyms of one value add up).  One
+    sentence must pair numbers with two or more values; with ``total`` (an integer field) the
+    split must add up to it, or fall short of it in a sentence that also states the total (the
+    rest stays unsplit); other splits (responders per condition...) are ignored.  When ``of``
+    has a single value the breakdown is that value: total.
 reference
     Set by reviewers only (e.g. ``duplicate_of``).
 
@@ -66,7 +77,7 @@ logger = logging.getLogger(__name__)
 
 NOT_REPORTED = "not reported"
 SEPARATOR = "; "
-KINDS = ("categorical", "integer", "number", "derived", "reference")
+KINDS = ("categorical", "integer", "number", "derived", "breakdown", "reference")
 STATUS_MACHINE = "machine"
 STATUS_VERIFIED = "verified"
 META_KEY = "extraction_schema"
@@ -156,6 +167,9 @@ class Field:
     otherwise: str | None = None
     fallback: dict[str, Any] | None = None
     not_applicable_when: dict[str, list[str]] = dc_field(default_factory=dict)
+    total: str | None = None
+    nouns: list[str] = dc_field(default_factory=list)
+    of_allowed: list[str] = dc_field(default_factory=list)
     _any: re.Pattern | None = dc_field(default=None, repr=False)
 
     def any_mention(self) -> re.Pattern:
@@ -180,6 +194,19 @@ class Field:
             return text
         if text.lower() == NOT_REPORTED:
             return NOT_REPORTED
+        if self.kind == "breakdown":
+            parts = parse_breakdown(text)
+            if parts is None:
+                raise ValueError(f"{text!r} is not a breakdown for {self.name}: write 'value: n; value: n' "
+                                 f"(or '{NOT_REPORTED}')")
+            lookup = {v.lower(): v for v in self.of_allowed}
+            out_parts: dict[str, int] = {}
+            for k, n in parts.items():
+                if k.lower() not in lookup:
+                    raise ValueError(f"{k!r} is not an allowed value of {self.source} in {self.name} "
+                                     f"(allowed: {', '.join(self.of_allowed)})")
+                out_parts[lookup[k.lower()]] = out_parts.get(lookup[k.lower()], 0) + n
+            return format_breakdown(out_parts)
         if self.kind in ("integer", "number"):
             num = parse_number(text)
             if num is None or (self.kind == "integer" and num != int(num)):
@@ -349,6 +376,13 @@ def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> 
             vals = [str(v) for v in spec.get("values") or []]
             f.allowed = list(dict.fromkeys(vals + list(f.mapping.values())
                                            + ([f.otherwise] if f.otherwise else []) + [NOT_REPORTED]))
+        elif kind == "breakdown":
+            f.source = str(spec.get("of") or "")
+            f.total = str(spec["total"]) if spec.get("total") is not None else None
+            f.nouns = [str(x) for x in spec.get("nouns") or DEFAULT_NOUNS]
+            for x in f.nouns:
+                _compile(x, where, source)
+            f.allowed = [NOT_REPORTED]
         fb = spec.get("fallback")
         if fb is not None:
             if not isinstance(fb, dict) or "from" not in fb or not fb.get("rules"):
@@ -360,12 +394,21 @@ def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> 
         fields[name] = f
     # cross-field references
     for f in fields.values():
-        refs = ([f.source] if f.kind == "derived" else []) + ([f.fallback["from"]] if f.fallback else []) \
-            + list(f.not_applicable_when)
+        refs = ([f.source] if f.kind in ("derived", "breakdown") else []) \
+            + ([f.total] if f.kind == "breakdown" and f.total else []) \
+            + ([f.fallback["from"]] if f.fallback else []) + list(f.not_applicable_when)
         for r in refs:
             if r not in fields:
                 raise ProtocolError(f"protocol {source}: extraction field {f.name!r} refers to unknown field "
                                     f"{r!r}: declare it or fix the name", source=source)
+        if f.kind == "breakdown":
+            if fields[f.source].kind != "categorical":
+                raise ProtocolError(f"protocol {source}: extraction field {f.name!r} is a breakdown of "
+                                    f"{f.source!r}, which is not a categorical field", source=source)
+            if f.total and fields[f.total].kind != "integer":
+                raise ProtocolError(f"protocol {source}: extraction field {f.name!r}: total {f.total!r} "
+                                    "is not an integer field", source=source)
+            f.of_allowed = [v for v in fields[f.source].allowed if v != NOT_REPORTED]
         if f.kind == "derived":
             src = fields[f.source]
             bad = [k for k in f.mapping if src.allowed and src.kind == "categorical" and k not in src.allowed]
@@ -671,6 +714,9 @@ def extract_record(title: str | None, abstract: str | None, schema: Schema,
     for f in schema.fields.values():
         _apply_fallback(f, result)
     for f in schema.fields.values():
+        if f.kind == "breakdown":
+            result[f.name] = _breakdown(f, sents, schema.fields[f.source], result)
+    for f in schema.fields.values():
         for other, values in f.not_applicable_when.items():
             if result[other].value in values:
                 result[f.name] = Extracted(NOT_REPORTED, f"not applicable: {other} is {result[other].value}", 0.8)
@@ -680,6 +726,139 @@ def extract_record(title: str | None, abstract: str | None, schema: Schema,
             value = derive(f, src.value)
             result[f.name] = Extracted(value, src.evidence, src.confidence, [value])
     return result
+
+
+# -- breakdowns (counts per value of another field) ---------------------------------------
+DEFAULT_NOUNS = [r"patients?", r"pts", r"participants?", r"subjects?", r"individuals?", r"cases?",
+                 r"adults?", r"children", r"adolescents?", r"women", r"men"]
+_BREAKDOWN_ITEM = re.compile(r"^\s*(.+?)\s*[:=]\s*(\d+)\s*$")
+
+
+def parse_breakdown(value: Any) -> dict[str, int] | None:
+    """Parse ``"asthma: 8; COPD: 3"`` (or a mapping) into {value: count}.
+
+    Returns ``{}`` for "not reported" or empty, None when the text is not a breakdown.
+    """
+    if isinstance(value, dict):
+        out: dict[str, int] = {}
+        for k, v in value.items():
+            n = parse_number(str(v))
+            if n is None or n != int(n) or n < 0:
+                return None
+            out[str(k).strip()] = out.get(str(k).strip(), 0) + int(n)
+        return out
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return {}
+    text = str(value).strip()
+    if not text or text.lower() == NOT_REPORTED:
+        return {}
+    out = {}
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        m = _BREAKDOWN_ITEM.match(part)
+        if not m:
+            return None
+        out[m.group(1)] = out.get(m.group(1), 0) + int(m.group(2))
+    return out
+
+
+def format_breakdown(parts: dict[str, int]) -> str:
+    """``{"asthma": 8, "COPD": 3}`` -> ``"asthma: 8; COPD: 3"`` ("not reported" when empty)."""
+    return SEPARATOR.join(f"{k}: {int(n)}" for k, n in parts.items()) if parts else NOT_REPORTED
+
+
+def _mentions(of: Field, text: str) -> list[tuple[int, int, str]]:
+    """Non-overlapping mentions of ``of``'s values (longest first), each extended to the end of its word."""
+    found = []
+    for value, syns in of.values.items():
+        for syn in syns:
+            for m in syn.regex.finditer(text):
+                if syn.context is not None:
+                    w = syn.window if syn.window is not None else len(text)
+                    if not syn.context.search(text[max(0, m.start() - w): m.end() + w]):
+                        continue
+                found.append((m.start(), m.end(), value))
+    found.sort(key=lambda x: (-(x[1] - x[0]), x[0]))
+    kept: list[tuple[int, int, str]] = []
+    for a, b, v in found:
+        if not any(a < kb and ka < b for ka, kb, _ in kept):
+            kept.append((a, b, v))
+    out = []
+    for a, b, v in sorted(kept):
+        tail = re.match(r"[\w'-]*", text[b:])
+        out.append((a, b + (tail.end() if tail else 0), v))
+    return out
+
+
+def _breakdown_regexes(f: Field) -> tuple[re.Pattern, re.Pattern]:
+    nouns = "|".join(f.nouns) or r"(?!)"
+    before = re.compile(
+        r"(?<![\w.,/-])(?:n\s*=\s*)?(?P<n>" + NUMBER_REGEX + r")\s+(?:(?:" + nouns + r")\s+)?"
+        r"(?:(?:with|had|has|have|having)\s+)?(?:[\w'-]+\s+){0,2}?$", re.IGNORECASE)
+    after = re.compile(
+        r"^(?:\s+[\w'-]+){0,2}?\s*(?:"
+        r"\(\s*(?:n\s*=\s*)?(?P<a>" + NUMBER_REGEX + r")(?:\s+(?:" + nouns + r"))?\s*(?:[),;]|\()"
+        r"|[:,]\s*(?:n\s*=\s*)?(?P<b>" + NUMBER_REGEX + r")(?=\s*(?:\(|[,;.)]|$|and\b|or\b))"
+        r"|\s*n\s*=\s*(?P<c>" + NUMBER_REGEX + r"))", re.IGNORECASE)
+    return before, after
+
+
+def _breakdown(f: Field, sents: list[Sentence], of: Field, result: dict[str, Extracted]) -> Extracted:
+    """Counts per value of ``of`` stated in one sentence (see the module docstring)."""
+    total_ex = result.get(f.total) if f.total else None
+    total = total_ex.raw if total_ex is not None and total_ex.value != NOT_REPORTED else None
+    before, after = _breakdown_regexes(f)
+    candidates = []  # (parts, sentence index)
+    for i, s in enumerate(sents):
+        if s.role == "title":
+            continue
+        pairs: list[tuple[str, int]] = []
+        mentions = _mentions(of, s.text)
+        for k, (a, b, value) in enumerate(mentions):
+            # look no further than the neighbouring mentions: "A and B (n = 4)" gives B only
+            prev_end = mentions[k - 1][1] if k else 0
+            next_start = mentions[k + 1][0] if k + 1 < len(mentions) else len(s.text)
+            m = after.match(s.text[b:b + 80])
+            num = None
+            if m and b + m.end() <= next_start:
+                num = parse_number(next(g for g in (m.group("a"), m.group("b"), m.group("c")) if g))
+            if num is None:
+                lo = max(0, a - 80)
+                mb = before.search(s.text[lo:a])
+                if mb and lo + mb.start() >= prev_end:
+                    num = parse_number(mb.group("n"))
+            if num is None or num != int(num):
+                continue
+            pairs.append((value, int(num)))
+        # "4 patients with A and B (3 A, 1 B)": the total is not a part
+        variants = [pairs] + ([[p for p in pairs if p[1] != total]] if total is not None else [])
+        for variant in variants:
+            parts: dict[str, int] = {}
+            for value, num in variant:
+                parts[value] = parts.get(value, 0) + num
+            if len(parts) >= 2:
+                candidates.append((parts, i))
+    chosen = None
+    confidence = 0.85
+    if candidates and total is not None:
+        exact = [c for c in candidates if sum(c[0].values()) == total]
+        partial = [c for c in candidates if sum(c[0].values()) < total
+                   and any(parse_number(m.group(0)) == total for m in re.finditer(NUMBER_REGEX, sents[c[1]].text, re.IGNORECASE))]
+        if exact:
+            chosen = min(exact, key=lambda c: (sents[c[1]].role != "study", c[1]))
+        elif partial:
+            chosen, confidence = partial[0], 0.6
+    elif candidates:
+        chosen = min(candidates, key=lambda c: (sents[c[1]].role != "study", c[1]))
+        confidence = 0.7
+    if chosen is not None:
+        return Extracted(format_breakdown(chosen[0]), sents[chosen[1]].text, confidence, chosen[0])
+    values = [v for v in (result[of.name].raw or []) if v != NOT_REPORTED]
+    if len(values) == 1 and total is not None and float(total).is_integer():
+        return Extracted(format_breakdown({values[0]: int(total)}), total_ex.evidence,
+                         round(min(result[of.name].confidence, total_ex.confidence), 2), {values[0]: int(total)})
+    return Extracted(NOT_REPORTED, "", 0.5, None)
 
 
 def derive(f: Field, source_value: str) -> str:
@@ -887,7 +1066,8 @@ def export_sheet(store: ReviewStore, path: str | os.PathLike, record_ids: Iterab
                          "field": n, "label": f.label, "machine_value": machine.get((rec["record_id"], n), ""),
                          "current_value": rec[n], "status": rec[f"{n}_status"], "evidence": rec[f"{n}_evidence"],
                          "confidence": rec[f"{n}_confidence"],
-                         "allowed_values": "; ".join(f.allowed) if f.kind == "categorical" else f.kind,
+                         "allowed_values": "; ".join(f.allowed) if f.kind == "categorical" else
+                         (f"'value: n; value: n' with values of {f.source}" if f.kind == "breakdown" else f.kind),
                          "corrected_value": "", "reviewer": "", "note": ""})
     sheet = pd.DataFrame(rows, columns=SHEET_COLUMNS)
     path = Path(path)
@@ -1013,6 +1193,11 @@ def load_testset(testset: str | os.PathLike | list[dict]) -> list[dict]:
 
 
 def _same(f: Field, expected: Any, got: str) -> bool:
+    if f.kind == "breakdown":
+        e, g = parse_breakdown(expected), parse_breakdown(got)
+        if e is None or g is None:
+            return False
+        return {k.lower(): v for k, v in e.items()} == {k.lower(): v for k, v in g.items()}
     if isinstance(expected, list):
         exp = {str(x).strip().lower() for x in expected}
     else:
@@ -1042,8 +1227,9 @@ def compare(testset: str | os.PathLike | list[dict], protocol: Protocol | Schema
             if name not in schema.fields:
                 continue
             got = res[name].value
+            shown = format_breakdown(parse_breakdown(exp) or {}) if isinstance(exp, dict) else exp
             rows.append({"id": item.get("id"), "field": name,
-                         "expected": SEPARATOR.join(map(str, exp)) if isinstance(exp, list) else str(exp),
+                         "expected": SEPARATOR.join(map(str, exp)) if isinstance(exp, list) else str(shown),
                          "extracted": got, "correct": _same(schema.fields[name], exp, got),
                          "evidence": res[name].evidence})
     return pd.DataFrame(rows, columns=["id", "field", "expected", "extracted", "correct", "evidence"])
