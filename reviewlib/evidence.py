@@ -19,6 +19,18 @@ Summaries (:func:`summary_tables`) keep every value of the protocol's vocabulary
 cells as 0 and a "not reported" row, so gaps show; each row says how many of its studies
 have all the values it uses verified by a reviewer (``verified``) and how many rest at
 least partly on machine extraction (``machine``).
+
+Patients are counted once
+-------------------------
+A study of several diseases (a "basket" study) counts as a study of each of its diseases,
+but its patients are split, never repeated (:func:`allocate_patients`): by the per-disease
+breakdown (field ``n_by_disease``, e.g. "SLE: 8; myositis: 3; systemic sclerosis: 4") when
+it is known, names only the study's diseases and adds up to at most ``n_patients``;
+patients it does not place (no breakdown, an inconsistent one, or the rest of a partial one)
+go to the row ``mixed, split not reported``.  So in every patients table the rows add up to
+the Total, which is the sum of ``n_patients`` over counted studies (a study without
+``n_patients`` adds 0).  The same holds for targets and lymphodepletion regimens: a study
+listing several puts its patients in ``mixed, split not reported``.
 """
 from __future__ import annotations
 
@@ -33,7 +45,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from .atomic import write_with
-from .extraction import NOT_REPORTED, STATUS_VERIFIED, Schema, SchemaRef, load_schema
+from .extraction import NOT_REPORTED, STATUS_VERIFIED, Schema, SchemaRef, load_schema, parse_breakdown
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +53,8 @@ logger = logging.getLogger(__name__)
 CORE = ("disease", "target", "design", "controlled", "n_patients", "lymphodepletion")
 STUDY_INFO = ["study", "record_id", "pmid", "first_author", "year", "title", "journal"]
 GROUP_COLUMNS = ["cohort_id", "duplicate_of", "duplicate_rule", "counted"]
+#: Row (or column) holding the patients of multi-valued studies whose split is not reported.
+MIXED = "mixed, split not reported"
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -283,17 +297,122 @@ def _patients(frame: pd.DataFrame) -> pd.Series:
                      index=frame.index, dtype=float)
 
 
-def _count_rows(frame: pd.DataFrame, by: str, vocabulary: list[str], used: tuple[str, ...]) -> pd.DataFrame:
-    """studies, patients, verified, machine per value of ``by`` (exploded), every value kept."""
+def breakdown_column(table: pd.DataFrame, field: str = "disease", schema: Schema | None = None) -> str | None:
+    """The column holding the per-value breakdown of ``field`` (a protocol field of kind
+    ``breakdown`` with ``of: field``, else ``n_by_<field>`` if the table has it), or None."""
+    schema = schema if schema is not None else _schema(None, table)
+    if schema is not None:
+        for f in schema.fields.values():
+            if f.kind == "breakdown" and f.source == field and f.name in table:
+                return f.name
+    name = f"n_by_{field}"
+    return name if name in table else None
+
+
+def allocate_patients(table: pd.DataFrame, field: str = "disease", breakdown: str | None = "auto",
+                      schema: Schema | None = None) -> pd.DataFrame:
+    """Split each study's patients over the values of ``field`` so that each patient counts once.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Study rows (``field``, ``n_patients``, optionally the breakdown column).  Rows are
+        taken as given (filter counted reports first).
+    field : str
+        E.g. ``"disease"``, ``"target"``, ``"lymphodepletion"``.
+    breakdown : str, None or "auto"
+        The breakdown column ("auto": :func:`breakdown_column`; None: no breakdown).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per study and part: ``row`` (the study's index label in ``table``), ``value``
+        (a value of ``field`` or :data:`MIXED`), ``patients``, ``split`` ('single' for a
+        study with one value, 'breakdown', or 'unsplit' for patients in :data:`MIXED`).
+        For every study the parts add up to its ``n_patients`` (0 when not reported: a
+        study of several values with no patient count has no row).
+    """
+    col = breakdown_column(table, field, schema) if breakdown == "auto" else breakdown
+    rows = []
+    cells = table[field] if field in table else pd.Series([NOT_REPORTED] * len(table), index=table.index)
+    counts = _patients(table)
+    parts_of = table[col] if col and col in table else pd.Series([None] * len(table), index=table.index)
+    for idx, cell, n, raw in zip(table.index, cells, counts, parts_of):
+        values = list(dict.fromkeys(split_values(cell)))
+        n = int(n)
+        if len(values) == 1:
+            rows.append((idx, values[0], n, "single"))
+            continue
+        parts = parse_breakdown(raw) or {}
+        lookup = {v.lower(): v for v in values}
+        named = {lookup.get(k.lower()): k_n for k, k_n in parts.items()}
+        if parts and None not in named and sum(named.values()) <= n:
+            for v, k_n in named.items():
+                rows.append((idx, v, int(k_n), "breakdown"))
+            if n - sum(named.values()):
+                rows.append((idx, MIXED, n - sum(named.values()), "unsplit"))
+        elif n:
+            if parts:
+                logger.info("study %s: breakdown %r does not fit %s = %r and n = %d: its patients are "
+                            "counted as '%s'", idx, raw, field, cell, n, MIXED)
+            rows.append((idx, MIXED, n, "unsplit"))
+    return pd.DataFrame(rows, columns=["row", "value", "patients", "split"])
+
+
+def _count_rows(frame: pd.DataFrame, by: str, vocabulary: list[str], used: tuple[str, ...],
+                mixed: bool | None = None) -> pd.DataFrame:
+    """studies, patients, verified, machine per value of ``by`` (exploded), every value kept;
+    patients counted once (:func:`allocate_patients`), with a :data:`MIXED` row when needed
+    (``mixed=True``: always)."""
     ex = _explode(frame, by)
-    ex["_patients"] = _patients(ex)
     ex["_verified"] = [_verified(r, used) for r in ex.to_dict("records")]
+    alloc = allocate_patients(frame, by)
+    per = alloc.groupby("value")["patients"].sum()
     rows = []
     for v in vocabulary:
         sub = ex[ex[f"_{by}"] == v]
-        rows.append({by: v, "studies": len(sub), "patients": int(sub["_patients"].sum()),
+        rows.append({by: v, "studies": len(sub), "patients": int(per.get(v, 0)),
                      "verified": int(sub["_verified"].sum()), "machine": int(len(sub) - sub["_verified"].sum())})
+    unsplit = alloc[alloc["split"] == "unsplit"]
+    if mixed or (mixed is None and len(unsplit)):
+        sub = frame.loc[list(dict.fromkeys(unsplit["row"]))]
+        ver = int(sum(_verified(r, used) for r in sub.to_dict("records")))
+        rows.append({by: MIXED, "studies": len(sub), "patients": int(unsplit["patients"].sum()),
+                     "verified": ver, "machine": len(sub) - ver})
     return pd.DataFrame(rows)
+
+
+def patients_by(table: pd.DataFrame, rows: str = "disease", columns: str = "target",
+                row_values: list[str] | None = None, column_values: list[str] | None = None,
+                schema: Schema | None = None) -> pd.DataFrame:
+    """Patients per ``rows`` x ``columns`` value, each patient counted once.
+
+    A study's patients are split over ``rows`` by :func:`allocate_patients` (its breakdown);
+    a study with several ``columns`` values puts them in a :data:`MIXED` column (added only
+    when used).  The :data:`MIXED` row is always there (0 when every split is known).  A
+    Total row and column close the table: rows and columns add up to the Total, the sum of
+    ``n_patients`` (counted reports only if ``table`` has ``counted``).
+    """
+    frame = _counted(table)
+    schema = schema if schema is not None else _schema(None, table)
+    rv = list(row_values) if row_values is not None else _vocabulary(rows, frame, schema)
+    cv = list(column_values) if column_values is not None else _vocabulary(columns, frame, schema)
+    alloc = allocate_patients(frame, rows, schema=schema)
+    col_of = {r.row: r.value for r in allocate_patients(frame, columns, breakdown=None).itertuples()}
+    used_cols = set(col_of.values())
+    cols = cv + ([MIXED] if MIXED in used_cols and MIXED not in cv else [])
+    index = rv + ([MIXED] if MIXED not in rv else [])
+    for v in set(alloc["value"]) - set(index):  # values outside the vocabulary (hand-built tables)
+        index.insert(len(index) - 1, v)
+    for v in used_cols - set(cols):
+        cols.append(v)
+    out = pd.DataFrame(0, index=index, columns=cols, dtype=int)
+    for r in alloc.itertuples():
+        out.loc[r.value, col_of[r.row]] += int(r.patients)
+    out["Total"] = out.sum(axis=1)
+    out.loc["Total"] = out.sum(axis=0)
+    out.index.name = rows
+    return out.astype(int)
 
 
 def summary_tables(table: pd.DataFrame, protocol: Any = None) -> dict[str, pd.DataFrame]:
@@ -311,11 +430,14 @@ def summary_tables(table: pd.DataFrame, protocol: Any = None) -> dict[str, pd.Da
     dict of str -> pandas.DataFrame
         ``studies by disease and target`` and ``patients by disease and target`` (every
         disease x target cell, 0 when empty, "not reported" kept, a Total row and column
-        counting each study once); ``designs`` (controlled or not); ``lymphodepletion``
+        counting each study once; the patients table splits basket studies by their
+        per-disease breakdown and has a "mixed, split not reported" row for patients whose
+        split is unknown, so its rows add up to the Total); ``designs`` (controlled or not); ``lymphodepletion``
         (studies and patients per regimen, "not reported" kept); ``outcomes and safety by
         disease``; ``constructs`` (target x costimulation x cell source); ``age groups by
         disease`` (the patient subsets studied).  A study of several diseases or targets
-        counts in each of its rows; cohorts reported twice count once.
+        counts as a study in each of its rows, but its patients count once (see
+        :func:`allocate_patients`); cohorts reported twice count once.
     """
     schema = _schema(protocol, table)
     frame = _counted(table)
@@ -323,28 +445,21 @@ def summary_tables(table: pd.DataFrame, protocol: Any = None) -> dict[str, pd.Da
                                                          "costimulation", "cell_source", "age_group",
                                                          "outcomes", "icans", "infections", "controlled")}
     out: dict[str, pd.DataFrame] = {}
-    # disease x target
+    # disease x target: studies count in each of their diseases; patients are split, never repeated
     ex = _explode(_explode(frame, "disease"), "target")
-    ex["_patients"] = _patients(ex)
     studies = pd.DataFrame(0, index=vocab["disease"], columns=vocab["target"], dtype=int)
-    patients = pd.DataFrame(0, index=vocab["disease"], columns=vocab["target"], dtype=int)
     for (d, t), sub in ex.groupby(["_disease", "_target"]):
         studies.loc[d, t] = len(sub)
-        patients.loc[d, t] = int(sub["_patients"].sum())
     dis = _explode(frame, "disease")
-    dis["_patients"] = _patients(dis)
     tar = _explode(frame, "target")
-    tar["_patients"] = _patients(tar)
     studies["Total"] = [int((dis["_disease"] == d).sum()) for d in studies.index]
-    patients["Total"] = [int(dis.loc[dis["_disease"] == d, "_patients"].sum()) for d in patients.index]
     studies.loc["Total"] = [int((tar["_target"] == t).sum()) for t in vocab["target"]] + [len(frame)]
-    patients.loc["Total"] = [int(tar.loc[tar["_target"] == t, "_patients"].sum()) for t in vocab["target"]] \
-        + [int(_patients(frame).sum())]
-    studies.index.name = patients.index.name = "disease"
+    patients = patients_by(frame, "disease", "target", vocab["disease"], vocab["target"], schema)
+    studies.index.name = "disease"
     out["studies by disease and target"] = studies.reset_index()
     out["patients by disease and target"] = patients.reset_index()
     # designs
-    designs = _count_rows(frame, "design", vocab["design"], ("design",))
+    designs = _count_rows(frame, "design", vocab["design"], ("design",), mixed=False)
     if schema is not None and "controlled" in schema.fields and schema.fields["controlled"].kind == "derived":
         f = schema.fields["controlled"]
         designs.insert(1, "controlled", [f.mapping.get(d, f.otherwise if d != NOT_REPORTED else NOT_REPORTED)
@@ -373,9 +488,10 @@ def summary_tables(table: pd.DataFrame, protocol: Any = None) -> dict[str, pd.Da
     # outcomes and safety by disease
     rows = []
     dis = _explode(frame, "disease")
+    per_disease = allocate_patients(frame, "disease", schema=schema).groupby("value")["patients"].sum()
     for d in vocab["disease"]:
         sub = dis[dis["_disease"] == d]
-        row: dict[str, Any] = {"disease": d, "studies": len(sub), "patients": int(_patients(sub).sum())}
+        row: dict[str, Any] = {"disease": d, "studies": len(sub), "patients": int(per_disease.get(d, 0))}
         if "outcomes" in sub:
             for o in vocab["outcomes"]:
                 row[o if o != NOT_REPORTED else "outcomes not reported"] = int(
@@ -395,12 +511,23 @@ def summary_tables(table: pd.DataFrame, protocol: Any = None) -> dict[str, pd.Da
         row["verified"] = int(sum(_verified(r, used) for r in sub.to_dict("records")))
         row["machine"] = len(sub) - row["verified"]
         rows.append(row)
-    out["outcomes and safety by disease"] = pd.DataFrame(rows)
+    safety = pd.DataFrame(rows)
+    # the patients of basket studies without a split: studies and patients only
+    unsplit = allocate_patients(frame, "disease", schema=schema)
+    unsplit = unsplit[unsplit["split"] == "unsplit"]
+    mixed_row = {c: pd.NA for c in safety.columns}
+    mixed_row.update({"disease": MIXED, "studies": len(set(unsplit["row"])), "patients": int(unsplit["patients"].sum())})
+    safety = pd.concat([safety, pd.DataFrame([mixed_row])], ignore_index=True)
+    for c in safety.columns[1:]:
+        if c != "highest CRS grade":
+            safety[c] = safety[c].astype("Int64")
+    out["outcomes and safety by disease"] = safety
     # constructs
     rows = []
+    per_target = allocate_patients(frame, "target", breakdown=None).groupby("value")["patients"].sum()
     for t in vocab["target"]:
         sub = _having(frame, "target", t)
-        row = {"target": t, "studies": len(sub), "patients": int(_patients(sub).sum())}
+        row = {"target": t, "studies": len(sub), "patients": int(per_target.get(t, 0))}
         for f in ("costimulation", "cell_source"):
             if f in frame:
                 for v in vocab[f]:

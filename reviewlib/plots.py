@@ -34,6 +34,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullForm
 
 from .atomic import atomic_path
 from .errors import InputError
+from .evidence import MIXED, allocate_patients
 
 logger = logging.getLogger(__name__)
 
@@ -593,19 +594,49 @@ def publications_by_year(table: pd.DataFrame, *, notice: str | None = None) -> F
 
 # -- evidence map ---------------------------------------------------------
 def _cells(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per occupied disease x target cell: studies (a basket study counts in each of its
+    diseases), patients (each counted once: split by the study's per-disease breakdown, the
+    rest in the row :data:`reviewlib.evidence.MIXED`), unknown (studies without n), unsplit
+    (studies whose patients for that disease sit in the MIXED row), controlled, design."""
     frame = _prepare(table, ["disease", "target", "design", "n_patients"])
-    frame = _explode(_explode(frame, "disease"), "target")
-    cells = frame.groupby(["_disease", "_target"]).agg(
-        studies=("_study", "nunique"), patients=("_n", lambda s: float(np.nansum(s))),
-        unknown=("_n", lambda s: int(s.isna().sum())), controlled=("_controlled", "sum"),
-        rank=("_design", lambda s: max(design_rank(d) for d in s)),
-        design=("_design", lambda s: max(s, key=design_rank))).reset_index()
-    return cells.rename(columns={"_disease": "disease", "_target": "target"})
+    members: dict[tuple[str, str], set[int]] = {}
+    patients: dict[tuple[str, str], float] = {}
+    unknown: dict[tuple[str, str], set[int]] = {}
+    unsplit: dict[tuple[str, str], set[int]] = {}
+    alloc = allocate_patients(frame, "disease") if len(frame) else pd.DataFrame(columns=["row", "value", "patients", "split"])
+    by_row: dict[int, list] = {}
+    for r in alloc.itertuples():
+        by_row.setdefault(r.row, []).append(r)
+    for i, row in frame.iterrows():
+        diseases, targets = list(dict.fromkeys(_split(row["disease"]))), list(dict.fromkeys(_split(row["target"])))
+        tcol = targets[0] if len(targets) == 1 else MIXED
+        has_mixed = any(r.value == MIXED for r in by_row.get(i, []))
+        for d in diseases:
+            for t in targets:
+                members.setdefault((d, t), set()).add(i)
+                if pd.isna(row["_n"]):
+                    unknown.setdefault((d, t), set()).add(i)
+                if has_mixed and len(diseases) > 1:
+                    unsplit.setdefault((d, t), set()).add(i)
+        for r in by_row.get(i, []):
+            key = (r.value, tcol)
+            members.setdefault(key, set()).add(i)
+            patients[key] = patients.get(key, 0.0) + float(r.patients)
+    rows = []
+    for (d, t), idx in members.items():
+        designs = [frame.at[i, "_design"] for i in idx]
+        rows.append({"disease": d, "target": t, "studies": len(idx), "patients": patients.get((d, t), 0.0),
+                     "unknown": len(unknown.get((d, t), ())), "unsplit": len(unsplit.get((d, t), ())),
+                     "controlled": int(sum(bool(frame.at[i, "_controlled"]) for i in idx)),
+                     "rank": max(design_rank(x) for x in designs), "design": max(designs, key=design_rank)})
+    cols = ["disease", "target", "studies", "patients", "unknown", "unsplit", "controlled", "rank", "design"]
+    return pd.DataFrame(rows, columns=cols).sort_values(["disease", "target"]).reset_index(drop=True)
 
 
 def map_finding(table: pd.DataFrame, diseases: Sequence[str] = (), targets: Sequence[str] = ()) -> str:
     """The sentence :func:`evidence_map` uses as its title."""
     cells = _cells(table)
+    cells = cells[(cells["disease"] != MIXED) & (cells["target"] != MIXED)]
     if cells.empty:
         return "No included studies to map"
     top = cells.sort_values(["studies", "patients"], ascending=False).iloc[0]
@@ -654,9 +685,9 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
     by_d = cells.groupby("disease")["patients"].sum()
     by_t = cells.groupby("target")["patients"].sum()
     row_order = sorted(set(cells["disease"]) | set(diseases),
-                       key=lambda d: (d == NOT_REPORTED, -by_d.get(d, 0), d))
+                       key=lambda d: (d == MIXED, d == NOT_REPORTED, -by_d.get(d, 0), d))
     col_order = sorted(set(cells["target"]) | set(targets),
-                       key=lambda t: (t == NOT_REPORTED, -by_t.get(t, 0), t))
+                       key=lambda t: (t == MIXED, t == NOT_REPORTED, -by_t.get(t, 0), t))
     ri = {d: i for i, d in enumerate(row_order)}
     ci = {t: i for i, t in enumerate(col_order)}
     cell_w, cell_h = 1.2, 0.68
@@ -685,10 +716,11 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
                c=[colors[d] for d in cells["design"]], edgecolors="#222222", linewidths=0.8, zorder=3,
                alpha=0.95)
     for r in cells.itertuples():
-        if r.unknown and not r.patients:
+        if r.unknown and not r.patients and not r.unsplit:
             pts = "patients n.r."
         else:
-            pts = f"{_fmt(r.patients)}{'+' if r.unknown else ''} {'pt' if r.patients == 1 and not r.unknown else 'pts'}"
+            more = ('+' if r.unknown else '') + ('*' if r.unsplit else '')
+            pts = f"{_fmt(r.patients)}{more} {'pt' if r.patients == 1 and not more else 'pts'}"
         ax.text(ci[r.target], ri[r.disease] + 0.34, f"{_plural(int(r.studies), 'study', 'studies')}, {pts}",
                 ha="center", va="center", fontsize=7.5, zorder=4, gid="reviewlib-cell-label")
     ax.set_xlim(-0.5, len(col_order) - 0.5)
@@ -722,22 +754,46 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
         key.add_artist(AnchoredOffsetbox(loc="lower left", child=VPacker(children=rows, align="left", pad=0, sep=5),
                                          bbox_to_anchor=(0, 0), bbox_transform=key.transAxes, frameon=False,
                                          borderpad=0.4))
+    mixed = cells[cells["disease"] == MIXED]
+    n_mixed = len(set().union(*[set()] + [set(_mixed_studies(table))]))
     foot = " ".join(filter(None, [
-        "A study listing several diseases or targets counts in each cell.",
+        "A study of several diseases counts as a study in each of its cells; its patients count once, "
+        "split by the per-disease numbers it reports.",
+        f"'*': patients of {_plural(n_mixed, 'study', 'studies')} that do not report the split "
+        f"({_fmt(mixed['patients'].sum())} in all) are in the row '{MIXED}', not in the disease cells."
+        if n_mixed else "",
         "n.r.: not reported; '+': some studies in the cell did not report patient numbers."
         if cells["unknown"].any() else "",
         _uncounted_note(table)]))
     return _finish(fig, ax, map_finding(table, diseases, targets), notice, foot)
 
 
+def _mixed_studies(table: pd.DataFrame) -> list[int]:
+    """Rows (of the prepared, counted table) whose patients are at least partly in the MIXED row."""
+    frame = _prepare(table, ["disease", "n_patients"])
+    if frame.empty:
+        return []
+    alloc = allocate_patients(frame, "disease")
+    return sorted(set(alloc.loc[alloc["split"] == "unsplit", "row"]))
+
+
 # -- lymphodepletion ------------------------------------------------------
 def _regimens(table: pd.DataFrame) -> pd.DataFrame:
-    frame = _explode(_prepare(table, ["lymphodepletion", "n_patients"]), "lymphodepletion")
-    per = frame.groupby("_lymphodepletion").agg(patients=("_n", lambda s: float(np.nansum(s))),
-                                                studies=("_study", "nunique"))
+    """Studies and patients per regimen; a study listing several regimens counts as a study of
+    each, its patients once, in a MIXED bar."""
+    prepared = _prepare(table, ["lymphodepletion", "n_patients"])
+    frame = _explode(prepared, "lymphodepletion")
+    per = frame.groupby("_lymphodepletion").agg(studies=("_study", "nunique"))
+    alloc = allocate_patients(prepared, "lymphodepletion", breakdown=None) if len(prepared) else \
+        pd.DataFrame(columns=["row", "value", "patients", "split"])
+    by_value = alloc.groupby("value")["patients"].sum() if len(alloc) else pd.Series(dtype=float)
+    per["patients"] = [float(by_value.get(v, 0.0)) for v in per.index]
+    if MIXED in set(alloc["value"]):
+        per.loc[MIXED] = [int(alloc.loc[alloc["value"] == MIXED, "row"].nunique()), float(by_value[MIXED])]
     if NOT_REPORTED not in per.index:
-        per.loc[NOT_REPORTED] = [0.0, 0]
-    order = sorted(per.index, key=lambda r: (r == NOT_REPORTED, -per.loc[r, "patients"], r))
+        per.loc[NOT_REPORTED] = [0, 0.0]
+    per = per[["patients", "studies"]]
+    order = sorted(per.index, key=lambda r: (r == NOT_REPORTED, r == MIXED, -per.loc[r, "patients"], r))
     return per.loc[order]
 
 
@@ -746,7 +802,7 @@ def lymphodepletion_finding(table: pd.DataFrame) -> str:
     frame = _prepare(table, ["lymphodepletion", "n_patients"])
     per = _regimens(table)
     total = float(np.nansum(frame["_n"]))
-    reported = per.drop(index=NOT_REPORTED)
+    reported = per.drop(index=[NOT_REPORTED] + ([MIXED] if MIXED in per.index else []))
     nr = per.loc[NOT_REPORTED]
     if reported.empty or total == 0:
         return f"No study reports its lymphodepletion regimen ({_plural(int(nr['studies']), 'study', 'studies')})"
@@ -781,7 +837,7 @@ def patients_by_lymphodepletion(table: pd.DataFrame, *, notice: str | None = Non
     fig = _figure(9, max(3.2, 1.6 + 0.55 * len(per)))
     ax = _axes(fig)
     ypos = np.arange(len(per))
-    colors = [GREY if r == NOT_REPORTED else OKABE_ITO["blue"] for r in per.index]
+    colors = [GREY if r in (NOT_REPORTED, MIXED) else OKABE_ITO["blue"] for r in per.index]
     ax.barh(ypos, per["patients"], color=colors, edgecolor="#333333", linewidth=0.6, height=0.65,
             hatch=None)
     top = max(1.0, float(per["patients"].max()))
@@ -801,7 +857,8 @@ def patients_by_lymphodepletion(table: pd.DataFrame, *, notice: str | None = Non
     missing_n = int(frame["_n"].isna().sum())
     foot = []
     if multi:
-        foot.append(f"{_plural(multi, 'study', 'studies')} reporting several regimens count in each.")
+        foot.append(f"{_plural(multi, 'study', 'studies')} reporting several regimens count as a study of each; "
+                    f"their patients count once, in the bar '{MIXED}'.")
     if missing_n:
         foot.append(f"{_plural(missing_n, 'study', 'studies')} without a patient count add 0 patients.")
     foot.append(_uncounted_note(table))

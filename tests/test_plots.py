@@ -128,40 +128,79 @@ def test_prisma_flow_changes_with_the_counts(screened_store):
 def test_evidence_map_annotations_match_the_table(small_table):
     fig = plots.evidence_map(small_table, diseases=["multiple sclerosis"], notice=NOTICE)
     labels = by_gid(fig, "reviewlib-cell-label")
-    # SLE x CD19: rows 1, 2 and the basket study 3 -> 3 studies, 1 + 14 + 8 patients.
-    assert "3 studies, 23 pts" in labels
+    # SLE x CD19: rows 1, 2 and the basket study 3 -> 3 studies; the basket study reports no split, so
+    # its 8 patients are not added to SLE (nor to systemic sclerosis) but once, to the mixed row.
+    assert "3 studies, 15* pts" in labels
     # systemic sclerosis x CD19: the basket study and the case series.
-    assert "2 studies, 11 pts" in labels
+    assert "2 studies, 3* pts" in labels
+    assert "1 study, 8 pts" in labels  # mixed, split not reported x CD19
     assert "1 study, 36 pts" in labels
     assert "1 study, patients n.r." in labels  # pemphigus: patients not reported
-    assert len(labels) == 4
-    # 5 diseases x 3 targets = 15 cells, 4 occupied: 11 visibly empty, including the forced category.
-    assert len(by_gid(fig, "reviewlib-empty-cell")) == 11
+    assert len(labels) == 5
+    # 6 rows (5 diseases + the mixed row) x 3 targets = 18 cells, 5 occupied: 13 visibly empty.
+    assert len(by_gid(fig, "reviewlib-empty-cell")) == 13
     text = joined(fig)
-    assert "multiple sclerosis" in text and "DSG3-CAAR" in text
+    assert "multiple sclerosis" in text and "DSG3-CAAR" in text and plots.MIXED in text
+    assert "patients of 1 study that do not report the split (8 in all)" in text
     assert by_gid(fig, "reviewlib-notice") == [NOTICE]
+
+
+def _drawn_patients(fig: Figure) -> int:
+    total = 0
+    for label in by_gid(fig, "reviewlib-cell-label"):
+        m = re.search(r", ([\d,]+)\D* pts?$", label)
+        total += int(m.group(1).replace(",", "")) if m else 0
+    return total
+
+
+def test_basket_patients_are_drawn_once_split_by_the_reported_breakdown(small_table):
+    # the bug this pins: a basket study's n was added to each of its diseases
+    split = small_table.assign(n_by_disease=["SLE: 1", "SLE: 14", "SLE: 5; systemic sclerosis: 3",
+                                             "myasthenia gravis: 36", "systemic sclerosis: 3", "not reported"])
+    fig = plots.evidence_map(split)
+    labels = by_gid(fig, "reviewlib-cell-label")
+    assert "3 studies, 20 pts" in labels and "2 studies, 6 pts" in labels  # 1 + 14 + 5; 3 + 3
+    assert plots.MIXED not in joined(fig) and len(labels) == 4
+    assert _drawn_patients(fig) == int(pd.to_numeric(split["n_patients"]).sum()) == 62
+    # a breakdown that does not fit (more patients than n, or a disease the study does not list) is not used
+    for bad in ("SLE: 6; systemic sclerosis: 3", "SLE: 5; myositis: 3"):
+        wrong = split.copy()
+        wrong.loc[2, "n_by_disease"] = bad
+        fig = plots.evidence_map(wrong)
+        assert "1 study, 8 pts" in by_gid(fig, "reviewlib-cell-label") and _drawn_patients(fig) == 62
+    # a partial breakdown: the rest goes to the mixed row
+    partial = split.copy()
+    partial.loc[2, "n_by_disease"] = "SLE: 5"
+    labels = by_gid(plots.evidence_map(partial), "reviewlib-cell-label")
+    assert "3 studies, 20* pts" in labels and "1 study, 3 pts" in labels
 
 
 def test_evidence_map_title_states_a_finding_that_follows_the_data(small_table):
     title = plots.map_finding(small_table)
-    assert title.startswith("Most evidence: CD19-targeted cells in SLE (3 studies, 23 patients)")
+    assert title.startswith("Most evidence: CD19-targeted cells in SLE (3 studies, 15 patients)")
     assert "no controlled trial outside myasthenia gravis" in title
     more = pd.concat([small_table, pd.DataFrame([
         {"disease": "systemic sclerosis", "target": "CD19", "design": "RCT", "n_patients": 60,
          "lymphodepletion": "Flu/Cy", "year": 2026}])], ignore_index=True)
     changed = plots.map_finding(more)
-    assert changed.startswith("Most evidence: CD19-targeted cells in systemic sclerosis (3 studies, 71 patients)")
+    assert changed.startswith("Most evidence: CD19-targeted cells in systemic sclerosis (3 studies, 63 patients)")
     assert "controlled trials only in myasthenia gravis and systemic sclerosis" in changed
     fig = plots.evidence_map(more)
     assert fig._suptitle.get_text().replace("\n", " ") == changed
 
 
 def test_evidence_map_on_the_synthetic_truth(truth_table):
+    # the truth sidecar has no per-disease split: basket studies count as studies of each disease and
+    # their patients once, in the mixed row
     fig = plots.evidence_map(truth_table, notice=NOTICE)
     rows = truth_table.assign(disease=truth_table["disease"].str.split("; ")).explode("disease")
     sle = rows[(rows["disease"] == "SLE") & (rows["target"] == "CD19")]
-    expected = f"{len(sle)} studies, {int(pd.to_numeric(sle['n_patients']).sum()):,} pts"
-    assert expected in by_gid(fig, "reviewlib-cell-label")
+    single = sle[~sle["pmid"].isin(truth_table.loc[truth_table["disease"].str.contains(";"), "pmid"])]
+    assert len(single) < len(sle)
+    expected = f"{len(sle)} studies, {int(pd.to_numeric(single['n_patients']).sum()):,}* pts"
+    labels = by_gid(fig, "reviewlib-cell-label")
+    assert expected in labels
+    assert _drawn_patients(fig) == int(pd.to_numeric(truth_table["n_patients"]).sum())
     assert by_gid(fig, "reviewlib-empty-cell"), "the synthetic evidence has gaps and they must show"
 
 
@@ -185,12 +224,16 @@ def test_patients_by_lymphodepletion_keeps_not_reported_and_none(small_table):
     fig = plots.patients_by_lymphodepletion(small_table)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["none", "Flu/Cy", "Cy", "not reported"]  # by patients, 'not reported' last
+    # by patients, the mixed bar and 'not reported' last
+    assert labels == ["none", "Flu/Cy", "Cy", plots.MIXED, "not reported"]
     widths = {lab: bar.get_width() for lab, bar in zip(labels, ax.patches)}
-    assert widths == {"Flu/Cy": 23, "none": 36, "Cy": 8, "not reported": 3}
+    # the study given "Flu/Cy; Cy" counts as a study of both, its 8 patients once, in the mixed bar
+    assert widths == {"Flu/Cy": 15, "none": 36, "Cy": 0, plots.MIXED: 8, "not reported": 3}
+    assert sum(widths.values()) == 62
     text = joined(fig)
     assert "3 patients · 2 studies" in text  # the case series (None) and pemphigus (not reported, n missing)
-    assert "1 study reporting several regimens count in each" in text
+    assert "15 patients · 3 studies" in text and "0 patients · 1 study" in text
+    assert "1 study reporting several regimens count as a study of each" in text
     assert plots.lymphodepletion_finding(small_table) == (
         "none given to 58% of patients (36 of 62); regimen not reported for 3 patients in 2 studies")
 
@@ -299,7 +342,8 @@ def test_further_reports_of_a_counted_cohort_are_not_counted_again(small_table):
     table = pd.concat([small_table.assign(counted=True), small_table.iloc[[1]].assign(counted=False, year=2025)],
                       ignore_index=True)
     fig = plots.evidence_map(table)
-    assert "3 studies, 23 pts" in by_gid(fig, "reviewlib-cell-label")
+    assert "3 studies, 15* pts" in by_gid(fig, "reviewlib-cell-label")
+    assert _drawn_patients(fig) == 62
     assert "1 further report of an already counted cohort is not counted again." in joined(fig)
     assert plots.lymphodepletion_finding(table) == plots.lymphodepletion_finding(small_table)
     # publications per year counts publications: the further report is one.
