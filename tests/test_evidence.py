@@ -239,3 +239,100 @@ def test_exports_are_as_readable_as_any_file_the_user_writes(review, tmp_path):
     paths = ev.export_csv(table, tmp_path / "csv") + [ev.export_xlsx({"studies": table}, tmp_path / "e.xlsx")]
     assert [oct(p.stat().st_mode & 0o777) for p in paths] == [oct(0o666 & ~umask)] * 2
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
+
+
+# -- a patient is counted once: basket studies ------------------------------------------------
+def _additive(patients: pd.DataFrame, expected_total: int) -> None:
+    """Rows and columns of a patients table add up to its Total, which is the expected total."""
+    t = patients.set_index(patients.columns[0])
+    body = t.drop(index="Total").drop(columns="Total")
+    assert (body.sum(axis=1) == t.drop(index="Total")["Total"]).all()
+    assert (body.sum(axis=0) == t.drop(columns="Total").loc["Total"]).all()
+    assert body.values.sum() == t.loc["Total", "Total"] == expected_total
+
+
+@pytest.fixture
+def basket_table() -> pd.DataFrame:
+    """Hand-built study table: a basket study with a split, one without, one with a partial split,
+    one whose split does not fit, a further report of a cohort (not counted) and single-disease studies."""
+    return pd.DataFrame([
+        {"pmid": "1", "disease": "SLE; myositis; systemic sclerosis", "target": "CD19", "n_patients": "15",
+         "n_by_disease": "SLE: 8; myositis: 3; systemic sclerosis: 4", "lymphodepletion": "Flu/Cy", "counted": True},
+        {"pmid": "2", "disease": "SLE; systemic sclerosis", "target": "CD19", "n_patients": "10",
+         "n_by_disease": "not reported", "lymphodepletion": "Flu/Cy", "counted": True},
+        {"pmid": "3", "disease": "SLE; NMOSD", "target": "BCMA", "n_patients": "9",
+         "n_by_disease": "SLE: 5", "lymphodepletion": "Cy", "counted": True},
+        {"pmid": "4", "disease": "SLE; myositis", "target": "CD19", "n_patients": "6",
+         "n_by_disease": "SLE: 5; myositis: 3", "lymphodepletion": "none", "counted": True},  # 8 > 6: not used
+        {"pmid": "5", "disease": "SLE", "target": "CD19", "n_patients": "12", "n_by_disease": "SLE: 12",
+         "lymphodepletion": "Flu/Cy", "counted": True},
+        {"pmid": "6", "disease": "SLE", "target": "CD19", "n_patients": "12", "n_by_disease": "SLE: 12",
+         "lymphodepletion": "Flu/Cy", "counted": False},
+        {"pmid": "7", "disease": "myositis", "target": "CD19", "n_patients": "not reported",
+         "n_by_disease": "not reported", "lymphodepletion": "not reported", "counted": True},
+    ])
+
+
+def test_basket_patients_counted_once_in_hand_built_table(basket_table, schema):
+    sums = ev.summary_tables(basket_table, schema)
+    patients = sums["patients by disease and target"]
+    _additive(patients, 15 + 10 + 9 + 6 + 12)
+    p = patients.set_index("disease")
+    assert p.loc["SLE", "CD19"] == 8 + 12 and p.loc["SLE", "BCMA"] == 5
+    assert p.loc["myositis", "Total"] == 3 and p.loc["systemic sclerosis", "Total"] == 4
+    assert p.loc["NMOSD", "Total"] == 0
+    # study 2 (no split), the rest of study 3 and study 4 (split larger than n) are visible, once
+    assert p.loc[ev.MIXED, "CD19"] == 10 + 6 and p.loc[ev.MIXED, "BCMA"] == 4
+    # study counts per disease are unchanged: a basket study is a study of each of its diseases
+    s = sums["studies by disease and target"].set_index("disease")
+    assert s.loc["SLE", "Total"] == 5 and s.loc["myositis", "Total"] == 3 and s.loc["NMOSD", "Total"] == 1
+    assert ev.MIXED not in s.index
+    safety = sums["outcomes and safety by disease"].set_index("disease")
+    assert safety["patients"].sum() == 52 and safety.loc[ev.MIXED, "patients"] == 20
+    assert safety.loc[ev.MIXED, "studies"] == 3
+    assert sums["lymphodepletion"]["patients"].sum() == 52
+    assert sums["constructs"]["patients"].sum() == 52
+
+
+def test_allocate_patients_parts_add_up_per_study(basket_table):
+    alloc = ev.allocate_patients(basket_table[basket_table["counted"]].set_index("pmid"))
+    per_study = alloc.groupby("row")["patients"].sum()
+    assert per_study.to_dict() == {"1": 15, "2": 10, "3": 9, "4": 6, "5": 12, "7": 0}  # 7: n not reported
+    assert set(alloc.loc[alloc["row"] == "3", "split"]) == {"breakdown", "unsplit"}
+    assert alloc.loc[alloc["row"] == "5", "split"].tolist() == ["single"]
+
+
+def test_without_breakdown_column_baskets_are_not_added_to_each_disease(basket_table):
+    old_style = basket_table.drop(columns="n_by_disease")  # a table from before the breakdown field
+    p = ev.summary_tables(old_style)["patients by disease and target"]
+    _additive(p, 52)
+    assert p.set_index("disease").loc["SLE", "Total"] == 12
+    assert p.set_index("disease").loc[ev.MIXED, "Total"] == 40
+
+
+def test_patient_totals_add_up_on_the_synthetic_demo(schema):
+    from reviewlib.pubmed_xml import read_pubmed_xml
+    truth = pd.read_csv(TRUTH, dtype=str, keep_default_na=False)
+    records = read_pubmed_xml(SNAPSHOT)
+    included = records[records["pmid"].isin(truth.loc[truth["demo_decision"] == "include", "pmid"])].copy()
+    included.insert(0, "record_id", ["pmid:" + p for p in included["pmid"]])
+    table = ev.study_table(ex.extract(included, schema), included, schema)
+    counted = table[table["counted"]]
+    n_total = int(pd.to_numeric(counted["n_patients"], errors="coerce").fillna(0).sum())
+    sums = ev.summary_tables(table)
+    _additive(sums["patients by disease and target"], n_total)
+    assert sums["outcomes and safety by disease"]["patients"].sum() == n_total
+    assert sums["lymphodepletion"]["patients"].sum() == n_total
+    # basket studies stated their splits: the old count (n added to each disease) was larger
+    baskets = counted[counted["disease"].str.contains(";") & counted["n_patients"].str.isdigit()]
+    assert len(baskets) >= 8
+    inflated = sum(int(n) * len(d.split(";")) for d, n in zip(baskets["disease"], baskets["n_patients"]))
+    assert inflated > sum(int(n) for n in baskets["n_patients"])
+    split = {ex.parse_breakdown(v) is not None and bool(ex.parse_breakdown(v)) for v in baskets["n_by_disease"]}
+    assert split == {True}
+    # and the truth sidecar itself (no split column): the same totals, baskets in the mixed row
+    clinical = truth[(truth["relevant"] == "1") & (truth["kind"] == "clinical")]
+    p = ev.summary_tables(clinical.assign(counted=True))["patients by disease and target"]
+    mixed_n = int(pd.to_numeric(clinical.loc[clinical["disease"].str.contains(";"), "n_patients"]).sum())
+    _additive(p, int(pd.to_numeric(clinical["n_patients"]).sum()))
+    assert p.set_index("disease").loc[ev.MIXED, "Total"] == mixed_n
