@@ -10,7 +10,12 @@ Inputs:
      styles (journal abstracts of four specialties, registry summaries, letters, Chinese-centre
      phase 1, baskets, RCTs, preclinical, reviews), written before the second engineer read the
      extractor or its vocabulary and committed before it was run on them (the honest estimate);
-  4. the synthetic demo snapshot's truth sidecar, reviewlib/data/car-t-autoimmune-truth.csv, with the
+  4. tests/data/extraction/car_t_basket_testset.yaml - 15 hand-checked basket (mixed-disease) and
+     single-disease abstracts with per-disease patient counts (field n_by_disease), committed before the
+     breakdown extractor was run on them;
+  5. the synthetic demo snapshot's basket studies: disease from the truth sidecar, n_by_disease from the
+     per-disease counts their abstracts state ("(23 SLE, 9 SSc, 13 NMOSD)"; the truth has no split);
+  6. the synthetic demo snapshot's truth sidecar, reviewlib/data/car-t-autoimmune-truth.csv, with the
      records of reviewlib/data/car-t-autoimmune-snapshot.xml.gz (written by another engineer's
      generator: an independent check), when both exist.
 
@@ -36,6 +41,10 @@ from reviewlib import extraction as ex  # noqa: E402
 TESTSET = ROOT / "tests" / "data" / "extraction" / "car_t_abstracts_testset.yaml"
 HELDOUT = ROOT / "tests" / "data" / "extraction" / "car_t_abstracts_heldout.yaml"
 HELDOUT2 = ROOT / "tests" / "data" / "extraction" / "car_t_abstracts_heldout2.yaml"
+BASKET = ROOT / "tests" / "data" / "extraction" / "car_t_basket_testset.yaml"
+# the snapshot generator's short disease names, as written in its basket abstracts
+SHORT = {"SLE": "SLE", "SSc": "systemic sclerosis", "IIM": "myositis", "MG": "myasthenia gravis", "NMOSD": "NMOSD",
+         "AAV": "ANCA vasculitis", "RA": "rheumatoid arthritis", "SjD": "Sjogren", "IgG4-RD": "other"}
 TRUTH = ROOT / "reviewlib" / "data" / "car-t-autoimmune-truth.csv"
 SNAPSHOT = ROOT / "reviewlib" / "data" / "car-t-autoimmune-snapshot.xml.gz"
 
@@ -106,6 +115,25 @@ def truth_testset(relevant_only: bool = False) -> list[dict]:
     return items
 
 
+def snapshot_basket_items() -> list[dict]:
+    """The snapshot's multi-disease studies: disease from the truth, the split from the abstract."""
+    import re
+    items = []
+    for item in truth_testset():
+        if len(item["expected"].get("disease", [])) < 2:
+            continue
+        expected = {"disease": item["expected"]["disease"], "n_patients": item["expected"].get("n_patients")}
+        stated = re.search(r"\((\d+ [A-Za-z][^()]*?)\)", item["abstract"] or "")
+        if stated:
+            split: dict[str, int] = {}
+            for part in stated.group(1).split(", "):
+                k, name = part.split(" ", 1)
+                split[SHORT[name]] = split.get(SHORT[name], 0) + int(k)
+            expected["n_by_disease"] = split
+        items.append({**item, "expected": {k: v for k, v in expected.items() if v is not None}})
+    return items
+
+
 def score(items: list[dict], schema: ex.Schema) -> tuple[pd.DataFrame, pd.DataFrame]:
     ours = ex.compare(items, schema)
     rows = []
@@ -133,8 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     sets = [("dev: hand-checked test set (development set)", ex.load_testset(TESTSET)),
             ("heldout: first held-out set (congress shorthand; used as development data since)",
              ex.load_testset(HELDOUT)),
-            ("heldout2: second HELD-OUT set (never tuned on: the honest estimate)", ex.load_testset(HELDOUT2))]
+            ("heldout2: second HELD-OUT set (never tuned on: the honest estimate)", ex.load_testset(HELDOUT2)),
+            ("basket: basket set, per-disease patient counts (committed before the breakdown extractor ran)",
+             ex.load_testset(BASKET))]
     if TRUTH.is_file() and SNAPSHOT.is_file():
+        sets.append(("snapshot-basket: the snapshot's multi-disease studies (n_by_disease scored where the "
+                     "abstract states the split)", snapshot_basket_items()))
         sets.append(("snapshot: synthetic snapshot truth sidecar, all records (independent generator)", truth_testset()))
         sets.append(("snapshot: synthetic snapshot truth sidecar, relevant records only", truth_testset(relevant_only=True)))
         print("note: the snapshot's truth gives cell_source 'autologous' and age_group 'adult' even where the\n"
@@ -151,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.show_errors:
             print(detail[~detail["correct"]][["id", "field", "expected", "extracted", "evidence"]].to_string())
         summary[f"{title.split(':')[0]} ({len(items)})"] = table["reviewlib"]
-    key = ["disease", "target", "design", "n_patients", "lymphodepletion"]
+    key = ["disease", "target", "design", "n_patients", "lymphodepletion", "n_by_disease"]
     print("\n== summary: reviewlib accuracy per set (issue targets: >= 0.90 disease/target/design, "
           ">= 0.85 n_patients/lymphodepletion) ==")
     print(pd.DataFrame(summary).T.reindex(columns=key).to_string())
