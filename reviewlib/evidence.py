@@ -519,8 +519,7 @@ def summary_tables(table: pd.DataFrame, protocol: Any = None) -> dict[str, pd.Da
     mixed_row.update({"disease": MIXED, "studies": len(set(unsplit["row"])), "patients": int(unsplit["patients"].sum())})
     safety = pd.concat([safety, pd.DataFrame([mixed_row])], ignore_index=True)
     for c in safety.columns[1:]:
-        if c != "highest CRS grade":
-            safety[c] = safety[c].astype("Int64")
+        safety[c] = pd.to_numeric(safety[c], errors="coerce") if c == "highest CRS grade" else safety[c].astype("Int64")
     out["outcomes and safety by disease"] = safety
     # constructs
     rows = []
