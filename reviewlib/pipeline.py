@@ -104,8 +104,26 @@ def default_review_dir(review: str, reviews_dir: str | Path | None = None) -> Pa
     return Path(reviews_dir or project_root() / "reviews") / review
 
 
+class _RunFolders:
+    """The folders of a run, derived from its ``output_dir`` (shared by the contexts below)."""
+
+    output_dir: Path
+
+    @property
+    def figures_dir(self) -> Path:
+        """``<output_dir>/figures``, created."""
+        path = self.output_dir / "figures"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def results_root(self) -> Path:
+        """``results/<review>/``: the folder holding this review's runs."""
+        return self.output_dir.parent
+
+
 @dataclass
-class ReviewContext:
+class ReviewContext(_RunFolders):
     """What a notebook needs: the protocol, the open store and the folders.
 
     Attributes
@@ -132,17 +150,6 @@ class ReviewContext:
         """True when this run reads the protocol's synthetic demo snapshot (offline)."""
         return bool(self.offline and self.protocol.synthetic)
 
-    @property
-    def figures_dir(self) -> Path:
-        """``<output_dir>/figures``, created."""
-        path = self.output_dir / "figures"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    @property
-    def results_root(self) -> Path:
-        """``results/<review>/``: the folder holding this review's runs."""
-        return self.output_dir.parent
 
 
 def open_review(protocol: str | Path | None = None, *, review_dir: str | Path | None = None,
@@ -190,7 +197,7 @@ def run_notebooks(protocol: Protocol, *, offline: bool = True) -> tuple[str, ...
 
 
 @dataclass
-class ReplicationContext:
+class ReplicationContext(_RunFolders):
     """What the replication notebook needs: the protocol and where this run's output goes.
 
     Attributes
@@ -222,17 +229,6 @@ class ReplicationContext:
         """The 0/1 column of the published decisions."""
         return str(self.screening_data.get("label_column", "label_included"))
 
-    @property
-    def figures_dir(self) -> Path:
-        """``<output_dir>/figures``, created."""
-        path = self.output_dir / "figures"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    @property
-    def results_root(self) -> Path:
-        """``results/<review>/``: the folder holding this review's runs."""
-        return self.output_dir.parent
 
 
 def open_replication(protocol: str | Path | Protocol = "meijboom-2021", *, output_dir: str | Path | None = None,
