@@ -1007,7 +1007,7 @@ def progress_finding(curve: pd.DataFrame, n_total: int | None, as_recall: bool =
 
 
 def screening_progress(recall_curve: Any = None, *, store=None, n_total: int | None = None,
-                       notice: str | None = None) -> Figure:
+                       notice: str | None = None, label: str = "Screening order used") -> Figure:
     """Screening progress: includes found (or recall) against records screened.
 
     Parameters
@@ -1024,6 +1024,8 @@ def screening_progress(recall_curve: Any = None, *, store=None, n_total: int | N
         records or the curve's length).
     notice : str, optional
         A notice drawn at the foot.
+    label : str
+        The curve's legend entry (e.g. "Prioritised order (model)" for a simulation).
 
     Returns
     -------
@@ -1047,7 +1049,7 @@ def screening_progress(recall_curve: Any = None, *, store=None, n_total: int | N
     scale = 100.0 if as_recall else 1.0
     xs = np.concatenate([[0], curve["screened"].to_numpy(dtype=float)])
     ys = np.concatenate([[0], curve["found"].to_numpy(dtype=float) * scale])
-    ax.step(xs, ys, where="post", color=OKABE_ITO["blue"], linewidth=2, label="Screening order used")
+    ax.step(xs, ys, where="post", color=OKABE_ITO["blue"], linewidth=2, label=label)
     final = ys[-1]
     top = 100.0 if as_recall else final
     ax.plot([0, total], [0, top], linestyle="--", color=GREY, linewidth=1.2, label="Random order (expected)")

@@ -396,3 +396,9 @@ def test_drawing_the_figures_does_not_load_seaborn(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert len(list(tmp_path.glob("*.png"))) == 4
+
+
+def test_screening_progress_legend_names_the_order():
+    fig = plots.screening_progress([0, 1, 1, 2, 2, 2], label="Prioritised order (reviewlib's model)")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[0] == "Prioritised order (reviewlib's model)"
