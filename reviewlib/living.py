@@ -21,14 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
+from .atomic import write_text
 from .store import ReviewStore, utcnow
 
 logger = logging.getLogger(__name__)
@@ -119,23 +118,10 @@ def run_records(store: ReviewStore, run_name: str) -> pd.DataFrame:
 TITLE_ABSTRACT = "title-abstract"
 FULL_TEXT = "full-text"
 
-_FINAL_CACHE: dict[tuple, pd.DataFrame] = {}
-
-
 def _final_decisions(store: ReviewStore, stage: str) -> pd.DataFrame:
-    """``reviewlib.decisions.final_decisions`` of ``stage``, cached while the decisions table is unchanged.
-
-    Decisions are append-only, so the key (store file, stage, last decision id,
-    number of decisions) changes with any new decision, undo or resolution.
-    """
+    """``reviewlib.decisions.final_decisions`` of ``stage`` (vectorised: no cache needed)."""
     from . import decisions
-    row = store.connection.execute("SELECT MAX(decision_id) AS last, COUNT(*) AS n FROM decisions").fetchone()
-    key = (str(store.path.resolve()), stage, row["last"], row["n"])
-    if key not in _FINAL_CACHE:
-        if len(_FINAL_CACHE) > 32:
-            _FINAL_CACHE.clear()
-        _FINAL_CACHE[key] = decisions.final_decisions(store, stage=stage)
-    return _FINAL_CACHE[key]
+    return decisions.final_decisions(store, stage=stage)
 
 
 def included_ids(store: ReviewStore, stage: str = TITLE_ABSTRACT) -> list[str]:
@@ -324,19 +310,7 @@ def current_sets(store: ReviewStore, run_name: str) -> RunSets:
 # -- run folders ---------------------------------------------------------------
 def write_json(path: Path, data: Any) -> Path:
     """Write JSON atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def save_sets(run_dir: Path, sets: RunSets) -> Path:

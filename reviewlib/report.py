@@ -29,6 +29,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .atomic import write_text
+
 logger = logging.getLogger(__name__)
 
 #: Shown on demo runs when reviewlib.snapshot (which owns the wording) is not importable.
@@ -211,22 +213,8 @@ def render_notebook(notebook: str | Path, html_path: str | Path, *, notice: str 
                  "reviewlib_css": CSS,
                  "reviewlib_header": page_header(notice=notice, nav=nav, current=html_path.name, warning=warning)}
     body, _ = html_exporter().from_notebook_node(nb, resources=resources)
-    _write_text(html_path, body)
+    write_text(html_path, body)
     return html_path
-
-
-def _write_text(path: Path, text: str) -> None:
-    import tempfile
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- the index page ------------------------------------------------------------------
@@ -368,7 +356,7 @@ def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequenc
                             if (m.get("living") or {}).get("dropped_included") else "") + "</li>")
         parts.append("</ul>")
     parts.append("</body></html>")
-    _write_text(path, "\n".join(parts))
+    write_text(path, "\n".join(parts))
     return path
 
 
