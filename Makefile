@@ -30,7 +30,7 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 snapshot: $(STAMP)
-	$(BIN)/python -m reviewlib.snapshot
+	$(BIN)/python -m reviewlib.demo.snapshot
 
 # Benchmarks print ratios against a peer on the same input in the same run (see README).
 bench: $(STAMP)

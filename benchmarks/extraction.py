@@ -36,7 +36,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reviewlib import extraction as ex  # noqa: E402
+from reviewlib.evidence import extraction as ex# noqa: E402
 
 TESTSET = ROOT / "tests" / "data" / "extraction" / "car_t_abstracts_testset.yaml"
 HELDOUT = ROOT / "tests" / "data" / "extraction" / "car_t_abstracts_heldout.yaml"
@@ -90,7 +90,7 @@ def naive_record(title: str, abstract: str, schema: ex.Schema) -> dict[str, str]
 
 
 def truth_testset(relevant_only: bool = False) -> list[dict]:
-    from reviewlib.pubmed_xml import read_pubmed_xml
+    from reviewlib.sources.pubmed_xml import read_pubmed_xml
     records = read_pubmed_xml(SNAPSHOT)
     truth = pd.read_csv(TRUTH, dtype=str, keep_default_na=False)
     by_pmid = {str(r["pmid"]): r for r in records.to_dict("records")}

@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 from Bio import Entrez  # noqa: E402
 
-from reviewlib import records  # noqa: E402
-from reviewlib.pubmed_xml import iter_pubmed_xml, parse_medline_date, read_pubmed_xml  # noqa: E402
+from reviewlib import records# noqa: E402
+from reviewlib.sources.pubmed_xml import iter_pubmed_xml, parse_medline_date, read_pubmed_xml  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "data" / "pubmed" / "efetch"
 HEADER = ('<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January '

@@ -1,9 +1,9 @@
 """Benchmark: reviewlib's prioritised screening against ASReview LAB's, side by side.
 
 For each dataset and seed, both tools start from the same priors (one included and one excluded
-record, drawn by reviewlib.simulation.draw_priors with the seed and handed to ASReview as
+record, drawn by reviewlib.screening.simulation.draw_priors with the seed and handed to ASReview as
 --prior-idx), and both label sequences are scored with the same metric code
-(reviewlib.simulation.wss / rrf; priors excluded, as ASReview does).  ASReview runs its own code,
+(reviewlib.screening.simulation.wss / rrf; priors excluded, as ASReview does).  ASReview runs its own code,
 in its own venv (benchmarks/asreview/.venv), with its default model (ELAS u4 in ASReview 2/3).
 Then one retrain (classifier fit on the labelled rows + ranking of the rest) is timed at 10,000
 records for both.
@@ -35,8 +35,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reviewlib.prioritise import Prioritiser  # noqa: E402
-from reviewlib.simulation import draw_priors, load_dataset, rrf, simulate, synergy_dataset, wss  # noqa: E402
+from reviewlib.screening.prioritise import Prioritiser  # noqa: E402
+from reviewlib.screening.simulation import draw_priors, load_dataset, rrf, simulate, synergy_dataset, wss  # noqa: E402
 
 SHARED = Path(os.environ.get("REVIEWLIB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TESTDATA = ROOT / "tests" / "data" / "screening_sets"

@@ -19,11 +19,11 @@ from .errors import ReviewlibError
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fetch": ("reviewlib.fetch", "search PubMed and fetch every matching record into a folder (resumable)"),
+    "fetch": ("reviewlib.retrieval.fetch", "search PubMed and fetch every matching record into a folder (resumable)"),
     "run": ("reviewlib.pipeline", "run a review's notebooks with papermill and render HTML into results/"),
-    "simulate": ("reviewlib.simulation", "simulate prioritised screening on a labelled dataset (WSS@95, RRF@10)"),
-    "decisions": ("reviewlib.decisions", "export or import screening decisions as CSV"),
-    "extract": ("reviewlib.extraction", "extract study characteristics from records into an evidence CSV"),
+    "simulate": ("reviewlib.screening.simulation", "simulate prioritised screening on a labelled dataset (WSS@95, RRF@10)"),
+    "decisions": ("reviewlib.screening.decisions", "export or import screening decisions as CSV"),
+    "extract": ("reviewlib.evidence.extraction", "extract study characteristics from records into an evidence CSV"),
 }
 
 

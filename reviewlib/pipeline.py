@@ -19,7 +19,7 @@ Replications
 A protocol with a ``screening_data`` section and no ``search.snapshot`` (e.g.
 ``meijboom-2021``) is a published review's screening replayed from its
 labelled data: run offline, it executes ``notebooks/replicate-screening.ipynb``
-(:func:`reviewlib.simulation.replicate`) instead of the four notebooks, needs
+(:func:`reviewlib.screening.simulation.replicate`) instead of the four notebooks, needs
 no review store, and publishes the same way (page, ``index.html``,
 ``pmids.json`` holding OpenAlex work ids, ``replication.json``, then
 ``manifest.json``).  ``--online`` runs the protocol's PubMed query through the
@@ -49,7 +49,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import __version__, living, report
+from . import __version__
+from .report import living
+from .report import notebook as report
 from .errors import ConfigError, PipelineError, ReviewlibError
 from .protocol import Protocol, load_protocol
 from .store import ReviewStore
@@ -276,9 +278,9 @@ def save_replication(ctx: ReplicationContext, replication: Any, counts: Any = No
     Parameters
     ----------
     ctx : ReplicationContext
-    replication : reviewlib.simulation.Replication
-    counts : reviewlib.prisma.PrismaCounts, optional
-        The PRISMA counts drawn on the page (see :func:`reviewlib.report.replication_prisma`).
+    replication : reviewlib.screening.simulation.Replication
+    counts : reviewlib.report.prisma.PrismaCounts, optional
+        The PRISMA counts drawn on the page (see :func:`reviewlib.report.notebook.replication_prisma`).
 
     Returns nothing (a notebook cell ending with it shows no path).
     """
@@ -322,9 +324,9 @@ def search(ctx: ReviewContext, *, offline: bool = True, since: str | None = None
 
     Returns
     -------
-    reviewlib.fetch.SearchResult
+    reviewlib.retrieval.fetch.SearchResult
     """
-    from . import fetch
+    from .retrieval import fetch
     result = fetch.run_search(ctx.protocol, ctx.store, offline=offline, mindate=mindate, maxdate=maxdate,
                               since=since if not offline else None)
     living.register_search(ctx.store, ctx.run_name, result.search_id, since=since if not offline else None)
@@ -341,7 +343,7 @@ def record_demo_decisions(ctx: ReviewContext, records: Any = None, reviewer: str
     are never touched: these are stored under ``reviewer``.
 
     At ``'full-text'`` only the reports the review includes at title-abstract
-    are assessed (:func:`reviewlib.snapshot.demo_decisions` with
+    are assessed (:func:`reviewlib.demo.snapshot.demo_decisions` with
     ``stage='full-text'``: include if the truth marks the record relevant, else
     exclude with its exclusion reason).
 
@@ -372,8 +374,8 @@ def record_demo_decisions(ctx: ReviewContext, records: Any = None, reviewer: str
         raise ConfigError(f"review {ctx.protocol.name} is not running on the synthetic demo snapshot: demo "
                           "decisions are only for the demo; screen the records yourself in 02-screen")
     store = ctx.store
-    from .decisions import record_decision
-    from .snapshot import demo_decisions
+    from .screening.decisions import record_decision
+    from .demo.snapshot import demo_decisions
     frame = demo_decisions(stage=stage)
     wanted = None if records is None else set(records["record_id"])
     if stage == living.FULL_TEXT:  # full text is read only for the reports included at title-abstract
@@ -668,13 +670,13 @@ def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], set
 
     ``included_title_abstract`` (reports sought), ``assessed_full_text``,
     ``excluded_full_text`` and ``excluded_full_text_reasons`` (reason key ->
-    reports) describe the full-text stage (:func:`reviewlib.living.full_text_assessment`);
+    reports) describe the full-text stage (:func:`reviewlib.report.living.full_text_assessment`);
     ``final_stage`` says which stage's decisions make ``included``
-    (:func:`reviewlib.living.final_stage`).
+    (:func:`reviewlib.report.living.final_stage`).
     """
     counts: dict[str, Any] = {"identified": search.get("count"), "retrieved": len(sets.matched)}
     try:
-        from . import dedup
+        from .screening import dedup
         result = dedup.load(store)
         if result is not None:
             counts["duplicates_removed"] = int(result.n_removed)
@@ -683,7 +685,7 @@ def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], set
         pass
     matched = {f"pmid:{p}" if p.isdigit() else p for p in sets.matched}
     try:
-        from . import decisions
+        from .screening import decisions
         current = decisions.current_decisions(store, stage="title-abstract")
         current = current[current["record_id"].isin(matched)]
         counts["screened"] = int(current["record_id"].nunique())
@@ -695,7 +697,7 @@ def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], set
                   final_stage=full_text.stage)
     counts["included"] = len(sets.included)
     try:
-        from . import extraction
+        from .evidence import extraction
         values = extraction.current_values(store)
     except (ImportError, ReviewlibError) as exc:  # nothing extracted yet
         logger.debug("no extraction counts: %s", exc)

@@ -2,8 +2,8 @@
 
 A protocol has the sections ``review`` (name, title), ``question``, ``pico``,
 ``search`` (query, date range, batch size, optional offline snapshot),
-``eligibility`` (screening rules, read by :mod:`reviewlib.screening`) and
-``extraction`` (fields to extract, read by :mod:`reviewlib.extraction`).
+``eligibility`` (screening rules, read by :mod:`reviewlib.screening.eligibility`) and
+``extraction`` (fields to extract, read by :mod:`reviewlib.evidence.extraction`).
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class Protocol:
             if candidate.is_file():
                 return candidate
         raise ProtocolError(f"protocol {self.path}: snapshot file {snap!r} not found next to the protocol "
-                            f"or in {PACKAGE_DATA}: regenerate it with 'python -m reviewlib.snapshot'",
+                            f"or in {PACKAGE_DATA}: regenerate it with 'python -m reviewlib.demo.snapshot'",
                             source=str(self.path))
 
     def section(self, name: str, default: Any = None) -> Any:

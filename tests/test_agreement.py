@@ -9,7 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from reviewlib import agreement, decisions
+from reviewlib.screening import agreement
+from reviewlib.screening import decisions
 from reviewlib.errors import InputError
 from reviewlib.records import conform
 from reviewlib.store import ReviewStore
@@ -114,7 +115,7 @@ def test_kappa_equals_scikit_learns_on_random_label_pairs():
 
 
 def test_importing_and_using_agreement_does_not_load_scikit_learn(store):
-    code = ("import sys; from reviewlib import agreement; from reviewlib.store import ReviewStore; "
+    code = ("import sys; from reviewlib.screening import agreement; from reviewlib.store import ReviewStore; "
             f"print(agreement.agreement(ReviewStore({str(store.path)!r}))['kappa'].round(3).tolist()); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -192,7 +192,7 @@ def test_every_image_loaded(visited):
 
 
 def test_synthetic_notice_visible_at_the_top_of_every_page(visited):
-    from reviewlib.snapshot import SYNTHETIC_NOTICE
+    from reviewlib.demo.snapshot import SYNTHETIC_NOTICE
     for name, v in visited.items():
         notice = v["notice"]
         assert notice and notice["visible"] and notice["height"] > 10, name

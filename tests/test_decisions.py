@@ -13,7 +13,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from reviewlib import decisions
+from reviewlib.screening import decisions
 from reviewlib.cli import main
 from reviewlib.errors import InputError
 from reviewlib.records import conform
@@ -166,7 +166,7 @@ def test_cli_export_and_import(tmp_path, capsys):
 
 WRITER = textwrap.dedent("""
     import sys
-    from reviewlib import decisions
+    from reviewlib.screening import decisions
     from reviewlib.store import ReviewStore
     store = ReviewStore(sys.argv[1])
     i = 0

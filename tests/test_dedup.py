@@ -6,9 +6,9 @@ import random
 import pandas as pd
 import pytest
 
-from reviewlib import dedup
+from reviewlib.screening import dedup
 from reviewlib.protocol import PACKAGE_DATA
-from reviewlib.readers import read_medline, read_ris
+from reviewlib.sources.readers import read_medline, read_ris
 from reviewlib.records import conform
 from reviewlib.store import ReviewStore
 

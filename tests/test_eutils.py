@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from reviewlib.errors import ConfigError, EutilsError, HistoryExpiredError
-from reviewlib.eutils import (EMAIL_WARNING, EutilsClient, HttpResponse, count_articles, parse_esearch,
+from reviewlib.retrieval.eutils import (EMAIL_WARNING, EutilsClient, HttpResponse, count_articles, parse_esearch,
                               redact, session_transport)
-from reviewlib.ratelimit import RateLimiter
+from reviewlib.retrieval.ratelimit import RateLimiter
 
 API_KEY = "feedc0ffee0123456789abcdef0123456789"
 EMAIL = "reviewer@example.org"
@@ -57,7 +57,7 @@ def test_esearch_keeps_count_translation_and_history(eutils_server):
 
 
 def test_phrase_not_found_is_returned_and_logged_never_dropped(eutils_server, caplog):
-    caplog.set_level(logging.WARNING, logger="reviewlib.eutils")
+    caplog.set_level(logging.WARNING, logger="reviewlib.retrieval.eutils")
     found = make_client(eutils_server).esearch("abcXYZ")
     assert found.count == 0
     assert found.errors == ["PhraseNotFound: abcXYZ"]
@@ -128,7 +128,7 @@ def test_tool_and_email_sent_with_every_request(eutils_server):
 
 def test_missing_email_warns_once_with_what_to_do(eutils_server, monkeypatch, caplog):
     monkeypatch.delenv("NCBI_EMAIL", raising=False)
-    caplog.set_level(logging.WARNING, logger="reviewlib.eutils")
+    caplog.set_level(logging.WARNING, logger="reviewlib.retrieval.eutils")
     client = make_client(eutils_server, email=None)
     client.esearch("lupus")
     client.esearch("lupus")

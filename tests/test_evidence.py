@@ -1,4 +1,4 @@
-"""reviewlib.evidence: study table, same-cohort flags, gap-showing summaries, exports, offline HTML.
+"""reviewlib.evidence.tables: study table, same-cohort flags, gap-showing summaries, exports, offline HTML.
 
 Studies come from the hand-checked abstracts (tests/data/extraction/) run through the real
 extractor and a real SQLite store; one test uses the synthetic demo snapshot and its truth sidecar.
@@ -13,8 +13,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from reviewlib import evidence as ev
-from reviewlib import extraction as ex
+from reviewlib.evidence import tables as ev
+from reviewlib.evidence import extraction as ex
 from reviewlib.protocol import load_protocol
 from reviewlib.records import conform
 from reviewlib.store import ReviewStore
@@ -191,7 +191,7 @@ def test_interactive_html_is_offline_and_escaped(review):
 
 @pytest.mark.skipif(not (SNAPSHOT.is_file() and TRUTH.is_file()), reason="synthetic snapshot not generated")
 def test_synthetic_snapshot_cohorts_match_its_truth(schema):
-    from reviewlib.pubmed_xml import read_pubmed_xml
+    from reviewlib.sources.pubmed_xml import read_pubmed_xml
     truth = pd.read_csv(TRUTH, dtype=str, keep_default_na=False)
     records = read_pubmed_xml(SNAPSHOT)
     included = records[records["pmid"].isin(truth.loc[truth["demo_decision"] == "include", "pmid"])].copy()
@@ -311,7 +311,7 @@ def test_without_breakdown_column_baskets_are_not_added_to_each_disease(basket_t
 
 
 def test_patient_totals_add_up_on_the_synthetic_demo(schema):
-    from reviewlib.pubmed_xml import read_pubmed_xml
+    from reviewlib.sources.pubmed_xml import read_pubmed_xml
     truth = pd.read_csv(TRUTH, dtype=str, keep_default_na=False)
     records = read_pubmed_xml(SNAPSHOT)
     included = records[records["pmid"].isin(truth.loc[truth["demo_decision"] == "include", "pmid"])].copy()

@@ -1,4 +1,4 @@
-"""reviewlib.extraction: schema from the protocol, extractor, reviewer corrections, CLI, accuracy.
+"""reviewlib.evidence.extraction: schema from the protocol, extractor, reviewer corrections, CLI, accuracy.
 
 Text comes from tests/data/extraction/car_t_abstracts_testset.yaml (68 hand-checked abstracts
 written for these tests); the store is a real SQLite file; the CLI runs in-process and once as
@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from reviewlib import extraction as ex
+from reviewlib.evidence import extraction as ex
 from reviewlib.cli import main as cli_main
 from reviewlib.errors import InputError, ProtocolError
-from reviewlib.protocol import load_protocol
+from reviewlib.protocol import PACKAGE_DATA, load_protocol
 from reviewlib.records import conform, write_csv
 from reviewlib.store import ReviewStore
 
@@ -526,8 +526,8 @@ def test_breakdown_on_the_snapshot_basket_studies_matches_their_abstracts(schema
     """Every basket study of the synthetic snapshot whose abstract states "(k1 X, k2 Y...)": the
     breakdown equals those numbers mapped through the disease synonyms, its values are the truth's
     diseases and it adds up to the truth's n_patients."""
-    from reviewlib.pubmed_xml import read_pubmed_xml
-    root = Path(ex.__file__).resolve().parent / "data"
+    from reviewlib.sources.pubmed_xml import read_pubmed_xml
+    root = PACKAGE_DATA
     truth = pd.read_csv(root / "car-t-autoimmune-truth.csv", dtype=str, keep_default_na=False)
     records = read_pubmed_xml(root / "car-t-autoimmune-snapshot.xml.gz").set_index("pmid")
     short = {"SLE": "SLE", "SSc": "systemic sclerosis", "IIM": "myositis", "MG": "myasthenia gravis",

@@ -22,10 +22,10 @@ import pytest
 
 from eutils_server import load_articles, renumbered
 from reviewlib.errors import EutilsError, InputError
-from reviewlib.eutils import EutilsClient
-from reviewlib.fetch import fetch_pubmed, parse_date, run_search
+from reviewlib.retrieval.eutils import EutilsClient
+from reviewlib.retrieval.fetch import fetch_pubmed, parse_date, run_search
 from reviewlib.protocol import load_protocol
-from reviewlib.ratelimit import RateLimiter
+from reviewlib.retrieval.ratelimit import RateLimiter
 from reviewlib.records import COLUMNS, read_csv
 from reviewlib.store import ReviewStore
 

@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 
-from reviewlib import living
+from reviewlib.report import living
 from reviewlib.store import ReviewStore
 
 
@@ -134,7 +134,7 @@ def test_write_json_leaves_no_temp_file_and_is_readable(tmp_path):
 
 # -- the final include set: full text once a full-text stage exists ---------------------
 def _decide(store, pmids, decision, stage, reason=None, reviewer="alice"):
-    from reviewlib.decisions import record_decision
+    from reviewlib.screening.decisions import record_decision
     for p in pmids:
         record_decision(store, f"pmid:{p}", reviewer, decision, stage=stage, reason=reason)
 
@@ -183,7 +183,7 @@ def test_full_text_decisions_of_another_run_do_not_switch_this_run(store):
 
 
 def test_undone_full_text_decision_returns_the_run_to_title_abstract(store):
-    from reviewlib.decisions import undo_last
+    from reviewlib.screening.decisions import undo_last
     sid = _search(store, [1, 2])
     living.register_search(store, "run-a", sid)
     _decide(store, [1, 2], "include", "title-abstract")
@@ -209,7 +209,7 @@ def test_full_text_assessment_counts_reasons_and_undecided(store):
                                   "pmid:4": "preclinical"}
     assert a.to_dict()["reasons"] == a.reasons
     # the PRISMA diagram counts the same stage the same way
-    from reviewlib import prisma
+    from reviewlib.report import prisma
     c = prisma.counts(store, search_ids=[sid])
     assert (c.sought, c.assessed, c.excluded_full_text, c.included) == (a.sought, a.assessed, a.excluded, a.included)
     assert c.excluded_full_text_reasons == a.reasons

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reviewlib.errors import InputError
-from reviewlib.openalex import author_name, read_openalex, rebuild_abstract
+from reviewlib.sources.openalex import author_name, read_openalex, rebuild_abstract
 from reviewlib.records import COLUMNS
 
 ZIP = Path(__file__).resolve().parent / "../reviewlib/data/meijboom-2021/works_1.zip"

@@ -23,7 +23,8 @@ import pytest
 from lxml import etree
 from lxml import html as lhtml
 
-from reviewlib import cli, pipeline, report
+from reviewlib import cli, pipeline
+from reviewlib.report import notebook as report
 from reviewlib.errors import PipelineError
 from reviewlib.protocol import load_protocol
 
@@ -46,7 +47,7 @@ def _snapshot_tree():
 
 def _demo_included() -> list[str]:
     """The demo reviewer's final includes (at full text, of its title-abstract includes)."""
-    from reviewlib.snapshot import demo_decisions
+    from reviewlib.demo.snapshot import demo_decisions
     d = demo_decisions(stage="full-text")
     return [str(p) for p in d.loc[d["decision"] == "include", "pmid"]]
 
@@ -132,7 +133,7 @@ def test_manifest_records_the_run(demo_run):
     assert m["query"] == proto.query and "chimeric antigen receptor" in m["query"]
     assert "snapshot" in m["translation"]
     assert m["synthetic"] is True and m["mode"] == "offline"
-    from reviewlib.snapshot import SYNTHETIC_NOTICE
+    from reviewlib.demo.snapshot import SYNTHETIC_NOTICE
     assert m["notice"] == SYNTHETIC_NOTICE
     assert m["versions"]["reviewlib"] and m["versions"]["papermill"] and m["versions"]["pandas"]
     if (ROOT / ".git").exists():  # the commit the run used (HEAD may have moved since: it is an ancestor)
@@ -159,7 +160,7 @@ def test_counts_and_pmid_hash_match_the_snapshot(demo_run):
 
 def _demo_truth_sets() -> tuple[pd.DataFrame, pd.DataFrame]:
     """The demo reviewer's title-abstract includes among non-duplicate records, and those it excludes at full text."""
-    from reviewlib.snapshot import truth
+    from reviewlib.demo.snapshot import truth
     t = truth()
     sought = t[(t["duplicate_of"] == "") & (t["demo_decision"] == "include")]
     return sought, sought[sought["relevant"] != 1]
@@ -188,7 +189,7 @@ def test_manifest_counts_include_the_full_text_stage(demo_run):
 
 
 def test_study_table_holds_no_report_excluded_at_full_text(demo_run):
-    from reviewlib.snapshot import truth
+    from reviewlib.demo.snapshot import truth
     run_dir = demo_run["result"].run_dir
     studies = pd.read_csv(run_dir / "tables" / "studies.csv", dtype=str)
     key = "pmid" if "pmid" in studies.columns else "PMID"
@@ -236,7 +237,7 @@ def test_every_page_is_offline_safe(demo_run):
 
 
 def test_every_page_carries_the_synthetic_notice_at_the_top(demo_run):
-    from reviewlib.snapshot import SYNTHETIC_NOTICE
+    from reviewlib.demo.snapshot import SYNTHETIC_NOTICE
     for path in _html_files(demo_run["base"] / "results"):
         doc = lhtml.document_fromstring(path.read_bytes())
         header = doc.body.xpath(".//header[@class='reviewlib-header']")
@@ -285,7 +286,7 @@ def test_rerun_reports_the_included_study_that_dropped_out(rerun, demo_run):
 
 
 def test_rerun_adds_no_decision_rows(rerun, demo_run):
-    from reviewlib.snapshot import truth
+    from reviewlib.demo.snapshot import truth
     t = truth()
     assert rerun["dropped"] not in set(t["duplicate_of"])  # no duplicate of it steps in to be screened anew
     assert rerun["manifest"]["counts"]["excluded_full_text"] == demo_run["result"].manifest["counts"]["excluded_full_text"]
@@ -431,7 +432,7 @@ def test_online_rerun_fetches_only_what_was_added_since_the_last_run(online_run)
         searches = [r["params"] for r in server.requests("esearch")]
     assert searches and all(p.get("datetype") == "edat" for p in searches)
     assert all(since in json.dumps(p.get("mindate")) for p in searches)
-    from reviewlib import living
+    from reviewlib.report import living
     ids = living.run_search_ids(ctx.store, "rerun")
     assert len(ids) == 2  # the previous full search, then the incremental one
     assert set(living.run_records(ctx.store, "rerun")["record_id"]) >= \

@@ -11,12 +11,14 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from reviewlib import plots, prisma
+from reviewlib.report import figures as plots
+from reviewlib.report import prisma
 from reviewlib.errors import InputError
 from reviewlib.records import conform
 from reviewlib.store import ReviewStore
+from reviewlib.protocol import PACKAGE_DATA
 
-TRUTH = Path(plots.__file__).resolve().parent / "data" / "car-t-autoimmune-truth.csv"
+TRUTH = PACKAGE_DATA / "car-t-autoimmune-truth.csv"
 SNAPSHOT = TRUTH.with_name("car-t-autoimmune-snapshot.xml.gz")
 NOTICE = "Synthetic demo data: not real patients"
 
@@ -59,10 +61,10 @@ def small_table() -> pd.DataFrame:
 def truth_table() -> pd.DataFrame:
     """The synthetic demo's truth sidecar: relevant clinical studies, with years from the snapshot itself."""
     if not TRUTH.exists():
-        pytest.skip("synthetic truth sidecar not generated yet (python -m reviewlib.snapshot)")
+        pytest.skip("synthetic truth sidecar not generated yet (python -m reviewlib.demo.snapshot)")
     truth = pd.read_csv(TRUTH, dtype=str)
     table = truth[(truth["relevant"] == "1") & (truth["kind"] == "clinical")].copy()
-    from reviewlib.pubmed_xml import read_pubmed_xml
+    from reviewlib.sources.pubmed_xml import read_pubmed_xml
     years = read_pubmed_xml(SNAPSHOT)[["pmid", "year"]]
     return table.merge(years, on="pmid", how="left")
 
@@ -262,7 +264,7 @@ def test_sample_size_distribution_marks_medians(small_table):
 
 # -- screening progress ------------------------------------------------------------
 def test_screening_progress_from_a_simulation_recall_curve():
-    from reviewlib.simulation import recall_curve
+    from reviewlib.screening.simulation import recall_curve
     labels = [1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
     curve = recall_curve(labels)
     fig = plots.screening_progress(curve, notice=NOTICE)
@@ -387,7 +389,7 @@ def test_sample_size_dots_sit_on_their_design_row_and_repeat_exactly(truth_table
 
 
 def test_drawing_the_figures_does_not_load_seaborn(tmp_path):
-    code = ("import sys; import pandas as pd; from reviewlib import plots\n"
+    code = ("import sys; import pandas as pd; from reviewlib.report import figures as plots\n"
             "t = pd.DataFrame({'disease': ['SLE', 'SLE'], 'target': ['CD19', 'BCMA'], 'design': ['phase 1', "
             "'case report'], 'n_patients': [12, 1], 'lymphodepletion': ['Flu/Cy', None], 'year': [2023, 2024]})\n"
             "for f in (plots.sample_size_distribution, plots.evidence_map, plots.publications_by_year, "

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from reviewlib.errors import InputError
-from reviewlib.prioritise import Prioritiser, estimate_relevant_remaining, rank, record_texts
+from reviewlib.screening.prioritise import Prioritiser, estimate_relevant_remaining, rank, record_texts
 
 COHEN = Path(__file__).resolve().parent / "data/screening_sets/cohen2006_antihistamines/Antihistamines.csv"
 LABEL = "label_abstract_screening"

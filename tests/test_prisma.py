@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from reviewlib import prisma
+from reviewlib.report import prisma
 from reviewlib.errors import ReviewlibError
-from reviewlib.prisma import PrismaCountError, PrismaCounts
+from reviewlib.report.prisma import PrismaCountError, PrismaCounts
 from reviewlib.records import conform
 from reviewlib.store import ReviewStore
 
@@ -126,7 +126,7 @@ def test_to_dict_round_trips():
 
 def test_saved_dedup_result_removes_records_before_screening(tmp_path):
     """An RIS record without PMID but with the DOI of a PubMed record: the store keeps both, dedup removes one."""
-    from reviewlib import dedup
+    from reviewlib.screening import dedup
     store = ReviewStore(tmp_path / "r.sqlite")
     pm = store.add_search("pubmed", "q")
     store.add_records(conform(pd.DataFrame([
@@ -148,7 +148,7 @@ def test_saved_dedup_result_removes_records_before_screening(tmp_path):
 
 
 def test_an_undone_decision_no_longer_counts(two_source_store):
-    from reviewlib import decisions
+    from reviewlib.screening import decisions
     assert prisma.counts(two_source_store).excluded_screening_reasons["publication-type"] == 1
     decisions.undo_last(two_source_store, "ana", "title-abstract")  # ana's last call: exclude pmid:4
     c = prisma.counts(two_source_store)

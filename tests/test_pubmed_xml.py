@@ -1,4 +1,4 @@
-"""reviewlib.pubmed_xml: streaming efetch XML parser, checked against Bio.Entrez.read."""
+"""reviewlib.sources.pubmed_xml: streaming efetch XML parser, checked against Bio.Entrez.read."""
 from __future__ import annotations
 
 import gzip
@@ -17,7 +17,7 @@ from Bio import Entrez
 import reviewlib
 from reviewlib import records
 from reviewlib.errors import InputError
-from reviewlib.pubmed_xml import parse_medline_date, read_pubmed_xml
+from reviewlib.sources.pubmed_xml import parse_medline_date, read_pubmed_xml
 
 DATA = Path(__file__).resolve().parent / "data" / "pubmed"
 EFETCH = DATA / "efetch"
@@ -168,7 +168,7 @@ def test_mesh_major_from_descriptor_or_qualifier():
 
 
 def test_delete_citation_is_logged_and_exposed(caplog):
-    with caplog.at_level(logging.INFO, logger="reviewlib.pubmed_xml"):
+    with caplog.at_level(logging.INFO, logger="reviewlib.sources.pubmed_xml"):
         frame = read_pubmed_xml(WRITTEN / "dates_and_delete_citation.xml")
     assert frame.attrs["deleted_pmids"] == ["90000098", "90000099"]
     assert "90000098" not in set(frame.pmid)
@@ -294,7 +294,7 @@ def test_no_dtd_or_entity_is_fetched(tmp_path):
 MEMORY_SCRIPT = textwrap.dedent("""
     import json, re, sys, tracemalloc
     from pathlib import Path
-    from reviewlib.pubmed_xml import iter_pubmed_xml, read_pubmed_xml
+    from reviewlib.sources.pubmed_xml import iter_pubmed_xml, read_pubmed_xml
     src = Path(sys.argv[1]).read_text(encoding="utf-8")
     body = re.search(r"(<PubmedArticle>.*</PubmedArticle>)", src, re.S).group(1)
     out = {}
@@ -351,7 +351,7 @@ NESTED_REFERENCES = (b"<a><ReferenceList><Reference><Citation>x &lt; y</Citation
 @pytest.mark.parametrize("sizes", [[1], [7, 13], [5000]])
 @pytest.mark.parametrize("read_size", [1, 3, 32768, -1])
 def test_reference_lists_are_skipped_across_chunk_boundaries(sizes, read_size):
-    from reviewlib.pubmed_xml import _SkipReferenceLists
+    from reviewlib.sources.pubmed_xml import _SkipReferenceLists
     reader = _SkipReferenceLists(Trickle(NESTED_REFERENCES, sizes))
     chunks = []
     while True:

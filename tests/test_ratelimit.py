@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from reviewlib.eutils import EutilsClient
-from reviewlib.ratelimit import FileRateLimiter, RateLimiter, shared_limiter
+from reviewlib.retrieval.eutils import EutilsClient
+from reviewlib.retrieval.ratelimit import FileRateLimiter, RateLimiter, shared_limiter
 
 
 class FakeClock:
@@ -139,7 +139,7 @@ def test_file_limiter_ignores_a_damaged_file_and_future_times(tmp_path):
 
 WORKER = """
 import sys, time
-from reviewlib.ratelimit import FileRateLimiter
+from reviewlib.retrieval.ratelimit import FileRateLimiter
 limiter = FileRateLimiter(sys.argv[1], 3, 1.0)
 for _ in range(4):
     limiter.acquire()
@@ -157,7 +157,7 @@ def test_processes_together_keep_to_the_rate(tmp_path):
 
 
 def test_shared_limiter_uses_the_configured_file(tmp_path, monkeypatch):
-    import reviewlib.ratelimit as ratelimit
+    import reviewlib.retrieval.ratelimit as ratelimit
     monkeypatch.setattr(ratelimit, "_SHARED", None)
     monkeypatch.setenv("REVIEWLIB_RATE_FILE", str(tmp_path / "shared-rate"))
     limiter = shared_limiter()

@@ -1,4 +1,4 @@
-"""reviewlib.readers: MEDLINE (real PubMed-format files) and RIS (vendor-modelled fixtures)."""
+"""reviewlib.sources.readers: MEDLINE (real PubMed-format files) and RIS (vendor-modelled fixtures)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ from Bio import Medline
 import reviewlib
 from reviewlib import records
 from reviewlib.errors import InputError
-from reviewlib.readers import author_name, read_medline, read_ris, split_labelled_abstract
+from reviewlib.sources.readers import author_name, read_medline, read_ris, split_labelled_abstract
 
 DATA = Path(__file__).resolve().parent / "data"
 MEDLINE = DATA / "pubmed" / "medline"
@@ -184,7 +184,7 @@ def test_readers_exported_from_package():
 
 
 def test_read_openalex_is_imported_lazily_from_its_module():
-    openalex = pytest.importorskip("reviewlib.openalex")
+    openalex = pytest.importorskip("reviewlib.sources.openalex")
     assert reviewlib.read_openalex is openalex.read_openalex
     with pytest.raises(AttributeError):
         reviewlib.no_such_reader  # noqa: B018

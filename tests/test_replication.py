@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from lxml import html as lhtml
 
-from reviewlib import cli, pipeline, report, simulation
+from reviewlib import cli, pipeline
+from reviewlib.report import notebook as report
+from reviewlib.screening import simulation
 from reviewlib.errors import ConfigError
-from reviewlib.living import RunSets
+from reviewlib.report.living import RunSets
 from reviewlib.protocol import load_protocol
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,8 @@ import pytest
 from lxml import html as lhtml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from reviewlib import living, report
+from reviewlib.report import living
+from reviewlib.report import notebook as report
 
 XSS_TITLE = "CAR-T in lupus <script>alert(1)</script> & <img src=x onerror=alert(2)>"
 NOTICE = "SYNTHETIC DEMO DATA: not real publications."

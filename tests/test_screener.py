@@ -7,11 +7,12 @@ import nbformat
 import pandas as pd
 import pytest
 
-from reviewlib import agreement, decisions
+from reviewlib.screening import agreement
+from reviewlib.screening import decisions
 from reviewlib.protocol import load_protocol
 from reviewlib.records import conform
-from reviewlib.screener import Screener, highlight, static_summary
-from reviewlib.screening import load_rules
+from reviewlib.screening.screener import Screener, highlight, static_summary
+from reviewlib.screening.eligibility import load_rules
 from reviewlib.store import ReviewStore
 
 UNTRUSTED = 'CD19 CAR T cells in lupus <script>alert("x")</script> & <b>bold</b> claims'
@@ -105,7 +106,7 @@ def test_a_second_screener_on_the_same_store_resumes(store, rules):
 
 
 def test_prioritised_order_and_estimate(store, rules):
-    from reviewlib import prioritise
+    from reviewlib.screening import prioritise
     s = screener(store, "ana", rules, prioritise=True, seed=1)
     first = s.current
     assert "estimated relevant left ? (after your first include and first exclude)" in s.progress.value
@@ -128,7 +129,7 @@ def test_static_summary_counts_by_decision_and_reason(store, rules):
     html = static_summary(store).data
     assert "Current decisions per reviewer" in html and "Exclusions per reason" in html
     assert "Not an engineered cell therapy" in html and "Not autoimmune disease" in html
-    from reviewlib.screener import summary_tables
+    from reviewlib.screening.screener import summary_tables
     tables = summary_tables(store)
     assert tables["decisions"].loc["ana", "include"] == 1 and tables["decisions"].loc["bob", "exclude"] == 2
     assert tables["reasons"].loc[lambda t: t.index.str.startswith("Not an engineered cell therapy"), "bob"].tolist() == [1]
@@ -155,7 +156,7 @@ def test_rendered_notebook_shows_the_static_summary(tmp_path, store):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
         "from reviewlib.store import ReviewStore\n"
-        "from reviewlib.screener import Screener\n"
+        "from reviewlib.screening.screener import Screener\n"
         f"Screener(ReviewStore({str(tmp_path / 'review.sqlite')!r}), 'ana', protocol='car-t-autoimmune',"
         " prioritise=False).display()")]
     src, out = tmp_path / "screen.ipynb", tmp_path / "screen.out.ipynb"

@@ -6,7 +6,8 @@ import copy
 import pandas as pd
 import pytest
 
-from reviewlib import decisions, screening
+from reviewlib.screening import decisions
+from reviewlib.screening import eligibility as screening
 from reviewlib.errors import ProtocolError
 from reviewlib.protocol import PACKAGE_DATA, load_protocol
 from reviewlib.records import conform

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reviewlib import simulation
+from reviewlib.screening import simulation
 from reviewlib.cli import main
 from reviewlib.errors import InputError
-from reviewlib.simulation import (atd, consecutive_irrelevant_stop, draw_priors, load_dataset, recall_curve,
+from reviewlib.screening.simulation import (atd, consecutive_irrelevant_stop, draw_priors, load_dataset, recall_curve,
                                   replicate, replicate_meijboom, rrf, screened_to_recall, simulate, wss)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from Bio import Entrez
 from lxml import etree
 from rapidfuzz import fuzz
 
-from reviewlib import snapshot
+from reviewlib.demo import snapshot
 from reviewlib.errors import InputError
 
 DTD_PATH = Path(Bio.Entrez.__file__).resolve().parent / "DTDs" / "pubmed_250101.dtd"
@@ -305,7 +305,7 @@ def test_demo_decisions_refuse_an_unknown_stage():
 
 
 def test_truth_reader_rejects_missing_or_foreign_file(tmp_path):
-    with pytest.raises(InputError, match="python -m reviewlib.snapshot"):
+    with pytest.raises(InputError, match="python -m reviewlib.demo.snapshot"):
         snapshot.truth(tmp_path / "absent.csv")
     (tmp_path / "other.csv").write_text("pmid,title\n1,x\n")
     with pytest.raises(InputError, match="lacks column"):
@@ -317,7 +317,7 @@ def test_notice_says_synthetic():
 
 
 def test_read_pubmed_xml_reads_the_snapshot():
-    pubmed_xml = pytest.importorskip("reviewlib.pubmed_xml")
+    pubmed_xml = pytest.importorskip("reviewlib.sources.pubmed_xml")
     frame = pubmed_xml.read_pubmed_xml(snapshot.SNAPSHOT_PATH)
     assert len(frame) >= 400
     assert frame["pmid"].astype(int).min() >= 990000001
@@ -330,7 +330,7 @@ def test_output_does_not_depend_on_hash_seed_or_locale():
     import subprocess
     import sys
 
-    code = ("import hashlib; from reviewlib import snapshot; x, c = snapshot.build(); "
+    code = ("import hashlib; from reviewlib.demo import snapshot; x, c = snapshot.build(); "
             "print(hashlib.sha256(x + c).hexdigest())")
     xml, csv_bytes = snapshot.build()
     expected = hashlib.sha256(xml + csv_bytes).hexdigest()

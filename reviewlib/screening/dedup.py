@@ -54,8 +54,8 @@ import pandas as pd
 from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 
-from .records import COLUMNS, conform
-from .store import record_id_for, utcnow
+from ..records import COLUMNS, conform
+from ..store import record_id_for, utcnow
 
 logger = logging.getLogger(__name__)
 

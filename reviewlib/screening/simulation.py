@@ -60,7 +60,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 from .prioritise import DEFAULT_MODEL, MODELS, Prioritiser
 
 logger = logging.getLogger(__name__)
@@ -302,7 +302,7 @@ def simulate(frame: pd.DataFrame, label_column: str, seed: int = 0, *, model: st
     seed : int
         Seeds the priors and the model; same seed, same result.
     model : str
-        One of :data:`reviewlib.prioritise.MODELS`.
+        One of :data:`reviewlib.screening.prioritise.MODELS`.
     priors : sequence of int, optional
         Row positions to start from instead of drawing them (used by the
         benchmark to give ASReview and reviewlib the same priors).
@@ -422,7 +422,7 @@ def synergy_dataset(works: str | Path, labels: str | Path, label_column: str = "
     ----------
     works : path-like
         The OpenAlex works (``works_1.zip``, a folder or a JSON file), read
-        with :func:`reviewlib.openalex.read_openalex`.
+        with :func:`reviewlib.sources.openalex.read_openalex`.
     labels : path-like
         ``labels.csv`` with ``openalex_id`` (URL or bare id) and ``label_column``.
 
@@ -437,7 +437,7 @@ def synergy_dataset(works: str | Path, labels: str | Path, label_column: str = "
     InputError
         If a work has no label or a label has no work.
     """
-    from .openalex import read_openalex
+    from ..sources.openalex import read_openalex
 
     records = read_openalex(works)
     labels = Path(labels)
@@ -503,7 +503,7 @@ def replicate_dataset(frame: pd.DataFrame, label_column: str, *, name: str, seed
                       model: str = DEFAULT_MODEL) -> Replication:
     """Deduplicate a labelled records table, count PRISMA boxes and simulate its screening.
 
-    Duplicates are merged with :func:`reviewlib.dedup.deduplicate`; a merged
+    Duplicates are merged with :func:`reviewlib.screening.dedup.deduplicate`; a merged
     group is included when any of its members was (so no inclusion is lost).
     """
     from .dedup import deduplicate
@@ -523,7 +523,7 @@ def replicate_dataset(frame: pd.DataFrame, label_column: str, *, name: str, seed
         labels = [kept_label.get(rid, by_openalex.get(oa)) for rid, oa in zip(unique["record_id"], unique["openalex_id"])]
     else:
         by_rid = {}
-        from .store import record_id_for
+        from ..store import record_id_for
         for i, rec in enumerate(frame.to_dict("records")):
             by_rid.setdefault(record_id_for(rec), y[i])
         labels = [kept_label.get(rid, by_rid.get(rid)) for rid in unique["record_id"]]
@@ -541,7 +541,7 @@ def replay_review(store: Any, records: pd.DataFrame, *, stage: str = "title-abst
                   model: str = DEFAULT_MODEL) -> Replication | None:
     """Replay a review's own finished screening in the model's order: what prioritisation would have saved.
 
-    The review's current decisions at ``stage`` (see :func:`reviewlib.decisions.final_decisions`)
+    The review's current decisions at ``stage`` (see :func:`reviewlib.screening.decisions.final_decisions`)
     are the labels, include = 1 and exclude = 0, and :func:`simulate` replays them from one
     included and one excluded record drawn with ``seed``.
 
@@ -556,7 +556,7 @@ def replay_review(store: Any, records: pd.DataFrame, *, stage: str = "title-abst
     seed : int
         Seeds the priors and the model.
     model : str
-        One of :data:`reviewlib.prioritise.MODELS`.
+        One of :data:`reviewlib.screening.prioritise.MODELS`.
 
     Returns
     -------
@@ -584,7 +584,7 @@ def replay_review(store: Any, records: pd.DataFrame, *, stage: str = "title-abst
 
 
 def _resolve(protocol_path: Path, value: str) -> Path:
-    from .protocol import PACKAGE_DATA
+    from ..protocol import PACKAGE_DATA
 
     for base in (protocol_path.parent, PACKAGE_DATA):
         candidate = (base / value).resolve()
@@ -610,8 +610,8 @@ def replicate(protocol: Any = "meijboom-2021", seed: int = 0, model: str = DEFAU
     -------
     Replication
     """
-    from .errors import ProtocolError
-    from .protocol import Protocol, load_protocol
+    from ..errors import ProtocolError
+    from ..protocol import Protocol, load_protocol
 
     proto = protocol if isinstance(protocol, Protocol) else load_protocol(protocol)
     section = proto.section("screening_data")

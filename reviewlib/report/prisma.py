@@ -3,7 +3,7 @@
 :func:`counts` reads the store (searches and the records they found, the saved
 deduplication result, and the screening decisions) and returns a
 :class:`PrismaCounts`; :meth:`PrismaCounts.check` verifies that the boxes add
-up.  :func:`reviewlib.plots.prisma_flow` draws the diagram from these counts.
+up.  :func:`reviewlib.report.figures.prisma_flow` draws the diagram from these counts.
 
 How each box is counted
 -----------------------
@@ -13,7 +13,7 @@ How each box is counted
   (the searches of one run), only those searches and the records they found
   count, so a run whose query changed is not counted with the old query's records.
 - *Duplicates removed*: records found by several sources (merged by the store
-  on PMID/DOI) plus those the saved :mod:`reviewlib.dedup` result removed.
+  on PMID/DOI) plus those the saved :mod:`reviewlib.screening.dedup` result removed.
 - *Records screened*: the distinct records left after deduplication.
 - *Records excluded* (title-abstract): records whose resolved title-abstract
   decision is ``exclude``, counted per reason key; *awaiting*: screened records
@@ -24,8 +24,8 @@ How each box is counted
   says so).  *Studies included*: resolved full-text includes (or the
   title-abstract includes when no full-text stage was run).
 
-One source of truth: the screening set is :func:`reviewlib.dedup.screening_records`
-and each record's decision is :func:`reviewlib.decisions.final_decisions`
+One source of truth: the screening set is :func:`reviewlib.screening.dedup.screening_records`
+and each record's decision is :func:`reviewlib.screening.decisions.final_decisions`
 (resolution > agreeing or single human > rules where no human decided).
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .errors import InputError, StoreError
+from ..errors import InputError, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class PrismaCounts:
         Records removed as duplicates before screening.
     duplicates_merged_by_store, duplicates_removed_by_dedup : int
         The two parts of ``duplicates_removed``: the same record found by several
-        sources, and duplicates found by :mod:`reviewlib.dedup`.
+        sources, and duplicates found by :mod:`reviewlib.screening.dedup`.
     screened : int
         Records screened on title and abstract.
     excluded_screening : int
@@ -192,7 +192,7 @@ UNDECIDED = ("maybe", "unsure", "conflict")
 
 
 def stage_decisions(store, stage: str) -> pd.DataFrame:
-    """One resolved decision per record at ``stage``, from :func:`reviewlib.decisions.final_decisions`.
+    """One resolved decision per record at ``stage``, from :func:`reviewlib.screening.decisions.final_decisions`.
 
     The resolution rule lives there (resolution > agreeing or single human >
     rules where no human decided; undone decisions are gone); this only maps
@@ -210,7 +210,7 @@ def stage_decisions(store, stage: str) -> pd.DataFrame:
     pandas.DataFrame
         record_id, decision ('include', 'exclude', 'undecided'), reason, basis.
     """
-    from . import decisions
+    from ..screening import decisions
     final = decisions.final_decisions(store, stage=stage)
     out = final[["record_id", "decision", "reason", "basis"]].copy()
     out["decision"] = [d if d in ("include", "exclude") else "undecided" for d in out["decision"]]
@@ -232,8 +232,8 @@ def _reason_counts(resolved: pd.DataFrame) -> dict[str, int]:
 
 
 def _screening_ids(store, all_ids: list[str], notes: list[str]) -> list[str]:
-    """The records a reviewer screens: :func:`reviewlib.dedup.screening_records` (store order)."""
-    from . import dedup
+    """The records a reviewer screens: :func:`reviewlib.screening.dedup.screening_records` (store order)."""
+    from ..screening import dedup
     if dedup.load(store) is None:
         notes.append("no saved deduplication result in the store: duplicates removed by deduplication counted as 0")
         return list(all_ids)

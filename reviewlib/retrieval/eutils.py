@@ -1,6 +1,6 @@
 """A polite client of NCBI's E-utilities (esearch and efetch on PubMed), written on requests.
 
-Every request goes through one process-wide :class:`~reviewlib.ratelimit.RateLimiter`
+Every request goes through one process-wide :class:`~reviewlib.retrieval.ratelimit.RateLimiter`
 (3 requests per second, 10 with ``NCBI_API_KEY``) and one reused
 :class:`requests.Session`.  Failures that may pass (HTTP 429 and 5xx, connection
 errors, truncated or non-XML bodies, transient ``<ERROR>`` bodies) are retried
@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping
 import requests
 from lxml import etree
 
-from .errors import ConfigError, EutilsError, HistoryExpiredError
+from ..errors import ConfigError, EutilsError, HistoryExpiredError
 from .ratelimit import RateLimiter, shared_limiter
 
 logger = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ class EutilsClient:
     sleep : callable, optional
         Used for backoff between retries (default :func:`time.sleep`).
     limiter : RateLimiter, optional
-        Default the process-wide :func:`~reviewlib.ratelimit.shared_limiter`.
+        Default the process-wide :func:`~reviewlib.retrieval.ratelimit.shared_limiter`.
     max_attempts : int, optional
         Attempts per request before giving up (default ``REVIEWLIB_EUTILS_ATTEMPTS`` or 6).
     backoff_base, backoff_max : float, optional

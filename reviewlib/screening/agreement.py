@@ -3,14 +3,14 @@
 Workflow
 --------
 1. Each reviewer screens with ``Screener(..., reviewer="ana", blind=True)``;
-   :func:`reviewlib.decisions.current_decisions` with ``blind=True`` shows a
+   :func:`reviewlib.screening.decisions.current_decisions` with ``blind=True`` shows a
    reviewer only their own decisions until the stage is revealed.
 2. :func:`reveal` records the reveal in the store (meta ``screening.revealed.<stage>``).
 3. :func:`agreement` gives Cohen's kappa and percent agreement for every pair
    of reviewers, on the records both screened (with that n).
 4. :func:`conflicts` lists records whose reviewers disagree; :func:`resolve`
    appends a decision of kind ``'resolution'``, which
-   :func:`reviewlib.decisions.included` honours above the reviewers' calls.
+   :func:`reviewlib.screening.decisions.included` honours above the reviewers' calls.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import pandas as pd
 
 from .decisions import (HUMAN_DECISIONS, META_REVEALED, RULES_REVIEWER, _check_reviewer, _check_stage,
                         current_decisions, is_revealed, record_decision)
-from .errors import InputError
-from .store import ReviewStore, utcnow
+from ..errors import InputError
+from ..store import ReviewStore, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def resolve(store: ReviewStore, record_id: str, resolver: str, decision: str | N
     take : str, optional
         Adopt this reviewer's current decision (and reason) on the record.
     stage, reason, note
-        As in :func:`reviewlib.decisions.record_decision`.
+        As in :func:`reviewlib.screening.decisions.record_decision`.
 
     Raises
     ------

@@ -28,11 +28,11 @@ from typing import Any
 
 import pandas as pd
 
-from .atomic import write_bytes
-from .errors import EutilsError, HistoryExpiredError, InputError
+from ..atomic import write_bytes
+from ..errors import EutilsError, HistoryExpiredError, InputError
 from .eutils import MAX_RECORDS, EutilsClient
-from .records import write_csv
-from .store import ReviewStore
+from ..records import write_csv
+from ..store import ReviewStore
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def _gaps(covered: list[tuple[int, int]], total: int, batch_size: int) -> list[t
 
 # -- parsing --------------------------------------------------------------------
 def _read_records(source: Any, default_source: str) -> pd.DataFrame:
-    from .pubmed_xml import read_pubmed_xml
+    from ..sources.pubmed_xml import read_pubmed_xml
     frame = read_pubmed_xml(source)
     if "source" in frame:
         frame["source"] = frame["source"].where(frame["source"].notna(), default_source)
@@ -432,7 +432,7 @@ def load_snapshot(path: str | os.PathLike, store: ReviewStore, *, query: str | N
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"snapshot file not found: {path}: regenerate it with 'python -m reviewlib.snapshot'",
+        raise InputError(f"snapshot file not found: {path}: regenerate it with 'python -m reviewlib.demo.snapshot'",
                          source=str(path))
     data = path.read_bytes()
     digest = _sha256(data)
@@ -490,7 +490,7 @@ def run_search(protocol, store: ReviewStore, *, offline: bool, mindate: str | No
     if offline:
         path = protocol.snapshot_path()
         if path is None:
-            from .errors import ProtocolError
+            from ..errors import ProtocolError
             raise ProtocolError(f"protocol {protocol.path} has no search.snapshot to run offline: "
                                 "add one or run online", source=str(protocol.path))
         return load_snapshot(path, store, query=protocol.query, synthetic=protocol.synthetic)

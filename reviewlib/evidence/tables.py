@@ -1,7 +1,7 @@
 """Evidence tables: one row per included study, and summaries that show where evidence is thin.
 
 :func:`study_table` joins the current extracted values (machine or verified, see
-:func:`reviewlib.extraction.current_values`) with the included records.  Each field keeps
+:func:`reviewlib.evidence.extraction.current_values`) with the included records.  Each field keeps
 a ``<field>_status`` column ('machine' or 'verified').
 
 Reports of the same cohort
@@ -44,8 +44,29 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from .atomic import write_with
+from ..atomic import write_with
 from .extraction import NOT_REPORTED, STATUS_VERIFIED, Schema, SchemaRef, load_schema, parse_breakdown
+
+__all__ = [
+    "split_values",
+    "study_table",
+    "flag_same_cohort",
+    "with_status",
+    "breakdown_column",
+    "allocate_patients",
+    "patients_by",
+    "summary_tables",
+    "gaps",
+    "export_csv",
+    "export_xlsx",
+    "interactive",
+    "to_html",
+    "CORE",
+    "STUDY_INFO",
+    "GROUP_COLUMNS",
+    "MIXED",
+]
+
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +141,7 @@ def study_table(values: pd.DataFrame, records: pd.DataFrame | None = None,
     Parameters
     ----------
     values : pandas.DataFrame
-        :func:`reviewlib.extraction.current_values` (or :func:`reviewlib.extraction.extract`).
+        :func:`reviewlib.evidence.extraction.current_values` (or :func:`reviewlib.evidence.extraction.extract`).
     records : pandas.DataFrame, optional
         The included records (``record_id`` or ``pmid``, ``title``, ``authors``, ``year``...);
         only studies in it are kept.  All extracted studies otherwise.

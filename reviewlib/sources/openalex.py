@@ -23,8 +23,8 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from .errors import InputError
-from .records import conform
+from ..errors import InputError
+from ..records import conform
 
 logger = logging.getLogger(__name__)
 

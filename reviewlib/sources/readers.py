@@ -42,8 +42,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from . import records
-from .errors import InputError
+from .. import records
+from ..errors import InputError
 from .pubmed_xml import parse_medline_date
 
 logger = logging.getLogger(__name__)

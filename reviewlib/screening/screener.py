@@ -7,10 +7,10 @@ inserted), include / exclude / maybe buttons, a reason picker (the protocol's
 exclusion reasons) and a note, the eligibility criteria beside the record,
 progress (screened / total, included so far, estimated relevant left) and an
 undo button.  Every click goes straight through
-:func:`reviewlib.decisions.record_decision`: the decision is in the store
+:func:`reviewlib.screening.decisions.record_decision`: the decision is in the store
 before the next record appears.
 
-Records come in priority order from :mod:`reviewlib.prioritise` when it is
+Records come in priority order from :mod:`reviewlib.screening.prioritise` when it is
 available (retrained on the reviewer's decisions after each one), else in the
 given order.  In blind mode (``blind=True``) the screener shows the reviewer
 only their own decisions.
@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterable, Sequence
 import pandas as pd
 
 from . import decisions as dec
-from .errors import InputError, ReviewlibError
-from .screening import Rules, load_rules, vocabulary
+from ..errors import InputError, ReviewlibError
+from .eligibility import Rules, load_rules, vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -184,11 +184,11 @@ class Screener:
         Blind dual screening: show only this reviewer's decisions (until reveal).
     records : pandas.DataFrame, optional
         Records to screen (with ``record_id``); default: the store's records
-        minus saved duplicates (:func:`reviewlib.dedup.screening_records`).
+        minus saved duplicates (:func:`reviewlib.screening.dedup.screening_records`).
     order : sequence of str, optional
         The fallback order of record ids (default: the records' order).
     prioritise : bool
-        Use :mod:`reviewlib.prioritise` to order the queue when it can.
+        Use :mod:`reviewlib.screening.prioritise` to order the queue when it can.
     seed : int
         Seed for the prioritisation.
     require_reason : bool

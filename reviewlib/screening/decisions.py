@@ -8,7 +8,7 @@ and the current decision is derived from the history.
 
 Kinds of rows: ``'human'`` (a reviewer), ``'rule'`` (protocol rules, reviewer
 ``'rules'``), ``'resolution'`` (a conflict settled, see
-:mod:`reviewlib.agreement`), ``'undo'``.  History is replayed in time order
+:mod:`reviewlib.screening.agreement`), ``'undo'``.  History is replayed in time order
 (``created_at``, then ``decision_id``) per record, reviewer, stage and kind
 class (human / resolution / rule): a decision is pushed, an undo pops the
 decision it names, so undoing a change of mind brings back the earlier call.
@@ -34,9 +34,9 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from .atomic import atomic_path
-from .errors import InputError
-from .store import ReviewStore, utcnow
+from ..atomic import atomic_path
+from ..errors import InputError
+from ..store import ReviewStore, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def _check_stage(stage: Any) -> str:
 def _vocabulary(store: ReviewStore, reasons: Mapping[str, str] | Iterable[str] | None) -> set[str]:
     if reasons is not None:
         return set(reasons)
-    from .screening import vocabulary
+    from .eligibility import vocabulary
     return set(vocabulary(store))
 
 
@@ -116,7 +116,7 @@ def record_decision(store: ReviewStore, record_id: str, reviewer: str, decision:
     note : str, optional
         Free text.
     kind : {'human', 'resolution'}
-        ``'resolution'`` is written by :func:`reviewlib.agreement.resolve`.
+        ``'resolution'`` is written by :func:`reviewlib.screening.agreement.resolve`.
     reasons : mapping or iterable, optional
         The vocabulary; default the one recorded in the store by the rules,
         else the default protocol's.
@@ -189,7 +189,7 @@ def _history(store: ReviewStore, stage: str | None = None) -> pd.DataFrame:
 
 
 def is_revealed(store: ReviewStore, stage: str = "title-abstract") -> bool:
-    """True once decisions at ``stage`` were revealed (see :func:`reviewlib.agreement.reveal`)."""
+    """True once decisions at ``stage`` were revealed (see :func:`reviewlib.screening.agreement.reveal`)."""
     return store.get_meta(META_REVEALED + stage) is not None
 
 
@@ -404,7 +404,7 @@ def import_csv(store: ReviewStore, path: str | os.PathLike, reviewer: str | None
         one (or for blank cells): the reviewer the rows belong to.
     reasons : mapping or iterable, optional
         The exclusion-reason vocabulary (default: the store's, see
-        :func:`reviewlib.screening.vocabulary`).
+        :func:`reviewlib.screening.eligibility.vocabulary`).
 
     Raises
     ------

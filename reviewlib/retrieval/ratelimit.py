@@ -7,7 +7,7 @@ HTTP 429 beyond that.  :class:`RateLimiter` guarantees that no more than
 ``clock`` and ``sleep`` callables so tests can check it without waiting.
 
 :func:`shared_limiter` returns the one limiter of the process; every
-:class:`reviewlib.eutils.EutilsClient` uses it unless given another.  On POSIX
+:class:`reviewlib.retrieval.eutils.EutilsClient` uses it unless given another.  On POSIX
 it is a :class:`FileRateLimiter`, whose window is kept in a small lock file, so
 that all of a user's processes together keep to NCBI's rate: a fetch rerun the
 moment after another was killed, or two fetches in two terminals, share it.

@@ -5,7 +5,7 @@ canvas (no pyplot state, so notebooks and scripts can call them freely) and
 :func:`save` writes it as PNG and SVG.  The evidence plots take the evidence
 table (one row per included study, columns ``disease``, ``target``,
 ``design``, ``n_patients``, ``lymphodepletion``, ``year``...; multi-valued
-cells are ``"; "``-joined strings) as made by ``reviewlib.evidence.study_table``.
+cells are ``"; "``-joined strings) as made by ``reviewlib.evidence.tables.study_table``.
 
 Titles state a finding computed from the data (the ``*_finding`` functions
 return the sentence alone).  Colours follow the Okabe-Ito colour-blind-safe
@@ -32,9 +32,9 @@ from matplotlib.offsetbox import AnchoredOffsetbox, DrawingArea, HPacker, TextAr
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
-from .atomic import atomic_path
-from .errors import InputError
-from .evidence import MIXED, allocate_patients
+from ..atomic import atomic_path
+from ..errors import InputError
+from ..evidence.tables import MIXED, allocate_patients
 
 logger = logging.getLogger(__name__)
 
@@ -204,11 +204,11 @@ def _prepare(table: pd.DataFrame, needed: Sequence[str], counted_only: bool = Tr
     """
     if not isinstance(table, pd.DataFrame):
         raise InputError(f"evidence plots need a pandas DataFrame, got {type(table).__name__}: "
-                         "pass reviewlib.evidence.study_table(...)")
+                         "pass reviewlib.evidence.tables.study_table(...)")
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise InputError(f"evidence table lacks column(s) {', '.join(missing)} (it has: "
-                         f"{', '.join(map(str, table.columns)) or 'none'}); pass reviewlib.evidence.study_table(...)")
+                         f"{', '.join(map(str, table.columns)) or 'none'}); pass reviewlib.evidence.tables.study_table(...)")
     frame = table.reset_index(drop=True).copy()
     uncounted = 0
     if counted_only and "counted" in frame:
@@ -377,11 +377,11 @@ def _reason_label(key: str, labels: Mapping[str, str] | None) -> str:
 
 def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notice: str | None = None,
                 show_notes: bool = True) -> Figure:
-    """The PRISMA 2020 flow diagram, drawn from :func:`reviewlib.prisma.counts`.
+    """The PRISMA 2020 flow diagram, drawn from :func:`reviewlib.report.prisma.counts`.
 
     Parameters
     ----------
-    counts : reviewlib.prisma.PrismaCounts
+    counts : reviewlib.report.prisma.PrismaCounts
         The checked counts (every number on the diagram comes from them).
     reason_labels : mapping, optional
         Exclusion-reason key -> label (the protocol's ``eligibility.exclusion_reasons``);
@@ -596,7 +596,7 @@ def publications_by_year(table: pd.DataFrame, *, notice: str | None = None) -> F
 def _cells(table: pd.DataFrame) -> pd.DataFrame:
     """One row per occupied disease x target cell: studies (a basket study counts in each of its
     diseases), patients (each counted once: split by the study's per-disease breakdown, the
-    rest in the row :data:`reviewlib.evidence.MIXED`), unknown (studies without n), unsplit
+    rest in the row :data:`reviewlib.evidence.tables.MIXED`), unknown (studies without n), unsplit
     (studies whose patients for that disease sit in the MIXED row), controlled, design."""
     frame = _prepare(table, ["disease", "target", "design", "n_patients"])
     members: dict[tuple[str, str], set[int]] = {}
@@ -968,7 +968,8 @@ def _curve(recall_curve: Any) -> tuple[pd.DataFrame, bool]:
 
 def _store_curve(store) -> tuple[pd.DataFrame, int]:
     """Includes found against records screened, in the order records were first decided."""
-    from . import dedup, prisma  # the same screening set and resolved decisions as the PRISMA counts
+    from ..screening import dedup
+    from . import prisma  # the same screening set and resolved decisions as the PRISMA counts
     screening = set(dedup.screening_records(store)["record_id"])
     history = store.decisions()
     ta = history[(history["stage"] == prisma.STAGE_SCREENING) & (history["kind"] != "undo")
@@ -1013,7 +1014,7 @@ def screening_progress(recall_curve: Any = None, *, store=None, n_total: int | N
     Parameters
     ----------
     recall_curve : sequence or DataFrame, optional
-        From ``reviewlib.simulation``: cumulative includes (or recall fractions)
+        From ``reviewlib.screening.simulation``: cumulative includes (or recall fractions)
         per record screened, a list of ``(screened, found)`` pairs or dicts, or a
         DataFrame with ``screened`` and ``found``/``recall`` columns.
     store : reviewlib.store.ReviewStore, optional

@@ -11,7 +11,7 @@ itself with the previous complete run of the same review and reports:
   the loud one: it is written to the manifest and shown on every HTML page.
 
 Online, a rerun of an unchanged protocol fetches only what PubMed added since
-the previous run (``since``, passed to :func:`reviewlib.fetch.run_search` as
+the previous run (``since``, passed to :func:`reviewlib.retrieval.fetch.run_search` as
 ``mindate`` with ``datetype='edat'``).  Such an incremental search cannot
 notice records that stopped matching; its record set is the previous full
 search plus every incremental search since (see :func:`run_search_ids`).
@@ -27,8 +27,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .atomic import write_text
-from .store import ReviewStore, utcnow
+from ..atomic import write_text
+from ..store import ReviewStore, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def register_search(store: ReviewStore, run_name: str, search_id: int, *, since:
     run_name : str
         The run's id (or ``'interactive'`` in JupyterLab).
     search_id : int
-        The search returned by :func:`reviewlib.fetch.run_search`.
+        The search returned by :func:`reviewlib.retrieval.fetch.run_search`.
     since : str, optional
         The date the search started from, for an incremental (living) update.
     """
@@ -119,13 +119,13 @@ TITLE_ABSTRACT = "title-abstract"
 FULL_TEXT = "full-text"
 
 def _final_decisions(store: ReviewStore, stage: str) -> pd.DataFrame:
-    """``reviewlib.decisions.final_decisions`` of ``stage`` (vectorised: no cache needed)."""
-    from . import decisions
+    """``reviewlib.screening.decisions.final_decisions`` of ``stage`` (vectorised: no cache needed)."""
+    from ..screening import decisions
     return decisions.final_decisions(store, stage=stage)
 
 
 def included_ids(store: ReviewStore, stage: str = TITLE_ABSTRACT) -> list[str]:
-    """The resolved include set of the store at one stage (``reviewlib.decisions.included``), sorted.
+    """The resolved include set of the store at one stage (``reviewlib.screening.decisions.included``), sorted.
 
     Cached per store file, stage and state of the decisions table.  For the
     review's final include set use :func:`final_included_ids`.
@@ -139,7 +139,7 @@ def final_stage(store: ReviewStore, record_ids: Iterable[str] | None = None) -> 
 
     ``'full-text'`` as soon as any of ``record_ids`` (every record when None)
     has a full-text decision that stands (not undone), else ``'title-abstract'``.
-    The same rule decides whether :func:`reviewlib.prisma.counts` draws a
+    The same rule decides whether :func:`reviewlib.report.prisma.counts` draws a
     full-text stage.
 
     Parameters
@@ -328,7 +328,7 @@ def save_run_state(ctx: Any, counts: Any = None) -> None:
     ----------
     ctx : reviewlib.pipeline.ReviewContext
         The notebook's review (store, run name, output folder).
-    counts : reviewlib.prisma.PrismaCounts or dict, optional
+    counts : reviewlib.report.prisma.PrismaCounts or dict, optional
         The PRISMA counts shown in the report.
 
     Returns nothing (a notebook cell ending with it shows no path).

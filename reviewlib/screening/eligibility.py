@@ -4,7 +4,7 @@ Rules propose a decision for every record (``include``, ``exclude`` or
 ``unsure``) with every reason that fired; they never overrule a person: rule
 decisions are stored as reviewer ``'rules'``, kind ``'rule'``, and a human
 decision on the same record and stage always wins (see
-:func:`reviewlib.decisions.included`).
+:func:`reviewlib.screening.decisions.included`).
 
 The ``eligibility`` section
 ---------------------------
@@ -55,9 +55,9 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .errors import InputError, ProtocolError
-from .protocol import Protocol, find_protocol, load_protocol, section_of
-from .store import record_id_for
+from ..errors import InputError, ProtocolError
+from ..protocol import Protocol, find_protocol, load_protocol, section_of
+from ..store import record_id_for
 
 logger = logging.getLogger(__name__)
 
@@ -492,7 +492,7 @@ def save_rule_decisions(store, result: pd.DataFrame, rules: Rules | None = None,
     latest = {r[0]: (r[1], r[2]) for r in con.execute(
         "SELECT record_id, decision, reason FROM decisions WHERE decision_id IN ("
         "SELECT MAX(decision_id) FROM decisions WHERE stage=? AND kind='rule' GROUP BY record_id)", (stage,))}
-    from .store import utcnow
+    from ..store import utcnow
     now = utcnow()
     rows = []
     skipped_human = 0

@@ -40,8 +40,8 @@ from typing import IO, Any, Iterator, Union
 import pandas as pd
 from lxml import etree
 
-from . import records
-from .errors import InputError
+from .. import records
+from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 

@@ -67,11 +67,11 @@ from typing import Any, Iterable
 import pandas as pd
 import yaml
 
-from .atomic import write_with
-from .errors import InputError, ProtocolError
-from .protocol import Protocol, load_protocol, section_of
-from .records import read_csv as read_records_csv
-from .store import ReviewStore, record_id_for
+from ..atomic import write_with
+from ..errors import InputError, ProtocolError
+from ..protocol import Protocol, load_protocol, section_of
+from ..records import read_csv as read_records_csv
+from ..store import ReviewStore, record_id_for
 
 logger = logging.getLogger(__name__)
 
