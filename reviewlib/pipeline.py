@@ -52,7 +52,8 @@ from typing import Any, Mapping
 from . import __version__
 from .report import living
 from .report import notebook as report
-from .errors import ConfigError, PipelineError, ReviewlibError
+from .screening import decisions
+from .errors import ConfigError, InputError, PipelineError, ReviewlibError
 from .protocol import Protocol, load_protocol
 from .store import ReviewStore
 
@@ -78,7 +79,15 @@ RESERVED_PARAMETERS = {
     "interactive": "runs are never interactive",
 }
 #: Key figures first on the index page.
-FIGURE_ORDER = ["prisma", "recall_curve", "evidence_map", "sample_size", "patients_by_lymphodepletion", "publications_by_year"]
+#: Figures every review draws, first on the index; the protocol's ``report: figures`` follow in its order.
+ENGINE_FIGURES = ["prisma", "recall_curve"]
+
+
+def figure_order(protocol: Protocol) -> list[str]:
+    """Figure names (file stems) in the order the index shows them: the engine's, then the protocol's."""
+    declared = (protocol.section("report") or {}).get("figures") or []
+    names = [str(f.get("name") if isinstance(f, dict) else f) for f in declared]
+    return ENGINE_FIGURES + [n for n in names if n not in ENGINE_FIGURES]
 
 
 # -- where things live ------------------------------------------------------------
@@ -333,6 +342,35 @@ def search(ctx: ReviewContext, *, offline: bool = True, since: str | None = None
     return result
 
 
+def demo_decisions(protocol: Protocol, stage: str = "title-abstract") -> Any:
+    """The scripted demo reviewer's decisions at ``stage``: the CSV the protocol names at ``demo: decisions``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        record_id, decision, reason (empty for includes).
+
+    Raises
+    ------
+    ConfigError
+        The protocol names no such file.
+    InputError
+        The file lacks a column, or ``stage`` is not a screening stage.
+    """
+    import pandas as pd
+    decisions._check_stage(stage)
+    path = protocol.demo_decisions_path()
+    if path is None:
+        raise ConfigError(f"protocol {protocol.path} names no demo decisions (demo: decisions): add the file "
+                          "the scripted reviewer's decisions are in, or screen the records yourself in 02-screen")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"record_id", "stage", "decision", "reason"} - set(frame.columns)
+    if missing:
+        raise InputError(f"demo decisions {path} lack column(s) {', '.join(sorted(missing))}: regenerate them "
+                         "with 'python -m reviewlib.demo.snapshot'", source=str(path))
+    return frame.loc[frame["stage"] == stage, ["record_id", "decision", "reason"]].reset_index(drop=True)
+
+
 def record_demo_decisions(ctx: ReviewContext, records: Any = None, reviewer: str = DEMO_REVIEWER,
                           stage: str = "title-abstract") -> int:
     """Record the synthetic demo reviewer's decisions at ``stage`` (offline demo snapshot only).
@@ -374,12 +412,10 @@ def record_demo_decisions(ctx: ReviewContext, records: Any = None, reviewer: str
         raise ConfigError(f"review {ctx.protocol.name} is not running on the synthetic demo snapshot: demo "
                           "decisions are only for the demo; screen the records yourself in 02-screen")
     store = ctx.store
-    from .screening.decisions import record_decision
-    from .demo.snapshot import demo_decisions
-    frame = demo_decisions(stage=stage)
+    frame = demo_decisions(ctx.protocol, stage)
     wanted = None if records is None else set(records["record_id"])
-    if stage == living.FULL_TEXT:  # full text is read only for the reports included at title-abstract
-        sought = set(living.included_ids(store, living.TITLE_ABSTRACT))
+    if stage == decisions.FULL_TEXT:  # full text is read only for the reports included at title-abstract
+        sought = set(decisions.included(store, decisions.TITLE_ABSTRACT))
         wanted = sought if wanted is None else wanted & sought
     current = {(r["record_id"], r["decision"]) for r in store.connection.execute(
         "SELECT record_id, decision FROM decisions d WHERE reviewer=? AND stage=? AND decision_id = "
@@ -387,14 +423,14 @@ def record_demo_decisions(ctx: ReviewContext, records: Any = None, reviewer: str
         "AND stage=d.stage)", (reviewer, stage))}
     n = 0
     for row in frame.itertuples(index=False):
-        record_id = f"pmid:{row.pmid}"
+        record_id = row.record_id
         if wanted is not None and record_id not in wanted:
             continue
         if (record_id, row.decision) in current:
             continue
         reason = row.reason if isinstance(row.reason, str) and row.reason else None
-        record_decision(store, record_id, reviewer, row.decision, stage=stage, reason=reason,
-                        note="synthetic demo reviewer")
+        decisions.record_decision(store, record_id, reviewer, row.decision, stage=stage, reason=reason,
+                                  note="synthetic demo reviewer (scripted)")
         n += 1
     logger.info("demo reviewer: %d new %s decisions", n, stage)
     return n
@@ -672,7 +708,7 @@ def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], set
     ``excluded_full_text`` and ``excluded_full_text_reasons`` (reason key ->
     reports) describe the full-text stage (:func:`reviewlib.report.living.full_text_assessment`);
     ``final_stage`` says which stage's decisions make ``included``
-    (:func:`reviewlib.report.living.final_stage`).
+    (:func:`reviewlib.screening.decisions.final_stage`).
     """
     counts: dict[str, Any] = {"identified": search.get("count"), "retrieved": len(sets.matched)}
     try:
@@ -685,7 +721,6 @@ def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], set
         pass
     matched = {f"pmid:{p}" if p.isdigit() else p for p in sets.matched}
     try:
-        from .screening import decisions
         current = decisions.current_decisions(store, stage="title-abstract")
         current = current[current["record_id"].isin(matched)]
         counts["screened"] = int(current["record_id"].nunique())
@@ -739,6 +774,15 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
                timeout: int = 1800, render: bool = True) -> RunResult:
     """Run a review's notebooks in order and publish the run.
 
+    Five steps, each a function of its own: :func:`prepare_run` (check the
+    protocol, notebooks and parameters; make the run folder and the manifest
+    that says ``running``), :func:`execute_run` (the notebooks, in one kernel),
+    :func:`publish_run` (sets, counts, the living-review comparison, HTML pages,
+    the review's staged index; secrets scrubbed), :func:`record_run` (the
+    manifest, written last: from then on the run is complete) and
+    :func:`point_latest` (``latest`` and the review's index move to the run).
+    A failure in any step leaves the run marked ``failed`` (:func:`mark_failed`).
+
     A replication protocol (``screening_data``, no snapshot; see
     :func:`is_replication`) runs ``replicate-screening.ipynb`` offline instead
     of the four notebooks and needs no review store.
@@ -779,8 +823,55 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
     ConfigError
         A secret given as a parameter, an unknown parameter, or a missing notebook.
     """
+    plan = prepare_run(protocol, offline=offline, parameters=parameters, results_dir=results_dir,
+                       reviews_dir=reviews_dir, review_dir=review_dir, notebooks=notebooks,
+                       shared_kernel=shared_kernel, full_search=full_search, render=render)
+    timings = execute_run(plan, kernel_name=kernel_name, timeout=timeout)
+    result = publish_run(plan, timings)
+    record_run(plan)
+    point_latest(plan)
+    return result
+
+
+@dataclass
+class RunPlan:
+    """What :func:`prepare_run` settled for a run; the later steps read and fill it."""
+
+    protocol: Protocol
+    notebook_dir: Path
+    sources: list[Path]
+    declared: dict[str, set[str]]
+    known: set[str]
+    parameters: dict[str, Any]
+    replication: bool
+    results_root: Path
+    review_dir: Path
+    run_id: str
+    run_dir: Path
+    previous: tuple[Path, dict] | None
+    since: str | None
+    manifest: dict[str, Any]
+    render: bool = True
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def secrets(self) -> list[str | None]:
+        """The secret values to scrub from every output file (from the environment, never parameters)."""
+        return [os.environ.get(name) for name in SECRET_ENV]
+
+
+def prepare_run(protocol: str | Path | None = None, *, offline: bool = True,
+                parameters: Mapping[str, Any] | None = None, results_dir: str | Path | None = None,
+                reviews_dir: str | Path | None = None, review_dir: str | Path | None = None,
+                notebooks: str | Path | None = None, shared_kernel: bool = True, full_search: bool = False,
+                render: bool = True) -> RunPlan:
+    """Step 1 of :func:`run_review`: check everything, then make the run folder and its first manifest.
+
+    Nothing is written before the protocol, the notebooks and the parameters
+    are known to be good.  The manifest written here says ``running``, so a
+    folder left by a killed run is never taken for a complete one.
+    """
     started = datetime.now(timezone.utc)
-    t0 = time.perf_counter()
     _skip_slow_imports()
     proto = load_protocol(protocol)
     nb_dir = Path(notebooks) if notebooks else notebooks_dir()
@@ -808,7 +899,19 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
     base.update(user)
     logger.info("run %s of %s (%s%s) -> %s", run_id, proto.name, "offline" if offline else "online",
                 f", since {since}" if since else "", run_dir)
+    manifest = _first_manifest(proto, run_id, base, known, offline=offline, replication=replication,
+                               since=since, shared_kernel=shared_kernel, started=started, nb_dir=nb_dir)
+    plan = RunPlan(protocol=proto, notebook_dir=nb_dir, sources=sources, declared=declared, known=known,
+                   parameters=base, replication=replication, results_root=results_root, review_dir=rdir,
+                   run_id=run_id, run_dir=run_dir, previous=previous, since=since, manifest=manifest,
+                   render=render)
+    living.write_json(run_dir / living.MANIFEST_FILE, _jsonable(manifest))
+    return plan
 
+
+def _first_manifest(proto: Protocol, run_id: str, base: Mapping[str, Any], known: set[str], *, offline: bool,
+                    replication: bool, since: str | None, shared_kernel: bool, started: datetime,
+                    nb_dir: Path) -> dict[str, Any]:
     manifest: dict[str, Any] = {
         "schema": 1, "status": "running", "review": proto.name, "title": proto.title,
         "kind": "replication" if replication else "review",
@@ -827,108 +930,169 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
         manifest["data_source"] = str(section.get("source") or f"screening_data of {Path(proto.path).name}")
         manifest["query"] = None  # the replication replays the published screening; no search is run
     manifest["git_commit"], manifest["git_dirty"] = _git_commit(nb_dir.parent)
+    return manifest
 
+
+def mark_failed(plan: RunPlan, error: Mapping[str, Any], timings: list[dict[str, Any]] | None = None) -> None:
+    """Write the run's manifest as ``failed`` with ``error`` and scrub secrets from the run folder."""
+    report.scrub_secrets(plan.run_dir, plan.secrets)
+    plan.manifest.update(status="failed", error=dict(error),
+                         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    if timings is not None:
+        plan.manifest["notebooks"] = timings
+    living.write_json(plan.run_dir / living.MANIFEST_FILE, _jsonable(plan.manifest))
+    report.scrub_secrets(plan.run_dir, plan.secrets)
+
+
+def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1800) -> list[dict[str, Any]]:
+    """Step 2 of :func:`run_review`: execute the notebooks in order (one shared kernel, reset between them).
+
+    Returns
+    -------
+    list of dict
+        ``{"notebook", "seconds"}`` per notebook.
+
+    Raises
+    ------
+    PipelineError
+        A notebook failed; the run is marked failed and the partly executed notebook kept.
+    """
     timings: list[dict[str, Any]] = []
-    kernel = _Kernel(shared_kernel, kernel_name)
-    secrets = [os.environ.get(name) for name in SECRET_ENV]
+    kernel = _Kernel(plan.manifest.get("kernel") == "shared", kernel_name)
     try:
-        for i, src in enumerate(sources):
+        for i, src in enumerate(plan.sources):
             if i:
                 kernel.reset()
             t = time.perf_counter()
             logger.info("  %s ...", src.name)
-            _execute(kernel, src, run_dir / src.name, {k: v for k, v in base.items() if k in declared[src.name]},
-                     nb_dir, timeout)
+            _execute(kernel, src, plan.run_dir / src.name,
+                     {k: v for k, v in plan.parameters.items() if k in plan.declared[src.name]},
+                     plan.notebook_dir, timeout)
             timings.append({"notebook": src.name, "seconds": round(time.perf_counter() - t, 2)})
     except PipelineError as exc:
         kernel.shutdown()
-        report.scrub_secrets(run_dir, secrets)
-        manifest.update(status="failed", notebooks=timings,
-                        error={"notebook": exc.notebook, "cell": exc.cell, "ename": exc.ename,
-                               "evalue": str(exc.evalue)[:2000] if exc.evalue else None,
-                               "message": str(exc)},
-                        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        living.write_json(run_dir / living.MANIFEST_FILE, _jsonable(manifest))
-        report.scrub_secrets(run_dir, secrets)
+        mark_failed(plan, {"notebook": exc.notebook, "cell": exc.cell, "ename": exc.ename,
+                           "evalue": str(exc.evalue)[:2000] if exc.evalue else None, "message": str(exc)}, timings)
         raise
     finally:
         kernel.shutdown()
+    return timings
 
-    # Publish: sets, comparison, pages, index, then the manifest (last) and latest.
+
+def _collect(plan: RunPlan) -> tuple[living.RunSets, dict[str, Any], dict[str, Any]]:
+    """The run's record sets, search facts and stage counts (from the store, or the replication's files)."""
+    run_dir = plan.run_dir
+    saved = run_dir / living.COUNTS_FILE
+    prisma_counts = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
+    if plan.replication:
+        sets = living.load_sets(run_dir)
+        if sets is None or not (run_dir / REPLICATION_FILE).is_file():
+            raise PipelineError(f"{REPLICATION_NOTEBOOK} ran but did not save {living.PMIDS_FILE} and "
+                                f"{REPLICATION_FILE}: its last cell must call pipeline.save_replication")
+        summary = json.loads((run_dir / REPLICATION_FILE).read_text(encoding="utf-8"))
+        plan.manifest["replication"] = {k: summary.get(k) for k in ("simulation", "published", "record_ids")}
+        return sets, {}, replication_counts(summary, prisma_counts)
+    with ReviewStore(plan.review_dir / STORE_NAME) as store:
+        sets = living.load_sets(run_dir) if (run_dir / living.PMIDS_FILE).is_file() else None
+        if sets is None:  # the last notebook did not save them
+            sets = living.current_sets(store, plan.run_id)
+            living.save_sets(run_dir, sets)
+        search = _search_facts(store, plan.run_id)
+        return sets, search, stage_counts(store, plan.run_id, search, sets, prisma_counts=prisma_counts)
+
+
+def _figure_files(plan: RunPlan) -> list[str]:
+    """The run's figures (PNG, relative to the run folder), in the protocol's order, then the rest by name."""
+    folder = plan.run_dir / "figures"
+    if not folder.is_dir():
+        return []
+    order = figure_order(plan.protocol)
+    return sorted((p.relative_to(plan.run_dir).as_posix() for p in folder.glob("*.png")),
+                  key=lambda f: (order.index(Path(f).stem) if Path(f).stem in order else len(order), f))
+
+
+def _render_pages(plan: RunPlan, changes: Any) -> list[Path]:
+    """Render each executed notebook to HTML beside it."""
+    nav = [("Index", "index.html")] + [(report.PAGE_TITLES.get(s.stem, s.stem), f"{s.stem}.html")
+                                       for s in plan.sources]
+    return [report.render_notebook(plan.run_dir / src.name, plan.run_dir / f"{src.stem}.html",
+                                   notice=plan.manifest["notice"], nav=nav, warning=changes.warning(),
+                                   title=f"{plan.protocol.title}: {report.PAGE_TITLES.get(src.stem, src.stem)}")
+            for src in plan.sources]
+
+
+def _write_indexes(plan: RunPlan, pages: list[Path], figures: list[str], changes: Any) -> None:
+    """The run's index, and the review's index staged beside ``latest`` (moved in by :func:`point_latest`)."""
+    manifest, run_id = plan.manifest, plan.run_id
+    page_links = [(report.PAGE_TITLES.get(p.stem, p.stem), p.name) for p in pages]
+    report.write_index(plan.run_dir / "index.html", manifest, pages=page_links, figures=figures, changes=changes)
+    runs = [(f"{run_id}/index.html", manifest)] + [
+        (f"{d.name}/index.html", m) for d, m in reversed(living.complete_runs(plan.results_root))]
+    staged = plan.results_root / f".index.html.{run_id}"
+    report.write_index(staged, manifest, pages=[(label, f"{run_id}/{h}") for label, h in page_links],
+                       figures=[f"{run_id}/{f}" for f in figures], runs=runs, changes=changes)
+    report.scrub_secrets(staged, plan.secrets)
+
+
+def publish_run(plan: RunPlan, timings: list[dict[str, Any]]) -> RunResult:
+    """Step 3 of :func:`run_review`: sets, counts, comparison, pages and indexes; secrets scrubbed.
+
+    The manifest is filled in (status ``complete``) but not written: :func:`record_run` does that.
+
+    Raises
+    ------
+    PipelineError
+        Publishing failed; the run is marked failed.
+    """
+    manifest = plan.manifest
+    pages: list[Path] = []
     try:
-        saved = run_dir / living.COUNTS_FILE
-        prisma_counts = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
-        if replication:
-            sets, search = living.load_sets(run_dir), {}
-            if sets is None or not (run_dir / REPLICATION_FILE).is_file():
-                raise PipelineError(f"{REPLICATION_NOTEBOOK} ran but did not save {living.PMIDS_FILE} and "
-                                    f"{REPLICATION_FILE}: its last cell must call pipeline.save_replication")
-            summary = json.loads((run_dir / REPLICATION_FILE).read_text(encoding="utf-8"))
-            counts = replication_counts(summary, prisma_counts)
-            manifest["replication"] = {k: summary.get(k) for k in ("simulation", "published", "record_ids")}
-        else:
-            with ReviewStore(rdir / STORE_NAME) as store:
-                sets = living.load_sets(run_dir) if (run_dir / living.PMIDS_FILE).is_file() else None
-                if sets is None:  # the last notebook did not save them
-                    sets = living.current_sets(store, run_id)
-                    living.save_sets(run_dir, sets)
-                search = _search_facts(store, run_id)
-                counts = stage_counts(store, run_id, search, sets, prisma_counts=prisma_counts)
-        prev_sets = living.load_sets(previous[0]) if previous else None
-        changes = living.compare(prev_sets, sets, previous_run=previous[0].name if previous else None,
-                                 incremental=since is not None)
+        sets, search, counts = _collect(plan)
+        prev_sets = living.load_sets(plan.previous[0]) if plan.previous else None
+        changes = living.compare(prev_sets, sets, previous_run=plan.previous[0].name if plan.previous else None,
+                                 incremental=plan.since is not None)
         manifest.update(search=_jsonable(search), translation=search.get("translation"), counts=_jsonable(counts),
                         pmids=sets.summary(), living=changes.to_dict(), notebooks=timings,
                         warnings=list(search.get("warnings") or []) + ([changes.warning()] if changes.alarming else []))
-        pages: list[Path] = []
-        index = run_dir / "index.html"
-        if render:
+        if plan.render:
             t = time.perf_counter()
-            nav = [("Index", "index.html")] + [(report.PAGE_TITLES.get(s.stem, s.stem), f"{s.stem}.html")
-                                               for s in sources]
-            for src in sources:
-                pages.append(report.render_notebook(run_dir / src.name, run_dir / f"{src.stem}.html",
-                                                    notice=manifest["notice"], nav=nav, warning=changes.warning(),
-                                                    title=f"{proto.title}: {report.PAGE_TITLES.get(src.stem, src.stem)}"))
+            pages = _render_pages(plan, changes)
             manifest["render_seconds"] = round(time.perf_counter() - t, 2)
-        figures = sorted((p.relative_to(run_dir).as_posix() for p in (run_dir / "figures").glob("*.png")),
-                         key=lambda f: (FIGURE_ORDER.index(Path(f).stem) if Path(f).stem in FIGURE_ORDER
-                                        else len(FIGURE_ORDER), f)) if (run_dir / "figures").is_dir() else []
-        manifest["figures"] = figures
+        figures = manifest["figures"] = _figure_files(plan)
         manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        manifest["duration_seconds"] = round(time.perf_counter() - t0, 2)
+        manifest["duration_seconds"] = round(time.perf_counter() - plan.started, 2)
         manifest["status"] = "complete"
-        manifest = _jsonable(manifest)
-        if render:
-            page_links = [(report.PAGE_TITLES.get(p.stem, p.stem), p.name) for p in pages]
-            report.write_index(index, manifest, pages=page_links, figures=figures, changes=changes)
-            runs = [(f"{run_id}/index.html", manifest)] + [
-                (f"{d.name}/index.html", m) for d, m in reversed(living.complete_runs(results_root))]
-            report.write_index(results_root / f".index.html.{run_id}", manifest,
-                               pages=[(l, f"{run_id}/{h}") for l, h in page_links],
-                               figures=[f"{run_id}/{f}" for f in figures], runs=runs, changes=changes)
-            report.scrub_secrets(results_root / f".index.html.{run_id}", secrets)
-        leaked = report.scrub_secrets(run_dir, secrets)
+        plan.manifest = manifest = _jsonable(manifest)
+        if plan.render:
+            _write_indexes(plan, pages, figures, changes)
+        leaked = report.scrub_secrets(plan.run_dir, plan.secrets)
         if leaked:
             manifest["warnings"].append(f"a secret was removed from {len(leaked)} output file(s)")
     except Exception as exc:
-        manifest.update(status="failed", notebooks=timings,
-                        error={"notebook": None, "cell": None, "ename": type(exc).__name__,
-                               "evalue": str(exc)[:2000], "message": "publishing the run failed"},
-                        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        living.write_json(run_dir / living.MANIFEST_FILE, _jsonable(manifest))
-        report.scrub_secrets(run_dir, secrets)
+        mark_failed(plan, {"notebook": None, "cell": None, "ename": type(exc).__name__,
+                           "evalue": str(exc)[:2000], "message": "publishing the run failed"}, timings)
         if isinstance(exc, ReviewlibError):
             raise
-        raise PipelineError(f"the notebooks ran but publishing run {run_id} failed: {type(exc).__name__}: {exc}; "
-                            f"the executed notebooks are in {run_dir}", ename=type(exc).__name__,
+        raise PipelineError(f"the notebooks ran but publishing run {plan.run_id} failed: {type(exc).__name__}: "
+                            f"{exc}; the executed notebooks are in {plan.run_dir}", ename=type(exc).__name__,
                             evalue=str(exc)) from exc
-    # The run is complete once its manifest says so; then latest and the review's index move to it.
-    living.write_json(run_dir / living.MANIFEST_FILE, manifest)
-    _point_latest(results_root, run_dir)
-    if render:
-        os.replace(results_root / f".index.html.{run_id}", results_root / "index.html")
-    return RunResult(run_dir=run_dir, manifest=manifest, index=index, pages=pages)
+    return RunResult(run_dir=plan.run_dir, manifest=manifest, index=plan.run_dir / "index.html", pages=pages)
+
+
+def record_run(plan: RunPlan) -> Path:
+    """Step 4 of :func:`run_review`: write the manifest, last: from now on the run is complete."""
+    path = plan.run_dir / living.MANIFEST_FILE
+    living.write_json(path, plan.manifest)
+    return path
+
+
+def point_latest(plan: RunPlan) -> Path:
+    """Step 5 of :func:`run_review`: ``latest`` points at the run, and the review's index moves in."""
+    latest = _point_latest(plan.results_root, plan.run_dir)
+    staged = plan.results_root / f".index.html.{plan.run_id}"
+    if plan.render and staged.is_file():
+        os.replace(staged, plan.results_root / "index.html")
+    return latest
 
 
 # -- command line ---------------------------------------------------------------------

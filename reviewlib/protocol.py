@@ -65,13 +65,37 @@ class Protocol:
         snap = self.search.get("snapshot")
         if not snap:
             return None
+        return self.data_file(snap, "search: snapshot")
+
+    def data_file(self, name: str, key: str) -> Path:
+        """A data file the protocol names (at ``key``), next to the protocol or in the package data.
+
+        Raises
+        ------
+        ProtocolError
+            The file is in neither place.
+        """
         for base in (self.path.parent, PACKAGE_DATA):
-            candidate = (base / snap)
+            candidate = base / str(name)
             if candidate.is_file():
                 return candidate
-        raise ProtocolError(f"protocol {self.path}: snapshot file {snap!r} not found next to the protocol "
-                            f"or in {PACKAGE_DATA}: regenerate it with 'python -m reviewlib.demo.snapshot'",
-                            source=str(self.path))
+        raise ProtocolError(f"protocol {self.path}: {key} file {name!r} not found next to the protocol "
+                            f"or in {PACKAGE_DATA}: fix the name, or regenerate the demo data with "
+                            "'python -m reviewlib.demo.snapshot'", source=str(self.path))
+
+    @property
+    def demo(self) -> dict[str, Any]:
+        """The ``demo`` section: ``notice`` (what is synthetic) and ``decisions`` (the scripted reviewer's file)."""
+        section = self.raw.get("demo") or {}
+        if not isinstance(section, dict):
+            raise ProtocolError(f"protocol {self.path}: section 'demo' must be a mapping (notice, decisions), "
+                                f"not {type(section).__name__}", source=str(self.path))
+        return section
+
+    def demo_decisions_path(self) -> Path | None:
+        """The scripted demo reviewer's decisions CSV named at ``demo: decisions``, or None."""
+        name = self.demo.get("decisions")
+        return self.data_file(name, "demo: decisions") if name else None
 
     def section(self, name: str, default: Any = None) -> Any:
         """A top-level section of the protocol (``eligibility``, ``extraction``...)."""

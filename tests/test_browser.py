@@ -192,7 +192,9 @@ def test_every_image_loaded(visited):
 
 
 def test_synthetic_notice_visible_at_the_top_of_every_page(visited):
-    from reviewlib.demo.snapshot import SYNTHETIC_NOTICE
+    from reviewlib.report import synthetic_notice
+    from reviewlib.protocol import load_protocol as _load
+    SYNTHETIC_NOTICE = synthetic_notice(_load("car-t-autoimmune"))
     for name, v in visited.items():
         notice = v["notice"]
         assert notice and notice["visible"] and notice["height"] > 10, name

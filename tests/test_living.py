@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from reviewlib.report import living
+from reviewlib.screening import decisions
 from reviewlib.store import ReviewStore
 
 
@@ -145,12 +146,12 @@ def test_final_include_set_is_title_abstract_until_full_text_decisions_exist(sto
     _decide(store, [1, 2, 3, 4], "include", "title-abstract")
     _decide(store, [5], "exclude", "title-abstract", reason="preclinical")
     ids = set(living.run_records(store, "run-a")["record_id"])
-    assert living.final_stage(store, ids) == "title-abstract"
+    assert decisions.final_stage(store, ids) == "title-abstract"
     assert living.run_included(store, "run-a") == ["pmid:1", "pmid:2", "pmid:3", "pmid:4"]
     # the first full-text decision switches the run to its full-text includes (not yet assessed: not included)
     _decide(store, [1, 2], "include", "full-text")
     _decide(store, [3], "exclude", "full-text", reason="publication-type")
-    assert living.final_stage(store, ids) == "full-text"
+    assert decisions.final_stage(store, ids) == "full-text"
     assert living.run_included(store, "run-a") == ["pmid:1", "pmid:2"]
     assert list(living.run_included_records(store, "run-a")["pmid"]) == ["1", "2"]
     assert living.current_sets(store, "run-a").included == ["1", "2"]
@@ -164,7 +165,7 @@ def test_full_text_include_of_a_title_abstract_exclusion_is_not_included(store):
     _decide(store, [1], "include", "title-abstract")
     _decide(store, [2], "exclude", "title-abstract", reason="preclinical")
     _decide(store, [1, 2], "include", "full-text")
-    assert living.final_included_ids(store) == ["pmid:1"]
+    assert decisions.final_included_ids(store) == ["pmid:1"]
     assessment = living.run_full_text_assessment(store, "run-a")
     assert (assessment.sought, assessment.assessed, assessment.included) == (1, 1, 1)
 
@@ -176,10 +177,10 @@ def test_full_text_decisions_of_another_run_do_not_switch_this_run(store):
     living.register_search(store, "run-b", new)
     _decide(store, [1, 2, 3, 4], "include", "title-abstract")
     _decide(store, [1], "exclude", "full-text", reason="no-data")
-    assert living.final_stage(store, living.run_records(store, "run-b")["record_id"]) == "title-abstract"
+    assert decisions.final_stage(store, living.run_records(store, "run-b")["record_id"]) == "title-abstract"
     assert living.run_included(store, "run-b") == ["pmid:3", "pmid:4"]
     assert living.run_included(store, "run-a") == []
-    assert living.final_stage(store) == "full-text"
+    assert decisions.final_stage(store) == "full-text"
 
 
 def test_undone_full_text_decision_returns_the_run_to_title_abstract(store):

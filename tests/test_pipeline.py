@@ -133,7 +133,9 @@ def test_manifest_records_the_run(demo_run):
     assert m["query"] == proto.query and "chimeric antigen receptor" in m["query"]
     assert "snapshot" in m["translation"]
     assert m["synthetic"] is True and m["mode"] == "offline"
-    from reviewlib.demo.snapshot import SYNTHETIC_NOTICE
+    from reviewlib.report import synthetic_notice
+    from reviewlib.protocol import load_protocol as _load
+    SYNTHETIC_NOTICE = synthetic_notice(_load("car-t-autoimmune"))
     assert m["notice"] == SYNTHETIC_NOTICE
     assert m["versions"]["reviewlib"] and m["versions"]["papermill"] and m["versions"]["pandas"]
     if (ROOT / ".git").exists():  # the commit the run used (HEAD may have moved since: it is an ancestor)
@@ -237,7 +239,9 @@ def test_every_page_is_offline_safe(demo_run):
 
 
 def test_every_page_carries_the_synthetic_notice_at_the_top(demo_run):
-    from reviewlib.demo.snapshot import SYNTHETIC_NOTICE
+    from reviewlib.report import synthetic_notice
+    from reviewlib.protocol import load_protocol as _load
+    SYNTHETIC_NOTICE = synthetic_notice(_load("car-t-autoimmune"))
     for path in _html_files(demo_run["base"] / "results"):
         doc = lhtml.document_fromstring(path.read_bytes())
         header = doc.body.xpath(".//header[@class='reviewlib-header']")

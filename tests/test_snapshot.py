@@ -60,10 +60,11 @@ def _doi(a: etree._Element) -> str | None:
 
 
 def test_generator_reproduces_committed_files_byte_for_byte(tmp_path):
-    xml_path, truth_path = snapshot.generate(tmp_path / "snap.xml.gz", tmp_path / "truth.csv")
+    xml_path, truth_path, decisions_path = snapshot.generate(tmp_path / "snap.xml.gz", tmp_path / "truth.csv")
     assert gzip.decompress(xml_path.read_bytes()) == gzip.decompress(snapshot.SNAPSHOT_PATH.read_bytes())
     assert xml_path.read_bytes() == snapshot.SNAPSHOT_PATH.read_bytes()
     assert truth_path.read_bytes() == snapshot.TRUTH_PATH.read_bytes()
+    assert decisions_path.read_bytes() == snapshot.DECISIONS_PATH.read_bytes()
 
 
 def test_another_seed_gives_another_snapshot():

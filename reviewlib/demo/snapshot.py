@@ -69,6 +69,8 @@ FIRST_PMID = 990000001
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # packaged data of every review: reviewlib/data
 SNAPSHOT_PATH = DATA_DIR / "car-t-autoimmune-snapshot.xml.gz"
 TRUTH_PATH = DATA_DIR / "car-t-autoimmune-truth.csv"
+#: The scripted demo reviewer's decisions (both stages), named by the protocol's ``demo: decisions``.
+DECISIONS_PATH = DATA_DIR / "car-t-autoimmune-demo-decisions.csv"
 #: Columns of the truth sidecar, in order.
 TRUTH_COLUMNS = ["pmid", "kind", "relevant", "exclusion_reason", "disease", "target", "cell_source",
                  "costimulation", "lymphodepletion", "design", "controlled", "n_patients",
@@ -1588,8 +1590,8 @@ _atomic_write = write_bytes
 
 
 def generate(out_xml: str | os.PathLike | None = None, out_truth: str | os.PathLike | None = None,
-             *, seed: int = SEED) -> tuple[Path, Path]:
-    """Write the synthetic snapshot (gzip'd efetch XML) and its truth CSV.
+             out_decisions: str | os.PathLike | None = None, *, seed: int = SEED) -> tuple[Path, Path, Path]:
+    """Write the synthetic snapshot (gzip'd efetch XML), its truth CSV and the demo reviewer's decisions.
 
     Parameters
     ----------
@@ -1597,22 +1599,45 @@ def generate(out_xml: str | os.PathLike | None = None, out_truth: str | os.PathL
         Destination of the ``.xml.gz``; default :data:`SNAPSHOT_PATH` (the packaged file).
     out_truth : path-like, optional
         Destination of the truth CSV; default :data:`TRUTH_PATH`.
+    out_decisions : path-like, optional
+        Destination of the scripted demo reviewer's decisions (:func:`decisions_csv`);
+        default :data:`DECISIONS_PATH`, or ``demo-decisions.csv`` beside ``out_truth`` when that is given.
     seed : int
         Random seed; the packaged files use :data:`SEED`.
 
     Returns
     -------
     tuple of pathlib.Path
-        The two paths written.  Each is written to a temporary file and renamed, so
+        The three paths written.  Each is written to a temporary file and renamed, so
         an interrupted run never leaves a half-written file.
     """
     out_xml = Path(out_xml) if out_xml is not None else SNAPSHOT_PATH
     out_truth = Path(out_truth) if out_truth is not None else TRUTH_PATH
+    if out_decisions is None:
+        out_decisions = DECISIONS_PATH if out_truth == TRUTH_PATH else out_truth.with_name("demo-decisions.csv")
+    out_decisions = Path(out_decisions)
     xml, truth_csv = build(seed)
     _atomic_write(out_xml, gzip_bytes(xml))
     _atomic_write(out_truth, truth_csv)
-    logger.info("wrote synthetic snapshot %s (%d bytes) and truth %s", out_xml, out_xml.stat().st_size, out_truth)
-    return out_xml, out_truth
+    _atomic_write(out_decisions, decisions_csv(out_truth).encode("utf-8"))
+    logger.info("wrote synthetic snapshot %s (%d bytes), truth %s and demo decisions %s", out_xml,
+                out_xml.stat().st_size, out_truth, out_decisions)
+    return out_xml, out_truth, out_decisions
+
+
+def decisions_csv(truth_path: str | os.PathLike | None = None) -> str:
+    """The scripted demo reviewer's decisions at both stages as CSV text (:func:`demo_decisions`).
+
+    Columns ``record_id`` (``pmid:...``), ``stage``, ``decision``, ``reason``.  The
+    pipeline reads this file as data (the protocol's ``demo: decisions``): the
+    full-text rows are the truth file's relevance by construction.
+    """
+    frames = []
+    for stage in ("title-abstract", "full-text"):
+        d = demo_decisions(truth_path, stage=stage)
+        frames.append(pd.DataFrame({"record_id": "pmid:" + d["pmid"], "stage": stage,
+                                    "decision": d["decision"], "reason": d["reason"]}))
+    return pd.concat(frames, ignore_index=True).to_csv(index=False, lineterminator="\n")
 
 
 def truth(path: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -1695,7 +1720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED, help=f"random seed (default {SEED})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    xml_path, truth_path = generate(args.xml, args.truth, seed=args.seed)
+    xml_path, truth_path, _ = generate(args.xml, args.truth, seed=args.seed)
     t = truth(truth_path)
     logger.info("%d records, %d relevant, %d duplicates", len(t), int(t["relevant"].sum()),
                 int((t["duplicate_of"] != "").sum()))

@@ -28,6 +28,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ..atomic import write_text
+from ..screening import decisions
+from ..screening.decisions import FULL_TEXT, TITLE_ABSTRACT, final_included_ids, final_stage  # the one include rule
 from ..store import ReviewStore, utcnow
 
 logger = logging.getLogger(__name__)
@@ -115,75 +117,6 @@ def run_records(store: ReviewStore, run_name: str) -> pd.DataFrame:
     return frame.drop_duplicates("record_id", keep="last").reset_index(drop=True)
 
 
-TITLE_ABSTRACT = "title-abstract"
-FULL_TEXT = "full-text"
-
-def _final_decisions(store: ReviewStore, stage: str) -> pd.DataFrame:
-    """``reviewlib.screening.decisions.final_decisions`` of ``stage`` (vectorised: no cache needed)."""
-    from ..screening import decisions
-    return decisions.final_decisions(store, stage=stage)
-
-
-def included_ids(store: ReviewStore, stage: str = TITLE_ABSTRACT) -> list[str]:
-    """The resolved include set of the store at one stage (``reviewlib.screening.decisions.included``), sorted.
-
-    Cached per store file, stage and state of the decisions table.  For the
-    review's final include set use :func:`final_included_ids`.
-    """
-    final = _final_decisions(store, stage)
-    return sorted(final.loc[final["decision"] == "include", "record_id"])
-
-
-def final_stage(store: ReviewStore, record_ids: Iterable[str] | None = None) -> str:
-    """The stage whose decisions make the review's include set: ``'full-text'`` or ``'title-abstract'``.
-
-    ``'full-text'`` as soon as any of ``record_ids`` (every record when None)
-    has a full-text decision that stands (not undone), else ``'title-abstract'``.
-    The same rule decides whether :func:`reviewlib.report.prisma.counts` draws a
-    full-text stage.
-
-    Parameters
-    ----------
-    store : ReviewStore
-        The review store.
-    record_ids : iterable of str, optional
-        The records of one run (e.g. ``run_records(store, run)["record_id"]``).
-    """
-    decided = _final_decisions(store, FULL_TEXT)["record_id"]
-    if record_ids is None:
-        return FULL_TEXT if len(decided) else TITLE_ABSTRACT
-    return FULL_TEXT if not set(decided).isdisjoint(record_ids) else TITLE_ABSTRACT
-
-
-def final_included_ids(store: ReviewStore, record_ids: Iterable[str] | None = None) -> list[str]:
-    """The review's final include set: THE rule every downstream step uses.
-
-    Once a full-text stage has decisions for these records (:func:`final_stage`),
-    the records included at title-abstract AND at full text (a report not yet
-    assessed at full text is not included yet, as in the PRISMA diagram);
-    before that, the title-abstract includes.
-
-    Parameters
-    ----------
-    store : ReviewStore
-        The review store.
-    record_ids : iterable of str, optional
-        Only these records (one run's); default every record with a decision.
-
-    Returns
-    -------
-    list of str
-        Record ids, sorted.
-    """
-    wanted = None if record_ids is None else set(record_ids)
-    inc = set(included_ids(store, TITLE_ABSTRACT))
-    if final_stage(store, wanted) == FULL_TEXT:
-        inc &= set(included_ids(store, FULL_TEXT))
-    if wanted is not None:
-        inc &= wanted
-    return sorted(inc)
-
-
 def run_included(store: ReviewStore, run_name: str, stage: str | None = None) -> list[str]:
     """The record ids of ``run_name``'s records that the review includes, in record order.
 
@@ -208,7 +141,7 @@ def run_included_records(store: ReviewStore, run_name: str, stage: str | None = 
 def _included_for(store: ReviewStore, records: pd.DataFrame, stage: str | None) -> set[str]:
     if stage is None:
         return set(final_included_ids(store, records["record_id"]))
-    return set(included_ids(store, stage=stage))
+    return set(decisions.included(store, stage=stage))
 
 
 @dataclass
@@ -255,8 +188,8 @@ def full_text_assessment(store: ReviewStore, record_ids: Iterable[str]) -> FullT
     other record is not part of the stage (PRISMA ignores it too).
     """
     wanted = set(record_ids)
-    ta = set(included_ids(store, TITLE_ABSTRACT)) & wanted
-    ft = _final_decisions(store, FULL_TEXT)
+    ta = set(decisions.included(store, TITLE_ABSTRACT)) & wanted
+    ft = decisions.final_decisions(store, FULL_TEXT)
     ft = ft[ft["record_id"].isin(ta)]
     excluded = ft[ft["decision"] == "exclude"]
     keys = [(r.split(";")[0].strip() if isinstance(r, str) else "") or "reason not stated"

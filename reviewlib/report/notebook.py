@@ -160,6 +160,9 @@ def escape(value: Any) -> str:
 def synthetic_notice(protocol: Any = None, *, synthetic: bool | None = None) -> str | None:
     """The synthetic-data notice for a demo protocol, or None for real data.
 
+    The text is the protocol's ``demo: notice`` (it says which parts are
+    synthetic), else a generic one.
+
     Parameters
     ----------
     protocol : Protocol or reviewlib.pipeline.ReviewContext, optional
@@ -171,11 +174,10 @@ def synthetic_notice(protocol: Any = None, *, synthetic: bool | None = None) -> 
     flag = synthetic if synthetic is not None else bool(getattr(protocol, "synthetic", False))
     if not flag:
         return None
-    try:
-        from ..demo.snapshot import SYNTHETIC_NOTICE
-        return str(SYNTHETIC_NOTICE)
-    except ImportError:
-        return FALLBACK_SYNTHETIC_NOTICE
+    proto = getattr(protocol, "protocol", protocol)
+    demo = getattr(proto, "demo", None) if proto is not None else None
+    text = demo.get("notice") if isinstance(demo, dict) else None
+    return " ".join(str(text).split()) if text else FALLBACK_SYNTHETIC_NOTICE
 
 
 def notice_html(notice: str | None) -> str:

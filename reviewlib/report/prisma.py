@@ -326,7 +326,9 @@ def counts(store, search_ids: Iterable[int] | None = None) -> PrismaCounts:
     ft_all = stage_decisions(store, STAGE_FULL_TEXT)
     if search_ids is not None:
         ft_all = ft_all[ft_all["record_id"].isin(set(all_ids))]
-    full_text_stage = not ft_all.empty
+    from ..screening.decisions import FULL_TEXT, final_include_set
+    stage, included_ids = final_include_set(ta, ft_all)  # the review's one include rule
+    full_text_stage = stage == FULL_TEXT
     if full_text_stage:
         stray = set(ft_all["record_id"]) - ta_included
         if stray:
@@ -335,18 +337,17 @@ def counts(store, search_ids: Iterable[int] | None = None) -> PrismaCounts:
         ft = ft_all[ft_all["record_id"].isin(ta_included)]
         assessed = set(ft["record_id"])
         ft_excluded = ft[ft["decision"] == "exclude"]
-        included = int((ft["decision"] == "include").sum())
         awaiting_ft = int((ft["decision"] == "undecided").sum())
         ft_reasons = _reason_counts(ft)
         notes.append("reports assessed = title-abstract includes with a full-text decision")
     else:
         assessed = ta_included
         ft_excluded = ta.iloc[0:0]
-        included = len(ta_included)
         awaiting_ft = 0
         ft_reasons = {}
         notes.append("no full-text stage recorded: reports assessed and studies included are the "
                      "title-abstract includes")
+    included = len(included_ids)
 
     result = PrismaCounts(
         identified=identified,

@@ -327,9 +327,73 @@ def _joined_reasons(reasons: pd.Series) -> str | None:
 
 
 def included(store: ReviewStore, stage: str = "title-abstract") -> list[str]:
-    """Record ids finally included at ``stage`` (resolution > agreed humans > single human > rules)."""
+    """Record ids finally included at ``stage`` (resolution > agreed humans > single human > rules), sorted.
+
+    One stage only; the review's include set is :func:`final_included_ids`.
+    """
     final = final_decisions(store, stage)
     return sorted(final.loc[final["decision"] == "include", "record_id"])
+
+
+# -- the review's include set: the one rule every step uses ------------------------------
+TITLE_ABSTRACT, FULL_TEXT = STAGES
+
+
+def final_include_set(title_abstract: pd.DataFrame, full_text: pd.DataFrame) -> tuple[str, set[str]]:
+    """THE rule for the review's include set, on resolved decisions of one set of records.
+
+    Once any of the records has a full-text decision, the records included at
+    title-abstract AND at full text (a report not yet assessed at full text is
+    not included yet, as in the PRISMA diagram); before that, the title-abstract
+    includes.  :func:`final_included_ids`, the PRISMA counts and the run's
+    manifest all come from here.
+
+    Parameters
+    ----------
+    title_abstract, full_text : pandas.DataFrame
+        Resolved decisions (``record_id``, ``decision``) at each stage, already
+        restricted to the records in question (one run's, say).
+
+    Returns
+    -------
+    stage : str
+        ``'full-text'`` or ``'title-abstract'``: the stage whose decisions decide.
+    included : set of str
+        The included record ids.
+    """
+    included_ta = set(title_abstract.loc[title_abstract["decision"] == "include", "record_id"])
+    if full_text.empty:
+        return TITLE_ABSTRACT, included_ta
+    return FULL_TEXT, included_ta & set(full_text.loc[full_text["decision"] == "include", "record_id"])
+
+
+def _restricted(frame: pd.DataFrame, record_ids: set[str] | None) -> pd.DataFrame:
+    return frame if record_ids is None else frame[frame["record_id"].isin(record_ids)]
+
+
+def final_stage(store: ReviewStore, record_ids: Iterable[str] | None = None) -> str:
+    """The stage whose decisions make the include set of ``record_ids`` (all records when None).
+
+    See :func:`final_include_set`.
+    """
+    wanted = None if record_ids is None else set(record_ids)
+    return FULL_TEXT if len(_restricted(final_decisions(store, FULL_TEXT), wanted)) else TITLE_ABSTRACT
+
+
+def final_included_ids(store: ReviewStore, record_ids: Iterable[str] | None = None) -> list[str]:
+    """The review's final include set (:func:`final_include_set`), sorted.
+
+    Parameters
+    ----------
+    store : ReviewStore
+        The review store.
+    record_ids : iterable of str, optional
+        Only these records (one run's); default every record with a decision.
+    """
+    wanted = None if record_ids is None else set(record_ids)
+    _, inc = final_include_set(_restricted(final_decisions(store, TITLE_ABSTRACT), wanted),
+                               _restricted(final_decisions(store, FULL_TEXT), wanted))
+    return sorted(inc)
 
 
 # -- CSV exchange -----------------------------------------------------------------------
