@@ -252,10 +252,11 @@ def _additive(patients: pd.DataFrame, expected_total: int) -> None:
 
 
 @pytest.fixture
-def basket_table() -> pd.DataFrame:
+def basket_table(schema) -> pd.DataFrame:
     """Hand-built study table: a basket study with a split, one without, one with a partial split,
-    one whose split does not fit, a further report of a cohort (not counted) and single-disease studies."""
-    return pd.DataFrame([
+    one whose split does not fit, a further report of a cohort (not counted) and single-disease studies.
+    It carries the default protocol's schema, as a study_table does (the roles and tables come from it)."""
+    return _with_schema(schema, pd.DataFrame([
         {"pmid": "1", "disease": "SLE; myositis; systemic sclerosis", "target": "CD19", "n_patients": "15",
          "n_by_disease": "SLE: 8; myositis: 3; systemic sclerosis: 4", "lymphodepletion": "Flu/Cy", "counted": True},
         {"pmid": "2", "disease": "SLE; systemic sclerosis", "target": "CD19", "n_patients": "10",
@@ -270,7 +271,12 @@ def basket_table() -> pd.DataFrame:
          "lymphodepletion": "Flu/Cy", "counted": False},
         {"pmid": "7", "disease": "myositis", "target": "CD19", "n_patients": "not reported",
          "n_by_disease": "not reported", "lymphodepletion": "not reported", "counted": True},
-    ])
+    ]))
+
+
+def _with_schema(schema, frame: pd.DataFrame) -> pd.DataFrame:
+    frame.attrs["extraction_schema"] = ex.SchemaRef(schema)
+    return frame
 
 
 def test_basket_patients_counted_once_in_hand_built_table(basket_table, schema):
@@ -295,7 +301,7 @@ def test_basket_patients_counted_once_in_hand_built_table(basket_table, schema):
 
 
 def test_allocate_patients_parts_add_up_per_study(basket_table):
-    alloc = ev.allocate_patients(basket_table[basket_table["counted"]].set_index("pmid"))
+    alloc = ev.allocate_patients(basket_table[basket_table["counted"]].set_index("pmid"), "disease")
     per_study = alloc.groupby("row")["patients"].sum()
     assert per_study.to_dict() == {"1": 15, "2": 10, "3": 9, "4": 6, "5": 12, "7": 0}  # 7: n not reported
     assert set(alloc.loc[alloc["row"] == "3", "split"]) == {"breakdown", "unsplit"}
@@ -332,7 +338,7 @@ def test_patient_totals_add_up_on_the_synthetic_demo(schema):
     assert split == {True}
     # and the truth sidecar itself (no split column): the same totals, baskets in the mixed row
     clinical = truth[(truth["relevant"] == "1") & (truth["kind"] == "clinical")]
-    p = ev.summary_tables(clinical.assign(counted=True))["patients by disease and target"]
+    p = ev.summary_tables(clinical.assign(counted=True), schema)["patients by disease and target"]
     mixed_n = int(pd.to_numeric(clinical.loc[clinical["disease"].str.contains(";"), "n_patients"]).sum())
     _additive(p, int(pd.to_numeric(clinical["n_patients"]).sum()))
     assert p.set_index("disease").loc[ev.MIXED, "Total"] == mixed_n

@@ -16,11 +16,22 @@ from reviewlib.report import prisma
 from reviewlib.errors import InputError
 from reviewlib.records import conform
 from reviewlib.store import ReviewStore
-from reviewlib.protocol import PACKAGE_DATA
+from reviewlib.protocol import PACKAGE_DATA, load_protocol
+from reviewlib.evidence.extraction import SchemaRef, load_schema
 
 TRUTH = PACKAGE_DATA / "car-t-autoimmune-truth.csv"
 SNAPSHOT = TRUTH.with_name("car-t-autoimmune-snapshot.xml.gz")
 NOTICE = "Synthetic demo data: not real patients"
+#: The default protocol's evidence map and regimen figure (its report: figures entries), as the tests draw them.
+MAP = {"rows": "disease", "columns": "target", "item": "{column}-targeted cells", "cells_name": "disease–target"}
+REGIMEN = {"label": "lymphodepletion regimen", "noun": "regimen"}
+SCHEMA = load_schema(load_protocol("car-t-autoimmune"))
+
+
+def carry(frame: pd.DataFrame) -> pd.DataFrame:
+    """A hand-built table carrying the default protocol's schema, as study_table's tables do (roles, figures)."""
+    frame.attrs["extraction_schema"] = SchemaRef(SCHEMA)
+    return frame
 
 
 def texts(fig: Figure) -> list[str]:
@@ -41,7 +52,7 @@ def by_gid(fig: Figure, gid: str) -> list[str]:
 @pytest.fixture
 def small_table() -> pd.DataFrame:
     """An evidence table as study_table makes it: '; '-joined multi-valued cells, gaps and missing values."""
-    return pd.DataFrame([
+    return carry(pd.DataFrame([
         {"disease": "SLE", "target": "CD19", "design": "case report", "n_patients": 1,
          "lymphodepletion": "Flu/Cy", "year": 2021},
         {"disease": "SLE", "target": "CD19", "design": "phase 1", "n_patients": 14,
@@ -54,7 +65,7 @@ def small_table() -> pd.DataFrame:
          "lymphodepletion": None, "year": 2022},
         {"disease": "pemphigus vulgaris", "target": "DSG3-CAAR", "design": "phase 1", "n_patients": None,
          "lymphodepletion": "not reported", "year": 2024},
-    ])
+    ]))
 
 
 @pytest.fixture
@@ -66,7 +77,7 @@ def truth_table() -> pd.DataFrame:
     table = truth[(truth["relevant"] == "1") & (truth["kind"] == "clinical")].copy()
     from reviewlib.sources.pubmed_xml import read_pubmed_xml
     years = read_pubmed_xml(SNAPSHOT)[["pmid", "year"]]
-    return table.merge(years, on="pmid", how="left")
+    return carry(table.merge(years, on="pmid", how="left"))
 
 
 # -- PRISMA ---------------------------------------------------------------
@@ -128,7 +139,7 @@ def test_prisma_flow_changes_with_the_counts(screened_store):
 
 # -- evidence map -----------------------------------------------------------
 def test_evidence_map_annotations_match_the_table(small_table):
-    fig = plots.evidence_map(small_table, diseases=["multiple sclerosis"], notice=NOTICE)
+    fig = plots.evidence_map(carry(small_table), **MAP, row_values=["multiple sclerosis"], notice=NOTICE)
     labels = by_gid(fig, "reviewlib-cell-label")
     # SLE x CD19: rows 1, 2 and the basket study 3 -> 3 studies; the basket study reports no split, so
     # its 8 patients are not added to SLE (nor to systemic sclerosis) but once, to the mixed row.
@@ -159,7 +170,7 @@ def test_basket_patients_are_drawn_once_split_by_the_reported_breakdown(small_ta
     # the bug this pins: a basket study's n was added to each of its diseases
     split = small_table.assign(n_by_disease=["SLE: 1", "SLE: 14", "SLE: 5; systemic sclerosis: 3",
                                              "myasthenia gravis: 36", "systemic sclerosis: 3", "not reported"])
-    fig = plots.evidence_map(split)
+    fig = plots.evidence_map(carry(split), **MAP)
     labels = by_gid(fig, "reviewlib-cell-label")
     assert "3 studies, 20 pts" in labels and "2 studies, 6 pts" in labels  # 1 + 14 + 5; 3 + 3
     assert plots.MIXED not in joined(fig) and len(labels) == 4
@@ -168,33 +179,33 @@ def test_basket_patients_are_drawn_once_split_by_the_reported_breakdown(small_ta
     for bad in ("SLE: 6; systemic sclerosis: 3", "SLE: 5; myositis: 3"):
         wrong = split.copy()
         wrong.loc[2, "n_by_disease"] = bad
-        fig = plots.evidence_map(wrong)
+        fig = plots.evidence_map(carry(wrong), **MAP)
         assert "1 study, 8 pts" in by_gid(fig, "reviewlib-cell-label") and _drawn_patients(fig) == 62
     # a partial breakdown: the rest goes to the mixed row
     partial = split.copy()
     partial.loc[2, "n_by_disease"] = "SLE: 5"
-    labels = by_gid(plots.evidence_map(partial), "reviewlib-cell-label")
+    labels = by_gid(plots.evidence_map(carry(partial), **MAP), "reviewlib-cell-label")
     assert "3 studies, 20* pts" in labels and "1 study, 3 pts" in labels
 
 
 def test_evidence_map_title_states_a_finding_that_follows_the_data(small_table):
-    title = plots.map_finding(small_table)
+    title = plots.map_finding(carry(small_table), **MAP)
     assert title.startswith("Most evidence: CD19-targeted cells in SLE (3 studies, 15 patients)")
     assert "no controlled trial outside myasthenia gravis" in title
     more = pd.concat([small_table, pd.DataFrame([
         {"disease": "systemic sclerosis", "target": "CD19", "design": "RCT", "n_patients": 60,
          "lymphodepletion": "Flu/Cy", "year": 2026}])], ignore_index=True)
-    changed = plots.map_finding(more)
+    changed = plots.map_finding(carry(more), **MAP)
     assert changed.startswith("Most evidence: CD19-targeted cells in systemic sclerosis (3 studies, 63 patients)")
     assert "controlled trials only in myasthenia gravis and systemic sclerosis" in changed
-    fig = plots.evidence_map(more)
+    fig = plots.evidence_map(carry(more), **MAP)
     assert fig._suptitle.get_text().replace("\n", " ") == changed
 
 
 def test_evidence_map_on_the_synthetic_truth(truth_table):
     # the truth sidecar has no per-disease split: basket studies count as studies of each disease and
     # their patients once, in the mixed row
-    fig = plots.evidence_map(truth_table, notice=NOTICE)
+    fig = plots.evidence_map(carry(truth_table), **MAP, notice=NOTICE)
     rows = truth_table.assign(disease=truth_table["disease"].str.split("; ")).explode("disease")
     sle = rows[(rows["disease"] == "SLE") & (rows["target"] == "CD19")]
     single = sle[~sle["pmid"].isin(truth_table.loc[truth_table["disease"].str.contains(";"), "pmid"])]
@@ -223,7 +234,7 @@ def test_publications_by_year_stacks_designs_and_shows_empty_years(small_table):
 
 # -- lymphodepletion -----------------------------------------------------------
 def test_patients_by_lymphodepletion_keeps_not_reported_and_none(small_table):
-    fig = plots.patients_by_lymphodepletion(small_table)
+    fig = plots.patients_by_value(carry(small_table), "lymphodepletion", **REGIMEN)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
     # by patients, the mixed bar and 'not reported' last
@@ -236,15 +247,15 @@ def test_patients_by_lymphodepletion_keeps_not_reported_and_none(small_table):
     assert "3 patients · 2 studies" in text  # the case series (None) and pemphigus (not reported, n missing)
     assert "15 patients · 3 studies" in text and "0 patients · 1 study" in text
     assert "1 study reporting several regimens count as a study of each" in text
-    assert plots.lymphodepletion_finding(small_table) == (
+    assert plots.value_finding(carry(small_table), "lymphodepletion", **REGIMEN) == (
         "none given to 58% of patients (36 of 62); regimen not reported for 3 patients in 2 studies")
 
 
 def test_not_reported_bar_is_drawn_even_when_every_study_reports(small_table):
     reported = small_table[small_table["lymphodepletion"].isin(["Flu/Cy", "none"])]
-    fig = plots.patients_by_lymphodepletion(reported)
+    fig = plots.patients_by_value(carry(reported), "lymphodepletion", **REGIMEN)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()][-1] == "not reported"
-    assert plots.lymphodepletion_finding(reported).endswith("every study reports its regimen")
+    assert plots.value_finding(carry(reported), "lymphodepletion", **REGIMEN).endswith("every study reports its regimen")
 
 
 # -- sample sizes ----------------------------------------------------------------
@@ -288,14 +299,14 @@ def test_screening_progress_from_the_store_decision_history(screened_store):
 
 # -- saving, inputs -------------------------------------------------------------------
 def test_save_writes_png_and_svg_atomically(tmp_path, small_table):
-    fig = plots.evidence_map(small_table, notice=NOTICE)
+    fig = plots.evidence_map(carry(small_table), **MAP, notice=NOTICE)
     paths = plots.save(fig, tmp_path / "figures", "evidence_map")
     assert set(paths) == {"png", "svg"}
     png, svg = paths["png"].read_bytes(), paths["svg"].read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert b"<svg" in svg[:2000] and len(svg) > 10_000
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["evidence_map.png", "evidence_map.svg"]
-    again = plots.save(plots.evidence_map(small_table, notice=NOTICE), tmp_path / "figures", "evidence_map")
+    again = plots.save(plots.evidence_map(carry(small_table), **MAP, notice=NOTICE), tmp_path / "figures", "evidence_map")
     assert again["svg"].read_bytes() == svg  # reruns on the same data give the same SVG
     for bad in ("", "../x", "a/b", ".hidden"):
         with pytest.raises(InputError, match="plain file stem"):
@@ -304,7 +315,7 @@ def test_save_writes_png_and_svg_atomically(tmp_path, small_table):
 
 def test_missing_column_is_one_clear_line(small_table):
     with pytest.raises(InputError, match=r"lacks column\(s\) lymphodepletion") as info:
-        plots.patients_by_lymphodepletion(small_table.drop(columns="lymphodepletion"))
+        plots.patients_by_value(carry(small_table.drop(columns="lymphodepletion")), "lymphodepletion", **REGIMEN)
     assert "\n" not in str(info.value)
 
 
@@ -328,8 +339,8 @@ def test_design_names_are_normalised_to_one_colour_each():
 def test_all_figures_render_on_the_synthetic_truth(truth_table, tmp_path):
     figs = {
         "years": plots.publications_by_year(truth_table, notice=NOTICE),
-        "map": plots.evidence_map(truth_table, notice=NOTICE),
-        "lymph": plots.patients_by_lymphodepletion(truth_table, notice=NOTICE),
+        "map": plots.evidence_map(carry(truth_table), **MAP, notice=NOTICE),
+        "lymph": plots.patients_by_value(carry(truth_table), "lymphodepletion", **REGIMEN, notice=NOTICE),
         "sizes": plots.sample_size_distribution(truth_table, notice=NOTICE),
     }
     for name, fig in figs.items():
@@ -343,17 +354,17 @@ def test_further_reports_of_a_counted_cohort_are_not_counted_again(small_table):
     """evidence.study_table marks later reports of one cohort counted=False: patients count once."""
     table = pd.concat([small_table.assign(counted=True), small_table.iloc[[1]].assign(counted=False, year=2025)],
                       ignore_index=True)
-    fig = plots.evidence_map(table)
+    fig = plots.evidence_map(carry(table), **MAP)
     assert "3 studies, 15* pts" in by_gid(fig, "reviewlib-cell-label")
     assert _drawn_patients(fig) == 62
     assert "1 further report of an already counted cohort is not counted again." in joined(fig)
-    assert plots.lymphodepletion_finding(table) == plots.lymphodepletion_finding(small_table)
+    assert plots.value_finding(carry(table), "lymphodepletion", **REGIMEN) == plots.value_finding(carry(small_table), "lymphodepletion", **REGIMEN)
     # publications per year counts publications: the further report is one.
     assert plots.year_finding(table).startswith("7 studies published 2021–2025")
 
 
 def test_saved_files_are_readable_like_the_html(tmp_path, small_table):
-    paths = plots.save(plots.patients_by_lymphodepletion(small_table), tmp_path, "lymph")
+    paths = plots.save(plots.patients_by_value(carry(small_table), "lymphodepletion", **REGIMEN), tmp_path, "lymph")
     assert paths["png"].stat().st_mode & 0o044  # group/other may read (mkstemp alone gives 0600)
 
 
@@ -376,7 +387,7 @@ def test_sample_size_dots_sit_on_their_design_row_and_repeat_exactly(truth_table
     designs = [t.get_text() for t in ax.get_yticklabels()]
     rows = {c.get_gid(): c.get_offsets() for c in ax.collections if (c.get_gid() or "").startswith("reviewlib-studies")}
     assert len(rows) == len(designs) >= 4
-    expected = plots._prepare(truth_table, ["design", "n_patients"])
+    expected = plots._prepare(truth_table, [], roles=("study_design", "sample_size"))
     for i, design in enumerate(designs):
         dots = rows[f"reviewlib-studies-{i}"]
         wanted = expected.loc[(expected["_design"] == design) & (expected["_n"] > 0), "_n"]
@@ -392,8 +403,12 @@ def test_drawing_the_figures_does_not_load_seaborn(tmp_path):
     code = ("import sys; import pandas as pd; from reviewlib.report import figures as plots\n"
             "t = pd.DataFrame({'disease': ['SLE', 'SLE'], 'target': ['CD19', 'BCMA'], 'design': ['phase 1', "
             "'case report'], 'n_patients': [12, 1], 'lymphodepletion': ['Flu/Cy', None], 'year': [2023, 2024]})\n"
-            "for f in (plots.sample_size_distribution, plots.evidence_map, plots.publications_by_year, "
-            "plots.patients_by_lymphodepletion): plots.save(f(t), sys.argv[1], f.__name__)\n"
+            "from reviewlib.protocol import load_protocol\n"
+            "from reviewlib.evidence.extraction import SchemaRef, load_schema\n"
+            "t.attrs['extraction_schema'] = SchemaRef(load_schema(load_protocol('car-t-autoimmune')))\n"
+            "figs = plots.evidence_figures(t)\n"
+            "assert len(figs) == 4, figs\n"
+            "for name, fig in figs.items(): plots.save(fig, sys.argv[1], name)\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'seaborn'))")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

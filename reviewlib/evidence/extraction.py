@@ -62,7 +62,7 @@ import os
 import re
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
 import yaml
@@ -235,6 +235,16 @@ class Schema:
     background_weight: float = 0.5
     title_weight: float = 2.0
     raw: dict[str, Any] = dc_field(default_factory=dict, repr=False)
+    #: role -> field: the parts fields play in the engine's tables, figures and cohort rule
+    #: (:data:`ROLES`), from the protocol's ``extraction: roles``.
+    roles: dict[str, str] = dc_field(default_factory=dict)
+    #: The protocol's ``report`` section (summary tables, figures, gap statements over these fields),
+    #: kept with the schema so a study table knows what to draw.
+    report: dict[str, Any] = dc_field(default_factory=dict)
+
+    def role(self, name: str) -> str | None:
+        """The field that plays role ``name`` (one of :data:`ROLES`), or None if the protocol names none."""
+        return self.roles.get(name)
 
     @property
     def names(self) -> list[str]:
@@ -244,6 +254,17 @@ class Schema:
     def field(self, name: str) -> Field:
         """A field by name (KeyError if unknown)."""
         return self.fields[name]
+
+
+#: The roles a protocol's fields can play for the engine (``extraction: roles``), and what each means.
+ROLES = {
+    "population": "who was treated: the condition that rows of the evidence map and per-population tables list",
+    "intervention": "what was given: the columns of the evidence map",
+    "study_design": "the design of each study (case report ... randomised trial)",
+    "comparator": "whether a study had a control group (yes/no, or derived from the design)",
+    "sample_size": "the number of patients treated (an integer field)",
+    "same_study": "a reviewer's note that a report repeats another study's cohort (a reference field)",
+}
 
 
 class SchemaRef:
@@ -422,9 +443,34 @@ def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> 
                     raise ProtocolError(f"protocol {source}: extraction field {f.name!r}: fallback value "
                                         f"{rule.get('value')!r} is not one of its values", source=source)
     cues = [_compile(c, "study_cues", source) for c in section.get("study_cues") or []]
+    report = section.get("report") if isinstance(protocol, dict) else section_of(protocol, "report")[0]
+    if report is not None and not isinstance(report, dict):
+        raise ProtocolError(f"protocol {source}: section 'report' must be a mapping (tables, figures, gaps), "
+                            f"not {type(report).__name__}", source=source)
     return Schema(fields=fields, study_cues=cues,
                   background_weight=float(section.get("background_weight", 0.5)),
-                  title_weight=float(section.get("title_weight", 2.0)), raw=section)
+                  title_weight=float(section.get("title_weight", 2.0)),
+                  raw={**section, "report": report} if report else section,
+                  roles=_roles(section.get("roles"), fields, source), report=dict(report or {}))
+
+
+def _roles(spec: Any, fields: Mapping[str, Field], source: str) -> dict[str, str]:
+    """Check ``extraction: roles`` (role -> field name)."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise ProtocolError(f"protocol {source}: extraction roles must map roles to fields "
+                            f"({', '.join(ROLES)}), not {type(spec).__name__}", source=source)
+    out = {}
+    for role, name in spec.items():
+        if role not in ROLES:
+            raise ProtocolError(f"protocol {source}: extraction role {role!r} is unknown: roles are "
+                                f"{', '.join(ROLES)}", source=source)
+        if str(name) not in fields:
+            raise ProtocolError(f"protocol {source}: extraction role {role!r} names field {name!r}, which is "
+                                "not declared under extraction.fields: declare it or fix the name", source=source)
+        out[str(role)] = str(name)
+    return out
 
 
 # -- text ---------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from ..atomic import write_with
-from .extraction import NOT_REPORTED, STATUS_VERIFIED, Schema, SchemaRef, load_schema, parse_breakdown
+from ..errors import InputError
+from .extraction import NOT_REPORTED, ROLES, STATUS_VERIFIED, Schema, SchemaRef, load_schema, parse_breakdown
 
 __all__ = [
     "split_values",
@@ -61,7 +62,6 @@ __all__ = [
     "export_xlsx",
     "interactive",
     "to_html",
-    "CORE",
     "STUDY_INFO",
     "GROUP_COLUMNS",
     "MIXED",
@@ -70,8 +70,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Fields the summaries use (when the protocol has them).
-CORE = ("disease", "target", "design", "controlled", "n_patients", "lymphodepletion")
 STUDY_INFO = ["study", "record_id", "pmid", "first_author", "year", "title", "journal"]
 GROUP_COLUMNS = ["cohort_id", "duplicate_of", "duplicate_rule", "counted"]
 #: Row (or column) holding the patients of multi-valued studies whose split is not reported.
@@ -120,6 +118,27 @@ def _schema(schema: Schema | Any | None, frame: pd.DataFrame | None = None) -> S
     ref = attrs.get("extraction_schema")
     return ref.schema if isinstance(ref, SchemaRef) else None
 
+
+
+def role_field(role: str, table: pd.DataFrame | None = None, schema: Schema | None = None,
+               required: bool = True) -> str | None:
+    """The field that plays ``role`` (see :data:`reviewlib.evidence.extraction.ROLES`) in this review.
+
+    The engine names no field of any review: it asks the protocol's
+    ``extraction: roles`` (carried by a :func:`study_table` in its attrs).
+
+    Raises
+    ------
+    InputError
+        ``required`` and the protocol names no field for the role.
+    """
+    schema = schema if schema is not None else _schema(None, table)
+    name = schema.role(role) if schema is not None else None
+    if name is None and required:
+        raise InputError(f"no field plays the role {role!r} ({ROLES.get(role, 'unknown role')}): name it under "
+                         "the protocol's extraction: roles, and build the table with "
+                         "evidence.study_table(values, records, protocol)")
+    return name
 
 
 def _vocabulary(field: str, frame: pd.DataFrame, schema: Schema | None) -> list[str]:
@@ -188,7 +207,7 @@ def study_table(values: pd.DataFrame, records: pd.DataFrame | None = None,
     frame["year"] = pd.to_numeric(frame["year"], errors="coerce").astype("Int64")
     frame["study"] = [f"{a or 'Anonymous'} {y if pd.notna(y) else 'n.d.'}" for a, y in
                       zip(frame["first_author"], frame["year"])]
-    frame = flag_same_cohort(frame)
+    frame = flag_same_cohort(frame, schema)
     cols = STUDY_INFO + fields + [f"{f}_status" for f in fields]
     if include_evidence:
         cols += [c for f in fields for c in (f"{f}_evidence", f"{f}_confidence") if c in frame]
@@ -205,8 +224,18 @@ def _first_author(authors: Any) -> str:
     return first.split(",")[0].split()[0] if first.strip() else ""
 
 
-def flag_same_cohort(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add cohort_id, duplicate_of, duplicate_rule and counted (see the module docstring for the rule)."""
+def flag_same_cohort(frame: pd.DataFrame, schema: Schema | None = None) -> pd.DataFrame:
+    """Add cohort_id, duplicate_of, duplicate_rule and counted (see the module docstring for the rule).
+
+    The reviewer's note is the field playing the ``same_study`` role; the automatic rule compares
+    the fields playing ``population``, ``intervention`` and ``sample_size`` (it is skipped when the
+    protocol names no population and intervention).
+    """
+    schema = schema if schema is not None else _schema(None, frame)
+    note = role_field("same_study", frame, schema, required=False)
+    population = role_field("population", frame, schema, required=False)
+    intervention = role_field("intervention", frame, schema, required=False)
+    size = role_field("sample_size", frame, schema, required=False)
     frame = frame.copy().reset_index(drop=True)
     n = len(frame)
     parent = list(range(n))
@@ -224,8 +253,8 @@ def flag_same_cohort(frame: pd.DataFrame) -> pd.DataFrame:
     ids = {str(r): i for i, r in enumerate(frame.get("record_id", []))}
     pmids = {str(p): i for i, p in enumerate(frame.get("pmid", [])) if p is not None and str(p)}
     # explicit reviewer notes
-    if "duplicate_of" in frame:
-        for i, ref in enumerate(frame["duplicate_of"]):
+    if note and note in frame:
+        for i, ref in enumerate(frame[note]):
             ref = "" if ref is None or (isinstance(ref, float) and pd.isna(ref)) else str(ref).strip()
             if not ref:
                 continue
@@ -236,10 +265,10 @@ def flag_same_cohort(frame: pd.DataFrame) -> pd.DataFrame:
     # the automatic rule
     surnames = [_author_key(a) for a in frame.get("authors", [None] * n)]
     years = [int(y) if pd.notna(y) else None for y in frame.get("year", [None] * n)]
-    diseases = [set(split_values(v)) - {NOT_REPORTED} for v in frame.get("disease", [None] * n)]
-    targets = [str(v) if v is not None else NOT_REPORTED for v in frame.get("target", [None] * n)]
-    counts = [_number(v) for v in frame.get("n_patients", [None] * n)]
-    for i in range(n):
+    diseases = [set(split_values(v)) - {NOT_REPORTED} for v in frame.get(population, [None] * n)]
+    targets = [str(v) if v is not None else NOT_REPORTED for v in frame.get(intervention, [None] * n)]
+    counts = [_number(v) for v in frame.get(size, [None] * n)]
+    for i in range(n if population and intervention else 0):
         for j in range(i + 1, n):
             if not surnames[i] or surnames[i] != surnames[j]:
                 continue
@@ -254,7 +283,7 @@ def flag_same_cohort(frame: pd.DataFrame) -> pd.DataFrame:
                 continue
             union(i, j)
             for k in (i, j):
-                rule[k] = rule[k] or "same first author, year +-1, disease, target and n"
+                rule[k] = rule[k] or f"same first author, year +-1, {population}, {intervention} and n"
     groups: dict[int, list[int]] = {}
     for i in range(n):
         groups.setdefault(find(i), []).append(i)
@@ -273,7 +302,7 @@ def flag_same_cohort(frame: pd.DataFrame) -> pd.DataFrame:
                 dup_of[k] = label
                 counted[k] = False
     frame["cohort_id"] = cohort
-    frame["duplicate_of"] = dup_of
+    frame[GROUP_COLUMNS[1]] = dup_of
     frame["duplicate_rule"] = rule
     frame["counted"] = counted
     return frame
@@ -313,12 +342,14 @@ def _having(frame: pd.DataFrame, field: str, value: str) -> pd.DataFrame:
     return frame.loc[pd.Series([value in split_values(v) for v in cells], index=frame.index, dtype=bool)]
 
 
-def _patients(frame: pd.DataFrame) -> pd.Series:
-    return pd.Series([_number(v) or 0 for v in frame.get("n_patients", [None] * len(frame))],
+def _patients(frame: pd.DataFrame, schema: Schema | None = None) -> pd.Series:
+    """Each study's patients (the ``sample_size`` role's field; 0 when not reported)."""
+    size = role_field("sample_size", frame, schema)
+    return pd.Series([_number(v) or 0 for v in frame.get(size, [None] * len(frame))],
                      index=frame.index, dtype=float)
 
 
-def breakdown_column(table: pd.DataFrame, field: str = "disease", schema: Schema | None = None) -> str | None:
+def breakdown_column(table: pd.DataFrame, field: str, schema: Schema | None = None) -> str | None:
     """The column holding the per-value breakdown of ``field`` (a protocol field of kind
     ``breakdown`` with ``of: field``, else ``n_by_<field>`` if the table has it), or None."""
     schema = schema if schema is not None else _schema(None, table)
@@ -330,7 +361,7 @@ def breakdown_column(table: pd.DataFrame, field: str = "disease", schema: Schema
     return name if name in table else None
 
 
-def allocate_patients(table: pd.DataFrame, field: str = "disease", breakdown: str | None = "auto",
+def allocate_patients(table: pd.DataFrame, field: str, breakdown: str | None = "auto",
                       schema: Schema | None = None) -> pd.DataFrame:
     """Split each study's patients over the values of ``field`` so that each patient counts once.
 
@@ -353,10 +384,11 @@ def allocate_patients(table: pd.DataFrame, field: str = "disease", breakdown: st
         For every study the parts add up to its ``n_patients`` (0 when not reported: a
         study of several values with no patient count has no row).
     """
+    schema = schema if schema is not None else _schema(None, table)
     col = breakdown_column(table, field, schema) if breakdown == "auto" else breakdown
     rows = []
     cells = table[field] if field in table else pd.Series([NOT_REPORTED] * len(table), index=table.index)
-    counts = _patients(table)
+    counts = _patients(table, schema)
     parts_of = table[col] if col and col in table else pd.Series([None] * len(table), index=table.index)
     for idx, cell, n, raw in zip(table.index, cells, counts, parts_of):
         values = list(dict.fromkeys(split_values(cell)))
@@ -381,13 +413,13 @@ def allocate_patients(table: pd.DataFrame, field: str = "disease", breakdown: st
 
 
 def _count_rows(frame: pd.DataFrame, by: str, vocabulary: list[str], used: tuple[str, ...],
-                mixed: bool | None = None) -> pd.DataFrame:
+                mixed: bool | None = None, schema: Schema | None = None) -> pd.DataFrame:
     """studies, patients, verified, machine per value of ``by`` (exploded), every value kept;
     patients counted once (:func:`allocate_patients`), with a :data:`MIXED` row when needed
     (``mixed=True``: always)."""
     ex = _explode(frame, by)
     ex["_verified"] = [_verified(r, used) for r in ex.to_dict("records")]
-    alloc = allocate_patients(frame, by)
+    alloc = allocate_patients(frame, by, schema=schema)
     per = alloc.groupby("value")["patients"].sum()
     rows = []
     for v in vocabulary:
@@ -403,7 +435,7 @@ def _count_rows(frame: pd.DataFrame, by: str, vocabulary: list[str], used: tuple
     return pd.DataFrame(rows)
 
 
-def patients_by(table: pd.DataFrame, rows: str = "disease", columns: str = "target",
+def patients_by(table: pd.DataFrame, rows: str, columns: str,
                 row_values: list[str] | None = None, column_values: list[str] | None = None,
                 schema: Schema | None = None) -> pd.DataFrame:
     """Patients per ``rows`` x ``columns`` value, each patient counted once.
@@ -419,7 +451,7 @@ def patients_by(table: pd.DataFrame, rows: str = "disease", columns: str = "targ
     rv = list(row_values) if row_values is not None else _vocabulary(rows, frame, schema)
     cv = list(column_values) if column_values is not None else _vocabulary(columns, frame, schema)
     alloc = allocate_patients(frame, rows, schema=schema)
-    col_of = {r.row: r.value for r in allocate_patients(frame, columns, breakdown=None).itertuples()}
+    col_of = {r.row: r.value for r in allocate_patients(frame, columns, breakdown=None, schema=schema).itertuples()}
     used_cols = set(col_of.values())
     cols = cv + ([MIXED] if MIXED in used_cols and MIXED not in cv else [])
     index = rv + ([MIXED] if MIXED not in rv else [])
@@ -436,136 +468,211 @@ def patients_by(table: pd.DataFrame, rows: str = "disease", columns: str = "targ
     return out.astype(int)
 
 
+#: The kinds of summary table a protocol can declare under ``report: tables`` (see :func:`summary_tables`).
+TABLE_KINDS = ("crosstab", "designs", "counts", "profile", "composition")
+
+
+def table_specs(source: Any) -> list[dict[str, Any]]:
+    """The summary tables a protocol declares (``report: tables``), checked.
+
+    ``source`` is a protocol, an extraction :class:`~reviewlib.evidence.extraction.Schema` (which
+    keeps the protocol's ``report`` section) or a :func:`study_table` (which keeps its schema).
+
+    Each entry is a mapping with ``kind`` (one of :data:`TABLE_KINDS`) and ``title``, and the fields
+    its kind needs: ``crosstab`` (``rows``, ``columns``; ``patients_title`` adds the patients table),
+    ``designs`` (none: the ``study_design``, ``comparator`` and ``sample_size`` roles), ``counts``
+    (``field``; ``comparator_column``: a column of controlled studies), ``profile`` (``by``, and
+    ``fields``: each ``{field, show: values|levels|grade, label, at_least}``), ``composition``
+    (``by``, ``fields``).
+    """
+    specs = report_section(source).get("tables") or []
+    if not isinstance(specs, list):
+        raise InputError("protocol report: tables must be a list of tables (kind, title, fields)")
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or spec.get("kind") not in TABLE_KINDS or not spec.get("title"):
+            raise InputError(f"protocol report: tables entry {i + 1} ({spec!r}) needs a kind (one of "
+                             f"{', '.join(TABLE_KINDS)}) and a title")
+    return list(specs)
+
+
+def report_section(source: Any) -> dict[str, Any]:
+    """The protocol's ``report`` section from a protocol, a schema or a study table ({} if none)."""
+    if isinstance(source, pd.DataFrame):
+        schema = _schema(None, source)
+    elif isinstance(source, Schema):
+        schema = source
+    elif source is None:
+        return {}
+    else:
+        schema = load_schema(source)
+    return dict(schema.report) if schema is not None else {}
+
+
 def summary_tables(table: pd.DataFrame, protocol: Any = None) -> dict[str, pd.DataFrame]:
-    """Summary tables that answer where the evidence is thin.
+    """The summary tables the protocol declares (``report: tables``), which answer where the evidence is thin.
 
     Parameters
     ----------
     table : pandas.DataFrame
         A :func:`study_table`.
-    protocol : optional
-        The vocabulary source (else the schema remembered by :func:`study_table`).
+    protocol : Protocol, optional
+        Declares the tables (``report: tables``, see :func:`table_specs`) and the vocabulary
+        (else the schema remembered by :func:`study_table`; with no protocol, no table is declared).
 
     Returns
     -------
     dict of str -> pandas.DataFrame
-        ``studies by disease and target`` and ``patients by disease and target`` (every
-        disease x target cell, 0 when empty, "not reported" kept, a Total row and column
-        counting each study once; the patients table splits basket studies by their
-        per-disease breakdown and has a "mixed, split not reported" row for patients whose
-        split is unknown, so its rows add up to the Total); ``designs`` (controlled or not); ``lymphodepletion``
-        (studies and patients per regimen, "not reported" kept); ``outcomes and safety by
-        disease``; ``constructs`` (target x costimulation x cell source); ``age groups by
-        disease`` (the patient subsets studied).  A study of several diseases or targets
-        counts as a study in each of its rows, but its patients count once (see
-        :func:`allocate_patients`); cohorts reported twice count once.
+        One entry per declared table, by title, in the protocol's order.  Every value of the
+        protocol's vocabulary is kept (0 when empty), "not reported" too; studies count in each
+        of their values, patients once (:func:`allocate_patients`: a study of several values is
+        split by its breakdown, the rest goes to a :data:`MIXED` row), cohorts reported twice once.
     """
     schema = _schema(protocol, table)
     frame = _counted(table)
-    vocab = {f: _vocabulary(f, frame, schema) for f in ("disease", "target", "design", "lymphodepletion",
-                                                         "costimulation", "cell_source", "age_group",
-                                                         "outcomes", "icans", "infections", "controlled")}
     out: dict[str, pd.DataFrame] = {}
-    # disease x target: studies count in each of their diseases; patients are split, never repeated
-    ex = _explode(_explode(frame, "disease"), "target")
-    studies = pd.DataFrame(0, index=vocab["disease"], columns=vocab["target"], dtype=int)
-    for (d, t), sub in ex.groupby(["_disease", "_target"]):
-        studies.loc[d, t] = len(sub)
-    dis = _explode(frame, "disease")
-    tar = _explode(frame, "target")
-    studies["Total"] = [int((dis["_disease"] == d).sum()) for d in studies.index]
-    studies.loc["Total"] = [int((tar["_target"] == t).sum()) for t in vocab["target"]] + [len(frame)]
-    patients = patients_by(frame, "disease", "target", vocab["disease"], vocab["target"], schema)
-    studies.index.name = "disease"
-    out["studies by disease and target"] = studies.reset_index()
-    out["patients by disease and target"] = patients.reset_index()
-    # designs
-    designs = _count_rows(frame, "design", vocab["design"], ("design",), mixed=False)
-    if schema is not None and "controlled" in schema.fields and schema.fields["controlled"].kind == "derived":
-        f = schema.fields["controlled"]
-        designs.insert(1, "controlled", [f.mapping.get(d, f.otherwise if d != NOT_REPORTED else NOT_REPORTED)
-                                         for d in designs["design"]])
-    elif "controlled" in frame:
-        designs.insert(1, "controlled", [
-            "; ".join(sorted(set(frame.loc[frame["design"] == d, "controlled"].astype(str)))) or "-"
-            for d in designs["design"]])
-    sizes = [[_number(v) for v in _having(frame, "design", d)["n_patients"]] if "n_patients" in frame else []
-             for d in designs["design"]]
+    for spec in table_specs(schema):
+        kind = spec["kind"]
+        if kind == "crosstab":
+            out.update(_crosstab(frame, spec, schema))
+        elif kind == "designs":
+            out[spec["title"]] = _designs(frame, schema)
+        elif kind == "counts":
+            out[spec["title"]] = _value_counts(frame, spec, schema)
+        elif kind == "profile":
+            out[spec["title"]] = _profile(frame, spec, schema)
+        else:
+            out[spec["title"]] = _composition(frame, spec, schema)
+    return out
+
+
+def _crosstab(frame: pd.DataFrame, spec: Mapping[str, Any], schema: Schema | None) -> dict[str, pd.DataFrame]:
+    """Studies (and, with ``patients_title``, patients) per ``rows`` x ``columns`` value, with Totals."""
+    rows, columns = str(spec["rows"]), str(spec["columns"])
+    if rows not in frame or columns not in frame:
+        return {}
+    rv, cv = _vocabulary(rows, frame, schema), _vocabulary(columns, frame, schema)
+    ex = _explode(_explode(frame, rows), columns)
+    studies = pd.DataFrame(0, index=rv, columns=cv, dtype=int)
+    for (r, c), sub in ex.groupby([f"_{rows}", f"_{columns}"]):
+        studies.loc[r, c] = len(sub)
+    out = {}
+    if spec.get("patients_title"):
+        by_row, by_col = _explode(frame, rows), _explode(frame, columns)
+        studies["Total"] = [int((by_row[f"_{rows}"] == r).sum()) for r in studies.index]
+        studies.loc["Total"] = [int((by_col[f"_{columns}"] == c).sum()) for c in cv] + [len(frame)]
+    studies.index.name = rows
+    out[str(spec["title"])] = studies.reset_index()
+    if spec.get("patients_title"):
+        out[str(spec["patients_title"])] = patients_by(frame, rows, columns, rv, cv, schema).reset_index()
+    return out
+
+
+def _designs(frame: pd.DataFrame, schema: Schema | None) -> pd.DataFrame:
+    """Studies, patients and median patients per design, whether each design is controlled, a Total row."""
+    design = role_field("study_design", frame, schema)
+    comparator = role_field("comparator", frame, schema, required=False)
+    designs = _count_rows(frame, design, _vocabulary(design, frame, schema), (design,), mixed=False, schema=schema)
+    if comparator and schema is not None and comparator in schema.fields and schema.fields[comparator].kind == "derived":
+        f = schema.fields[comparator]
+        designs.insert(1, comparator, [f.mapping.get(d, f.otherwise if d != NOT_REPORTED else NOT_REPORTED)
+                                       for d in designs[design]])
+    elif comparator and comparator in frame:
+        designs.insert(1, comparator, [
+            "; ".join(sorted(set(frame.loc[frame[design] == d, comparator].astype(str)))) or "-"
+            for d in designs[design]])
+    size = role_field("sample_size", frame, schema)
+    sizes = [[_number(v) for v in _having(frame, design, d)[size]] if size in frame else []
+             for d in designs[design]]
     designs["median patients"] = [float(pd.Series([s for s in ss if s is not None]).median())
                                   if any(s is not None for s in ss) else None for ss in sizes]
-    total = {"design": "Total", "studies": len(frame), "patients": int(_patients(frame).sum()),
+    total = {design: "Total", "studies": len(frame), "patients": int(_patients(frame, schema).sum()),
              "verified": int(designs["verified"].sum()), "machine": int(designs["machine"].sum())}
-    if "controlled" in designs:
-        n_ctrl = int((frame.get("controlled", pd.Series(dtype=str)).astype(str) == "yes").sum())
-        total["controlled"] = f"{n_ctrl} controlled"
-    out["designs"] = pd.concat([designs, pd.DataFrame([total])], ignore_index=True)
-    # lymphodepletion
-    ld = _count_rows(frame, "lymphodepletion", vocab["lymphodepletion"], ("lymphodepletion",))
-    if "controlled" in frame:
-        ld["controlled studies"] = [int(((frame["lymphodepletion"].astype(str) == r)
-                                         & (frame["controlled"].astype(str) == "yes")).sum())
-                                    for r in ld["lymphodepletion"]]
-    out["lymphodepletion"] = ld
-    # outcomes and safety by disease
+    if comparator and comparator in designs:
+        n_ctrl = int((frame.get(comparator, pd.Series(dtype=str)).astype(str) == "yes").sum())
+        total[comparator] = f"{n_ctrl} {comparator}"
+    return pd.concat([designs, pd.DataFrame([total])], ignore_index=True)
+
+
+def _value_counts(frame: pd.DataFrame, spec: Mapping[str, Any], schema: Schema | None) -> pd.DataFrame:
+    """Studies, patients, verified and machine per value of ``field``; optionally controlled studies."""
+    field = str(spec["field"])
+    out = _count_rows(frame, field, _vocabulary(field, frame, schema), (field,), schema=schema)
+    comparator = role_field("comparator", frame, schema, required=False) if spec.get("comparator_column") else None
+    if comparator and comparator in frame:
+        out[f"{comparator} studies"] = [int(((frame[field].astype(str) == r)
+                                              & (frame[comparator].astype(str) == "yes")).sum())
+                                         for r in out[field]]
+    return out
+
+
+def _profile(frame: pd.DataFrame, spec: Mapping[str, Any], schema: Schema | None) -> pd.DataFrame:
+    """Per value of ``by``: studies, patients and a summary of each listed field; a MIXED row closes it.
+
+    A field shown as ``values`` (multi-valued) gets a column per value; ``levels`` (one value per
+    study) a column "<field> <value>" per value; ``grade`` (a number) "<label> reported",
+    "<label> >= <at_least>" and "highest <label>".
+    """
+    by = str(spec["by"])
+    shown = [f if isinstance(f, dict) else {"field": f, "show": "levels"} for f in spec.get("fields") or []]
+    ex = _explode(frame, by)
+    per_value = allocate_patients(frame, by, schema=schema).groupby("value")["patients"].sum()
+    numeric = []
     rows = []
-    dis = _explode(frame, "disease")
-    per_disease = allocate_patients(frame, "disease", schema=schema).groupby("value")["patients"].sum()
-    for d in vocab["disease"]:
-        sub = dis[dis["_disease"] == d]
-        row: dict[str, Any] = {"disease": d, "studies": len(sub), "patients": int(per_disease.get(d, 0))}
-        if "outcomes" in sub:
-            for o in vocab["outcomes"]:
-                row[o if o != NOT_REPORTED else "outcomes not reported"] = int(
-                    sum(o in split_values(v) for v in sub["outcomes"]))
-        if "crs_grade" in sub:
-            grades = [_number(v) for v in sub["crs_grade"]]
-            row["CRS grade reported"] = sum(g is not None for g in grades)
-            row["CRS grade >= 3"] = sum(g is not None and g >= 3 for g in grades)
-            known = [g for g in grades if g is not None]
-            row["highest CRS grade"] = max(known) if known else None
-        for f in ("icans", "infections"):
-            if f in sub:
-                row[f"{f} yes"] = int((sub[f].astype(str) == "yes").sum())
-                row[f"{f} none"] = int((sub[f].astype(str) == "none").sum())
-                row[f"{f} not reported"] = int((sub[f].astype(str) == NOT_REPORTED).sum())
-        used = tuple(f for f in ("disease", "outcomes", "crs_grade", "icans", "infections") if f in sub)
+    for v in _vocabulary(by, frame, schema):
+        sub = ex[ex[f"_{by}"] == v]
+        row: dict[str, Any] = {by: v, "studies": len(sub), "patients": int(per_value.get(v, 0))}
+        for f in shown:
+            name, how = str(f["field"]), f.get("show", "levels")
+            if name not in sub:
+                continue
+            if how == "values":
+                for o in _vocabulary(name, frame, schema):
+                    row[o if o != NOT_REPORTED else f"{name} not reported"] = int(
+                        sum(o in split_values(x) for x in sub[name]))
+            elif how == "grade":
+                label, at_least = str(f.get("label") or name), f.get("at_least", 3)
+                grades = [_number(x) for x in sub[name]]
+                row[f"{label} reported"] = sum(g is not None for g in grades)
+                row[f"{label} >= {at_least}"] = sum(g is not None and g >= at_least for g in grades)
+                known = [g for g in grades if g is not None]
+                row[f"highest {label}"] = max(known) if known else None
+                numeric.append(f"highest {label}")
+            else:
+                for level in _vocabulary(name, frame, schema):
+                    row[f"{name} {level}"] = int((sub[name].astype(str) == level).sum())
+        used = (by,) + tuple(str(f["field"]) for f in shown if str(f["field"]) in sub)
         row["verified"] = int(sum(_verified(r, used) for r in sub.to_dict("records")))
         row["machine"] = len(sub) - row["verified"]
         rows.append(row)
-    safety = pd.DataFrame(rows)
-    # the patients of basket studies without a split: studies and patients only
-    unsplit = allocate_patients(frame, "disease", schema=schema)
+    out = pd.DataFrame(rows)
+    unsplit = allocate_patients(frame, by, schema=schema)
     unsplit = unsplit[unsplit["split"] == "unsplit"]
-    mixed_row = {c: pd.NA for c in safety.columns}
-    mixed_row.update({"disease": MIXED, "studies": len(set(unsplit["row"])), "patients": int(unsplit["patients"].sum())})
-    safety = pd.concat([safety, pd.DataFrame([mixed_row])], ignore_index=True)
-    for c in safety.columns[1:]:
-        safety[c] = pd.to_numeric(safety[c], errors="coerce") if c == "highest CRS grade" else safety[c].astype("Int64")
-    out["outcomes and safety by disease"] = safety
-    # constructs
+    mixed_row = {c: pd.NA for c in out.columns}
+    mixed_row.update({by: MIXED, "studies": len(set(unsplit["row"])), "patients": int(unsplit["patients"].sum())})
+    out = pd.concat([out, pd.DataFrame([mixed_row])], ignore_index=True)
+    for c in out.columns[1:]:
+        out[c] = pd.to_numeric(out[c], errors="coerce") if c in numeric else out[c].astype("Int64")
+    return out
+
+
+def _composition(frame: pd.DataFrame, spec: Mapping[str, Any], schema: Schema | None) -> pd.DataFrame:
+    """Per value of ``by``: studies, patients and the count of each value of each listed field."""
+    by = str(spec["by"])
+    fields = [str(f) for f in spec.get("fields") or []]
+    per_value = allocate_patients(frame, by, breakdown=None, schema=schema).groupby("value")["patients"].sum()
+    vocab = {f: _vocabulary(f, frame, schema) for f in fields}
     rows = []
-    per_target = allocate_patients(frame, "target", breakdown=None).groupby("value")["patients"].sum()
-    for t in vocab["target"]:
-        sub = _having(frame, "target", t)
-        row = {"target": t, "studies": len(sub), "patients": int(per_target.get(t, 0))}
-        for f in ("costimulation", "cell_source"):
+    for v in _vocabulary(by, frame, schema):
+        sub = _having(frame, by, v)
+        row = {by: v, "studies": len(sub), "patients": int(per_value.get(v, 0))}
+        for f in fields:
             if f in frame:
-                for v in vocab[f]:
-                    row[f"{f}: {v}"] = int((sub[f].astype(str) == v).sum())
-        row["verified"] = int(sum(_verified(r, ("target", "costimulation", "cell_source"))
-                                  for r in sub.to_dict("records")))
+                for value in vocab[f]:
+                    row[f"{f}: {value}"] = int((sub[f].astype(str) == value).sum())
+        row["verified"] = int(sum(_verified(r, (by, *fields)) for r in sub.to_dict("records")))
         row["machine"] = len(sub) - row["verified"]
         rows.append(row)
-    out["constructs"] = pd.DataFrame(rows)
-    # patient subsets: age group by disease
-    if "age_group" in frame:
-        age = pd.DataFrame(0, index=vocab["disease"], columns=vocab["age_group"], dtype=int)
-        ex = _explode(_explode(frame, "disease"), "age_group")
-        for (d, a), sub in ex.groupby(["_disease", "_age_group"]):
-            age.loc[d, a] = len(sub)
-        age.index.name = "disease"
-        out["age groups by disease"] = age.reset_index()
-    return out
+    return pd.DataFrame(rows)
 
 
 def gaps(table: pd.DataFrame) -> list[str]:

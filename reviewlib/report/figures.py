@@ -3,9 +3,12 @@
 Every function returns a :class:`matplotlib.figure.Figure` drawn on the Agg
 canvas (no pyplot state, so notebooks and scripts can call them freely) and
 :func:`save` writes it as PNG and SVG.  The evidence plots take the evidence
-table (one row per included study, columns ``disease``, ``target``,
-``design``, ``n_patients``, ``lymphodepletion``, ``year``...; multi-valued
-cells are ``"; "``-joined strings) as made by ``reviewlib.evidence.tables.study_table``.
+table (one row per included study; multi-valued cells are ``"; "``-joined
+strings) as made by ``reviewlib.evidence.tables.study_table``, which carries
+the protocol's schema: the fields that play the roles of study design,
+comparator and sample size (``extraction: roles``) and the figures the review
+draws over which fields (``report: figures``, drawn by :func:`evidence_figures`).
+This module names no field of any review.
 
 Titles state a finding computed from the data (the ``*_finding`` functions
 return the sentence alone).  Colours follow the Okabe-Ito colour-blind-safe
@@ -34,15 +37,15 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullForm
 
 from ..atomic import atomic_path
 from ..errors import InputError
-from ..evidence.tables import MIXED, allocate_patients
+from ..evidence.tables import MIXED, allocate_patients, report_section, role_field
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "DPI", "ReviewFigure", "OKABE_ITO", "NOT_REPORTED", "normalize_design", "design_rank", "design_colors",
-    "prisma_flow", "publications_by_year", "evidence_map", "patients_by_lymphodepletion",
-    "sample_size_distribution", "screening_progress", "save",
-    "year_finding", "map_finding", "lymphodepletion_finding", "sample_size_finding", "progress_finding",
+    "prisma_flow", "publications_by_year", "evidence_map", "patients_by_value",
+    "sample_size_distribution", "screening_progress", "save", "evidence_figures", "figure_specs", "FIGURE_KINDS",
+    "year_finding", "map_finding", "value_finding", "sample_size_finding", "progress_finding",
 ]
 
 #: Resolution of saved PNG files (dots per inch).
@@ -192,19 +195,26 @@ def _number(value: Any) -> float:
 def _truthy(value: Any) -> bool:
     if _is_missing(value):
         return False
-    return str(value).strip().lower() in ("1", "1.0", "true", "yes", "y", "controlled")
+    return str(value).strip().lower() in ("1", "1.0", "true", "yes", "y")
 
 
-def _prepare(table: pd.DataFrame, needed: Sequence[str], counted_only: bool = True) -> pd.DataFrame:
+def _prepare(table: pd.DataFrame, needed: Sequence[str], counted_only: bool = True,
+             roles: Sequence[str] = ()) -> pd.DataFrame:
     """Check the evidence table and add normalized helper columns (prefixed ``_``).
 
-    With ``counted_only``, reports that ``evidence.study_table`` marks ``counted = False``
-    (further reports of a cohort already counted) are dropped, so a cohort counts once;
-    ``frame.attrs['uncounted']`` says how many were dropped.
+    ``roles`` (``study_design``, ``sample_size``) must have their fields in the table; whichever
+    of the study design, comparator and sample size roles the protocol names become ``_design``,
+    ``_controlled`` and ``_n``.  With ``counted_only``, reports that ``evidence.study_table``
+    marks ``counted = False`` (further reports of a cohort already counted) are dropped, so a
+    cohort counts once; ``frame.attrs['uncounted']`` says how many were dropped.
     """
     if not isinstance(table, pd.DataFrame):
         raise InputError(f"evidence plots need a pandas DataFrame, got {type(table).__name__}: "
                          "pass reviewlib.evidence.tables.study_table(...)")
+    design = role_field("study_design", table, required="study_design" in roles)
+    comparator = role_field("comparator", table, required=False)
+    size = role_field("sample_size", table, required="sample_size" in roles)
+    needed = list(needed) + [f for f, r in ((design, "study_design"), (size, "sample_size")) if r in roles]
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise InputError(f"evidence table lacks column(s) {', '.join(missing)} (it has: "
@@ -218,14 +228,14 @@ def _prepare(table: pd.DataFrame, needed: Sequence[str], counted_only: bool = Tr
         frame = frame[keep].reset_index(drop=True)
     frame.attrs["uncounted"] = uncounted
     frame["_study"] = range(len(frame))
-    if "design" in frame:
-        frame["_design"] = [_study_design(v) for v in frame["design"]]
+    if design and design in frame:
+        frame["_design"] = [_study_design(v) for v in frame[design]]
         controlled = [design_rank(d) == _CONTROLLED_RANK for d in frame["_design"]]
-        if "controlled" in frame:
-            controlled = [c or _truthy(v) for c, v in zip(controlled, frame["controlled"])]
+        if comparator and comparator in frame:
+            controlled = [c or _truthy(v) for c, v in zip(controlled, frame[comparator])]
         frame["_controlled"] = controlled
-    if "n_patients" in frame:
-        frame["_n"] = [_number(v) for v in frame["n_patients"]]
+    if size and size in frame:
+        frame["_n"] = [_number(v) for v in frame[size]]
     return frame
 
 
@@ -527,7 +537,7 @@ def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notic
 # -- publications per year ------------------------------------------------
 def year_finding(table: pd.DataFrame) -> str:
     """The sentence :func:`publications_by_year` uses as its title."""
-    frame = _prepare(table, ["year", "design"], counted_only=False)
+    frame = _prepare(table, ["year"], counted_only=False, roles=("study_design",))
     years = pd.to_numeric(frame["year"], errors="coerce")
     frame = frame[years.notna()].assign(_year=years[years.notna()].astype(int))
     if frame.empty:
@@ -549,7 +559,7 @@ def publications_by_year(table: pd.DataFrame, *, notice: str | None = None) -> F
     Parameters
     ----------
     table : pandas.DataFrame
-        The evidence table (columns ``year``, ``design``).
+        The evidence table (``year`` and the ``study_design`` role's field).
     notice : str, optional
         A notice drawn at the foot (e.g. "Synthetic demo data").
 
@@ -558,7 +568,7 @@ def publications_by_year(table: pd.DataFrame, *, notice: str | None = None) -> F
     matplotlib.figure.Figure
         Bars per calendar year (years without studies show as gaps), totals on top.
     """
-    frame = _prepare(table, ["year", "design"], counted_only=False)
+    frame = _prepare(table, ["year"], counted_only=False, roles=("study_design",))
     years = pd.to_numeric(frame["year"], errors="coerce")
     undated = int(years.isna().sum())
     frame = frame[years.notna()].assign(_year=years[years.notna()].astype(int))
@@ -593,85 +603,114 @@ def publications_by_year(table: pd.DataFrame, *, notice: str | None = None) -> F
 
 
 # -- evidence map ---------------------------------------------------------
-def _cells(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per occupied disease x target cell: studies (a basket study counts in each of its
-    diseases), patients (each counted once: split by the study's per-disease breakdown, the
-    rest in the row :data:`reviewlib.evidence.tables.MIXED`), unknown (studies without n), unsplit
-    (studies whose patients for that disease sit in the MIXED row), controlled, design."""
-    frame = _prepare(table, ["disease", "target", "design", "n_patients"])
+def _label(table: pd.DataFrame, field: str, given: str | None = None) -> str:
+    """How a field is named on a figure: ``given``, else the protocol's label, else the field name."""
+    if given:
+        return str(given)
+    from ..evidence.tables import _schema
+    schema = _schema(None, table)
+    spec = schema.fields.get(field) if schema is not None else None
+    return str(getattr(spec, "label", None) or field.replace("_", " ").capitalize())
+
+
+def _plural_label(label: str) -> str:
+    word = label.lower()
+    return word if word.endswith("s") else word + "s"
+
+
+def _cells(table: pd.DataFrame, rows: str, columns: str) -> pd.DataFrame:
+    """One row per occupied ``rows`` x ``columns`` cell: studies (a study of several row values counts
+    in each), patients (each counted once: split by the study's breakdown of ``rows``, the rest in the
+    row :data:`reviewlib.evidence.tables.MIXED`), unknown (studies without n), unsplit (studies whose
+    patients for that row sit in the MIXED row), controlled, design."""
+    frame = _prepare(table, [rows, columns], roles=("study_design", "sample_size"))
     members: dict[tuple[str, str], set[int]] = {}
     patients: dict[tuple[str, str], float] = {}
     unknown: dict[tuple[str, str], set[int]] = {}
     unsplit: dict[tuple[str, str], set[int]] = {}
-    alloc = allocate_patients(frame, "disease") if len(frame) else pd.DataFrame(columns=["row", "value", "patients", "split"])
+    alloc = allocate_patients(frame, rows) if len(frame) else pd.DataFrame(columns=["row", "value", "patients", "split"])
     by_row: dict[int, list] = {}
     for r in alloc.itertuples():
         by_row.setdefault(r.row, []).append(r)
     for i, row in frame.iterrows():
-        diseases, targets = list(dict.fromkeys(_split(row["disease"]))), list(dict.fromkeys(_split(row["target"])))
-        tcol = targets[0] if len(targets) == 1 else MIXED
+        values, cols = list(dict.fromkeys(_split(row[rows]))), list(dict.fromkeys(_split(row[columns])))
+        tcol = cols[0] if len(cols) == 1 else MIXED
         has_mixed = any(r.value == MIXED for r in by_row.get(i, []))
-        for d in diseases:
-            for t in targets:
-                members.setdefault((d, t), set()).add(i)
+        for d in values:
+            for c in cols:
+                members.setdefault((d, c), set()).add(i)
                 if pd.isna(row["_n"]):
-                    unknown.setdefault((d, t), set()).add(i)
-                if has_mixed and len(diseases) > 1:
-                    unsplit.setdefault((d, t), set()).add(i)
+                    unknown.setdefault((d, c), set()).add(i)
+                if has_mixed and len(values) > 1:
+                    unsplit.setdefault((d, c), set()).add(i)
         for r in by_row.get(i, []):
             key = (r.value, tcol)
             members.setdefault(key, set()).add(i)
             patients[key] = patients.get(key, 0.0) + float(r.patients)
-    rows = []
-    for (d, t), idx in members.items():
+    out = []
+    for (d, c), idx in members.items():
         designs = [frame.at[i, "_design"] for i in idx]
-        rows.append({"disease": d, "target": t, "studies": len(idx), "patients": patients.get((d, t), 0.0),
-                     "unknown": len(unknown.get((d, t), ())), "unsplit": len(unsplit.get((d, t), ())),
-                     "controlled": int(sum(bool(frame.at[i, "_controlled"]) for i in idx)),
-                     "rank": max(design_rank(x) for x in designs), "design": max(designs, key=design_rank)})
-    cols = ["disease", "target", "studies", "patients", "unknown", "unsplit", "controlled", "rank", "design"]
-    return pd.DataFrame(rows, columns=cols).sort_values(["disease", "target"]).reset_index(drop=True)
+        out.append({"row": d, "column": c, "studies": len(idx), "patients": patients.get((d, c), 0.0),
+                    "unknown": len(unknown.get((d, c), ())), "unsplit": len(unsplit.get((d, c), ())),
+                    "n_controlled": int(sum(bool(frame.at[i, "_controlled"]) for i in idx)),
+                    "rank": max(design_rank(x) for x in designs), "top_design": max(designs, key=design_rank)})
+    cols = ["row", "column", "studies", "patients", "unknown", "unsplit", "n_controlled", "rank", "top_design"]
+    return pd.DataFrame(out, columns=cols).sort_values(["row", "column"]).reset_index(drop=True)
 
 
-def map_finding(table: pd.DataFrame, diseases: Sequence[str] = (), targets: Sequence[str] = ()) -> str:
-    """The sentence :func:`evidence_map` uses as its title."""
-    cells = _cells(table)
-    cells = cells[(cells["disease"] != MIXED) & (cells["target"] != MIXED)]
+def map_finding(table: pd.DataFrame, rows: str, columns: str, row_values: Sequence[str] = (),
+                column_values: Sequence[str] = (), *, item: str = "{column}", cells_name: str | None = None) -> str:
+    """The sentence :func:`evidence_map` uses as its title.
+
+    ``item`` phrases the top cell's column value (e.g. ``"{column}-targeted cells"``); ``cells_name``
+    names the grid's cells (default "<rows>–<columns>").
+    """
+    cells = _cells(table, rows, columns)
+    cells = cells[(cells["row"] != MIXED) & (cells["column"] != MIXED)]
     if cells.empty:
         return "No included studies to map"
     top = cells.sort_values(["studies", "patients"], ascending=False).iloc[0]
-    frame = _prepare(table, ["disease", "design"])
-    ctrl = _explode(frame[frame["_controlled"]], "disease") if frame["_controlled"].any() else None
-    ctrl_diseases = sorted(set(ctrl["_disease"])) if ctrl is not None else []
-    if not ctrl_diseases:
+    frame = _prepare(table, [rows], roles=("study_design",))
+    ctrl = _explode(frame[frame["_controlled"]], rows) if frame["_controlled"].any() else None
+    ctrl_values = sorted(set(ctrl[f"_{rows}"])) if ctrl is not None else []
+    if not ctrl_values:
         clause = "no controlled trial"
-    elif len(ctrl_diseases) == 1:
-        clause = f"no controlled trial outside {ctrl_diseases[0]}"
+    elif len(ctrl_values) == 1:
+        clause = f"no controlled trial outside {ctrl_values[0]}"
     else:
-        clause = f"controlled trials only in {_join(ctrl_diseases)}"
-    n_d = len(set(cells["disease"]) | set(diseases))
-    n_t = len(set(cells["target"]) | set(targets))
+        clause = f"controlled trials only in {_join(ctrl_values)}"
+    n_d = len(set(cells["row"]) | set(row_values))
+    n_t = len(set(cells["column"]) | set(column_values))
     empty = n_d * n_t - len(cells)
-    target = f"{top['target']}-targeted cells" if top["target"] != NOT_REPORTED else "cells of unreported target"
-    return (f"Most evidence: {target} in {top['disease']} "
+    what = item.format(column=top["column"]) if top["column"] != NOT_REPORTED else \
+        f"{_label(table, columns).lower()} not reported"
+    name = cells_name or f"{rows.replace('_', ' ')}–{columns.replace('_', ' ')}"
+    return (f"Most evidence: {what} in {top['row']} "
             f"({_plural(int(top['studies']), 'study', 'studies')}, {_plural(int(top['patients']), 'patient')}); "
-            f"{clause}; {empty} of {n_d * n_t} disease–target cells empty")
+            f"{clause}; {empty} of {n_d * n_t} {name} cells empty")
 
 
-def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: Sequence[str] = (),
-                 notice: str | None = None) -> Figure:
-    """Evidence map: disease x target, bubble area = patients, colour = most advanced design.
+def evidence_map(table: pd.DataFrame, rows: str, columns: str, *, row_values: Sequence[str] = (),
+                 column_values: Sequence[str] = (), row_label: str | None = None, column_label: str | None = None,
+                 item: str = "{column}", cells_name: str | None = None, notice: str | None = None) -> Figure:
+    """Evidence map: ``rows`` x ``columns``, bubble area = patients, colour = most advanced design.
 
     Each occupied cell is annotated with its studies and patients; empty cells
     are hatched and marked "no studies" so the gaps show.  A study listing
-    several diseases or targets counts in each of its cells.
+    several values counts in each of its cells.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        The evidence table (columns ``disease``, ``target``, ``design``, ``n_patients``).
-    diseases, targets : sequence of str, optional
+        The evidence table (``rows``, ``columns`` and the study design and sample size roles' fields).
+    rows, columns : str
+        The fields on the two axes (the protocol's ``report: figures`` entry names them).
+    row_values, column_values : sequence of str, optional
         Categories to show even without studies (e.g. the protocol's vocabulary).
+    row_label, column_label : str, optional
+        Axis titles (default: the fields' labels in the protocol).
+    item, cells_name : str, optional
+        Phrasing of the title (see :func:`map_finding`).
     notice : str, optional
         A notice drawn at the foot.
 
@@ -679,14 +718,14 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
     -------
     matplotlib.figure.Figure
     """
-    cells = _cells(table)
+    cells = _cells(table, rows, columns)
     if cells.empty:
         return _empty("Evidence map: no included studies yet", notice)
-    by_d = cells.groupby("disease")["patients"].sum()
-    by_t = cells.groupby("target")["patients"].sum()
-    row_order = sorted(set(cells["disease"]) | set(diseases),
+    by_d = cells.groupby("row")["patients"].sum()
+    by_t = cells.groupby("column")["patients"].sum()
+    row_order = sorted(set(cells["row"]) | set(row_values),
                        key=lambda d: (d == MIXED, d == NOT_REPORTED, -by_d.get(d, 0), d))
-    col_order = sorted(set(cells["target"]) | set(targets),
+    col_order = sorted(set(cells["column"]) | set(column_values),
                        key=lambda t: (t == MIXED, t == NOT_REPORTED, -by_t.get(t, 0), t))
     ri = {d: i for i, d in enumerate(row_order)}
     ci = {t: i for i, t in enumerate(col_order)}
@@ -696,7 +735,7 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
     with matplotlib.rc_context(AXES_STYLES["white"]):
         ax, key = fig.subplots(1, 2, width_ratios=[grid_w + 0.6, 2.3])
     key.axis("off")
-    occupied = {(r.disease, r.target) for r in cells.itertuples()}
+    occupied = {(r.row, r.column) for r in cells.itertuples()}
     for d in row_order:
         for t in col_order:
             x, y = ci[t], ri[d]
@@ -711,9 +750,9 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
     max_p = max(1.0, float(cells["patients"].max()))
     max_area = (min(cell_w, cell_h) * 72 * 0.62) ** 2 * 0.55
     sizes = [max(28.0, max_area * p / max_p) if p > 0 else 28.0 for p in cells["patients"]]
-    colors = design_colors(_ordered_designs(cells["design"]))
-    ax.scatter([ci[t] for t in cells["target"]], [ri[d] - 0.1 for d in cells["disease"]], s=sizes,
-               c=[colors[d] for d in cells["design"]], edgecolors="#222222", linewidths=0.8, zorder=3,
+    colors = design_colors(_ordered_designs(cells["top_design"]))
+    ax.scatter([ci[t] for t in cells["column"]], [ri[d] - 0.1 for d in cells["row"]], s=sizes,
+               c=[colors[d] for d in cells["top_design"]], edgecolors="#222222", linewidths=0.8, zorder=3,
                alpha=0.95)
     for r in cells.itertuples():
         if r.unknown and not r.patients and not r.unsplit:
@@ -721,7 +760,7 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
         else:
             more = ('+' if r.unknown else '') + ('*' if r.unsplit else '')
             pts = f"{_fmt(r.patients)}{more} {'pt' if r.patients == 1 and not more else 'pts'}"
-        ax.text(ci[r.target], ri[r.disease] + 0.34, f"{_plural(int(r.studies), 'study', 'studies')}, {pts}",
+        ax.text(ci[r.column], ri[r.row] + 0.34, f"{_plural(int(r.studies), 'study', 'studies')}, {pts}",
                 ha="center", va="center", fontsize=7.5, zorder=4, gid="reviewlib-cell-label")
     ax.set_xlim(-0.5, len(col_order) - 0.5)
     ax.set_ylim(len(row_order) - 0.5, -0.5)
@@ -730,9 +769,9 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
     ax.set_yticks(range(len(row_order)))
     ax.set_yticklabels([textwrap.fill(d, 28) for d in row_order], fontsize=9)
     ax.xaxis.tick_top()
-    ax.set_xlabel("CAR target (construct)")
+    ax.set_xlabel(_label(table, columns, column_label))
     ax.xaxis.set_label_position("top")
-    ax.set_ylabel("Disease")
+    ax.set_ylabel(_label(table, rows, row_label))
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
@@ -744,47 +783,50 @@ def evidence_map(table: pd.DataFrame, *, diseases: Sequence[str] = (), targets: 
     if refs:
         diam = {v: math.sqrt(max(28.0, max_area * v / max_p)) for v in refs}  # scatter s = diameter**2
         widest = max(diam.values())
-        rows = [TextArea("Bubble area = patients", textprops=dict(fontsize=9))]
+        key_rows = [TextArea("Bubble area = patients", textprops=dict(fontsize=9))]
         for v in refs:
             area = DrawingArea(widest, diam[v] + 2)
             area.add_artist(Circle((widest / 2, diam[v] / 2 + 1), diam[v] / 2, facecolor="white",
                                    edgecolor="#222222", linewidth=0.8))
-            rows.append(HPacker(children=[area, TextArea(f"{v} patients", textprops=dict(fontsize=8.5))],
+            key_rows.append(HPacker(children=[area, TextArea(f"{v} patients", textprops=dict(fontsize=8.5))],
                                 align="center", pad=0, sep=6))
-        key.add_artist(AnchoredOffsetbox(loc="lower left", child=VPacker(children=rows, align="left", pad=0, sep=5),
+        key.add_artist(AnchoredOffsetbox(loc="lower left", child=VPacker(children=key_rows, align="left", pad=0, sep=5),
                                          bbox_to_anchor=(0, 0), bbox_transform=key.transAxes, frameon=False,
                                          borderpad=0.4))
-    mixed = cells[cells["disease"] == MIXED]
-    n_mixed = len(set().union(*[set()] + [set(_mixed_studies(table))]))
+    mixed = cells[cells["row"] == MIXED]
+    n_mixed = len(set().union(*[set()] + [set(_mixed_studies(table, rows))]))
+    several = _plural_label(_label(table, rows, row_label))
     foot = " ".join(filter(None, [
-        "A study of several diseases counts as a study in each of its cells; its patients count once, "
-        "split by the per-disease numbers it reports.",
+        f"A study of several {several} counts as a study in each of its cells; its patients count once, "
+        f"split by the per-{_label(table, rows, row_label).lower()} numbers it reports.",
         f"'*': patients of {_plural(n_mixed, 'study', 'studies')} that do not report the split "
-        f"({_fmt(mixed['patients'].sum())} in all) are in the row '{MIXED}', not in the disease cells."
+        f"({_fmt(mixed['patients'].sum())} in all) are in the row '{MIXED}', not in the "
+        f"{_label(table, rows, row_label).lower()} cells."
         if n_mixed else "",
         "n.r.: not reported; '+': some studies in the cell did not report patient numbers."
         if cells["unknown"].any() else "",
         _uncounted_note(table)]))
-    return _finish(fig, ax, map_finding(table, diseases, targets), notice, foot)
+    return _finish(fig, ax, map_finding(table, rows, columns, row_values, column_values, item=item,
+                                        cells_name=cells_name), notice, foot)
 
 
-def _mixed_studies(table: pd.DataFrame) -> list[int]:
+def _mixed_studies(table: pd.DataFrame, rows: str) -> list[int]:
     """Rows (of the prepared, counted table) whose patients are at least partly in the MIXED row."""
-    frame = _prepare(table, ["disease", "n_patients"])
+    frame = _prepare(table, [rows], roles=("sample_size",))
     if frame.empty:
         return []
-    alloc = allocate_patients(frame, "disease")
+    alloc = allocate_patients(frame, rows)
     return sorted(set(alloc.loc[alloc["split"] == "unsplit", "row"]))
 
 
-# -- lymphodepletion ------------------------------------------------------
-def _regimens(table: pd.DataFrame) -> pd.DataFrame:
-    """Studies and patients per regimen; a study listing several regimens counts as a study of
+# -- patients by the values of one field ----------------------------------
+def _per_value(table: pd.DataFrame, field: str) -> pd.DataFrame:
+    """Studies and patients per value of ``field``; a study listing several values counts as a study of
     each, its patients once, in a MIXED bar."""
-    prepared = _prepare(table, ["lymphodepletion", "n_patients"])
-    frame = _explode(prepared, "lymphodepletion")
-    per = frame.groupby("_lymphodepletion").agg(studies=("_study", "nunique"))
-    alloc = allocate_patients(prepared, "lymphodepletion", breakdown=None) if len(prepared) else \
+    prepared = _prepare(table, [field], roles=("sample_size",))
+    frame = _explode(prepared, field)
+    per = frame.groupby(f"_{field}").agg(studies=("_study", "nunique"))
+    alloc = allocate_patients(prepared, field, breakdown=None) if len(prepared) else \
         pd.DataFrame(columns=["row", "value", "patients", "split"])
     by_value = alloc.groupby("value")["patients"].sum() if len(alloc) else pd.Series(dtype=float)
     per["patients"] = [float(by_value.get(v, 0.0)) for v in per.index]
@@ -797,31 +839,42 @@ def _regimens(table: pd.DataFrame) -> pd.DataFrame:
     return per.loc[order]
 
 
-def lymphodepletion_finding(table: pd.DataFrame) -> str:
-    """The sentence :func:`patients_by_lymphodepletion` uses as its title."""
-    frame = _prepare(table, ["lymphodepletion", "n_patients"])
-    per = _regimens(table)
+def value_finding(table: pd.DataFrame, field: str, label: str | None = None, noun: str | None = None) -> str:
+    """The sentence :func:`patients_by_value` uses as its title.
+
+    ``label`` names the field in the sentence (default its protocol label, lower case); ``noun`` one
+    value of it ("regimen"; default ``label``).
+    """
+    label = (label or _label(table, field)).lower()
+    noun = noun or label
+    frame = _prepare(table, [field], roles=("sample_size",))
+    per = _per_value(table, field)
     total = float(np.nansum(frame["_n"]))
     reported = per.drop(index=[NOT_REPORTED] + ([MIXED] if MIXED in per.index else []))
     nr = per.loc[NOT_REPORTED]
     if reported.empty or total == 0:
-        return f"No study reports its lymphodepletion regimen ({_plural(int(nr['studies']), 'study', 'studies')})"
+        return f"No study reports its {label} ({_plural(int(nr['studies']), 'study', 'studies')})"
     top = reported["patients"].idxmax()
     share = 100 * reported.loc[top, "patients"] / total
     text = f"{top} given to {share:.0f}% of patients ({_fmt(reported.loc[top, 'patients'])} of {_fmt(total)})"
     if nr["studies"]:
-        return text + (f"; regimen not reported for {_plural(int(nr['patients']), 'patient')} "
+        return text + (f"; {noun} not reported for {_plural(int(nr['patients']), 'patient')} "
                        f"in {_plural(int(nr['studies']), 'study', 'studies')}")
-    return text + "; every study reports its regimen"
+    return text + f"; every study reports its {noun}"
 
 
-def patients_by_lymphodepletion(table: pd.DataFrame, *, notice: str | None = None) -> Figure:
-    """Patients per lymphodepletion regimen, with "not reported" as its own bar.
+def patients_by_value(table: pd.DataFrame, field: str, *, label: str | None = None, noun: str | None = None,
+                      notice: str | None = None) -> Figure:
+    """Patients per value of ``field``, with "not reported" as its own bar.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        The evidence table (columns ``lymphodepletion``, ``n_patients``).
+        The evidence table (``field`` and the sample size role's field).
+    field : str
+        The field whose values are the bars (e.g. a regimen; the protocol's ``report: figures`` names it).
+    label, noun : str, optional
+        The field's name on the figure (default its protocol label) and the word for one value.
     notice : str, optional
         A notice drawn at the foot.
 
@@ -830,10 +883,12 @@ def patients_by_lymphodepletion(table: pd.DataFrame, *, notice: str | None = Non
     matplotlib.figure.Figure
         Horizontal bars (patients), each labelled with patients and studies.
     """
-    frame = _prepare(table, ["lymphodepletion", "n_patients"])
+    name = label or _label(table, field)
+    noun = noun or name.lower()
+    frame = _prepare(table, [field], roles=("sample_size",))
     if frame.empty:
-        return _empty("Patients by lymphodepletion regimen: no included studies yet", notice)
-    per = _regimens(table)
+        return _empty(f"Patients by {name.lower()}: no included studies yet", notice)
+    per = _per_value(table, field)
     fig = _figure(9, max(3.2, 1.6 + 0.55 * len(per)))
     ax = _axes(fig)
     ypos = np.arange(len(per))
@@ -841,7 +896,7 @@ def patients_by_lymphodepletion(table: pd.DataFrame, *, notice: str | None = Non
     ax.barh(ypos, per["patients"], color=colors, edgecolor="#333333", linewidth=0.6, height=0.65,
             hatch=None)
     top = max(1.0, float(per["patients"].max()))
-    for y, (regimen, row) in zip(ypos, per.iterrows()):
+    for y, (value, row) in zip(ypos, per.iterrows()):
         ax.text(row["patients"] + 0.015 * top, y,
                 f"{_plural(int(row['patients']), 'patient')} · {_plural(int(row['studies']), 'study', 'studies')}",
                 va="center", ha="left", fontsize=9)
@@ -851,24 +906,24 @@ def patients_by_lymphodepletion(table: pd.DataFrame, *, notice: str | None = Non
     ax.set_xlim(0, top * 1.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("Patients treated (n)")
-    ax.set_ylabel("Lymphodepletion regimen")
+    ax.set_ylabel(name[:1].upper() + name[1:])
     ax.grid(axis="y", visible=False)
-    multi = int(sum(len(_split(v)) > 1 for v in frame["lymphodepletion"]))
+    multi = int(sum(len(_split(v)) > 1 for v in frame[field]))
     missing_n = int(frame["_n"].isna().sum())
     foot = []
     if multi:
-        foot.append(f"{_plural(multi, 'study', 'studies')} reporting several regimens count as a study of each; "
-                    f"their patients count once, in the bar '{MIXED}'.")
+        foot.append(f"{_plural(multi, 'study', 'studies')} reporting several {_plural_label(noun)} count as a study "
+                    f"of each; their patients count once, in the bar '{MIXED}'.")
     if missing_n:
         foot.append(f"{_plural(missing_n, 'study', 'studies')} without a patient count add 0 patients.")
     foot.append(_uncounted_note(table))
-    return _finish(fig, ax, lymphodepletion_finding(table), notice, " ".join(f for f in foot if f) or None)
+    return _finish(fig, ax, value_finding(table, field, name, noun), notice, " ".join(f for f in foot if f) or None)
 
 
 # -- sample sizes ---------------------------------------------------------
 def sample_size_finding(table: pd.DataFrame, large: int = 20) -> str:
     """The sentence :func:`sample_size_distribution` uses as its title."""
-    frame = _prepare(table, ["design", "n_patients"])
+    frame = _prepare(table, [], roles=("study_design", "sample_size"))
     sizes = frame["_n"].dropna()
     if sizes.empty:
         return "No included study reports its number of patients"
@@ -883,7 +938,7 @@ def sample_size_distribution(table: pd.DataFrame, *, large: int = 20, notice: st
     Parameters
     ----------
     table : pandas.DataFrame
-        The evidence table (columns ``design``, ``n_patients``).
+        The evidence table (the study design and sample size roles' fields).
     large : int
         The study size the title counts ("k of n studies enrolled 20 or more").
     notice : str, optional
@@ -895,7 +950,7 @@ def sample_size_distribution(table: pd.DataFrame, *, large: int = 20, notice: st
         A strip plot on a log axis; a black bar marks each design's median, a
         dashed line the overall median.
     """
-    frame = _prepare(table, ["design", "n_patients"])
+    frame = _prepare(table, [], roles=("study_design", "sample_size"))
     known = frame[frame["_n"].notna() & (frame["_n"] > 0)]
     if known.empty:
         return _empty("Sample sizes: no included study reports its number of patients", notice)
@@ -1072,3 +1127,61 @@ def screening_progress(recall_curve: Any = None, *, store=None, n_total: int | N
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower right", frameon=False, fontsize=9)
     return _finish(fig, ax, title, notice)
+
+
+# -- the figures a protocol declares ---------------------------------------
+#: The kinds of evidence figure a protocol can declare under ``report: figures`` and the keys each takes.
+FIGURE_KINDS = {
+    "evidence_map": ("rows", "columns", "row_label", "column_label", "item", "cells_name"),
+    "patients_by": ("field", "label", "noun"),
+    "sample_size": ("large",),
+    "publications_by_year": (),
+}
+
+
+def figure_specs(source: Any) -> list[dict[str, Any]]:
+    """The evidence figures a protocol declares (``report: figures``), checked, in its order.
+
+    ``source`` is a protocol, an extraction schema or a study table (which keeps its schema).  Each
+    entry has a ``name`` (the file stem), a ``kind`` (a key of :data:`FIGURE_KINDS`), an optional
+    ``caption`` for the index, and the keys of its kind.
+    """
+    specs = report_section(source).get("figures") or []
+    if not isinstance(specs, list):
+        raise InputError("protocol report: figures must be a list of figures (name, kind, fields)")
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or spec.get("kind") not in FIGURE_KINDS or not spec.get("name"):
+            raise InputError(f"protocol report: figures entry {i + 1} ({spec!r}) needs a name and a kind "
+                             f"(one of {', '.join(FIGURE_KINDS)})")
+        unknown = set(spec) - {"name", "kind", "caption", *FIGURE_KINDS[spec["kind"]]}
+        if unknown:
+            raise InputError(f"protocol report: figure {spec['name']!r} ({spec['kind']}) has unknown key(s) "
+                             f"{', '.join(sorted(unknown))}: it takes {', '.join(FIGURE_KINDS[spec['kind']]) or 'none'}")
+    return list(specs)
+
+
+def evidence_figures(table: pd.DataFrame, protocol: Any = None, *, notice: str | None = None) -> dict[str, Figure]:
+    """Draw the evidence figures the protocol declares (``report: figures``), by name, in its order.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A study table (``reviewlib.evidence.tables.study_table``).
+    protocol : Protocol, optional
+        Declares the figures; default the schema the study table carries.
+    notice : str, optional
+        A notice drawn at the foot of each figure.
+    """
+    specs = figure_specs(protocol if protocol is not None else table)
+    out: dict[str, Figure] = {}
+    for spec in specs:
+        args = {k: spec[k] for k in FIGURE_KINDS[spec["kind"]] if k in spec}
+        if spec["kind"] == "evidence_map":
+            out[spec["name"]] = evidence_map(table, args.pop("rows"), args.pop("columns"), notice=notice, **args)
+        elif spec["kind"] == "patients_by":
+            out[spec["name"]] = patients_by_value(table, args.pop("field"), notice=notice, **args)
+        elif spec["kind"] == "sample_size":
+            out[spec["name"]] = sample_size_distribution(table, notice=notice, **args)
+        else:
+            out[spec["name"]] = publications_by_year(table, notice=notice)
+    return out

@@ -106,10 +106,6 @@ PAGE_TITLES = {
 #: Captions of the key figures on the index page, by file stem.
 FIGURE_LABELS = {
     "prisma": "PRISMA 2020 flow diagram",
-    "evidence_map": "Evidence map: disease by CAR target (patients, strongest design)",
-    "sample_size": "Patients per study, by design",
-    "patients_by_lymphodepletion": "Patients by lymphodepletion regimen",
-    "publications_by_year": "Publications per year, by design",
     "recall_curve": "Recall against records screened (simulated prioritised screening)",
 }
 
@@ -887,17 +883,22 @@ def show_agreement(store: Any, stage: str = "title-abstract") -> None:
         show_table(conflicts, caption="records needing a resolution")
 
 
-def evidence_figures(table: Any, *, notice: str | None = None) -> dict[str, Any]:
-    """The evidence plots of :mod:`reviewlib.report.figures` for an evidence table, by file name."""
+def evidence_figures(table: Any, protocol: Any = None, *, notice: str | None = None) -> dict[str, Any]:
+    """The evidence figures the protocol declares (:func:`reviewlib.report.figures.evidence_figures`), by file name."""
     from . import figures as plots
     if table is None or not len(table):
         return {}
-    return {
-        "evidence_map": plots.evidence_map(table, notice=notice),
-        "publications_by_year": plots.publications_by_year(table, notice=notice),
-        "patients_by_lymphodepletion": plots.patients_by_lymphodepletion(table, notice=notice),
-        "sample_size": plots.sample_size_distribution(table, notice=notice),
-    }
+    return plots.evidence_figures(table, protocol, notice=notice)
+
+
+def figure_captions(protocol: Any) -> dict[str, str]:
+    """Captions of the figures on the index page, by file stem: the engine's and the protocol's ``caption``."""
+    from . import figures as plots
+    captions = dict(FIGURE_LABELS)
+    for spec in plots.figure_specs(protocol):
+        if spec.get("caption"):
+            captions[str(spec["name"])] = str(spec["caption"])
+    return captions
 
 
 def gaps(table: Any) -> list[str]:
