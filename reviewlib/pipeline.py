@@ -1059,6 +1059,7 @@ def publish_run(plan: RunPlan, timings: list[dict[str, Any]]) -> RunResult:
             pages = _render_pages(plan, changes)
             manifest["render_seconds"] = round(time.perf_counter() - t, 2)
         figures = manifest["figures"] = _figure_files(plan)
+        manifest["figure_captions"] = report.figure_captions(plan.protocol)
         manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         manifest["duration_seconds"] = round(time.perf_counter() - plan.started, 2)
         manifest["status"] = "complete"

@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..atomic import write_text
+from .pages import (COUNT_LABELS, CSS, INDEX_CSS, changes_html, count_rows, escape, facts_html,  # noqa: F401
+                    html_exporter, page_header, render_notebook, strip_widgets, write_index)
 
 __all__ = [
     "escape",
     "synthetic_notice",
-    "notice_html",
-    "alarm_html",
-    "nav_html",
     "page_header",
     "html_exporter",
     "strip_widgets",
@@ -109,49 +108,6 @@ FIGURE_LABELS = {
     "recall_curve": "Recall against records screened (simulated prioritised screening)",
 }
 
-CSS = """
-.reviewlib-header{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 0 1em 0}
-.reviewlib-notice{background:#fff3cd;color:#5c4400;border:2px solid #e0a800;border-radius:4px;
-  padding:.7em 1em;font-weight:600;margin:.5em 0}
-.reviewlib-alarm{background:#f8d7da;color:#58151c;border:2px solid #b02a37;border-radius:4px;
-  padding:.7em 1em;font-weight:700;margin:.5em 0}
-.reviewlib-nav{display:flex;flex-wrap:wrap;gap:.4em 1.2em;padding:.5em 0;border-bottom:1px solid #ccc}
-.reviewlib-nav a{text-decoration:none;color:#0b5394}
-.reviewlib-nav a.current{font-weight:700;color:#222}
-"""
-
-INDEX_CSS = CSS + """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:72em;margin:1em auto;
-  padding:0 1em;color:#222;line-height:1.45}
-table.reviewlib-facts{border-collapse:collapse;margin:.5em 0 1em 0}
-table.reviewlib-facts th,table.reviewlib-facts td{border:1px solid #ccc;padding:.25em .6em;text-align:left;
-  vertical-align:top}
-table.reviewlib-facts th{background:#f3f3f3}
-code.query{white-space:pre-wrap;word-break:break-word;font-size:.9em}
-.reviewlib-figures{display:flex;flex-wrap:wrap;gap:1em}
-.reviewlib-figures figure{margin:0;max-width:34em}
-.reviewlib-figures img{max-width:100%;border:1px solid #ddd}
-.status-failed{color:#b02a37;font-weight:700}
-"""
-
-# A template over nbconvert's "lab" template: same look, nothing loaded from a CDN.
-_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block extra_css -%}<style type="text/css">{{ resources.reviewlib_css }}</style>{%- endblock extra_css -%}
-{%- block body_header -%}{{ super() }}{{ resources.reviewlib_header }}{%- endblock body_header -%}
-"""
-_TEMPLATE_NAME = "reviewlib_offline.html.j2"
-_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-
-
-def escape(value: Any) -> str:
-    """HTML-escape any value (quotes too); None becomes ''."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
 # -- the synthetic notice ------------------------------------------------------
 def synthetic_notice(protocol: Any = None, *, synthetic: bool | None = None) -> str | None:
     """The synthetic-data notice for a demo protocol, or None for real data.
@@ -176,289 +132,6 @@ def synthetic_notice(protocol: Any = None, *, synthetic: bool | None = None) -> 
     return " ".join(str(text).split()) if text else FALLBACK_SYNTHETIC_NOTICE
 
 
-def notice_html(notice: str | None) -> str:
-    """The notice as an HTML banner ('' when there is none)."""
-    if not notice:
-        return ""
-    return f'<div class="reviewlib-notice" role="alert" id="reviewlib-synthetic-notice">{escape(notice)}</div>'
-
-
-def alarm_html(message: str | None) -> str:
-    """A red banner for a living-review warning ('' when there is none)."""
-    if not message:
-        return ""
-    return f'<div class="reviewlib-alarm" role="alert" id="reviewlib-living-alarm">{escape(message)}</div>'
-
-
-def nav_html(pages: Sequence[tuple[str, str]], current: str | None = None) -> str:
-    """A link bar: ``pages`` is a list of (label, relative href)."""
-    links = []
-    for label, href in pages:
-        cls = ' class="current"' if href == current else ""
-        links.append(f'<a href="{escape(href)}"{cls}>{escape(label)}</a>')
-    return f'<nav class="reviewlib-nav">{"".join(links)}</nav>'
-
-
-def page_header(*, notice: str | None = None, nav: Sequence[tuple[str, str]] = (), current: str | None = None,
-                warning: str | None = None) -> str:
-    """The header put at the top of every page: notice, living-review warning, link bar."""
-    return (f'<header class="reviewlib-header">{notice_html(notice)}{alarm_html(warning)}'
-            f'{nav_html(nav, current) if nav else ""}</header>')
-
-
-# -- notebook pages ----------------------------------------------------------------
-_exporter = None
-
-
-def html_exporter():
-    """An ``HTMLExporter`` without code cells or prompts, using the offline template (cached)."""
-    global _exporter
-    if _exporter is None:
-        import jinja2
-        from nbconvert import HTMLExporter
-        _exporter = HTMLExporter(
-            template_name="lab", template_file=_TEMPLATE_NAME,
-            extra_loaders=[jinja2.DictLoader({_TEMPLATE_NAME: _TEMPLATE})],
-            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-            embed_images=True)
-    return _exporter
-
-
-def strip_widgets(nb: Any) -> Any:
-    """Drop widget state and widget views (they need a widget manager from a CDN); text fallbacks stay."""
-    nb.metadata.pop("widgets", None)
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            data = output.get("data")
-            if data and _WIDGET_MIME in data:
-                del data[_WIDGET_MIME]
-    return nb
-
-
-def render_notebook(notebook: str | Path, html_path: str | Path, *, notice: str | None = None,
-                    nav: Sequence[tuple[str, str]] = (), warning: str | None = None,
-                    title: str | None = None) -> Path:
-    """Render an executed notebook to a self-contained HTML page without code.
-
-    Parameters
-    ----------
-    notebook : path-like
-        The executed ``.ipynb``.
-    html_path : path-like
-        Where to write the page (atomically).
-    notice : str, optional
-        The synthetic-data notice, shown as a banner at the top.
-    nav : sequence of (label, href)
-        Links shown under the banner (index and sibling pages).
-    warning : str, optional
-        A living-review warning shown in red under the notice.
-    title : str, optional
-        The page title (defaults to the notebook's name).
-
-    Returns
-    -------
-    pathlib.Path
-        The page written.
-    """
-    import nbformat
-    notebook, html_path = Path(notebook), Path(html_path)
-    nb = strip_widgets(nbformat.read(notebook, as_version=4))
-    if title:
-        nb.metadata["title"] = title
-    resources = {"metadata": {"name": title or notebook.stem},
-                 "reviewlib_css": CSS,
-                 "reviewlib_header": page_header(notice=notice, nav=nav, current=html_path.name, warning=warning)}
-    body, _ = html_exporter().from_notebook_node(nb, resources=resources)
-    write_text(html_path, body)
-    return html_path
-
-
-# -- the index page ------------------------------------------------------------------
-def _facts(rows: Iterable[tuple[str, Any]]) -> str:
-    # inline styles: JupyterLab's rendered-HTML CSS right-aligns table cells
-    th = 'style="text-align:left;vertical-align:top;padding:.25em .8em .25em 0;white-space:nowrap"'
-    td = 'style="text-align:left;vertical-align:top;padding:.25em .5em"'
-    body = "".join(f"<tr><th {th}>{escape(k)}</th><td {td}>{v}</td></tr>" for k, v in rows)
-    return f'<table class="reviewlib-facts">{body}</table>'
-
-
-def changes_html(changes: Any) -> str:
-    """A living-review summary (a :class:`reviewlib.report.living.Changes`) as HTML, ids escaped."""
-    if changes is None:
-        return ""
-    if getattr(changes, "first_run", False) or changes.previous_run is None:
-        return "<p>This is the first run of this review: there is nothing to compare with yet.</p>"
-
-    def ids(values: list[str]) -> str:
-        shown = ", ".join(escape(v) for v in values[:50])
-        return (shown + (f" ... ({len(values)} in all)" if len(values) > 50 else "")) or "none"
-
-    parts = [alarm_html(changes.warning())] if changes.dropped_included else []
-    parts.append(f"<p>Compared with run <code>{escape(changes.previous_run)}</code>"
-                 + (" (incremental search: only additions since the previous run were fetched, so records "
-                    "that stopped matching cannot be seen)" if changes.incremental else "") + ":</p>")
-    parts.append(_facts([
-        ("New records", f"{len(changes.new)}: {ids(changes.new)}"),
-        ("No longer matched by the query", f"{len(changes.gone)}: {ids(changes.gone)}"),
-        ("Included studies that dropped out", f"{len(changes.dropped_included)}: {ids(changes.dropped_included)}"),
-        ("Newly included", f"{len(changes.newly_included)}: {ids(changes.newly_included)}"),
-    ]))
-    return "".join(parts)
-
-
-def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequence[tuple[str, str]],
-                figures: Sequence[str] = (), runs: Sequence[tuple[str, Mapping[str, Any]]] = (),
-                changes: Any = None) -> Path:
-    """Write an ``index.html`` summarising a run.
-
-    Parameters
-    ----------
-    path : path-like
-        The index file (in the run folder, or ``results/<review>/``).
-    manifest : mapping
-        The run's manifest (see :mod:`reviewlib.pipeline`).
-    pages : sequence of (label, href)
-        The run's pages, hrefs relative to ``path``.
-    figures : sequence of str
-        Key figures (PNG or SVG), hrefs relative to ``path``.
-    runs : sequence of (href, manifest)
-        Earlier runs to list (on the review's index).
-    changes : reviewlib.report.living.Changes, optional
-        The living-review comparison.
-    """
-    path = Path(path)
-    notice = manifest.get("notice")
-    living = manifest.get("living") or {}
-    warning = _living_warning(living)
-    title = manifest.get("title") or manifest.get("review") or "review"
-    counts = manifest.get("counts") or {}
-    search = manifest.get("search") or {}
-    pm = manifest.get("pmids") or {}
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1.0">',
-        f"<title>{escape(title)}: run {escape(manifest.get('run_id'))}</title>",
-        f'<style type="text/css">{INDEX_CSS}</style></head><body>',
-        page_header(notice=notice, nav=[("Index", "index.html")] + list(pages), current="index.html", warning=warning),
-        f"<h1>{escape(title)}</h1>",
-    ]
-    if manifest.get("question"):
-        parts.append(f"<p><em>{escape(manifest['question'])}</em></p>")
-    status = manifest.get("status", "unknown")
-    parts.append("<h2>This run</h2>")
-    replication = manifest.get("kind") == "replication"
-    facts = [
-        ("Run", escape(manifest.get("run_id"))),
-        ("Status", f'<span class="status-{escape(status)}">{escape(status)}</span>'),
-        ("Data", ("synthetic demo snapshot" if manifest.get("synthetic") else escape(manifest.get("mode")))
-         + (f" ({escape(manifest.get('mode'))})" if manifest.get("synthetic") else "")),
-        ("Started / finished (UTC)", f"{escape(manifest.get('started_at'))} / {escape(manifest.get('finished_at'))}"),
-        ("Protocol", f"{escape(manifest.get('protocol', {}).get('path'))}<br><small>sha256 "
-                     f"{escape(manifest.get('protocol', {}).get('sha256'))}</small>"),
-    ]
-    if replication:
-        sim = (manifest.get("replication") or {}).get("simulation") or {}
-        facts += [
-            ("Data source", escape(manifest.get("data_source"))),
-            ("What ran", "the published screening decisions replayed in reviewlib's prioritised order "
-                         f"(simulation, model {escape(sim.get('model'))}, seed {escape(sim.get('seed'))}); "
-                         "no search was run"),
-            ("WSS@95 / RRF@10", f"{_num(sim.get('wss95'), '.3f')} / {_num(sim.get('rrf10'), '.1f')}%"),
-            ("Record set (OpenAlex ids)",
-             f"{escape(pm.get('n_matched'))} screened, sha256 {escape(pm.get('matched_sha256'))}<br>"
-             f"{escape(pm.get('n_included'))} included, sha256 {escape(pm.get('included_sha256'))}"),
-        ]
-    else:
-        facts += [
-            ("Query", f'<code class="query">{escape(manifest.get("query"))}</code>'),
-            ("NCBI's translation", f'<code class="query">{escape(search.get("translation") or "(none: offline)")}</code>'),
-            ("PMID set", f"{escape(pm.get('n_matched'))} matched, sha256 {escape(pm.get('matched_sha256'))}<br>"
-                         f"{escape(pm.get('n_included'))} included, sha256 {escape(pm.get('included_sha256'))}"),
-        ]
-    facts.append(("reviewlib / git", f"{escape(manifest.get('versions', {}).get('reviewlib'))} / "
-                                     f"{escape(manifest.get('git_commit') or 'not a git checkout')}"))
-    parts.append(_facts(facts))
-    if counts:
-        parts.append("<h2>Records at each stage</h2>")
-        parts.append(_facts(count_rows(counts)))
-        pr = counts.get("prisma") or {}
-        notes = pr.get("notes") or []
-        if notes:
-            parts.append("<p><small>" + " ".join(escape(n) for n in notes) + "</small></p>")
-    if manifest.get("warnings"):
-        parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{escape(w)}</li>" for w in manifest["warnings"])
-                     + "</ul>")
-    parts.append("<h2>Changes since the previous run</h2>")
-    if changes is not None:
-        parts.append(changes_html(changes))
-    elif living:
-        parts.append(_living_from_manifest(living))
-    parts.append("<h2>Pages</h2><ul>" + "".join(f'<li><a href="{escape(h)}">{escape(l)}</a></li>'
-                                                for l, h in pages) + "</ul>")
-    if figures:
-        parts.append('<h2>Key figures</h2><div class="reviewlib-figures">')
-        for href in figures:
-            name = FIGURE_LABELS.get(Path(href).stem) or Path(href).stem.replace("_", " ").replace("-", " ")
-            parts.append(f'<figure><a href="{escape(href)}"><img src="{escape(href)}" alt="{escape(name)}"></a>'
-                         f"<figcaption>{escape(name)}</figcaption></figure>")
-        parts.append("</div>")
-    if runs:
-        parts.append("<h2>All runs</h2><ul>")
-        for href, m in runs:
-            c = m.get("pmids") or {}
-            parts.append(f'<li><a href="{escape(href)}">{escape(m.get("run_id"))}</a>: {escape(m.get("mode"))}, '
-                         f"{escape(c.get('n_matched'))} matched, {escape(c.get('n_included'))} included"
-                         + (" - <strong>included studies dropped out</strong>"
-                            if (m.get("living") or {}).get("dropped_included") else "") + "</li>")
-        parts.append("</ul>")
-    parts.append("</body></html>")
-    write_text(path, "\n".join(parts))
-    return path
-
-
-#: Reader-facing labels of the manifest's stage counts (other keys: underscores read as spaces).
-COUNT_LABELS = {
-    "after_deduplication": "after deduplication", "included_title_abstract": "included at title-abstract",
-    "assessed_full_text": "reports assessed at full text", "excluded_full_text": "excluded at full text",
-    "final_stage": "included set decided at", "included": "studies included",
-}
-
-
-def _with_reasons(n: Any, reasons: Mapping[str, Any] | None) -> str:
-    listed = ", ".join(f"{escape(k)}: {escape(v)}" for k, v in (reasons or {}).items())
-    return escape(n) + (f" ({listed})" if listed else "")
-
-
-def count_rows(counts: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The rows (label, escaped HTML value) of "Records at each stage" on a run's index page.
-
-    Manifest order, exclusions with their reasons next to the stage they left:
-    title-abstract exclusions (from the PRISMA counts) after *screened*,
-    full-text exclusions with ``excluded_full_text_reasons``.
-
-    Parameters
-    ----------
-    counts : mapping
-        The manifest's ``counts`` (see :func:`reviewlib.pipeline.stage_counts`).
-    """
-    rows: list[tuple[str, str]] = []
-    pr = counts.get("prisma") or {}
-    for key, value in counts.items():
-        if key in ("prisma", "excluded_full_text_reasons"):
-            continue
-        if key == "excluded_full_text":
-            rows.append((COUNT_LABELS[key], _with_reasons(value, counts.get("excluded_full_text_reasons"))))
-        else:
-            rows.append((COUNT_LABELS.get(key, key.replace("_", " ")), escape(_fmt(value))))
-        if key == "screened" and pr.get("excluded_screening") is not None:
-            rows.append(("excluded at title-abstract",
-                         _with_reasons(pr["excluded_screening"], pr.get("excluded_screening_reasons"))))
-    if pr.get("excluded_screening") is not None and "screened" not in counts:
-        rows.append(("excluded at title-abstract",
-                     _with_reasons(pr["excluded_screening"], pr.get("excluded_screening_reasons"))))
-    return rows
-
-
 def _num(value: Any, spec: str) -> str:
     try:
         return escape(format(float(value), spec))
@@ -470,24 +143,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}: {v}" for k, v in value.items())
     return str(value)
-
-
-def _living_warning(living: Mapping[str, Any]) -> str | None:
-    dropped = list(living.get("dropped_included") or [])
-    if not dropped:
-        return None
-    return (f"{len(dropped)} included stud{'y' if len(dropped) == 1 else 'ies'} dropped out since run "
-            f"{living.get('previous_run')}: {', '.join(map(str, dropped[:20]))}"
-            + (" ..." if len(dropped) > 20 else "")
-            + ". Check whether the query, the record (retracted, re-indexed) or a decision changed.")
-
-
-def _living_from_manifest(living: Mapping[str, Any]) -> str:
-    from .living import Changes
-    fields = {k: living.get(k) for k in ("previous_run", "new", "gone", "dropped_included", "newly_included",
-                                         "incremental")}
-    return changes_html(Changes(**{k: v if v is not None else ([] if k not in ("previous_run", "incremental")
-                                                                 else None) for k, v in fields.items()}))
 
 
 # -- checks -------------------------------------------------------------------------
@@ -643,7 +298,7 @@ def show_facts(rows: Mapping[str, Any] | Iterable[tuple[str, Any]], title: str |
     from IPython.display import HTML, display
     items = rows.items() if isinstance(rows, Mapping) else rows
     head = f"<h4>{escape(title)}</h4>" if title else ""
-    display(HTML(head + _facts((k, escape(_fmt(v))) for k, v in items)))
+    display(HTML(head + facts_html((k, _fmt(v)) for k, v in items)))
 
 
 def show_notice(context: Any, interactive: bool = True) -> None:
