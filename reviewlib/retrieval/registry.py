@@ -1,0 +1,355 @@
+"""Search ClinicalTrials.gov and fetch every matching study into a review store, resumably.
+
+:func:`fetch_registry` is the registry's twin of
+:func:`reviewlib.fetch.fetch_pubmed`.  It asks ``/studies`` for pages of 1,000
+(the API's cap) and follows ``nextPageToken`` to the last page.  Every page's
+raw JSON lands in the review's cache (``<store folder>/cache/registry-<id>/``)
+atomically as it arrives, and is recorded in the store's ``registry_pages``
+table with the token that asked for it and the token it gave for the next
+page; its studies go into the ``trials`` table (one row per NCT id, linked to
+the search through ``trial_sources``).  A search killed (even with SIGKILL)
+and run again continues from the last complete page: it re-asks at most the
+one page that was in flight.  The search (a ``searches`` row with
+source='ctgov') is marked ``complete`` only after the last page, and the
+studies received are checked against the first page's ``totalCount``.
+
+:func:`load_registry_snapshot` loads an offline file of API v2 JSON (the
+default review's registry snapshot) the same way, idempotently.
+:func:`trials` reads the registry table back; the ``reviewlib registry``
+command is :func:`configure_parser` / :func:`run_cli`.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from ..atomic import write_bytes
+from ..errors import InputError
+from ..store import ReviewStore, utcnow
+from ..fetch import SearchResult
+from ..sources.ctgov import TRIAL_COLUMNS, conform_trials, empty_trials, read_ctgov, write_trials_csv
+from .ctgov import MAX_PAGE_SIZE, CtgovClient, CtgovError, STATUSES, search_params
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "ctgov"
+SNAPSHOT_SOURCE = "ctgov-snapshot"
+
+#: The store's registry tables (created if missing, so older stores gain them on first use).
+REGISTRY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS registry_pages (
+    search_id INTEGER NOT NULL REFERENCES searches(search_id),
+    page_no INTEGER NOT NULL,          -- 1 for the first page
+    page_token TEXT,                   -- the pageToken that asked for it (NULL for the first page)
+    next_page_token TEXT,              -- the nextPageToken it gave (NULL on the last page)
+    n_studies INTEGER NOT NULL,
+    total_count INTEGER,               -- totalCount (first page only)
+    sha256 TEXT NOT NULL,
+    path TEXT NOT NULL,                -- the raw JSON in the review's cache, relative to the store
+    fetched_at TEXT NOT NULL,
+    PRIMARY KEY (search_id, page_no)
+);
+CREATE TABLE IF NOT EXISTS trials (
+    nct_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,                -- the registry row (reviewlib.sources.ctgov.TRIAL_COLUMNS) as JSON
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trial_sources (
+    nct_id TEXT NOT NULL REFERENCES trials(nct_id),
+    search_id INTEGER NOT NULL REFERENCES searches(search_id),
+    PRIMARY KEY (nct_id, search_id)
+);
+"""
+
+
+def ensure_registry_tables(store: ReviewStore) -> None:
+    """Create the registry tables in ``store`` if they are missing (idempotent)."""
+    store.ensure_schema(REGISTRY_SCHEMA)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json_value(v: Any) -> Any:
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, float) and pd.isna(v):
+        return None
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+def add_trials(store: ReviewStore, frame: pd.DataFrame, search_id: int | None = None, con=None) -> int:
+    """Insert or refresh registry rows (by NCT id) and link them to ``search_id``; returns the rows written.
+
+    ``con``: an open transaction's connection to write in (default: a transaction of its own); the
+    registry tables must then exist already (creating them would end that transaction).
+    """
+    if con is None:
+        ensure_registry_tables(store)
+    frame = conform_trials(frame)
+    now = utcnow()
+    rows = [(r["nct_id"], json.dumps({k: _json_value(r[k]) for k in TRIAL_COLUMNS}, ensure_ascii=False), now, now)
+            for r in frame[TRIAL_COLUMNS].to_dict("records")]
+
+    def write(c) -> None:
+        c.executemany("INSERT INTO trials(nct_id, data, first_seen, last_seen) VALUES(?, ?, ?, ?) "
+                      "ON CONFLICT(nct_id) DO UPDATE SET data=excluded.data, last_seen=excluded.last_seen", rows)
+        if search_id is not None:
+            c.executemany("INSERT OR IGNORE INTO trial_sources VALUES(?, ?)", [(r[0], search_id) for r in rows])
+
+    if con is not None:
+        write(con)
+    else:
+        with store.transaction() as c:
+            write(c)
+    return len(rows)
+
+
+def trials(store: ReviewStore, search_id: int | None = None) -> pd.DataFrame:
+    """The registry table of the store (one row per NCT id, in insertion order), or one search's trials."""
+    ensure_registry_tables(store)
+    if search_id is None:
+        cur = store.connection.execute("SELECT data FROM trials ORDER BY rowid")
+    else:
+        cur = store.connection.execute("SELECT t.data FROM trials t JOIN trial_sources s USING(nct_id) "
+                                       "WHERE s.search_id=? ORDER BY t.rowid", (search_id,))
+    rows = [json.loads(r[0]) for r in cur.fetchall()]
+    return conform_trials(pd.DataFrame(rows)) if rows else empty_trials()
+
+
+def registry_pages(store: ReviewStore, search_id: int) -> pd.DataFrame:
+    """The pages fetched for a registry search, in order."""
+    ensure_registry_tables(store)
+    return pd.read_sql_query("SELECT * FROM registry_pages WHERE search_id=? ORDER BY page_no",
+                             store.connection, params=(search_id,))
+
+
+def _n_trials(store: ReviewStore, search_id: int) -> int:
+    return int(store.connection.execute("SELECT COUNT(*) FROM trial_sources WHERE search_id=?",
+                                        (search_id,)).fetchone()[0])
+
+
+def _describe(params: dict) -> str:
+    shown = {k: v for k, v in params.items() if k not in ("countTotal", "pageSize", "format")}
+    return " ".join(f"{k}={v}" for k, v in shown.items())
+
+
+def _result(store: ReviewStore, search_id: int, reused: bool = False) -> SearchResult:
+    row = dict(store.connection.execute("SELECT * FROM searches WHERE search_id=?", (search_id,)).fetchone())
+    return SearchResult(search_id=search_id, count=int(row["count"] or 0), translation=row["translation"] or "",
+                        warnings=json.loads(row["warnings"]), n_records=_n_trials(store, search_id),
+                        errors=json.loads(row["errors"]), slices=[], source=row["source"],
+                        query=row["query"] or "", reused=reused)
+
+
+def _valid_prefix(store: ReviewStore, search_id: int) -> list[dict]:
+    """The pages of a search from the first one that are safely cached (file present, hash right), in order."""
+    out = []
+    for row in registry_pages(store, search_id).to_dict("records"):
+        path = store.folder / row["path"]
+        if row["page_no"] != len(out) + 1:
+            break
+        if not path.is_file() or _sha256(path.read_bytes()) != row["sha256"]:
+            logger.warning("cached page %d of registry search %d is missing or damaged; asking for it again",
+                           row["page_no"], search_id)
+            break
+        out.append(row)
+    return out
+
+
+def fetch_registry(query: str | None, store: ReviewStore, *, cond: str | None = None, intr: str | None = None,
+                   status: Sequence[str] | str | None = None, advanced: str | None = None,
+                   page_size: int = MAX_PAGE_SIZE, client: CtgovClient | None = None,
+                   refresh: bool = False) -> SearchResult:
+    """Search ClinicalTrials.gov and fetch every matching study into ``store`` and its cache.
+
+    Parameters
+    ----------
+    query : str, optional
+        ``query.term`` (Essie syntax), e.g. ``'"CAR-T" OR "chimeric antigen receptor"'``.
+    store : ReviewStore
+        The review's store; raw pages go to ``store.folder / "cache" / "registry-<search id>"``.
+    cond, intr : str, optional
+        ``query.cond`` and ``query.intr``.
+    status : str or sequence of str, optional
+        ``filter.overallStatus`` values (e.g. ``["RECRUITING", "COMPLETED"]``).
+    advanced : str, optional
+        ``filter.advanced`` (``AREA[...]``, ``RANGE[...]``).
+    page_size : int
+        Studies per page (1 to 1,000; the API caps larger values at 1,000 silently).
+    client : CtgovClient, optional
+        Default: a client configured from the environment (1 request per second).
+    refresh : bool
+        Search again even if an identical search is complete (default: reuse it).
+
+    Returns
+    -------
+    SearchResult
+        ``source='ctgov'``; ``count`` is the registry's totalCount, ``n_records``
+        the distinct trials of this search now in the store.
+
+    Raises
+    ------
+    InputError
+        An empty search or a bad page size, before any request.
+    CtgovError
+        The API refused the search (its message, with what to do) or kept failing; run again to resume.
+    """
+    if not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InputError(f"bad registry page size {page_size!r}: use a whole number from 1 to {MAX_PAGE_SIZE}",
+                         source=str(page_size))
+    try:
+        params = search_params(query, cond=cond, intr=intr, status=status, advanced=advanced, page_size=page_size)
+    except CtgovError as exc:
+        raise InputError(str(exc)) from None
+    ensure_registry_tables(store)
+    key = json.dumps(params, sort_keys=True)
+    row = store.connection.execute("SELECT * FROM searches WHERE source=? AND query=? ORDER BY search_id DESC "
+                                   "LIMIT 1", (SOURCE, key)).fetchone()
+    if row and row["status"] == "complete" and not refresh:
+        logger.info("registry search %d is complete; reusing it (--refresh searches again)", row["search_id"])
+        return _result(store, row["search_id"], reused=True)
+    client = client or CtgovClient()
+    if row and row["status"] != "complete":
+        search_id = row["search_id"]
+        done = _valid_prefix(store, search_id)
+        logger.info("resuming registry search %d after %d complete page(s)", search_id, len(done))
+    else:
+        search_id = store.add_search(SOURCE, key, translation=f"ClinicalTrials.gov API v2 /studies {_describe(params)}",
+                                     status="started")
+        done = []
+    cache = Path("cache") / f"registry-{search_id}"
+    total = int(row["count"]) if row and row["status"] != "complete" and row["count"] is not None and done else None
+    if done and done[-1]["next_page_token"] is None:
+        token, page_no = None, None          # every page is in: only the final checks are left
+    else:
+        token = done[-1]["next_page_token"] if done else None
+        page_no = len(done) + 1
+    while page_no is not None:
+        body, page = client.page_body(params, token)
+        frame = read_ctgov(page) if page["studies"] else empty_trials()
+        rel = cache / f"page-{page_no:05d}.json"
+        write_bytes(store.folder / rel, body, fsync=True)       # the page is complete in the cache or absent
+        next_token = page.get("nextPageToken") or None
+        if page_no == 1:
+            total = page.get("totalCount")
+        with store.transaction() as con:
+            add_trials(store, frame, search_id, con=con)
+            con.execute("INSERT OR REPLACE INTO registry_pages VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (search_id, page_no, token, next_token, len(page["studies"]),
+                         page.get("totalCount") if page_no == 1 else None, _sha256(body), rel.as_posix(), utcnow()))
+            if next_token is None:     # a refetched last page ends the search: drop stale later pages
+                con.execute("DELETE FROM registry_pages WHERE search_id=? AND page_no>?", (search_id, page_no))
+            if page_no == 1 and total is not None:
+                con.execute("UPDATE searches SET count=? WHERE search_id=?", (int(total), search_id))
+        logger.info("registry search %d: page %d, %d studies%s", search_id, page_no, len(page["studies"]),
+                    f" of {total}" if total is not None else "")
+        if next_token is None:
+            break
+        if next_token == token:
+            raise CtgovError(f"ClinicalTrials.gov returned page token {token!r} again: the search would loop; "
+                             "run it again later")
+        token, page_no = next_token, page_no + 1
+
+    pages = registry_pages(store, search_id)
+    received = int(pages["n_studies"].sum())
+    n = _n_trials(store, search_id)
+    warnings = list(json.loads(store.connection.execute("SELECT warnings FROM searches WHERE search_id=?",
+                                                        (search_id,)).fetchone()[0]))
+    if total is None:
+        total = pages["total_count"].dropna().iloc[0] if pages["total_count"].notna().any() else None
+    if total is not None and (received != int(total) or n != int(total)):
+        note = (f"ClinicalTrials.gov counted {int(total)} studies but {received} arrived in {len(pages)} page(s) "
+                f"({n} distinct): the registry changed while paging; --refresh searches again")
+        logger.warning(note)
+        warnings.append(note)
+    store.update_search(search_id, status="complete", count=int(total) if total is not None else n,
+                        warnings=warnings)
+    return _result(store, search_id)
+
+
+def load_registry_snapshot(path: str | os.PathLike, store: ReviewStore, *, query: str | None = None,
+                           note: str = "") -> SearchResult:
+    """Load an offline file of API v2 study JSON (gzip allowed) as one search with source='ctgov-snapshot'.
+
+    Idempotent: a file whose hash was already loaded into ``store`` is not loaded twice.
+    ``note`` is added to the search's description (e.g. the snapshot's date and provenance).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"registry snapshot not found: {path}: regenerate it with "
+                         "'python -m reviewlib.sources.ctgov_snapshot'", source=str(path))
+    ensure_registry_tables(store)
+    data = path.read_bytes()
+    digest = _sha256(data)
+    row = store.connection.execute(
+        "SELECT s.search_id FROM searches s JOIN registry_pages p USING(search_id) WHERE s.source=? "
+        "AND p.sha256=? AND s.status='complete' ORDER BY s.search_id DESC LIMIT 1",
+        (SNAPSHOT_SOURCE, digest)).fetchone()
+    if row:
+        logger.info("registry snapshot %s (sha256 %s) already loaded as search %d", path.name, digest[:12],
+                    row["search_id"])
+        return _result(store, row["search_id"], reused=True)
+    frame = read_ctgov(path)
+    description = f"offline registry snapshot {path.name} (sha256 {digest[:12]}), not a live search"
+    if note:
+        description += f"; {note}"
+    search_id = store.add_search(SNAPSHOT_SOURCE, query, translation=description, count=len(frame),
+                                 status="started")
+    rel = Path("cache") / f"registry-snapshot-{digest[:16]}{''.join(path.suffixes[-2:]) or '.json'}"
+    if not (store.folder / rel).is_file():
+        write_bytes(store.folder / rel, data, fsync=True)
+    with store.transaction() as con:
+        add_trials(store, frame, search_id, con=con)
+        con.execute("INSERT OR REPLACE INTO registry_pages VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (search_id, 1, None, None, len(frame), len(frame), digest, rel.as_posix(), utcnow()))
+    store.update_search(search_id, status="complete")
+    return _result(store, search_id)
+
+
+# -- the command line ---------------------------------------------------------------
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Options of ``reviewlib registry``."""
+    parser.add_argument("query", nargs="?", default=None,
+                        help="the ClinicalTrials.gov query (query.term, Essie syntax; quote it)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="folder for trials.csv, review.sqlite and cache/ (run again to resume)")
+    parser.add_argument("--cond", help="conditions to search (query.cond), e.g. 'lupus OR myasthenia'")
+    parser.add_argument("--intr", help="interventions to search (query.intr), e.g. 'CAR-T'")
+    parser.add_argument("--status", nargs="+", metavar="S",
+                        help=f"overall statuses to keep (filter.overallStatus): {', '.join(STATUSES[:5])}, ...")
+    parser.add_argument("--advanced", help="filter.advanced, e.g. 'AREA[StartDate]RANGE[2020-01-01,MAX]'")
+    parser.add_argument("--page-size", type=int, default=MAX_PAGE_SIZE,
+                        help=f"studies per request (default and API maximum {MAX_PAGE_SIZE})")
+    parser.add_argument("--refresh", action="store_true", help="search again even if this search is complete")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run ``reviewlib registry``; returns the exit code."""
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file: give a folder", source=str(out))
+    with ReviewStore(out / "review.sqlite") as store:
+        result = fetch_registry(args.query, store, cond=args.cond, intr=args.intr, status=args.status,
+                                advanced=args.advanced, page_size=args.page_size, refresh=args.refresh)
+        table = trials(store)
+    path = write_trials_csv(table, out / "trials.csv")
+    verb = "reused" if result.reused else "fetched"
+    print(f"{verb} registry search {result.search_id}: {result.count} studies match, {result.n_records} in this "
+          f"search; {len(table)} trials in {path}")
+    if result.reused:
+        for w in result.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    return 0
