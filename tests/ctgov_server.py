@@ -28,7 +28,7 @@ word of every ``query.*`` parameter occurs in its JSON text (``ALL`` matches
 everything); ``filter.advanced`` is checked for area names only.  A page token
 that the stand-in did not issue gets a 400 (the real API's answer to that is
 not recorded).  :func:`renumbered` makes a bigger corpus: copies of the real
-studies with new NCT ids, e.g. 2,500 to span three full pages.
+studies with new NCT ids, e.g. 2,500 of :func:`small_studies` to span three full pages.
 """
 from __future__ import annotations
 
@@ -89,6 +89,11 @@ def load_studies(folder: Path = DATA) -> tuple[list[dict], dict[str, bytes]]:
         if path.name.startswith("study_") and len(studies) == 1:
             bodies[nct_of(studies[0])] = raw
     return list(seen.values()), bodies
+
+
+def small_studies(max_chars: int = 20_000) -> list[dict]:
+    """The real studies whose JSON is under ``max_chars`` (templates for a big corpus that stays quick to page)."""
+    return [s for s in load_studies()[0] if len(json.dumps(s)) < max_chars]
 
 
 def renumbered(templates: list[dict], n: int, first: int = 90_000_001) -> list[dict]:
