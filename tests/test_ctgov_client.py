@@ -13,7 +13,7 @@ import pytest
 
 from ctgov_server import CtgovServer, error_body, load_studies, nct_of, renumbered, small_studies
 from reviewlib.errors import ConfigError, ReviewlibError
-from reviewlib.ratelimit import FileRateLimiter, RateLimiter
+from reviewlib.retrieval.ratelimit import FileRateLimiter, RateLimiter
 from reviewlib.retrieval.ctgov import (CtgovClient, CtgovError, ctgov_limiter, rate_window, search_params)
 from reviewlib.retrieval.http import RetryPolicy, retry_after_seconds
 

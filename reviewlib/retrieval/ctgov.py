@@ -50,8 +50,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import requests
 
-from ..errors import ConfigError, ReviewlibError
-from ..ratelimit import DEFAULT_PERIOD, RateLimiter, fcntl, FileRateLimiter
+from ..errors import ConfigError, CtgovError
+from .ratelimit import DEFAULT_PERIOD, FileRateLimiter, RateLimiter, fcntl
 from .http import (DEFAULT_MAX_RETRY_AFTER, DeadlineExceeded, GaveUp, HttpResponse, Retry, RetryAfterTooLong,
                    RetryPolicy, Transport, connection_reason, retry_after_seconds, session_transport)
 
@@ -68,32 +68,6 @@ STATUSES = ("ACTIVE_NOT_RECRUITING", "COMPLETED", "ENROLLING_BY_INVITATION", "NO
             "TEMPORARILY_NOT_AVAILABLE", "APPROVED_FOR_MARKETING", "WITHHELD", "UNKNOWN")
 #: The API's nctId pattern (OpenAPI v2.0.5).
 NCT_PATTERN = re.compile(r"^[Nn][Cc][Tt]0*[1-9]\d{0,7}$")
-
-
-class CtgovError(ReviewlibError):
-    """ClinicalTrials.gov refused a request, or kept failing in a way retries did not cure.
-
-    Parameters
-    ----------
-    message : str
-        One line for the user.
-    url : str, optional
-        The request that failed.
-    status : int, optional
-        The HTTP status of the last attempt, if any.
-    body : str, optional
-        The start of the last response body (the API's own message for 400/404).
-    retry_at : str, optional
-        When the server said to come back (a Retry-After above the cap).
-    """
-
-    def __init__(self, message: str, url: str | None = None, status: int | None = None,
-                 body: str | None = None, retry_at: str | None = None):
-        super().__init__(message)
-        self.url = url
-        self.status = status
-        self.body = body
-        self.retry_at = retry_at
 
 
 # -- configuration -----------------------------------------------------------------

@@ -15,7 +15,7 @@ studies received are checked against the first page's ``totalCount``.
 
 :func:`load_registry_snapshot` loads an offline file of API v2 JSON (the
 default review's registry snapshot) the same way, idempotently.
-:func:`trials` reads the registry table back; the ``reviewlib registry``
+:meth:`ReviewStore.trials` reads the registry table back; the ``reviewlib registry``
 command is :func:`configure_parser` / :func:`run_cli`.
 """
 from __future__ import annotations
@@ -33,107 +33,24 @@ import pandas as pd
 
 from ..atomic import write_bytes
 from ..errors import InputError
-from ..store import ReviewStore, utcnow
-from ..fetch import SearchResult
-from ..sources.ctgov import TRIAL_COLUMNS, conform_trials, empty_trials, read_ctgov, write_trials_csv
-from .ctgov import MAX_PAGE_SIZE, CtgovClient, CtgovError, STATUSES, search_params
+from ..store import ReviewStore
+from .fetch import SearchResult
+from ..sources.ctgov import empty_trials, read_ctgov, write_trials_csv
+from ..errors import CtgovError
+from .ctgov import MAX_PAGE_SIZE, STATUSES, CtgovClient, search_params
 
 logger = logging.getLogger(__name__)
 
 SOURCE = "ctgov"
 SNAPSHOT_SOURCE = "ctgov-snapshot"
 
-#: The store's registry tables (created if missing, so older stores gain them on first use).
-REGISTRY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS registry_pages (
-    search_id INTEGER NOT NULL REFERENCES searches(search_id),
-    page_no INTEGER NOT NULL,          -- 1 for the first page
-    page_token TEXT,                   -- the pageToken that asked for it (NULL for the first page)
-    next_page_token TEXT,              -- the nextPageToken it gave (NULL on the last page)
-    n_studies INTEGER NOT NULL,
-    total_count INTEGER,               -- totalCount (first page only)
-    sha256 TEXT NOT NULL,
-    path TEXT NOT NULL,                -- the raw JSON in the review's cache, relative to the store
-    fetched_at TEXT NOT NULL,
-    PRIMARY KEY (search_id, page_no)
-);
-CREATE TABLE IF NOT EXISTS trials (
-    nct_id TEXT PRIMARY KEY,
-    data TEXT NOT NULL,                -- the registry row (reviewlib.sources.ctgov.TRIAL_COLUMNS) as JSON
-    first_seen TEXT NOT NULL,
-    last_seen TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS trial_sources (
-    nct_id TEXT NOT NULL REFERENCES trials(nct_id),
-    search_id INTEGER NOT NULL REFERENCES searches(search_id),
-    PRIMARY KEY (nct_id, search_id)
-);
-"""
-
-
-def ensure_registry_tables(store: ReviewStore) -> None:
-    """Create the registry tables in ``store`` if they are missing (idempotent)."""
-    store.ensure_schema(REGISTRY_SCHEMA)
-
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _json_value(v: Any) -> Any:
-    if v is None or v is pd.NA:
-        return None
-    if isinstance(v, float) and pd.isna(v):
-        return None
-    if hasattr(v, "item"):
-        return v.item()
-    return v
-
-
-def add_trials(store: ReviewStore, frame: pd.DataFrame, search_id: int | None = None, con=None) -> int:
-    """Insert or refresh registry rows (by NCT id) and link them to ``search_id``; returns the rows written.
-
-    ``con``: an open transaction's connection to write in (default: a transaction of its own); the
-    registry tables must then exist already (creating them would end that transaction).
-    """
-    if con is None:
-        ensure_registry_tables(store)
-    frame = conform_trials(frame)
-    now = utcnow()
-    rows = [(r["nct_id"], json.dumps({k: _json_value(r[k]) for k in TRIAL_COLUMNS}, ensure_ascii=False), now, now)
-            for r in frame[TRIAL_COLUMNS].to_dict("records")]
-
-    def write(c) -> None:
-        c.executemany("INSERT INTO trials(nct_id, data, first_seen, last_seen) VALUES(?, ?, ?, ?) "
-                      "ON CONFLICT(nct_id) DO UPDATE SET data=excluded.data, last_seen=excluded.last_seen", rows)
-        if search_id is not None:
-            c.executemany("INSERT OR IGNORE INTO trial_sources VALUES(?, ?)", [(r[0], search_id) for r in rows])
-
-    if con is not None:
-        write(con)
-    else:
-        with store.transaction() as c:
-            write(c)
-    return len(rows)
-
-
 def trials(store: ReviewStore, search_id: int | None = None) -> pd.DataFrame:
-    """The registry table of the store (one row per NCT id, in insertion order), or one search's trials."""
-    ensure_registry_tables(store)
-    if search_id is None:
-        cur = store.connection.execute("SELECT data FROM trials ORDER BY rowid")
-    else:
-        cur = store.connection.execute("SELECT t.data FROM trials t JOIN trial_sources s USING(nct_id) "
-                                       "WHERE s.search_id=? ORDER BY t.rowid", (search_id,))
-    rows = [json.loads(r[0]) for r in cur.fetchall()]
-    return conform_trials(pd.DataFrame(rows)) if rows else empty_trials()
-
-
-def registry_pages(store: ReviewStore, search_id: int) -> pd.DataFrame:
-    """The pages fetched for a registry search, in order."""
-    ensure_registry_tables(store)
-    return pd.read_sql_query("SELECT * FROM registry_pages WHERE search_id=? ORDER BY page_no",
-                             store.connection, params=(search_id,))
+    """The registry table of the store (one row per NCT id), or one search's trials (:meth:`ReviewStore.trials`)."""
+    return store.trials(search_id)
 
 
 def _n_trials(store: ReviewStore, search_id: int) -> int:
@@ -157,7 +74,7 @@ def _result(store: ReviewStore, search_id: int, reused: bool = False) -> SearchR
 def _valid_prefix(store: ReviewStore, search_id: int) -> list[dict]:
     """The pages of a search from the first one that are safely cached (file present, hash right), in order."""
     out = []
-    for row in registry_pages(store, search_id).to_dict("records"):
+    for row in store.registry_pages(search_id).to_dict("records"):
         path = store.folder / row["path"]
         if row["page_no"] != len(out) + 1:
             break
@@ -214,7 +131,6 @@ def fetch_registry(query: str | None, store: ReviewStore, *, cond: str | None = 
         params = search_params(query, cond=cond, intr=intr, status=status, advanced=advanced, page_size=page_size)
     except CtgovError as exc:
         raise InputError(str(exc)) from None
-    ensure_registry_tables(store)
     key = json.dumps(params, sort_keys=True)
     row = store.connection.execute("SELECT * FROM searches WHERE source=? AND query=? ORDER BY search_id DESC "
                                    "LIMIT 1", (SOURCE, key)).fetchone()
@@ -245,15 +161,10 @@ def fetch_registry(query: str | None, store: ReviewStore, *, cond: str | None = 
         next_token = page.get("nextPageToken") or None
         if page_no == 1:
             total = page.get("totalCount")
-        with store.transaction() as con:
-            add_trials(store, frame, search_id, con=con)
-            con.execute("INSERT OR REPLACE INTO registry_pages VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (search_id, page_no, token, next_token, len(page["studies"]),
-                         page.get("totalCount") if page_no == 1 else None, _sha256(body), rel.as_posix(), utcnow()))
-            if next_token is None:     # a refetched last page ends the search: drop stale later pages
-                con.execute("DELETE FROM registry_pages WHERE search_id=? AND page_no>?", (search_id, page_no))
-            if page_no == 1 and total is not None:
-                con.execute("UPDATE searches SET count=? WHERE search_id=?", (int(total), search_id))
+        store.add_registry_page(search_id, page_no, page_token=token, next_page_token=next_token, trials=frame,
+                                n_studies=len(page["studies"]),
+                                total_count=page.get("totalCount") if page_no == 1 else None,
+                                sha256=_sha256(body), path=rel.as_posix())
         logger.info("registry search %d: page %d, %d studies%s", search_id, page_no, len(page["studies"]),
                     f" of {total}" if total is not None else "")
         if next_token is None:
@@ -263,7 +174,7 @@ def fetch_registry(query: str | None, store: ReviewStore, *, cond: str | None = 
                              "run it again later")
         token, page_no = next_token, page_no + 1
 
-    pages = registry_pages(store, search_id)
+    pages = store.registry_pages(search_id)
     received = int(pages["n_studies"].sum())
     n = _n_trials(store, search_id)
     warnings = list(json.loads(store.connection.execute("SELECT warnings FROM searches WHERE search_id=?",
@@ -291,7 +202,6 @@ def load_registry_snapshot(path: str | os.PathLike, store: ReviewStore, *, query
     if not path.is_file():
         raise InputError(f"registry snapshot not found: {path}: regenerate it with "
                          "'python -m reviewlib.sources.ctgov_snapshot'", source=str(path))
-    ensure_registry_tables(store)
     data = path.read_bytes()
     digest = _sha256(data)
     row = store.connection.execute(
@@ -311,10 +221,8 @@ def load_registry_snapshot(path: str | os.PathLike, store: ReviewStore, *, query
     rel = Path("cache") / f"registry-snapshot-{digest[:16]}{''.join(path.suffixes[-2:]) or '.json'}"
     if not (store.folder / rel).is_file():
         write_bytes(store.folder / rel, data, fsync=True)
-    with store.transaction() as con:
-        add_trials(store, frame, search_id, con=con)
-        con.execute("INSERT OR REPLACE INTO registry_pages VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (search_id, 1, None, None, len(frame), len(frame), digest, rel.as_posix(), utcnow()))
+    store.add_registry_page(search_id, 1, page_token=None, next_page_token=None, trials=frame, n_studies=len(frame),
+                            total_count=len(frame), sha256=digest, path=rel.as_posix())
     store.update_search(search_id, status="complete")
     return _result(store, search_id)
 
@@ -344,7 +252,7 @@ def run_cli(args: argparse.Namespace) -> int:
     with ReviewStore(out / "review.sqlite") as store:
         result = fetch_registry(args.query, store, cond=args.cond, intr=args.intr, status=args.status,
                                 advanced=args.advanced, page_size=args.page_size, refresh=args.refresh)
-        table = trials(store)
+        table = store.trials()
     path = write_trials_csv(table, out / "trials.csv")
     verb = "reused" if result.reused else "fetched"
     print(f"{verb} registry search {result.search_id}: {result.count} studies match, {result.n_records} in this "
