@@ -411,9 +411,12 @@ class ReviewStore:
                 con.execute("UPDATE searches SET count=? WHERE search_id=?", (int(total_count), search_id))
 
     def registry_pages(self, search_id: int) -> pd.DataFrame:
-        """The pages fetched for a registry search, in order."""
-        return pd.read_sql_query("SELECT * FROM registry_pages WHERE search_id=? ORDER BY page_no",
-                                 self.connection, params=(search_id,))
+        """The pages fetched for a registry search, in order (absent tokens and counts are None)."""
+        frame = pd.read_sql_query("SELECT * FROM registry_pages WHERE search_id=? ORDER BY page_no",
+                                  self.connection, params=(search_id,))
+        for col in ("page_token", "next_page_token", "total_count"):
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
+        return frame
 
     def trials(self, search_id: int | None = None) -> pd.DataFrame:
         """The registry table (:data:`reviewlib.sources.ctgov.TRIAL_COLUMNS`), one row per NCT id in

@@ -138,6 +138,8 @@ class CtgovServer:
         self.by_nct = {nct_of(s): s for s in self.studies}
         self.faults: collections.deque[Fault] = collections.deque()
         self.log: list[dict] = []
+        #: Called with each request's params before it is answered (e.g. to change the corpus mid-search).
+        self.on_request: Callable[[dict], None] | None = None
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -297,6 +299,8 @@ class _Handler(BaseHTTPRequestHandler):
         entry = {"time": time.monotonic(), "wall": time.time(), "path": kind, "params": params, "rel": rel}
         with server._lock:
             server.log.append(entry)
+        if server.on_request is not None:
+            server.on_request({**params, "_path": kind})
         fault = server._take_fault({**params, "_path": kind})
         entry["fault"] = fault.kind if fault else None
         if fault and fault.kind == "hold":

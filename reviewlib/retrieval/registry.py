@@ -180,7 +180,7 @@ def fetch_registry(query: str | None, store: ReviewStore, *, cond: str | None = 
     warnings = list(json.loads(store.connection.execute("SELECT warnings FROM searches WHERE search_id=?",
                                                         (search_id,)).fetchone()[0]))
     if total is None:
-        total = pages["total_count"].dropna().iloc[0] if pages["total_count"].notna().any() else None
+        total = next((t for t in pages["total_count"] if t is not None), None)
     if total is not None and (received != int(total) or n != int(total)):
         note = (f"ClinicalTrials.gov counted {int(total)} studies but {received} arrived in {len(pages)} page(s) "
                 f"({n} distinct): the registry changed while paging; --refresh searches again")
