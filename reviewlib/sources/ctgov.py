@@ -329,14 +329,28 @@ def trials_csv_frame(trials: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection); tab and CR too.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralise(value: Any) -> Any:
+    """A cell starting like a formula gets a leading ``'`` (list cells: each item is checked via the join)."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
+def _restore(value: Any) -> Any:
+    return value[1:] if isinstance(value, str) and value[:1] == "'" and value[1:].startswith(_FORMULA_START) \
+        else value
+
+
 def write_trials_csv(trials: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write the registry table to CSV atomically, CSV/Excel formula cells neutralised."""
     from ..atomic import atomic_path
     frame = trials_csv_frame(trials)
     for col in frame.columns:
-        if frame[col].dtype == object:
-            frame[col] = [("'" + v) if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v
-                          for v in frame[col]]
+        values = list(frame[col])
+        if any(isinstance(v, str) for v in values):
+            frame[col] = pd.Series([_neutralise(v) for v in values], dtype=object)
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         frame.to_csv(fh, index=False)
@@ -371,8 +385,7 @@ def read_trials_csv(path: str | os.PathLike) -> pd.DataFrame:
         if col in raw:
             raw[col] = [None if v is None else v == "True" for v in raw[col]]
     for col in raw.columns:        # undo the formula neutralisation of write_trials_csv
-        if raw[col].dtype == object:
-            raw[col] = [v[1:] if isinstance(v, str) and v[:2] in ("'=", "'+", "'-", "'@") else v for v in raw[col]]
+        raw[col] = pd.Series([_restore(v) for v in raw[col]], dtype=object)
     return conform_trials(raw)
 
 
