@@ -29,7 +29,8 @@ def _private_ctgov_env(tmp_path, monkeypatch):
     """Each test's default limiter shares its window through a file of its own, not the user's."""
     monkeypatch.setenv("REVIEWLIB_CTGOV_RATE_FILE", str(tmp_path / "ctgov-rate"))
     for name in ("REVIEWLIB_CTGOV_URL", "REVIEWLIB_CTGOV_RATE", "REVIEWLIB_CTGOV_ATTEMPTS",
-                 "REVIEWLIB_CTGOV_BACKOFF", "REVIEWLIB_CTGOV_MAX_RETRY_AFTER", "REVIEWLIB_CTGOV_DEADLINE"):
+                 "REVIEWLIB_CTGOV_BACKOFF", "REVIEWLIB_CTGOV_MAX_RETRY_AFTER", "REVIEWLIB_CTGOV_DEADLINE",
+                 "REVIEWLIB_CTGOV_CONNECT_TIMEOUT", "REVIEWLIB_CTGOV_READ_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -155,9 +156,11 @@ def test_retry_after_as_http_date():
     assert retry_after_seconds({"Retry-After": "soon"}) is None and retry_after_seconds({}) is None
 
 
-def test_server_that_never_answers_times_out_and_is_retried(server):
+def test_server_that_never_answers_times_out_and_is_retried(server, monkeypatch):
+    monkeypatch.setenv("REVIEWLIB_CTGOV_READ_TIMEOUT", "0.3")
     never = server.add_fault("hold")
-    client = fast_client(server, read_timeout=0.3)
+    client = fast_client(server)
+    assert client.timeout == (10.0, 0.3)
     try:
         study = client.study("NCT02552212")
     finally:

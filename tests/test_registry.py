@@ -256,3 +256,49 @@ def test_crash_between_caching_a_page_and_recording_it_re_asks_that_one_page(ser
     result = fetch_registry(None, store, cond="ALL", page_size=10, client=make_client(server))
     assert tokens_asked(server)[before:] == [CtgovServer.token_for(10), CtgovServer.token_for(20)]  # one re-asked
     assert result.n_records == 28 and list(store.registry_pages(sid)["page_no"]) == [1, 2, 3]
+
+
+# -- a protocol's registry: section ------------------------------------------------------------
+PROTOCOL = """review: {name: reg-test}
+search: {query: lupus}
+registry:
+%s
+"""
+
+
+def write_protocol(tmp_path, body: str) -> Path:
+    path = tmp_path / "reg-test.yaml"
+    path.write_text(PROTOCOL % body, encoding="utf-8")
+    return path
+
+
+def test_protocol_registry_section_runs_online_and_offline(tmp_path, server, store):
+    from reviewlib.protocol import load_protocol
+    from reviewlib.retrieval.registry import run_registry_search
+    protocol = load_protocol(write_protocol(tmp_path, "  cond: ALL\n  status: [completed, withdrawn]\n"
+                                            "  snapshot: car-t-autoimmune-registry-2026-08-22.json.gz\n"
+                                            "  snapshot_note: REAL registry records"))
+    online = run_registry_search(protocol, store, offline=False, client=make_client(server))
+    assert online.source == "ctgov" and set(store.trials(online.search_id)["status"]) == {"COMPLETED", "WITHDRAWN"}
+    assert server.log[0]["params"]["filter.overallStatus"] == "COMPLETED|WITHDRAWN"
+    offline = run_registry_search(protocol, store, offline=True)             # found in the package data
+    assert offline.source == "ctgov-snapshot" and offline.n_records == 315 and "REAL" in offline.translation
+    plain = load_protocol(write_protocol(tmp_path, "  {}"))
+    assert run_registry_search(plain, store, offline=True) is None           # an empty section: no registry
+
+
+@pytest.mark.parametrize("body, message", [
+    ("  cond: lupus\n  sponsor: x", "registry.sponsor is not a registry setting"),
+    ("  cond: lupus\n  status: [RECRUTING]", "registry.status 'RECRUTING' is not a ClinicalTrials.gov status"),
+    ("  cond: lupus\n  page_size: 5000", "registry.page_size 5000 must be a whole number from 1 to 1000"),
+    ("  snapshot_note: x", "has neither a query"),
+    ("  cond: lupus", "has no registry.snapshot to run offline"),
+])
+def test_bad_registry_section_is_one_line_naming_the_protocol(tmp_path, store, body, message):
+    from reviewlib.errors import ProtocolError
+    from reviewlib.protocol import load_protocol
+    from reviewlib.retrieval.registry import run_registry_search
+    path = write_protocol(tmp_path, body)
+    with pytest.raises(ProtocolError, match=message) as info:
+        run_registry_search(load_protocol(path), store, offline=True)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)

@@ -31,6 +31,9 @@ Configuration from the environment (arguments override it):
     Longest ``Retry-After`` waited for, in seconds (default 120).
 ``REVIEWLIB_CTGOV_DEADLINE``
     Seconds allowed for one request over all its attempts (default 600).
+``REVIEWLIB_CTGOV_CONNECT_TIMEOUT``, ``REVIEWLIB_CTGOV_READ_TIMEOUT``
+    Seconds to connect (default 10) and to wait for data on a connection (default 60);
+    a server that accepts and never answers is a timed-out attempt, retried like a 503.
 
 The transport and the sleep are plain callables so tests can assert the retry
 schedule against the local stand-in server (tests/ctgov_server.py).
@@ -218,8 +221,9 @@ class CtgovClient:
         ``REVIEWLIB_CTGOV_BACKOFF`` or 2 s; max 60 s).
     max_retry_after : float, optional
         Longest ``Retry-After`` waited for (default ``REVIEWLIB_CTGOV_MAX_RETRY_AFTER`` or 120 s).
-    connect_timeout, read_timeout : float
-        Seconds to connect and to wait for each read of an answer.
+    connect_timeout, read_timeout : float, optional
+        Seconds to connect and to wait for each read of an answer (default
+        ``REVIEWLIB_CTGOV_CONNECT_TIMEOUT`` or 10, ``REVIEWLIB_CTGOV_READ_TIMEOUT`` or 60).
     deadline : float, optional
         Seconds for one request over all its attempts (default ``REVIEWLIB_CTGOV_DEADLINE`` or 600).
     random, clock : callable, optional
@@ -236,8 +240,8 @@ class CtgovClient:
                  sleep: Callable[[float], None] = time.sleep, limiter: RateLimiter | None = None,
                  rate: float | None = None, max_attempts: int | None = None,
                  backoff_base: float | None = None, backoff_max: float = 60.0,
-                 max_retry_after: float | None = None, connect_timeout: float = 10.0,
-                 read_timeout: float = 60.0, deadline: float | None = None,
+                 max_retry_after: float | None = None, connect_timeout: float | None = None,
+                 read_timeout: float | None = None, deadline: float | None = None,
                  random: Callable[[], float] = _random.random, clock: Callable[[], float] = time.monotonic):
         url = base_url or os.environ.get("REVIEWLIB_CTGOV_URL") or DEFAULT_URL
         if not re.match(r"^https?://[^/\s]+", url):
@@ -256,7 +260,10 @@ class CtgovClient:
                                   else _env_number("REVIEWLIB_CTGOV_MAX_RETRY_AFTER", DEFAULT_MAX_RETRY_AFTER)),
             deadline=float(deadline if deadline is not None else _env_number("REVIEWLIB_CTGOV_DEADLINE", 600.0)),
             sleep=sleep, clock=clock, random=random)
-        self.timeout = (float(connect_timeout), float(read_timeout))
+        self.timeout = (
+            float(connect_timeout if connect_timeout is not None
+                  else _env_number("REVIEWLIB_CTGOV_CONNECT_TIMEOUT", 10.0)),
+            float(read_timeout if read_timeout is not None else _env_number("REVIEWLIB_CTGOV_READ_TIMEOUT", 60.0)))
 
     def __repr__(self) -> str:
         return f"CtgovClient(base_url={self.base_url!r}, limiter={self.limiter!r})"

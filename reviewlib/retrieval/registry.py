@@ -15,7 +15,8 @@ studies received are checked against the first page's ``totalCount``.
 
 :func:`load_registry_snapshot` loads an offline file of API v2 JSON (the
 default review's registry snapshot) the same way, idempotently.
-:meth:`ReviewStore.trials` reads the registry table back; the ``reviewlib registry``
+:func:`run_registry_search` runs a protocol's ``registry:`` section (online or
+offline).  :meth:`ReviewStore.trials` reads the registry table back; the ``reviewlib registry``
 command is :func:`configure_parser` / :func:`run_cli`.
 """
 from __future__ import annotations
@@ -225,6 +226,101 @@ def load_registry_snapshot(path: str | os.PathLike, store: ReviewStore, *, query
                             total_count=len(frame), sha256=digest, path=rel.as_posix())
     store.update_search(search_id, status="complete")
     return _result(store, search_id)
+
+
+# -- protocols ----------------------------------------------------------------------
+#: Keys a protocol's ``registry:`` section may have.
+REGISTRY_KEYS = {"query", "cond", "intr", "status", "advanced", "page_size", "snapshot", "snapshot_note"}
+
+
+def registry_settings(section: Any, where: str = "the protocol") -> dict[str, Any]:
+    """Check a protocol's ``registry:`` section and return it with defaults.
+
+    The section (beside ``search:``)::
+
+        registry:
+          query: '"CAR-T" OR "chimeric antigen receptor"'   # query.term (Essie syntax)
+          cond: lupus OR "systemic sclerosis"               # query.cond
+          intr: null                                        # query.intr
+          status: [RECRUITING, COMPLETED]                   # filter.overallStatus (default: any)
+          advanced: AREA[StartDate]RANGE[2015-01-01,MAX]    # filter.advanced
+          snapshot: car-t-autoimmune-registry-2026-08-22.json.gz   # offline: API v2 JSON pages
+          snapshot_note: REAL registry records as listed on 2026-08-22
+
+    Raises
+    ------
+    ProtocolError
+        Unknown keys, wrong types, or neither a query nor a snapshot (one line naming the protocol).
+    """
+    from ..errors import ProtocolError
+    if section is None or section == {}:
+        return {}
+    if not isinstance(section, dict):
+        raise ProtocolError(f"{where}: registry: must be a mapping (query, cond, intr, status, advanced, snapshot)",
+                            source=where)
+    unknown = sorted(set(section) - REGISTRY_KEYS)
+    if unknown:
+        raise ProtocolError(f"{where}: registry.{unknown[0]} is not a registry setting: use "
+                            f"{', '.join(sorted(REGISTRY_KEYS))}", source=where)
+    out = dict(section)
+    status = out.get("status")
+    if isinstance(status, str):
+        status = [status]
+    if status is not None and not (isinstance(status, list) and all(isinstance(v, str) for v in status)):
+        raise ProtocolError(f"{where}: registry.status must be a list of statuses, e.g. [RECRUITING, COMPLETED]",
+                            source=where)
+    bad = [v for v in (status or []) if v.strip().upper() not in STATUSES]
+    if bad:
+        raise ProtocolError(f"{where}: registry.status {bad[0]!r} is not a ClinicalTrials.gov status: use "
+                            f"{', '.join(STATUSES)}", source=where)
+    out["status"] = [v.strip().upper() for v in status or []]
+    for key in ("query", "cond", "intr", "advanced", "snapshot", "snapshot_note"):
+        if out.get(key) is not None and not isinstance(out[key], str):
+            raise ProtocolError(f"{where}: registry.{key} must be text", source=where)
+    size = out.get("page_size", MAX_PAGE_SIZE)
+    if not isinstance(size, int) or not 1 <= size <= MAX_PAGE_SIZE:
+        raise ProtocolError(f"{where}: registry.page_size {size!r} must be a whole number from 1 to "
+                            f"{MAX_PAGE_SIZE}", source=where)
+    out["page_size"] = size
+    if not any(out.get(k) for k in ("query", "cond", "intr", "advanced", "snapshot")) and not out["status"]:
+        raise ProtocolError(f"{where}: registry: has neither a query (query, cond, intr, status, advanced) nor a "
+                            "snapshot: give one, or remove the section", source=where)
+    return out
+
+
+def run_registry_search(protocol, store: ReviewStore, *, offline: bool,
+                        client: CtgovClient | None = None) -> SearchResult | None:
+    """Run a protocol's ``registry:`` search into ``store`` (None if the protocol has no such section).
+
+    Offline, the section's ``snapshot`` (API v2 JSON, gzip allowed; resolved next to the
+    protocol, then in the package data) is loaded with :func:`load_registry_snapshot`;
+    online, :func:`fetch_registry` runs the query (resumable, reused when complete).
+
+    Raises
+    ------
+    ProtocolError
+        A malformed section, or offline with no snapshot.
+    """
+    from ..errors import ProtocolError
+    from ..protocol import PACKAGE_DATA
+    settings = registry_settings(protocol.section("registry"), f"protocol {protocol.path}")
+    if not settings:
+        return None
+    if offline:
+        snap = settings.get("snapshot")
+        if not snap:
+            raise ProtocolError(f"protocol {protocol.path} has no registry.snapshot to run offline: add one or run "
+                                "online", source=str(protocol.path))
+        for base in (Path(protocol.path).parent, PACKAGE_DATA):
+            if (base / snap).is_file():
+                return load_registry_snapshot(base / snap, store, query=settings.get("query"),
+                                              note=settings.get("snapshot_note") or "")
+        raise ProtocolError(f"protocol {protocol.path}: registry snapshot {snap!r} not found next to the protocol "
+                            f"or in {PACKAGE_DATA}: rebuild it with 'python -m reviewlib.sources.ctgov_snapshot'",
+                            source=str(protocol.path))
+    return fetch_registry(settings.get("query"), store, cond=settings.get("cond"), intr=settings.get("intr"),
+                          status=settings.get("status") or None, advanced=settings.get("advanced"),
+                          page_size=settings["page_size"], client=client)
 
 
 # -- the command line ---------------------------------------------------------------
