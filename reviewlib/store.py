@@ -129,13 +129,17 @@ def utcnow() -> str:
 
 
 def record_id_for(row: dict[str, Any]) -> str:
-    """The store's identity for a record: its PMID, else its DOI, else a content hash."""
+    """The store's identity for a record: its PMID, else its DOI, else its NCT id (a registration,
+    ``nct:NCT...``), else a content hash."""
     pmid = row.get("pmid")
     if pmid:
         return f"pmid:{pmid}"
     doi = row.get("doi")
     if doi:
         return f"doi:{str(doi).lower()}"
+    nct = row.get("nct_id")
+    if isinstance(nct, str) and nct.strip():
+        return f"nct:{nct.strip().upper()}"
     import hashlib
     key = "|".join(str(row.get(k) or "") for k in ("title", "year", "journal"))
     return "hash:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
@@ -287,9 +291,10 @@ class ReviewStore:
         frame = conform(frame)
         now = utcnow()
         rows = []
-        for rec in frame[COLUMNS].to_dict("records"):
+        ncts = list(frame["nct_id"]) if "nct_id" in frame else [None] * len(frame)   # registrations
+        for rec, nct in zip(frame[COLUMNS].to_dict("records"), ncts):
             rec = {k: _jsonable(v) for k, v in rec.items()}
-            rows.append((record_id_for(rec), rec.get("pmid"), rec.get("doi"),
+            rows.append((record_id_for({**rec, "nct_id": nct}), rec.get("pmid"), rec.get("doi"),
                          json.dumps(rec, ensure_ascii=False), now, now))
         with self.transaction() as con:
             con.executemany(

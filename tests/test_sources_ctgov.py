@@ -136,3 +136,15 @@ def test_registry_rows_become_records_screening_and_extraction_can_read(ctgov_di
     assert r["intervention_model"] == "SINGLE_GROUP" and r["enrollment"] == 88      # the fields ride along
     assert r["publication_types"] == ["Clinical Trial Registration"]
     assert registry_records(trials.iloc[0:0]).empty
+
+
+def test_registry_records_enter_the_store_as_nct_records_never_merged_by_title(tmp_path, ctgov_dir):
+    from reviewlib.store import ReviewStore
+    trials = read_ctgov(ctgov_dir / "search_page_kras_g12c_pancreatic_10studies.json").head(2).copy()
+    trials["title"] = "The same brief title"               # two registrations, one title: still two records
+    trials["start_date"] = "2024-01-01"
+    with ReviewStore(tmp_path / "review.sqlite") as store:
+        assert store.add_records(registry_records(trials)) == 2
+        stored = store.records()
+        assert sorted(stored["record_id"]) == sorted(f"nct:{n}" for n in trials["nct_id"])
+        assert set(stored["source"]) == {"ctgov"}
