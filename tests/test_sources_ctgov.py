@@ -148,3 +148,17 @@ def test_registry_records_enter_the_store_as_nct_records_never_merged_by_title(t
         stored = store.records()
         assert sorted(stored["record_id"]) == sorted(f"nct:{n}" for n in trials["nct_id"])
         assert set(stored["source"]) == {"ctgov"}
+
+
+def test_registrations_of_one_study_are_found_by_alias_and_shared_register_id(ctgov_dir):
+    from reviewlib.sources.ctgov import registry_duplicates
+    trials = read_ctgov(ctgov_dir / "search_page_kras_g12c_pancreatic_10studies.json").head(4).copy()
+    a, b, c, d = trials["nct_id"]
+    trials.at[1, "nct_aliases"] = [a]                                      # b was renamed from a
+    trials.at[2, "secondary_ids"] = ["AS0006", "2015-001894-41"]           # real EudraCT number of NCT02552212
+    trials.at[3, "secondary_ids"] = ["AS0006", "2015-001894-41"]
+    found = registry_duplicates(trials)
+    assert found.values.tolist() == [[b, a, "nct alias"], [d, c, "shared EudraCT id"]]
+    trials.at[3, "secondary_ids"] = ["AS0006"]                             # a sponsor's own number is not global
+    assert registry_duplicates(trials)["how"].tolist() == ["nct alias"]
+    assert registry_duplicates(read_ctgov(ctgov_dir / "study_NCT02552212.json")).empty

@@ -56,6 +56,9 @@ reference_types             .references[].type aligned with reference_pmids (BAC
 source                      'ctgov'
 =========================== ===========================================================================
 
+:func:`registry_duplicates` finds registrations of one study (an NCT alias, or a
+shared EudraCT/CTIS/ChiCTR/ISRCTN/... number).
+
 Bad input (not JSON, a study without protocolSection or nctId, a CSV of the
 wrong shape) raises :class:`~reviewlib.errors.InputError` naming the file and page.
 """
@@ -64,6 +67,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -449,3 +453,57 @@ def registry_records(trials: pd.DataFrame) -> pd.DataFrame:
     frame = conform(pd.DataFrame(rows)) if rows else conform(pd.DataFrame())
     extra = trials.drop(columns=["title", "keywords", "source"]).reset_index(drop=True)
     return pd.concat([frame.reset_index(drop=True), extra], axis=1)
+
+
+# -- duplicates among registrations ------------------------------------------------------
+#: Secondary ids that name one study in another register (so two NCT records sharing one are one study);
+#: sponsors' own protocol numbers are not global and are never used.
+GLOBAL_ID_PATTERNS = {
+    "EudraCT": r"^\d{4}-\d{6}-\d{2}$",
+    "CTIS": r"^\d{4}-\d{6}-\d{2}-\d{2}$",
+    "ChiCTR": r"^ChiCTR[-\w]*\d{6,}$",
+    "ISRCTN": r"^ISRCTN\d{8}$",
+    "DRKS": r"^DRKS\d{8}$",
+    "jRCT": r"^jRCT\w?\d{9,}$",
+    "UMIN": r"^UMIN\d{9}$",
+    "ACTRN": r"^ACTRN\d{14}$",
+    "CTRI": r"^CTRI/\d{4}/\d+/\d+$",
+}
+
+
+def _global_id(value: str) -> str | None:
+    v = value.strip()
+    for name, pattern in GLOBAL_ID_PATTERNS.items():
+        if re.match(pattern, v, re.I):
+            return f"{name}:{v.upper()}"
+    return None
+
+
+def registry_duplicates(trials: pd.DataFrame) -> pd.DataFrame:
+    """Pairs of registrations that are one study: ``nct_id``, ``duplicate_of``, ``how``.
+
+    ``how`` is ``nct alias`` (one record lists the other's NCT id among its
+    ``nct_aliases``) or ``shared <register> id`` (both list the same EudraCT,
+    CTIS, ChiCTR, ISRCTN, DRKS, jRCT, UMIN, ACTRN or CTRI number).  The record
+    kept (``duplicate_of``) is the one that appears first in ``trials``.
+    """
+    trials = conform_trials(trials)
+    order = {n: i for i, n in enumerate(trials["nct_id"])}
+    rows: list[tuple[str, str, str]] = []
+    for t in trials.to_dict("records"):
+        for alias in t["nct_aliases"]:
+            if alias in order and alias != t["nct_id"]:
+                a, b = sorted((t["nct_id"], alias), key=order.get)
+                rows.append((b, a, "nct alias"))
+    owners: dict[str, str] = {}
+    for t in trials.to_dict("records"):
+        for sid in t["secondary_ids"]:
+            gid = _global_id(sid)
+            if gid is None:
+                continue
+            if gid in owners and owners[gid] != t["nct_id"]:
+                rows.append((t["nct_id"], owners[gid], f"shared {gid.split(':')[0]} id"))
+            else:
+                owners.setdefault(gid, t["nct_id"])
+    rows = list(dict.fromkeys(rows))
+    return pd.DataFrame(rows, columns=["nct_id", "duplicate_of", "how"])
