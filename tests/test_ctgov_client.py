@@ -78,10 +78,13 @@ def test_many_page_search_under_every_fault_gets_each_study_exactly_once():
         server.add_fault("non-json", when=lambda p: "pageToken" in p)
         server.add_fault("status", status=500, retry_after=None,
                          when=lambda p: p.get("pageToken") == CtgovServer.token_for(2000))
-        client = fast_client(server, backoff_base=2.0)
+        sleeps: list[float] = []
+        client = CtgovClient(server.url, sleep=sleeps.append, random=lambda: 0.5, backoff_base=2.0)
+        client.sleeps = sleeps                   # backoff recorded, not slept; the real 1/s limiter waits
         studies = client.search(search_params(None, cond="ALL"))
         ids = [nct_of(s) for s in studies]
         assert len(ids) == len(set(ids)) == 2500 and set(ids) == {nct_of(s) for s in corpus}
+        assert server.max_in_window(1.0) == 1                   # no rate violation, retries included
         faults = [r["fault"] for r in server.log]
         assert faults.count(None) == 3 and len(faults) == 9     # 3 pages, 6 failed attempts retried
         # page 1: 429 (Retry-After 7 beats the 1.5 s backoff); page 2: 502, truncated, disconnect, non-JSON,

@@ -38,7 +38,8 @@ import requests
 from lxml import etree
 
 from ..errors import ConfigError, EutilsError, HistoryExpiredError
-from .http import (DEFAULT_MAX_RETRY_AFTER, GaveUp, HttpResponse, RetryAfterTooLong, RetryPolicy, Transport,  # noqa: F401 (HttpResponse re-exported)
+from .http import HttpResponse  # noqa: F401  (re-exported: transports build it)
+from .http import (DEFAULT_MAX_RETRY_AFTER, GaveUp, RetryAfterTooLong, RetryPolicy, Transport,
                    connection_reason)
 from .http import Retry as _Retry
 from .http import retry_after_seconds as _retry_after
