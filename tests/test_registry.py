@@ -302,3 +302,17 @@ def test_bad_registry_section_is_one_line_naming_the_protocol(tmp_path, store, b
     with pytest.raises(ProtocolError, match=message) as info:
         run_registry_search(load_protocol(path), store, offline=True)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_saved_page_token_the_api_no_longer_takes_says_how_to_start_afresh(server, store):
+    for _ in range(3):
+        server.add_fault("status", status=503, when=lambda p: p.get("pageToken") == CtgovServer.token_for(10))
+    with pytest.raises(CtgovError):
+        fetch_registry(None, store, cond="ALL", page_size=10, client=make_client(server))
+    sid = int(store.searches().iloc[-1]["search_id"])
+    store.connection.execute("UPDATE registry_pages SET next_page_token='expired-token' WHERE search_id=?", (sid,))
+    with pytest.raises(CtgovError) as info:
+        fetch_registry(None, store, cond="ALL", page_size=10, client=make_client(server))
+    assert "Parameter `pageToken` has incorrect format" in str(info.value) and "--refresh" in str(info.value)
+    result = fetch_registry(None, store, cond="ALL", page_size=10, client=make_client(server), refresh=True)
+    assert result.search_id != sid and result.n_records == 28

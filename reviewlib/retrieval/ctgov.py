@@ -188,6 +188,8 @@ def _advice(message: str) -> str:
         return "remove or correct that parameter (see https://clinicaltrials.gov/data-api/api)"
     if "overallstatus" in m:
         return f"use statuses from: {', '.join(STATUSES)}"
+    if "pagetoken" in m:
+        return "give the nextPageToken of the page before, with the same query"
     if "nctid" in m or "filter.ids" in m or "incorrect format" in m:
         return "an NCT id is 'NCT' and 8 digits, e.g. NCT04146051"
     if "not found" in m:

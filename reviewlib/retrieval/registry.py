@@ -139,7 +139,7 @@ def fetch_registry(query: str | None, store: ReviewStore, *, cond: str | None = 
         logger.info("registry search %d is complete; reusing it (--refresh searches again)", row["search_id"])
         return _result(store, row["search_id"], reused=True)
     client = client or CtgovClient()
-    if row and row["status"] != "complete":
+    if row and row["status"] != "complete" and not refresh:
         search_id = row["search_id"]
         done = _valid_prefix(store, search_id)
         logger.info("resuming registry search %d after %d complete page(s)", search_id, len(done))
@@ -148,14 +148,22 @@ def fetch_registry(query: str | None, store: ReviewStore, *, cond: str | None = 
                                      status="started")
         done = []
     cache = Path("cache") / f"registry-{search_id}"
-    total = int(row["count"]) if row and row["status"] != "complete" and row["count"] is not None and done else None
+    total = int(row["count"]) if done and row["count"] is not None else None
     if done and done[-1]["next_page_token"] is None:
         token, page_no = None, None          # every page is in: only the final checks are left
     else:
         token = done[-1]["next_page_token"] if done else None
         page_no = len(done) + 1
+    resumed_token = token
     while page_no is not None:
-        body, page = client.page_body(params, token)
+        try:
+            body, page = client.page_body(params, token)
+        except CtgovError as exc:
+            if exc.status == 400 and token is not None and token == resumed_token:
+                raise CtgovError(f"{exc} (the page token saved by the interrupted run may have expired: "
+                                 "--refresh, or refresh=True, starts the search afresh)", url=exc.url,
+                                 status=exc.status, body=exc.body) from None
+            raise
         frame = read_ctgov(page) if page["studies"] else empty_trials()
         rel = cache / f"page-{page_no:05d}.json"
         write_bytes(store.folder / rel, body, fsync=True)       # the page is complete in the cache or absent
