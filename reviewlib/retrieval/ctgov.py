@@ -322,10 +322,10 @@ class CtgovClient:
         body = resp.body or b""
         status = resp.status
         if status == 429:
-            raise Retry(f"HTTP 429 too many requests", status, body, retry_after_seconds(resp.headers))
+            raise Retry("HTTP 429 too many requests", status, body, retry_after_seconds(resp.headers))
         if status >= 500 or status == 408:
             raise Retry(f"HTTP {status}", status, body, retry_after_seconds(resp.headers))
-        if status in (400, 404) or 400 <= status < 500:
+        if 400 <= status < 500:            # 400 and 404 are plain-text messages for the user
             message = " ".join(body[:2000].decode("utf-8", "replace").split())[:300] or f"HTTP {status}"
             raise CtgovError(f"ClinicalTrials.gov answered HTTP {status} to {url}: {message}: {_advice(message)}",
                              url=url, status=status, body=message)
