@@ -22,6 +22,8 @@ _API = {
     "read_ris": "reviewlib.sources.readers",
     "read_openalex": "reviewlib.sources.openalex",
     "fetch_pubmed": "reviewlib.retrieval.fetch",
+    "fetch_registry": "reviewlib.retrieval.registry",
+    "read_ctgov": "reviewlib.sources.ctgov",
     "ReviewStore": "reviewlib.store",
     "load_protocol": "reviewlib.protocol",
     "Protocol": "reviewlib.protocol",

@@ -20,6 +20,8 @@ from .errors import ReviewlibError
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("reviewlib.retrieval.fetch", "search PubMed and fetch every matching record into a folder (resumable)"),
+    "registry": ("reviewlib.retrieval.registry",
+                 "search ClinicalTrials.gov and fetch every matching trial into a folder (resumable)"),
     "run": ("reviewlib.pipeline", "run a review's notebooks with papermill and render HTML into results/"),
     "simulate": ("reviewlib.screening.simulation", "simulate prioritised screening on a labelled dataset (WSS@95, RRF@10)"),
     "decisions": ("reviewlib.screening.decisions", "export or import screening decisions as CSV"),

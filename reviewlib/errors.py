@@ -65,6 +65,32 @@ class EutilsError(ReviewlibError):
         self.body = body
 
 
+class CtgovError(ReviewlibError):
+    """ClinicalTrials.gov refused a request, or kept failing in a way retries did not cure.
+
+    Parameters
+    ----------
+    message : str
+        One line for the user: the API's own message (400/404) and what to do.
+    url : str, optional
+        The request that failed.
+    status : int, optional
+        The HTTP status of the last attempt, if any.
+    body : str, optional
+        The start of the last response body (the API's plain-text message for 400/404).
+    retry_at : str, optional
+        When the server said to come back (a ``Retry-After`` above the cap), e.g. ``"14:05 UTC"``.
+    """
+
+    def __init__(self, message: str, url: str | None = None, status: int | None = None,
+                 body: str | None = None, retry_at: str | None = None):
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.body = body
+        self.retry_at = retry_at
+
+
 class HistoryExpiredError(EutilsError):
     """The WebEnv on NCBI's history server expired ("Cannot retrieve history data")."""
 

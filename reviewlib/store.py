@@ -2,7 +2,8 @@
 
 It holds a review's whole state: searches (query, NCBI's translation, count,
 date slices), raw batches fetched, records, screening decisions and extracted
-values.  Decisions and corrections are append-only: a change of mind appends a
+values, and the trial register's pages and trials (``registry_pages``,
+``trials``, ``trial_sources``).  Decisions and corrections are append-only: a change of mind appends a
 row, the current value is derived, the history stays.
 
 The database runs in WAL mode with ``synchronous=FULL``; every write is its own
@@ -94,6 +95,31 @@ CREATE TABLE IF NOT EXISTS extractions (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS extractions_record ON extractions(record_id, field);
+-- The trial register (ClinicalTrials.gov): searches are rows of `searches` with source 'ctgov' (or
+-- 'ctgov-snapshot'); these tables are created when missing, so older stores gain them when opened.
+CREATE TABLE IF NOT EXISTS registry_pages (
+    search_id INTEGER NOT NULL REFERENCES searches(search_id),
+    page_no INTEGER NOT NULL,          -- 1 for the first page
+    page_token TEXT,                   -- the pageToken that asked for it (NULL for the first page)
+    next_page_token TEXT,              -- the nextPageToken it gave (NULL on the last page)
+    n_studies INTEGER NOT NULL,
+    total_count INTEGER,               -- totalCount (first page only)
+    sha256 TEXT NOT NULL,
+    path TEXT NOT NULL,                -- the raw JSON in the review's cache, relative to the store
+    fetched_at TEXT NOT NULL,
+    PRIMARY KEY (search_id, page_no)
+);
+CREATE TABLE IF NOT EXISTS trials (
+    nct_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,                -- the registry row (reviewlib.sources.ctgov.TRIAL_COLUMNS) as JSON
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trial_sources (
+    nct_id TEXT NOT NULL REFERENCES trials(nct_id),
+    search_id INTEGER NOT NULL REFERENCES searches(search_id),
+    PRIMARY KEY (nct_id, search_id)
+);
 """
 
 
@@ -103,13 +129,17 @@ def utcnow() -> str:
 
 
 def record_id_for(row: dict[str, Any]) -> str:
-    """The store's identity for a record: its PMID, else its DOI, else a content hash."""
+    """The store's identity for a record: its PMID, else its DOI, else its NCT id (a registration,
+    ``nct:NCT...``), else a content hash."""
     pmid = row.get("pmid")
     if pmid:
         return f"pmid:{pmid}"
     doi = row.get("doi")
     if doi:
         return f"doi:{str(doi).lower()}"
+    nct = row.get("nct_id")
+    if isinstance(nct, str) and nct.strip():
+        return f"nct:{nct.strip().upper()}"
     import hashlib
     key = "|".join(str(row.get(k) or "") for k in ("title", "year", "journal"))
     return "hash:" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
@@ -261,9 +291,10 @@ class ReviewStore:
         frame = conform(frame)
         now = utcnow()
         rows = []
-        for rec in frame[COLUMNS].to_dict("records"):
+        ncts = list(frame["nct_id"]) if "nct_id" in frame else [None] * len(frame)   # registrations
+        for rec, nct in zip(frame[COLUMNS].to_dict("records"), ncts):
             rec = {k: _jsonable(v) for k, v in rec.items()}
-            rows.append((record_id_for(rec), rec.get("pmid"), rec.get("doi"),
+            rows.append((record_id_for({**rec, "nct_id": nct}), rec.get("pmid"), rec.get("doi"),
                          json.dumps(rec, ensure_ascii=False), now, now))
         with self.transaction() as con:
             con.executemany(
@@ -340,3 +371,72 @@ class ReviewStore:
     def extractions(self) -> pd.DataFrame:
         """Every extracted or corrected value, oldest first."""
         return pd.read_sql_query("SELECT * FROM extractions ORDER BY extraction_id", self.connection)
+
+    # -- the trial register ------------------------------------------------
+    @staticmethod
+    def _trial_rows(frame: pd.DataFrame) -> list[tuple[str, str]]:
+        from .sources.ctgov import TRIAL_COLUMNS, conform_trials
+        frame = conform_trials(frame)
+        return [(rec["nct_id"], json.dumps({k: _jsonable(rec[k]) for k in TRIAL_COLUMNS}, ensure_ascii=False))
+                for rec in frame[TRIAL_COLUMNS].to_dict("records")]
+
+    @staticmethod
+    def _write_trials(con: sqlite3.Connection, rows: list[tuple[str, str]], search_id: int | None) -> None:
+        now = utcnow()
+        con.executemany("INSERT INTO trials(nct_id, data, first_seen, last_seen) VALUES(?, ?, ?, ?) "
+                        "ON CONFLICT(nct_id) DO UPDATE SET data=excluded.data, last_seen=excluded.last_seen",
+                        [(nct, data, now, now) for nct, data in rows])
+        if search_id is not None:
+            con.executemany("INSERT OR IGNORE INTO trial_sources VALUES(?, ?)", [(r[0], search_id) for r in rows])
+
+    def add_trials(self, frame: pd.DataFrame, search_id: int | None = None) -> int:
+        """Insert or refresh registry rows (one per NCT id, keeping ``first_seen``); link them to ``search_id``."""
+        rows = self._trial_rows(frame)
+        with self.transaction() as con:
+            self._write_trials(con, rows, search_id)
+        return len(rows)
+
+    def add_registry_page(self, search_id: int, page_no: int, *, page_token: str | None,
+                          next_page_token: str | None, trials: pd.DataFrame, n_studies: int,
+                          total_count: int | None, sha256: str, path: str) -> None:
+        """Record one registry page and its trials in one transaction (the page's JSON is already cached).
+
+        The first page's ``total_count`` becomes the search's ``count``; a last page (no
+        ``next_page_token``) drops any later pages a previous run recorded.
+        """
+        rows = self._trial_rows(trials)
+        with self.transaction() as con:
+            self._write_trials(con, rows, search_id)
+            con.execute("INSERT OR REPLACE INTO registry_pages VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (search_id, page_no, page_token, next_page_token, n_studies, total_count, sha256, path,
+                         utcnow()))
+            if next_page_token is None:
+                con.execute("DELETE FROM registry_pages WHERE search_id=? AND page_no>?", (search_id, page_no))
+            if total_count is not None:
+                con.execute("UPDATE searches SET count=? WHERE search_id=?", (int(total_count), search_id))
+
+    def registry_pages(self, search_id: int) -> pd.DataFrame:
+        """The pages fetched for a registry search, in order (absent tokens and counts are None)."""
+        frame = pd.read_sql_query("SELECT * FROM registry_pages WHERE search_id=? ORDER BY page_no",
+                                  self.connection, params=(search_id,))
+        for col in ("page_token", "next_page_token", "total_count"):
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
+        return frame
+
+    def trials(self, search_id: int | None = None) -> pd.DataFrame:
+        """The registry table (:data:`reviewlib.sources.ctgov.TRIAL_COLUMNS`), one row per NCT id in
+        insertion order; or only the trials a search found."""
+        from .sources.ctgov import conform_trials, empty_trials
+        if search_id is None:
+            cur = self.connection.execute("SELECT data FROM trials ORDER BY rowid")
+        else:
+            cur = self.connection.execute("SELECT t.data FROM trials t JOIN trial_sources s USING(nct_id) "
+                                          "WHERE s.search_id=? ORDER BY t.rowid", (search_id,))
+        rows = [json.loads(r[0]) for r in cur.fetchall()]
+        return conform_trials(pd.DataFrame(rows)) if rows else empty_trials()
+
+    def trial_sources(self) -> pd.DataFrame:
+        """Which registry search found which trial (for PRISMA's "Registers (n)")."""
+        return pd.read_sql_query(
+            "SELECT ts.nct_id, ts.search_id, s.source FROM trial_sources ts "
+            "JOIN searches s USING(search_id) ORDER BY ts.search_id, ts.nct_id", self.connection)

@@ -174,6 +174,21 @@ def test_retry_schedule_honours_retry_after_then_backs_off_exponentially(eutils_
     assert [r["fault"] for r in eutils_server.log] == ["rate-limit", "status", "status", None]
 
 
+def test_retry_after_above_the_cap_stops_at_once_saying_when_to_run_again(eutils_server, monkeypatch):
+    eutils_server.add_fault("rate-limit", "esearch", retry_after="86400")
+    client = make_client(eutils_server)
+    with pytest.raises(EutilsError) as info:
+        client.esearch("lupus")
+    message = str(info.value)
+    assert "NCBI asks to wait 86400 s" in message and "more than the 120 s" in message
+    assert "run the same command again after" in message and "UTC" in message and "\n" not in message
+    assert client.sleep.calls == [] and len(eutils_server.log) == 1
+    monkeypatch.setenv("REVIEWLIB_EUTILS_MAX_RETRY_AFTER", "100000")      # a larger cap is honoured
+    eutils_server.add_fault("rate-limit", "esearch", retry_after="86400")
+    client = make_client(eutils_server)
+    assert client.esearch("lupus").count == 28 and client.sleep.calls == [86400.0]
+
+
 def test_rate_limit_json_body_is_ncbis(eutils_server):
     eutils_server.add_fault("rate-limit", "esearch", retry_after="2")
     resp = requests.get(eutils_server.url + "esearch.fcgi", params={"db": "pubmed", "term": "x"}, timeout=10)

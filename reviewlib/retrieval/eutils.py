@@ -4,7 +4,10 @@ Every request goes through one process-wide :class:`~reviewlib.retrieval.ratelim
 (3 requests per second, 10 with ``NCBI_API_KEY``) and one reused
 :class:`requests.Session`.  Failures that may pass (HTTP 429 and 5xx, connection
 errors, truncated or non-XML bodies, transient ``<ERROR>`` bodies) are retried
-with exponential backoff and jitter, honouring ``Retry-After``.  An expired
+with exponential backoff and jitter, honouring ``Retry-After`` up to a cap
+(``REVIEWLIB_EUTILS_MAX_RETRY_AFTER``, default 120 s; a longer wait stops with a
+line saying when to run again).  The retry plumbing is shared with the
+ClinicalTrials.gov client (:mod:`reviewlib.retrieval.http`).  An expired
 history (``Cannot retrieve history data``) raises
 :class:`~reviewlib.errors.HistoryExpiredError` so the caller can re-run esearch.
 
@@ -23,7 +26,6 @@ schedule against a local replay server.
 """
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
 import random as _random
@@ -36,6 +38,12 @@ import requests
 from lxml import etree
 
 from ..errors import ConfigError, EutilsError, HistoryExpiredError
+from .http import HttpResponse  # noqa: F401  (re-exported: transports build it)
+from .http import (DEFAULT_MAX_RETRY_AFTER, GaveUp, RetryAfterTooLong, RetryPolicy, Transport,
+                   connection_reason)
+from .http import Retry as _Retry
+from .http import retry_after_seconds as _retry_after
+from .http import session_transport as _session_transport
 from .ratelimit import RateLimiter, shared_limiter
 
 logger = logging.getLogger(__name__)
@@ -64,20 +72,6 @@ def redact(text: Any) -> str:
     return _SECRET.sub(r"\1***", str(text))
 
 
-@dataclass
-class HttpResponse:
-    """What a transport returns: status, headers (case-insensitive mapping) and body bytes."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-#: A transport: ``transport(method, url, params, timeout) -> HttpResponse``; raises
-#: ``OSError`` or ``requests.RequestException`` when the connection fails.
-Transport = Callable[[str, str, dict, float], HttpResponse]
-
-
 _SESSION: requests.Session | None = None
 
 
@@ -95,17 +89,7 @@ def session_transport(session: requests.Session | None = None) -> Transport:
 
     GET sends ``params`` in the query string, POST as a form body.
     """
-    session = session or shared_session()
-
-    def transport(method: str, url: str, params: dict, timeout: float) -> HttpResponse:
-        if method == "POST":
-            resp = session.post(url, data=params, timeout=timeout)
-        else:
-            resp = session.get(url, params=params, timeout=timeout)
-        return HttpResponse(resp.status_code, resp.headers, resp.content)
-
-    transport.session = session  # type: ignore[attr-defined]
-    return transport
+    return _session_transport(session or shared_session())
 
 
 @dataclass
@@ -168,34 +152,6 @@ def parse_esearch(body: bytes) -> ESearchResult:
         warnings=items("WarningList"))
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("Retry-After") if headers else None
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-class _Retry(Exception):
-    """Internal: this attempt failed in a way worth retrying."""
-
-    def __init__(self, reason: str, status: int | None = None, body: bytes = b"",
-                 retry_after: float | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.body = body
-        self.retry_after = retry_after
-
-
 class EutilsClient:
     """A client of NCBI's E-utilities.
 
@@ -218,6 +174,9 @@ class EutilsClient:
         The n-th retry waits ``min(backoff_max, backoff_base * 2**n)`` seconds,
         jittered between half and all of it, or ``Retry-After`` if longer
         (``backoff_base`` default ``REVIEWLIB_EUTILS_BACKOFF`` or 1 second).
+    max_retry_after : float, optional
+        Longest ``Retry-After`` waited for (default ``REVIEWLIB_EUTILS_MAX_RETRY_AFTER``
+        or 120 s); a longer one stops at once with a line saying when to run again.
     random : callable, optional
         Returns a float in [0, 1) for the jitter (default :func:`random.random`).
     timeout : float
@@ -234,7 +193,7 @@ class EutilsClient:
                  api_key: str | None = None, transport: Transport | None = None,
                  sleep: Callable[[float], None] = time.sleep, limiter: RateLimiter | None = None,
                  max_attempts: int | None = None, backoff_base: float | None = None,
-                 backoff_max: float = 60.0,
+                 backoff_max: float = 60.0, max_retry_after: float | None = None,
                  random: Callable[[], float] = _random.random, timeout: float = 120.0):
         url = base_url or os.environ.get("REVIEWLIB_EUTILS_URL") or DEFAULT_URL
         if not re.match(r"^https?://[^/\s]+", url):
@@ -251,6 +210,8 @@ class EutilsClient:
         self.backoff_base = float(backoff_base if backoff_base is not None
                                   else _env_number("REVIEWLIB_EUTILS_BACKOFF", 1.0))
         self.backoff_max = backoff_max
+        self.max_retry_after = float(max_retry_after if max_retry_after is not None
+                                     else _env_number("REVIEWLIB_EUTILS_MAX_RETRY_AFTER", DEFAULT_MAX_RETRY_AFTER))
         self.random = random
         self.timeout = timeout
         self._warned_email = False
@@ -277,13 +238,16 @@ class EutilsClient:
             out["api_key"] = self._api_key
         return out
 
+    @property
+    def policy(self) -> RetryPolicy:
+        """The retry policy from the client's current settings (see :class:`~reviewlib.retrieval.http.RetryPolicy`)."""
+        return RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base,
+                           backoff_max=self.backoff_max, max_retry_after=self.max_retry_after,
+                           sleep=self.sleep, random=self.random)
+
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** attempt))
-        delay = ceiling / 2 + self.random() * ceiling / 2
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        return delay
+        return self.policy.backoff(attempt, retry_after)
 
     def request(self, endpoint: str, params: Mapping[str, Any], *, method: str = "GET",
                 root_tags: tuple[str, ...] = ()) -> bytes:
@@ -312,25 +276,26 @@ class EutilsClient:
         if self._api_key:
             method = "POST"     # the key travels in the body, never in a URL that something may log
         shown = {k: v for k, v in sent.items() if k != "api_key"}
-        last: _Retry | None = None
-        for attempt in range(self.max_attempts):
-            if attempt:
-                delay = self.backoff(attempt - 1, last.retry_after if last else None)
-                logger.warning("%s failed (%s); retry %d of %d in %.1f s", endpoint, last.reason if last else "?",
-                               attempt, self.max_attempts - 1, delay)
-                self.sleep(delay)
-            self.limiter.acquire()
+
+        def attempt() -> bytes:
             logger.debug("%s %s %s", method, url, shown)
-            try:
-                return self._attempt(method, url, sent, root_tags)
-            except _Retry as exc:
-                last = exc
-        assert last is not None
-        body = last.body[:300].decode("utf-8", "replace") if last.body else None
-        raise EutilsError(
-            f"{endpoint} at {url} failed {self.max_attempts} times (last: {redact(last.reason)}): "
-            "check the network and REVIEWLIB_EUTILS_URL, then run the same command again to resume",
-            url=url, status=last.status, body=redact(body) if body else None)
+            return self._attempt(method, url, sent, root_tags)
+
+        try:
+            return self.policy.run(attempt, before=self.limiter.acquire, label=endpoint)
+        except RetryAfterTooLong as exc:
+            when = exc.retry_at()
+            raise EutilsError(
+                f"NCBI asks to wait {exc.seconds:.0f} s before the next request to {url} (more than the "
+                f"{exc.cap:.0f} s this client waits; REVIEWLIB_EUTILS_MAX_RETRY_AFTER): run the same command "
+                f"again after {when} to resume", url=url, status=exc.last.status) from None
+        except GaveUp as exc:
+            last = exc.last
+            body = last.body[:300].decode("utf-8", "replace") if last.body else None
+            raise EutilsError(
+                f"{endpoint} at {url} failed {self.max_attempts} times (last: {redact(last.reason)}): "
+                "check the network and REVIEWLIB_EUTILS_URL, then run the same command again to resume",
+                url=url, status=last.status, body=redact(body) if body else None) from None
 
     def _attempt(self, method: str, url: str, params: dict, root_tags: tuple[str, ...]) -> bytes:
         try:
@@ -406,15 +371,8 @@ class EutilsClient:
 
 
 def _connection_reason(exc: BaseException) -> str:
-    """A short reason for a failed connection, e.g. ``[Errno 111] Connection refused``."""
-    text = str(exc)
-    m = re.search(r"\[Errno -?\d+\][^'\")]*", text)
-    if m:
-        return m.group(0).strip()
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    short = text if len(text) < 160 else text[:157] + "..."
-    return f"{type(exc).__name__}: {redact(short)}"
+    """A short reason for a failed connection, e.g. ``[Errno 111] Connection refused`` (API key redacted)."""
+    return redact(connection_reason(exc))
 
 
 class _RedactFilter(logging.Filter):

@@ -1,0 +1,188 @@
+"""Link publications and registrations of the same study by NCT id.
+
+Three kinds of evidence, each a row of the links table (``record_id``,
+``nct_id``, ``how``):
+
+``pubmed databank``
+    PubMed's own ``DataBankList`` (DataBankName ``ClinicalTrials.gov``,
+    ``AccessionNumber``) in efetch XML: :func:`links_from_pubmed_xml`.  The
+    records table does not keep it, so it is read from the raw XML (the
+    review's cache holds every batch).
+``title`` / ``abstract``
+    An NCT id written in a record's title or abstract (``NCT02149199``,
+    ``NCT 02149199``): :func:`links_from_records`.
+``registry reference``
+    A PMID in the trial's own ``referencesModule`` (with its type:
+    ``registry reference (RESULT)``, ``... (BACKGROUND)``, ``... (DERIVED)``):
+    :func:`links_from_trials`.
+
+:func:`link_table` gathers them; :func:`trial_publications` says, per trial,
+which records report it (for "how many registered trials have any
+publication yet").  ``record_id`` follows the store: ``pmid:<PMID>``.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+from lxml import etree
+
+from ..errors import InputError
+
+LINK_COLUMNS = ["record_id", "nct_id", "how"]
+#: An NCT id in free text: 'NCT' and 8 digits, optionally one space or hyphen between (normalised away).
+NCT_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])NCT[ \-]?(\d{8})(?!\d)", re.I)
+_PARSER_KW = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
+
+
+def find_nct_ids(text: Any) -> list[str]:
+    """NCT ids written in ``text``, normalised (``NCT`` + 8 digits), unique, in order of appearance."""
+    if not isinstance(text, str) or not text:
+        return []
+    out: list[str] = []
+    for m in NCT_IN_TEXT.finditer(text):
+        nct = "NCT" + m.group(1)
+        if nct not in out:
+            out.append(nct)
+    return out
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=object) for c in LINK_COLUMNS})
+
+
+def _frame(rows: Iterable[tuple[str, str, str]]) -> pd.DataFrame:
+    rows = list(dict.fromkeys(rows))
+    return pd.DataFrame(rows, columns=LINK_COLUMNS) if rows else _empty()
+
+
+def links_from_records(records: pd.DataFrame) -> pd.DataFrame:
+    """Links from NCT ids written in records' titles and abstracts (a records table, ``record_id`` or ``pmid``)."""
+    rows = []
+    for rec in records.to_dict("records"):
+        rid = rec.get("record_id") or (f"pmid:{rec['pmid']}" if rec.get("pmid") else None)
+        if not rid or rec.get("source") == "ctgov":     # a registration does not report itself
+            continue
+        for field in ("title", "abstract"):
+            for nct in find_nct_ids(rec.get(field)):
+                rows.append((rid, nct, field))
+    return _frame(rows)
+
+
+def _xml_bytes(source: Any) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray)):
+        data, name = bytes(source), "the efetch XML"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(f"PubMed XML file not found: {path}: give an efetch XML file (.xml or .xml.gz)",
+                             source=str(path))
+        data, name = path.read_bytes(), str(path)
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    return data, name
+
+
+def links_from_pubmed_xml(sources: Any) -> pd.DataFrame:
+    """Links from PubMed's ``DataBankList`` (ClinicalTrials.gov accession numbers) in efetch XML.
+
+    Parameters
+    ----------
+    sources : path, bytes, or an iterable of those
+        efetch XML (gzip allowed), e.g. every batch in the review's cache.
+
+    Raises
+    ------
+    InputError
+        A file that is missing or not well-formed XML (one line naming it).
+    """
+    if isinstance(sources, (str, os.PathLike, bytes, bytearray)):
+        sources = [sources]
+    rows = []
+    for source in sources:
+        data, name = _xml_bytes(source)
+        try:
+            for _, el in etree.iterparse(io.BytesIO(data), events=("end",), tag="PubmedArticle", **_PARSER_KW):
+                pmid = (el.findtext("MedlineCitation/PMID") or "").strip()
+                if pmid:
+                    for bank in el.iterfind("MedlineCitation/Article/DataBankList/DataBank"):
+                        if (bank.findtext("DataBankName") or "").strip().lower() != "clinicaltrials.gov":
+                            continue
+                        for acc in bank.iterfind("AccessionNumberList/AccessionNumber"):
+                            for nct in find_nct_ids((acc.text or "").strip()):
+                                rows.append((f"pmid:{pmid}", nct, "pubmed databank"))
+                el.clear()
+        except etree.XMLSyntaxError as exc:
+            raise InputError(f"{name} is not well-formed PubMed XML ({exc}): fetch it again", source=name) from None
+    return _frame(rows)
+
+
+def links_from_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """Links from the registry's own references with PMIDs (``reference_pmids`` / ``reference_types``)."""
+    rows = []
+    for t in trials.to_dict("records"):
+        types = list(t.get("reference_types") or [])
+        for i, pmid in enumerate(t.get("reference_pmids") or []):
+            kind = types[i] if i < len(types) and types[i] else None
+            how = f"registry reference ({kind})" if kind else "registry reference"
+            rows.append((f"pmid:{str(pmid).strip()}", t["nct_id"], how))
+    return _frame(rows)
+
+
+def link_table(records: pd.DataFrame | None = None, trials: pd.DataFrame | None = None,
+               pubmed_xml: Any = None) -> pd.DataFrame:
+    """Every link found, one row per (record_id, nct_id, how), sorted.
+
+    Parameters
+    ----------
+    records : DataFrame, optional
+        A records table (its titles and abstracts are searched for NCT ids).
+    trials : DataFrame, optional
+        The registry table (its references with PMIDs).
+    pubmed_xml : path, bytes or iterable, optional
+        Raw efetch XML (its DataBankList).
+    """
+    parts = []
+    if records is not None:
+        parts.append(links_from_records(records))
+    if trials is not None:
+        parts.append(links_from_trials(trials))
+    if pubmed_xml is not None:
+        parts.append(links_from_pubmed_xml(pubmed_xml))
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return _empty()
+    out = pd.concat(parts, ignore_index=True).drop_duplicates()
+    return out.sort_values(LINK_COLUMNS).reset_index(drop=True)
+
+
+def trial_publications(trials: pd.DataFrame, links: pd.DataFrame,
+                       record_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Per trial: the records that report it (``nct_id``, ``status``, ``n_reports``, ``record_ids``, ``hows``).
+
+    ``record_ids``: count only links to these records (e.g. the review's PubMed records);
+    default every linked record.  A ``registry reference (BACKGROUND)`` is not a report
+    of the trial and is not counted.
+    """
+    keep = set(record_ids) if record_ids is not None else None
+    reports = links[~links["how"].eq("registry reference (BACKGROUND)")]
+    if keep is not None:
+        reports = reports[reports["record_id"].isin(keep)]
+    grouped = reports.groupby("nct_id")
+    rows = []
+    for t in trials.to_dict("records"):
+        nct = t["nct_id"]
+        if nct in grouped.groups:
+            g = grouped.get_group(nct)
+            ids = sorted(set(g["record_id"]))
+            hows = sorted(set(g["how"]))
+        else:
+            ids, hows = [], []
+        rows.append({"nct_id": nct, "status": t.get("status"), "n_reports": len(ids), "record_ids": ids,
+                     "hows": hows})
+    return pd.DataFrame(rows, columns=["nct_id", "status", "n_reports", "record_ids", "hows"])
