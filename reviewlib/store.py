@@ -165,7 +165,7 @@ class ReviewStore:
 
     Examples
     --------
-    >>> store = ReviewStore("reviews/car-t/review.sqlite")     # doctest: +SKIP
+    >>> store = ReviewStore("reviews/statins/review.sqlite")     # doctest: +SKIP
     >>> store.records().shape                                  # doctest: +SKIP
     """
 

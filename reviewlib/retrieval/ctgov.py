@@ -139,7 +139,7 @@ def search_params(term: str | None = None, *, cond: str | None = None, intr: str
     Parameters
     ----------
     term : str, optional
-        ``query.term`` (Essie syntax, e.g. ``'"CAR-T" AND lupus'``).
+        ``query.term`` (Essie syntax, e.g. ``'statin AND "heart failure"'``).
     cond, intr : str, optional
         ``query.cond`` (conditions) and ``query.intr`` (interventions).
     status : str or sequence of str, optional
@@ -171,7 +171,7 @@ def search_params(term: str | None = None, *, cond: str | None = None, intr: str
     if extra:
         params.update({str(k): str(v) for k, v in extra.items()})
     if not params:
-        raise CtgovError("the registry search is empty: give a query (e.g. 'CAR-T lupus'), --cond, --intr, "
+        raise CtgovError("the registry search is empty: give a query (e.g. 'statin heart failure'), --cond, --intr, "
                          "--status or filter.advanced")
     params["countTotal"] = "true"
     params["pageSize"] = str(int(page_size))
@@ -234,7 +234,7 @@ class CtgovClient:
     Examples
     --------
     >>> client = CtgovClient()                                                # doctest: +SKIP
-    >>> studies = client.search(search_params("CAR-T", cond="lupus"))         # doctest: +SKIP
+    >>> studies = client.search(search_params("statin", cond="heart failure"))         # doctest: +SKIP
     >>> study = client.study("NCT04146051")                                   # doctest: +SKIP
     """
 

@@ -185,7 +185,7 @@ class EutilsClient:
     Examples
     --------
     >>> client = EutilsClient()                                          # doctest: +SKIP
-    >>> found = client.esearch('"CAR-T"[tiab] AND lupus[tiab]')          # doctest: +SKIP
+    >>> found = client.esearch('statin[tiab] AND "heart failure"[tiab]')          # doctest: +SKIP
     >>> xml = client.efetch(found.webenv, found.query_key, 0, 500)       # doctest: +SKIP
     """
 
