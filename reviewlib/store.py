@@ -120,6 +120,18 @@ CREATE TABLE IF NOT EXISTS trial_sources (
     search_id INTEGER NOT NULL REFERENCES searches(search_id),
     PRIMARY KEY (nct_id, search_id)
 );
+CREATE TABLE IF NOT EXISTS appraisals (
+    appraisal_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT NOT NULL,
+    tool TEXT NOT NULL,                -- a key of reviewlib.evidence.appraisal.TOOLS
+    item TEXT NOT NULL,                -- the tool's item or domain ('1'..'10', 'D1'..'D7', 'overall')
+    answer TEXT,                       -- one of the tool's answers (NULL on undo rows)
+    support TEXT,                      -- the reviewer's reason or quote
+    reviewer TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'human',   -- 'human', 'resolution', 'undo'
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS appraisals_record ON appraisals(record_id, tool, item);
 """
 
 
@@ -440,3 +452,18 @@ class ReviewStore:
         return pd.read_sql_query(
             "SELECT ts.nct_id, ts.search_id, s.source FROM trial_sources ts "
             "JOIN searches s USING(search_id) ORDER BY ts.search_id, ts.nct_id", self.connection)
+    # -- risk-of-bias judgements (append-only) -----------------------------
+    def append_appraisals(self, rows: list[tuple]) -> list[int]:
+        """Append judgements ``(record_id, tool, item, answer, support, reviewer, kind, created_at)``
+        in one transaction; returns their ids once durable (see :mod:`reviewlib.evidence.appraisal`)."""
+        ids = []
+        with self.transaction() as con:
+            for row in rows:
+                cur = con.execute("INSERT INTO appraisals(record_id, tool, item, answer, support, reviewer, kind, "
+                                  "created_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", row)
+                ids.append(int(cur.lastrowid))
+        return ids
+
+    def appraisals(self) -> pd.DataFrame:
+        """Every risk-of-bias judgement ever appended, oldest first (the full history)."""
+        return pd.read_sql_query("SELECT * FROM appraisals ORDER BY appraisal_id", self.connection)

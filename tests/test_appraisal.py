@@ -175,3 +175,17 @@ def test_demo_appraiser_is_labelled_scripted_and_idempotent(store):
     assert cur.loc[("pmid:12", "8"), "answer"] == "No"
     assert cur.loc[("pmid:12", "10"), "answer"] == "Not applicable"     # 8 patients, descriptive
     assert appraisal.demo_appraise(store, STUDIES) == 0
+
+
+def test_a_store_from_before_appraisals_gains_the_table_and_keeps_its_data(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with ReviewStore(path) as s:
+        s.append_decision("pmid:1", "ana", "title-abstract", "include")
+    con = sqlite3.connect(path)
+    con.execute("DROP TABLE appraisals")           # as a store written before this table existed
+    con.commit()
+    con.close()
+    with ReviewStore(path) as s:
+        assert len(s.decisions()) == 1
+        appraisal.record_judgement(s, "pmid:1", "jbi-case-report", "1", "Yes", "ana")
+        assert len(appraisal.history(s)) == 1

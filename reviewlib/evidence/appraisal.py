@@ -12,7 +12,8 @@ JBI items are answered Yes / No / Unclear / Not applicable; ROBINS-I domains Low
 Serious / Critical / No information; RoB 2 domains Low / Some concerns / High.  Each answer maps
 to a traffic-light level (:func:`level_of`) for the robvis-style plots.
 
-Judgements are appended to the review store (table ``appraisals``) like screening decisions:
+Judgements are appended to the review store (its ``appraisals`` table,
+:meth:`~reviewlib.store.ReviewStore.append_appraisals`) like screening decisions:
 study (record id), tool, item, answer, support text, reviewer, time.  Nothing is updated or
 deleted: a change of mind appends a row and the latest wins; :func:`undo_last` appends an undo
 row that revokes the reviewer's latest judgement, bringing back the one before it.  Two
@@ -44,26 +45,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Tool", "TOOLS", "DEMO_REVIEWER", "tool_for_design", "level_of", "record_judgement", "undo_last",
            "history", "current_judgements", "final_judgements", "agreement", "conflicts", "resolve",
-           "export_sheet", "import_sheet", "demo_appraise", "study_levels", "SCHEMA_SQL"]
+           "export_sheet", "import_sheet", "demo_appraise", "study_levels"]
 
 DEMO_REVIEWER = "demo appraiser (scripted)"
 KINDS = ("human", "resolution", "undo")
-
-#: The store table (created IF NOT EXISTS: an older store gains it on first use, nothing else changes).
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS appraisals (
-    appraisal_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    record_id TEXT NOT NULL,
-    tool TEXT NOT NULL,                -- a key of reviewlib.evidence.appraisal.TOOLS
-    item TEXT NOT NULL,                -- the item or domain key ('1'..'10', 'D1'.., 'overall')
-    answer TEXT,                       -- one of the tool's answers (NULL on undo rows)
-    support TEXT,                      -- the reviewer's reason or quote
-    reviewer TEXT NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'human',   -- 'human', 'resolution', 'undo'
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS appraisals_record ON appraisals(record_id, tool, item);
-"""
 
 JBI_ANSWERS = ("Yes", "No", "Unclear", "Not applicable")
 ROBINS_ANSWERS = ("Low", "Moderate", "Serious", "Critical", "No information")
@@ -204,19 +189,8 @@ def _check(store: ReviewStore | None, record_id: Any, tool: str, item: Any, answ
     return record_id.strip(), item, match, reviewer.strip()
 
 
-def _ensure(store: ReviewStore) -> None:
-    store.ensure_schema(SCHEMA_SQL)
-
-
 def _append(store: ReviewStore, rows: list[tuple]) -> list[int]:
-    _ensure(store)
-    ids = []
-    with store.transaction() as con:
-        for row in rows:
-            cur = con.execute("INSERT INTO appraisals(record_id, tool, item, answer, support, reviewer, kind, "
-                              "created_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", row)
-            ids.append(int(cur.lastrowid))
-    return ids
+    return store.append_appraisals(rows)
 
 
 def record_judgement(store: ReviewStore, record_id: str, tool: str, item: str, answer: str, reviewer: str,
@@ -238,8 +212,7 @@ def record_judgement(store: ReviewStore, record_id: str, tool: str, item: str, a
 
 def history(store: ReviewStore) -> pd.DataFrame:
     """Every judgement ever appended, oldest first (undo rows included)."""
-    _ensure(store)
-    return pd.read_sql_query("SELECT * FROM appraisals ORDER BY appraisal_id", store.connection)
+    return store.appraisals()
 
 
 def _effective(hist: pd.DataFrame) -> pd.DataFrame:
@@ -342,11 +315,9 @@ def agreement(store: ReviewStore, tool: str | None = None) -> pd.DataFrame:
     kappa is computed over the answers themselves (reviewlib.screening's
     :func:`~reviewlib.agreement.kappa`); NaN when undefined.
     """
-    try:
-        from ..screening.agreement import kappa
-    except ImportError:  # flat layout, before the package move
-        from ..agreement import kappa
     import itertools
+
+    from ..screening.agreement import kappa
 
     wide = _wide(store, tool)
     rows = []
