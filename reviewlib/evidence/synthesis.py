@@ -155,6 +155,16 @@ def inverse_freeman_tukey(t: Any, n: Any) -> np.ndarray:
     return np.clip(p, 0.0, 1.0)
 
 
+def _clopper_pearson(x: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (Clopper-Pearson) CI of each study's own proportion, for display: it contains the
+    observed proportion even at 0 or n events (R meta's ``metaprop`` default, ``method.ci="CP"``)."""
+    alpha = 1 - level
+    with np.errstate(invalid="ignore"):
+        lo = np.where(x > 0, stats.beta.ppf(alpha / 2, x, n - x + 1), 0.0)
+        hi = np.where(x < n, stats.beta.ppf(1 - alpha / 2, x + 1, n - x), 1.0)
+    return lo, hi
+
+
 def _expit(x: Any) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
 
@@ -242,8 +252,9 @@ class PoolResult:
         Studies pooled, patients in them (both arms for ratios) and events.
     studies : pandas.DataFrame
         One row per study: label, events, n (and events_ctrl, n_ctrl for ratios), value,
-        ci_low, ci_high (natural scale), weight (percent), yi, vi (transformed scale),
-        corrected (whether 0.5 was added).
+        ci_low, ci_high (natural scale; for a proportion its exact Clopper-Pearson interval, so
+        0/5 reads 0% [0%, 52%]), weight (percent), yi, vi (transformed scale), corrected
+        (whether 0.5 was added).
     poolable : bool
         False with fewer than :data:`MIN_STUDIES_TO_POOL` studies; ``reason`` then says why.
     subgroups : pandas.DataFrame or None
@@ -525,7 +536,7 @@ def pool_proportions(events: Sequence[Any], totals: Sequence[Any], *, method: st
         table = pd.DataFrame({
             "label": [labs[i] for i in idx], "events": x[idx].astype(int), "n": n[idx].astype(int),
             "value": x[idx] / n[idx],
-            "ci_low": back(yi - zs * np.sqrt(vi), nc[idx]), "ci_high": back(yi + zs * np.sqrt(vi), nc[idx]),
+            "ci_low": _clopper_pearson(x[idx], n[idx], level)[0], "ci_high": _clopper_pearson(x[idx], n[idx], level)[1],
             "weight": core["weights"], "yi": yi, "vi": vi, "corrected": corrected[idx]})
         k = len(idx)
         return PoolResult(
