@@ -195,7 +195,7 @@ def _combine(y: np.ndarray, v: np.ndarray, method: str):
         return None, 0.0
     sm_method = "pm" if method == "PM" else "dl"
     kwds = {"atol": 1e-10, "maxiter": 500} if method == "PM" else {}
-    with np.errstate(invalid="ignore"):   # a negative DL tau2 gives NaN HKSJ terms there; truncated below
+    with np.errstate(all="ignore"):   # a negative DL tau2 can give NaN or inf terms there; truncated below
         res = combine_effects(y, v, method_re=sm_method, **kwds)
     tau2 = max(0.0, float(res.tau2))
     if method == "REML":
