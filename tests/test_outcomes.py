@@ -111,3 +111,34 @@ def test_held_out_sentences(default_outcomes):
              ((c["expected"][n], g) for n, g in _got(default_outcomes, c).items())]
     assert len(pairs) == 15
     assert sum(e == g for e, g in pairs) >= 14
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_outcomes_sheet_round_trip(tmp_path, default_outcomes, suffix):
+    records = pd.DataFrame([
+        {"record_id": "pmid:1", "title": "t", "abstract": "=CMD() CRS occurred in 3 of 5 patients."},
+        {"record_id": "pmid:2", "title": "t", "abstract": "Patients improved."}])
+    studies = pd.DataFrame({"record_id": ["pmid:1", "pmid:2"], "study": ["Liu 2023a", "de Vries 2024"]})
+    with ReviewStore(tmp_path / "r.sqlite") as store:
+        oc.save(store, oc.extract_outcomes(records, default_outcomes))
+        path = oc.export_sheet(store, tmp_path / f"outcomes{suffix}", outcomes=["CRS any grade", "ICANS"],
+                               studies=studies)
+        read = (pd.read_excel(path, dtype=str).fillna("") if suffix == ".xlsx"
+                else pd.read_csv(path, dtype=str, keep_default_na=False))
+        assert len(read) == 4
+        first = read.iloc[0]
+        assert (first["current_value"], first["status"]) == ("3/5", "machine")
+        assert first["evidence"].startswith("'=")                       # formula neutralised
+        read.loc[0, ["corrected_value", "reviewer"]] = ["4/5", "ana"]
+        read.loc[3, ["corrected_value", "reviewer"]] = ["0/7", "ana"]   # ICANS for de Vries, not in the text
+        (read.to_excel(path, index=False) if suffix == ".xlsx" else read.to_csv(path, index=False))
+        assert oc.import_sheet(store, path) == 2
+        assert oc.import_sheet(store, path) == 0
+        cur = oc.current_outcomes(store).set_index(["record_id", "outcome"])
+        assert (cur.loc[("pmid:1", "CRS any grade"), "events"], cur.loc[("pmid:2", "ICANS"), "n"]) == (4, 7)
+        read.loc[0, "corrected_value"] = "9/5"
+        (read.to_excel(path, index=False) if suffix == ".xlsx" else read.to_csv(path, index=False))
+        before = len(store.extractions())
+        with pytest.raises(InputError, match=r"line 2: study pmid:1, outcome 'CRS any grade': events \(9\) must be"):
+            oc.import_sheet(store, path)
+        assert len(store.extractions()) == before

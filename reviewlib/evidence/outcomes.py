@@ -28,20 +28,22 @@ denominator only when a sentence gives events without one.
 
 Values are stored with the other extracted values (field ``outcome:<name>``, value
 ``"events/n"``, the sentence as evidence) by :func:`save`; a reviewer confirms or corrects one
-with :func:`correct` (appended, never overwritten), and :func:`current_outcomes` lets the
-latest reviewer value win.  :func:`events_table` gives the (events, n) per study for
+with :func:`correct` or through a sheet (:func:`export_sheet`, :func:`import_sheet`; appended,
+never overwritten), and :func:`current_outcomes` lets the latest reviewer value win.  :func:`events_table` gives the (events, n) per study for
 :func:`reviewlib.evidence.synthesis.pool_proportions`.
 """
 from __future__ import annotations
 
 import logging
-import math
+import os
 import re
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from ..atomic import write_with
 from ..errors import InputError, ProtocolError
 from ..protocol import Protocol, section_of
 from ..store import ReviewStore
@@ -50,7 +52,7 @@ from .extraction import NUMBER_REGEX, parse_number, split_sentences
 logger = logging.getLogger(__name__)
 
 __all__ = ["Outcome", "load_outcomes", "extract_outcomes", "extract_text", "save", "correct", "current_outcomes",
-           "events_table", "FIELD_PREFIX", "COLUMNS"]
+           "events_table", "export_sheet", "import_sheet", "FIELD_PREFIX", "COLUMNS", "SHEET_COLUMNS"]
 
 FIELD_PREFIX = "outcome:"
 COLUMNS = ["record_id", "outcome", "events", "n", "rule", "evidence", "status"]
@@ -400,3 +402,98 @@ def events_table(current: pd.DataFrame, outcome: str, studies: pd.DataFrame | No
     if studies is not None:
         rows = studies.merge(rows, on="record_id", how="inner")
     return rows.reset_index(drop=True)
+
+
+# -- the review sheet ------------------------------------------------------------------------------
+SHEET_COLUMNS = ["record_id", "study", "outcome", "current_value", "status", "evidence", "corrected_value",
+                 "reviewer", "note"]
+
+
+def _safe(value: Any) -> Any:
+    """Neutralise spreadsheet formulas in untrusted text: a leading = + - @ gets an apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).strip()
+    return text[1:] if text[:2] in ("'=", "'+", "'-", "'@") else text
+
+
+def export_sheet(store: ReviewStore, path: str | os.PathLike, outcomes: Sequence[str] | None = None,
+                 studies: pd.DataFrame | None = None) -> Path:
+    """Write the outcomes sheet (CSV, or XLSX by the name): one row per study x outcome, with the
+    current events/n, its status and evidence sentence, and empty ``corrected_value`` (``"events/n"``),
+    ``reviewer`` and ``note`` for the reviewer.  Outcomes a study does not report get a row too
+    (``current_value`` empty) when ``outcomes`` and ``studies`` are given."""
+    cur = current_outcomes(store)
+    labels = dict(zip(studies["record_id"], studies.get("study", studies["record_id"]))) if studies is not None else {}
+    known = {(r["record_id"], r["outcome"]): r for r in cur.to_dict("records")}
+    ids = list(studies["record_id"]) if studies is not None else list(dict.fromkeys(cur["record_id"]))
+    names = list(outcomes) if outcomes is not None else list(dict.fromkeys(cur["outcome"]))
+    rows = []
+    for rid in ids:
+        for name in names:
+            r = known.get((rid, name))
+            if r is None and studies is None:
+                continue
+            rows.append({"record_id": rid, "study": _safe(labels.get(rid, "")), "outcome": name,
+                         "current_value": f"{r['events']}/{r['n']}" if r else "",
+                         "status": r["status"] if r else "not reported", "evidence": _safe(r["evidence"]) if r else "",
+                         "corrected_value": "", "reviewer": "", "note": ""})
+    sheet = pd.DataFrame(rows, columns=SHEET_COLUMNS)
+    path = Path(path)
+    if path.suffix.lower() == ".xlsx":
+        def write(tmp):
+            with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
+                sheet.to_excel(xl, sheet_name="outcomes", index=False)
+    else:
+        def write(tmp):
+            sheet.to_csv(tmp, index=False, encoding="utf-8")
+    write_with(path, write)
+    return path
+
+
+def import_sheet(store: ReviewStore, path: str | os.PathLike, reviewer: str | None = None) -> int:
+    """Append the sheet's corrections (rows with a ``corrected_value``); returns how many.
+
+    Every row is checked first; a bad one raises one line with its line number and nothing is
+    written.  A value equal to the current one is not appended again (importing twice adds nothing).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"outcomes sheet not found: {path}: give the file written by export_sheet", source=str(path))
+    try:
+        if path.suffix.lower() in (".xlsx", ".xlsm"):
+            frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl").fillna("")
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # openpyxl and pandas raise many kinds
+        raise InputError(f"cannot read outcomes sheet {path}: {exc}; save it as CSV (UTF-8) or XLSX",
+                         source=str(path)) from exc
+    missing = [c for c in ("record_id", "outcome", "corrected_value") if c not in frame.columns]
+    if missing:
+        raise InputError(f"outcomes sheet {path} has no column {', '.join(missing)}: start from the sheet "
+                         "written by export_sheet", source=str(path))
+    todo = []
+    for line, r in enumerate(frame.to_dict("records"), start=2):
+        value = _cell(r.get("corrected_value"))
+        if not value:
+            continue
+        rid, name = _cell(r["record_id"]), _cell(r["outcome"])
+        where = f"outcomes sheet {path}, line {line}: study {rid}, outcome {name!r}"
+        who = _cell(r.get("reviewer")) or (reviewer or "")
+        if not who:
+            raise InputError(f"{where}: no reviewer: fill the reviewer column or pass reviewer=", source=str(path))
+        x, n = _parse_value(value, where)
+        todo.append((rid, name, x, n, who, _cell(r.get("note")) or None))
+    cur = {(r["record_id"], r["outcome"]): (r["events"], r["n"]) for r in current_outcomes(store).to_dict("records")}
+    added = 0
+    for rid, name, x, n, who, note in todo:
+        if cur.get((rid, name)) == (x, n) and note is None:
+            continue
+        correct(store, rid, name, x, n, who, note=note)
+        added += 1
+    logger.info("imported %d outcome corrections from %s", added, path)
+    return added
