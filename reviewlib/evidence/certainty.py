@@ -41,7 +41,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import InputError
-from .synthesis import MIN_STUDIES_SMALL_STUDY_TESTS, PoolResult
+from .synthesis import PoolResult
 
 __all__ = ["LEVELS", "DOMAINS", "SYMBOLS", "Domain", "Certainty", "assess", "summary_of_findings"]
 

@@ -531,12 +531,12 @@ def pool_proportions(events: Sequence[Any], totals: Sequence[Any], *, method: st
     def fit(idx: list[int]) -> PoolResult:
         yi, vi = y[idx], v[idx]
         core = _pool_core(yi, vi, method, hartung_knapp, level, prediction_df)
-        hm = len(idx) / np.sum(1.0 / nc[idx])
-        zs = stats.norm.isf((1 - level) / 2)
+        hm = len(idx) / np.sum(1.0 / n[idx])      # metafor transf.ipft.hm(targs=list(ni=dat$ni))
+        cp_low, cp_high = _clopper_pearson(x[idx], n[idx], level)
         table = pd.DataFrame({
             "label": [labs[i] for i in idx], "events": x[idx].astype(int), "n": n[idx].astype(int),
             "value": x[idx] / n[idx],
-            "ci_low": _clopper_pearson(x[idx], n[idx], level)[0], "ci_high": _clopper_pearson(x[idx], n[idx], level)[1],
+            "ci_low": cp_low, "ci_high": cp_high,
             "weight": core["weights"], "yi": yi, "vi": vi, "corrected": corrected[idx]})
         k = len(idx)
         return PoolResult(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import textwrap
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
