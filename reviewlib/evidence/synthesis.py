@@ -353,7 +353,7 @@ class PoolResult:
 
     def summary(self) -> str:
         """One plain line: the estimate with CI, PI, studies, patients and I^2 (or why it is not pooled)."""
-        studies = f"{self.k} {'study' if self.k == 1 else 'studies'}, {self.patients} patients"
+        studies = f"{self.k} {'study' if self.k == 1 else 'studies'}, {self.patients:,} patients"
         if not self.poolable:
             return f"Not pooled: {self.reason} ({studies}, {self.events} events)"
         pct = round(self.level * 100)
