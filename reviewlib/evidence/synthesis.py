@@ -478,8 +478,10 @@ def pool_proportions(events: Sequence[Any], totals: Sequence[Any], *, method: st
     prediction_df : {'normal', 'k-2'}
         Quantile of the prediction interval: metafor's default, or t with k - 2 df.
     subgroups : sequence, optional
-        A subgroup per study (target, disease...): each subgroup is pooled and the test for
-        subgroup differences (Q between, df = groups - 1) is added.
+        A subgroup per study (target, disease...): each subgroup is pooled with its own tau^2
+        (R meta's default) and the test for subgroup differences is added: Q between the
+        subgroup estimates weighted by 1/se^2, df = groups - 1 (every subgroup counts, a
+        single-study one with its own variance; those below 3 studies are flagged not poolable).
 
     Returns
     -------
