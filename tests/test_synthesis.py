@@ -13,12 +13,17 @@ Sources of the expected values (each test says which it uses):
 [T-miller] metafor tests/testthat/test_analysis_example_miller1978.r (PFT escalc values, Miller's 1978 weighted
            estimate 0.3595, and the 0/10 ... 20/20 example: back-transforms 0, .4, .6, .8, 1 and EE 0.6886
            [0.5734, 0.7943] with transf.ipft.hm).
+[T-stijnen] metafor tests/testthat/test_analysis_example_stijnen2010.r (rma(measure="PLO") REML on
+           dat.nielweise2007 with escalc's default add=1/2 to="only0": control arm -3.30, se 0.24, tau2 0.663,
+           0.036 [0.023, 0.055]; treated arm, 6 trials with 0 events: -4.26, se 0.26, tau2 0.393, 0.014
+           [0.008, 0.023]; OR without the double-zero trial: -0.980, se 0.243, tau 0.19, 0.38 [0.23, 0.60];
+           the published values of Stijnen et al. 2010, Stat Med 29:3046, Tables II and III).
 [perf]     easystats/performance tests (model_performance on metafor's rma REML fit of dat.bcg: I2 0.9222139).
 [ext]      The REML se 0.1798 and the Hartung-Knapp CI [-1.108444, -0.320621] were not found in metafor's own
            files; they are the values the task brief states from metafor's documentation, and the same values
            appear in public third-party code that checks itself against metafor (se 0.179782).
-No metafor example with zero cells and published pooled numbers was found for proportions, so the
-zero-cell tests compute the expected values independently here by closed-form formulas.
+Zero cells: [T-stijnen] pins proportions with zero cells to published numbers; the closed-form
+tests below check the same correction study by study, with expected values computed here by hand.
 """
 from __future__ import annotations
 
@@ -228,6 +233,34 @@ def test_freeman_tukey_zero_and_all_events_back_transform():
     assert res.estimate == pytest.approx(0.6886, abs=5e-5)
     assert res.ci_low == pytest.approx(0.5734, abs=5e-5)
     assert res.ci_high == pytest.approx(0.7943, abs=5e-5)
+
+
+# -- proportions with zero cells: metafor's published dat.nielweise2007 ------------------------------
+@pytest.fixture(scope="module")
+def nielweise() -> pd.DataFrame:
+    return pd.read_csv(DATA / "dat_nielweise2007.csv")
+
+
+@pytest.mark.parametrize("events, n, est, se, tau2, p, lo, hi, zeros", [
+    ("ci", "n2i", -3.30, 0.24, 0.663, 0.036, 0.023, 0.055, 1),
+    ("ai", "n1i", -4.26, 0.26, 0.393, 0.014, 0.008, 0.023, 6),
+])
+def test_logit_proportions_with_zero_cells_match_metafor(nielweise, events, n, est, se, tau2, p, lo, hi, zeros):
+    res = pool_proportions(nielweise[events], nielweise[n], method="REML", transform="logit")   # [T-stijnen]
+    assert int(res.studies["corrected"].sum()) == zeros
+    assert round(res.estimate_t, 2) == est
+    assert round(res.se_t, 2) == se
+    assert round(res.tau2, 3) == tau2
+    assert (round(res.estimate, 3), round(res.ci_low, 3), round(res.ci_high, 3)) == (p, lo, hi)
+
+
+def test_odds_ratio_with_zero_cells_matches_metafor(nielweise):
+    d = nielweise[nielweise.author != "Yucel"]            # drop00=TRUE: the trial with no events in either arm
+    res = pool_ratios(d.ai, d.n1i, d.ci, d.n2i, measure="OR", method="REML")                   # [T-stijnen]
+    assert round(res.estimate_t, 3) == -0.980
+    assert round(res.se_t, 3) == 0.243
+    assert round(math.sqrt(res.tau2), 2) == 0.19
+    assert (round(res.estimate, 2), round(res.ci_low, 2), round(res.ci_high, 2)) == (0.38, 0.23, 0.60)
 
 
 # -- proportions with zero cells: logit, closed form --------------------------------------------------
