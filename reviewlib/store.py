@@ -132,6 +132,15 @@ CREATE TABLE IF NOT EXISTS appraisals (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS appraisals_record ON appraisals(record_id, tool, item);
+CREATE TABLE IF NOT EXISTS grade_overrides (
+    override_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    outcome TEXT NOT NULL,
+    domain TEXT NOT NULL,              -- a GRADE domain of reviewlib.evidence.certainty.DOMAINS
+    downgrade INTEGER,                 -- 0, 1 or 2 levels; NULL withdraws the reviewer's override
+    reason TEXT,
+    reviewer TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
 """
 
 
@@ -467,3 +476,16 @@ class ReviewStore:
     def appraisals(self) -> pd.DataFrame:
         """Every risk-of-bias judgement ever appended, oldest first (the full history)."""
         return pd.read_sql_query("SELECT * FROM appraisals ORDER BY appraisal_id", self.connection)
+
+    # -- GRADE overrides (append-only) ---------------------------------------
+    def append_grade_override(self, outcome: str, domain: str, downgrade: int | None, reason: str | None,
+                              reviewer: str) -> int:
+        """Append a reviewer's GRADE override (see :mod:`reviewlib.evidence.certainty`); returns its id."""
+        with self.transaction() as con:
+            cur = con.execute("INSERT INTO grade_overrides(outcome, domain, downgrade, reason, reviewer, created_at) "
+                              "VALUES(?, ?, ?, ?, ?, ?)", (outcome, domain, downgrade, reason, reviewer, utcnow()))
+            return int(cur.lastrowid)
+
+    def grade_overrides(self) -> pd.DataFrame:
+        """Every GRADE override ever appended, oldest first."""
+        return pd.read_sql_query("SELECT * FROM grade_overrides ORDER BY override_id", self.connection)

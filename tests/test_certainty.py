@@ -81,3 +81,24 @@ def test_summary_of_findings_rows_and_unpooled_outcome():
     assert sof.loc[1, "estimate"].startswith("Not pooled: only 2 studies")
     assert "too few studies to pool" in sof.loc[1, "finding"]
     assert set(sof["level"]) <= set(certainty.LEVELS)
+
+
+def test_overrides_are_stored_append_only_and_latest_wins(tmp_path):
+    from reviewlib.store import ReviewStore
+    with ReviewStore(tmp_path / "r.sqlite") as store:
+        certainty.record_override(store, "ICANS", "imprecision", 2, "only 20 patients", "ana")
+        certainty.record_override(store, "ICANS", "imprecision", 1, "on reflection", "ana")
+        certainty.record_override(store, "ICANS", "indirectness", 1, "adults only", "ben")
+        certainty.record_override(store, "ICANS", "indirectness", None, "", "ben")      # withdrawn
+        stored = certainty.stored_overrides(store)
+        assert stored == {"ICANS": [{"domain": "imprecision", "downgrade": 1, "reason": "on reflection",
+                                     "reviewer": "ana"}]}
+        assert len(store.grade_overrides()) == 4
+        with pytest.raises(InputError, match="needs a reason"):
+            certainty.record_override(store, "ICANS", "imprecision", 1, " ", "ana")
+        with pytest.raises(InputError, match="domain 'cost'"):
+            certainty.record_override(store, "ICANS", "cost", 1, "x", "ana")
+        assert len(store.grade_overrides()) == 4
+    cert = certainty.assess("ICANS", _series([0, 1, 2], [6, 9, 5]), designs=["case series"] * 3,
+                            overrides=stored["ICANS"])
+    assert cert.domains["imprecision"].override == 1 and cert.domains["imprecision"].reviewer == "ana"

@@ -28,6 +28,9 @@ the studies' designs and their risk-of-bias levels, and returns a :class:`Certai
 * **Overrides**: :meth:`Certainty.override` sets a domain's downgrade with the reviewer and a
   reason; the computed default and its reason are kept beside it, and both are in
   :meth:`Certainty.to_frame`.
+* Overrides are reviewer decisions and are stored like them: :func:`record_override` appends one
+  to the review store (``downgrade=None`` withdraws it), :func:`stored_overrides` gives the
+  latest per outcome and domain, ready for ``assess(..., overrides=...)``.
 * The final level is one of the four GRADE levels (:data:`LEVELS`), never below "very low".
 """
 from __future__ import annotations
@@ -41,9 +44,11 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import InputError
+from ..store import ReviewStore
 from .synthesis import PoolResult
 
-__all__ = ["LEVELS", "DOMAINS", "SYMBOLS", "Domain", "Certainty", "assess", "summary_of_findings"]
+__all__ = ["LEVELS", "DOMAINS", "SYMBOLS", "Domain", "Certainty", "assess", "summary_of_findings",
+           "record_override", "stored_overrides"]
 
 LEVELS = ("high", "moderate", "low", "very low")
 SYMBOLS = {"high": "\u2295\u2295\u2295\u2295", "moderate": "\u2295\u2295\u2295\u25ef",
@@ -312,3 +317,41 @@ def _finding(c: Certainty) -> str:
             "low": f"{c.outcome}: possibly {value}; the true value may be substantially different",
             "very low": f"{c.outcome}: very uncertain, {value}"}[c.level]
     return f"{lead} ({c.level} certainty; {r.k} studies, {r.patients} patients)."
+
+
+def record_override(store: ReviewStore, outcome: str, domain: str, downgrade: int | None, reason: str,
+                    reviewer: str) -> int:
+    """Append a reviewer's override of one GRADE domain of one outcome; ``downgrade=None`` withdraws it.
+
+    Raises
+    ------
+    InputError
+        Unknown domain, a downgrade other than 0/1/2/None, no reason or no reviewer: one line, nothing written.
+    """
+    if not isinstance(outcome, str) or not outcome.strip():
+        raise InputError("outcome name is empty: give the outcome the override is for")
+    if domain not in DOMAINS:
+        raise InputError(f"GRADE domain {domain!r} is not one of {', '.join(DOMAINS)}: pick one")
+    if downgrade not in (0, 1, 2, None):
+        raise InputError(f"outcome {outcome!r}, {domain}: downgrade {downgrade!r} is not 0, 1 or 2 (None withdraws)")
+    if not isinstance(reviewer, str) or not reviewer.strip():
+        raise InputError(f"outcome {outcome!r}, {domain}: an override needs the reviewer's name")
+    if downgrade is not None and (not isinstance(reason, str) or not reason.strip()):
+        raise InputError(f"outcome {outcome!r}, {domain}: an override needs a reason")
+    return store.append_grade_override(outcome.strip(), domain, downgrade, (reason or "").strip() or None,
+                                       reviewer.strip())
+
+
+def stored_overrides(store: ReviewStore) -> dict[str, list[dict[str, Any]]]:
+    """The latest override per outcome and domain (withdrawn ones left out), as ``assess`` takes them."""
+    rows = store.grade_overrides()
+    out: dict[str, list[dict[str, Any]]] = {}
+    if rows.empty:
+        return out
+    latest = rows.sort_values(["created_at", "override_id"]).groupby(["outcome", "domain"]).tail(1)
+    for r in latest.to_dict("records"):
+        if r["downgrade"] is None or pd.isna(r["downgrade"]):
+            continue
+        out.setdefault(r["outcome"], []).append({"domain": r["domain"], "downgrade": int(r["downgrade"]),
+                                                 "reason": r["reason"], "reviewer": r["reviewer"]})
+    return out

@@ -7,7 +7,7 @@
 2. per outcome, :func:`synthesis.pool_proportions` (subgroups by ``subgroup``, e.g. target),
    and per disease (``by``) where a disease has enough studies;
 3. per outcome, the studies' risk-of-bias levels (:func:`appraisal.study_levels` of the final
-   judgements) and :func:`certainty.assess` (overrides from ``overrides``);
+   judgements) and :func:`certainty.assess` (with the reviewers' stored GRADE overrides);
 4. :func:`certainty.summary_of_findings` over them.
 
 It returns a :class:`Findings` with the results (for the forest plots), the certainty objects
@@ -69,11 +69,14 @@ def synthesize(store: ReviewStore, studies: pd.DataFrame, outcome_names: Sequenc
         Column giving one summary-of-findings row per value (e.g. ``disease``); values with fewer
         than three studies are listed with their counts and not pooled.
     overrides : mapping outcome -> list of override mappings, optional
-        Reviewer overrides of GRADE domains (see :func:`certainty.assess`).
+        Reviewer overrides of GRADE domains (see :func:`certainty.assess`); default the ones
+        stored with :func:`certainty.record_override`.
     current : pandas.DataFrame, optional
         The current events/n (default: read from the store).
     """
     current = oc.current_outcomes(store) if current is None else current
+    if overrides is None:
+        overrides = certainty.stored_overrides(store)
     final = appraisal.final_judgements(store)
     levels = appraisal.study_levels(final).drop_duplicates("record_id").set_index("record_id")["level"] \
         if not final.empty else pd.Series(dtype=object)
