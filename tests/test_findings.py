@@ -16,7 +16,7 @@ RECORDS = pd.DataFrame([
 STUDIES = pd.DataFrame({"record_id": ["pmid:1", "pmid:2", "pmid:3", "pmid:4"],
                         "study": ["Liu 2023a", "Liu 2023b", "de Vries 2024", "Müller 2022"],
                         "design": ["case series"] * 4, "target": ["CD19", "CD19", "BCMA", "CD19"],
-                        "disease": ["SLE", "SSc", "SLE", "myositis"], "n_patients": [5, 4, 8, 6],
+                        "disease": ["SLE", "SSc", "SLE", "SLE; myositis"], "n_patients": [5, 4, 8, 6],
                         "follow_up_months": [12, "not reported", 6, 3], "age_group": "adult",
                         "lymphodepletion": "Flu/Cy"})
 
@@ -36,11 +36,14 @@ def test_synthesize_pools_grades_and_keeps_unpooled_outcomes(tmp_path):
     assert list(crs.subgroups["subgroup"]) == ["CD19", "BCMA"]
     assert list(crs.studies["label"]) == ["Liu 2023a", "Liu 2023b", "de Vries 2024", "Müller 2022"]
     assert not out.results["ICANS"].poolable                       # one study: shown, not pooled
-    assert "death" not in out.results                               # no study reports it
+    assert "death" not in out.results
     sof = out.table.set_index("outcome")
+    assert sof.loc["death", "studies"] == 0 and sof.loc["death", "estimate"] == "No study reports it"  # a gap
     assert sof.loc["ICANS", "estimate"].startswith("Not pooled: only 1 study")
     grade = out.grade_table()
     row = grade[(grade.outcome == "CRS any grade") & (grade.domain == "indirectness")].iloc[0]
     assert (row["computed"], row["override"], row["reviewer"]) == (0, 1, "ana")
     sle = out.group_table[(out.group_table.outcome == "CRS any grade") & (out.group_table.disease == "SLE")].iloc[0]
     assert (sle["studies"], sle["events"], sle["patients"], sle["poolable"]) == (2, 7, 13, False)
+    mixed = out.group_table[out.group_table.disease == findings.MIXED]
+    assert mixed["studies"].tolist() == [1]                         # the basket study, not split

@@ -277,23 +277,30 @@ def final_judgements(store: ReviewStore) -> pd.DataFrame:
     cols = ["record_id", "tool", "item", "answer", "level", "support", "basis", "reviewers"]
     if cur.empty:
         return pd.DataFrame(columns=cols)
-    out = []
-    for (rid, tool, item), group in cur.groupby(["record_id", "tool", "item"], sort=False):
-        res = group[group["kind"] == "resolution"].sort_values("created_at")
-        human = group[group["kind"] == "human"]
-        names = "; ".join(sorted(human["reviewer"]))
-        if not res.empty:
-            row = res.iloc[-1]
-            out.append((rid, tool, item, row["answer"], row["support"], "resolution", names))
-        elif human["answer"].nunique() == 1:
-            row = human.sort_values("created_at").iloc[-1]
-            out.append((rid, tool, item, row["answer"], row["support"], "agreed" if len(human) > 1 else "single",
-                        names))
-        else:
-            out.append((rid, tool, item, "conflict", None, "conflict", names))
-    frame = pd.DataFrame(out, columns=["record_id", "tool", "item", "answer", "support", "basis", "reviewers"])
-    frame["level"] = [level_of(t, a) if a != "conflict" else "unclear" for t, a in zip(frame["tool"], frame["answer"])]
-    return frame[cols]
+    keys = ["record_id", "tool", "item"]
+    cur = cur.sort_values(["created_at", "appraisal_id"], kind="stable")
+    human = cur[cur["kind"] == "human"]
+    agg = human.groupby(keys, sort=False).agg(n_answers=("answer", "nunique"), n_reviewers=("reviewer", "size"),
+                                              reviewers=("reviewer", lambda r: "; ".join(sorted(r))),
+                                              answer=("answer", "last"), support=("support", "last"))
+    res = cur[cur["kind"] == "resolution"].groupby(keys, sort=False).agg(r_answer=("answer", "last"),
+                                                                         r_support=("support", "last"))
+    order = cur[keys].drop_duplicates()
+    frame = order.merge(agg.reset_index(), on=keys, how="left").merge(res.reset_index(), on=keys, how="left")
+    resolved = frame["r_answer"].notna()
+    agreed = ~resolved & (frame["n_answers"] == 1)
+    frame["basis"] = "conflict"
+    frame.loc[agreed, "basis"] = ["agreed" if n > 1 else "single" for n in frame.loc[agreed, "n_reviewers"]]
+    frame.loc[resolved, "basis"] = "resolution"
+    frame.loc[resolved, "answer"] = frame.loc[resolved, "r_answer"]
+    frame.loc[resolved, "support"] = frame.loc[resolved, "r_support"]
+    conflict = frame["basis"] == "conflict"
+    frame.loc[conflict, "answer"] = "conflict"
+    frame.loc[conflict, "support"] = None
+    frame["reviewers"] = frame["reviewers"].fillna("")
+    levels = {(t, a): lv for t, tool in TOOLS.items() for a, lv in tool.levels.items()}
+    frame["level"] = [levels.get((t, a), "unclear") for t, a in zip(frame["tool"], frame["answer"])]
+    return frame[cols].reset_index(drop=True)
 
 
 def _wide(store: ReviewStore, tool: str | None) -> pd.DataFrame:

@@ -11,7 +11,8 @@
 4. :func:`certainty.summary_of_findings` over them.
 
 It returns a :class:`Findings` with the results (for the forest plots), the certainty objects
-and the summary table; outcomes with too few studies are kept and say so.
+and the summary table; outcomes with too few studies are kept and say so, and outcomes no study
+reports get a row saying that (a gap).
 """
 from __future__ import annotations
 
@@ -27,7 +28,10 @@ from .synthesis import PoolResult, pool_proportions
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Findings", "synthesize"]
+__all__ = ["Findings", "synthesize", "MIXED"]
+
+#: The ``by`` group of studies with several values (basket studies: outcomes are not split by disease).
+MIXED = "mixed (basket studies)"
 
 
 @dataclass
@@ -66,8 +70,9 @@ def synthesize(store: ReviewStore, studies: pd.DataFrame, outcome_names: Sequenc
     subgroup : str, optional
         Column whose values make the forest plots' subgroup panels (e.g. ``target``).
     by : str, optional
-        Column giving one summary-of-findings row per value (e.g. ``disease``); values with fewer
-        than three studies are listed with their counts and not pooled.
+        Column giving one row of ``group_table`` per value (e.g. ``disease``); values with fewer
+        than three studies are listed with their counts and not pooled, and studies with several
+        values (``"SLE; myositis"``) form one :data:`MIXED` group.
     overrides : mapping outcome -> list of override mappings, optional
         Reviewer overrides of GRADE domains (see :func:`certainty.assess`); default the ones
         stored with :func:`certainty.record_override`.
@@ -95,11 +100,19 @@ def synthesize(store: ReviewStore, studies: pd.DataFrame, outcome_names: Sequenc
             bias_levels=[levels.get(r) for r in table["record_id"]],
             overrides=(overrides or {}).get(name, ()))
         if by and by in table:
-            for value, sub in table.groupby(by, sort=True):
+            # a multi-valued cell ("SLE; systemic sclerosis", a basket study) cannot be split by outcome
+            groups_of = table[by].map(lambda v: MIXED if isinstance(v, str) and ";" in v else v)
+            for value, sub in table.groupby(groups_of, sort=True):
                 part = pool_proportions(sub["events"], sub["n"], method=method, transform=transform,
                                         labels=sub[label] if label in sub else sub["record_id"])
                 groups[(name, str(value))] = part
                 group_rows.append({"outcome": name, by: value, "studies": part.k, "patients": part.patients,
                                    "events": part.events, "estimate": part.summary(), "poolable": part.poolable})
     sof = certainty.summary_of_findings(list(certs.values()))
+    missing = [name for name in outcome_names if name not in results]
+    if missing:   # a gap is a finding too
+        sof = pd.concat([sof, pd.DataFrame([{"outcome": name, "studies": 0, "patients": 0, "events": 0,
+                                             "estimate": "No study reports it", "certainty": "", "level": None,
+                                             "downgraded_for": "", "finding": f"{name}: no included study reports it."}
+                                            for name in missing])], ignore_index=True)
     return Findings(results, certs, groups, sof, pd.DataFrame(group_rows))

@@ -320,12 +320,12 @@ class PoolResult:
         """Egger's regression test; None below 10 studies (``small_study_reason`` says why)."""
         if self.k < MIN_STUDIES_SMALL_STUDY_TESTS:
             return None
-        import statsmodels.api as sm
+        from statsmodels.regression.linear_model import OLS   # statsmodels.api would add a second of imports
 
         y = self.studies["yi"].to_numpy()
         se = np.sqrt(self.studies["vi"].to_numpy())
-        X = sm.add_constant(1.0 / se)
-        fit = sm.OLS(y / se, X).fit()
+        X = np.column_stack([np.ones_like(se), 1.0 / se])
+        fit = OLS(y / se, X).fit()
         return EggerResult(intercept=float(fit.params[0]), se=float(fit.bse[0]), t=float(fit.tvalues[0]),
                            p=float(fit.pvalues[0]), df=int(fit.df_resid), k=self.k)
 
@@ -355,7 +355,7 @@ class PoolResult:
         """One plain line: the estimate with CI, PI, studies, patients and I^2 (or why it is not pooled)."""
         studies = f"{self.k} {'study' if self.k == 1 else 'studies'}, {self.patients:,} patients"
         if not self.poolable:
-            return f"Not pooled: {self.reason} ({studies}, {self.events} events)"
+            return f"Not pooled: {self.reason} ({studies}, {self.events} {'event' if self.events == 1 else 'events'})"
         pct = round(self.level * 100)
         text = f"{self._fmt(self.estimate)} ({pct}% CI {self._range(self.ci_low, self.ci_high)}"
         if self.method != "FE" and not math.isnan(self.pi_low):
