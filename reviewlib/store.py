@@ -461,6 +461,7 @@ class ReviewStore:
         return pd.read_sql_query(
             "SELECT ts.nct_id, ts.search_id, s.source FROM trial_sources ts "
             "JOIN searches s USING(search_id) ORDER BY ts.search_id, ts.nct_id", self.connection)
+
     # -- risk-of-bias judgements (append-only) -----------------------------
     def append_appraisals(self, rows: list[tuple]) -> list[int]:
         """Append judgements ``(record_id, tool, item, answer, support, reviewer, kind, created_at)``
