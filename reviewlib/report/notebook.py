@@ -52,6 +52,8 @@ __all__ = [
     "say",
     "show_facts",
     "show_notice",
+    "figure_notice",
+    "FIGURE_NOTICE",
     "show_changes",
     "show_figure",
     "save_and_show",
@@ -299,6 +301,24 @@ def show_facts(rows: Mapping[str, Any] | Iterable[tuple[str, Any]], title: str |
     items = rows.items() if isinstance(rows, Mapping) else rows
     head = f"<h4>{escape(title)}</h4>" if title else ""
     display(HTML(head + facts_html((k, _fmt(v)) for k, v in items)))
+
+
+#: The small label drawn on every figure of a synthetic demo (the page says the whole notice once, at the top).
+FIGURE_NOTICE = "Synthetic demo data: not real studies"
+
+
+def figure_notice(context: Any = None, *, synthetic: bool | None = None) -> str | None:
+    """The short label a figure of synthetic data carries (the protocol's ``demo: figure_label``), or None.
+
+    The page header shows the full notice once; each figure gets only this label, so an image that is
+    shared alone still says what it shows.
+    """
+    if synthetic_notice(context, synthetic=synthetic) is None:
+        return None
+    proto = getattr(context, "protocol", context)
+    demo = getattr(proto, "demo", None) if proto is not None else None
+    label = demo.get("figure_label") if isinstance(demo, dict) else None
+    return " ".join(str(label).split()) if label else FIGURE_NOTICE
 
 
 def show_notice(context: Any, interactive: bool = True) -> None:
