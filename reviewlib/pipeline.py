@@ -1050,6 +1050,9 @@ def publish_run(plan: RunPlan, timings: list[dict[str, Any]]) -> RunResult:
         prev_sets = living.load_sets(plan.previous[0]) if plan.previous else None
         changes = living.compare(prev_sets, sets, previous_run=plan.previous[0].name if plan.previous else None,
                                  incremental=plan.since is not None)
+        if changes.dropped_included and not plan.replication:
+            with ReviewStore(plan.review_dir / STORE_NAME) as store:
+                living.explain_dropped(changes, store)
         manifest.update(search=_jsonable(search), translation=search.get("translation"), counts=_jsonable(counts),
                         pmids=sets.summary(), living=changes.to_dict(), notebooks=timings,
                         warnings=list(search.get("warnings") or []) + ([changes.warning()] if changes.alarming else []))
