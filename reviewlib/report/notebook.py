@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..atomic import write_text
 from .pages import (COUNT_LABELS, CSS, INDEX_CSS, changes_html, count_rows, escape, facts_html,  # noqa: F401
-                    html_exporter, page_header, render_notebook, strip_widgets, write_index)
+                    html_exporter, page_header, render_notebook, snippet, strip_widgets, write_index)
 
 __all__ = [
     "escape",
@@ -299,8 +299,7 @@ def show_facts(rows: Mapping[str, Any] | Iterable[tuple[str, Any]], title: str |
     """Display a small two-column table of facts (values escaped)."""
     from IPython.display import HTML, display
     items = rows.items() if isinstance(rows, Mapping) else rows
-    head = f"<h4>{escape(title)}</h4>" if title else ""
-    display(HTML(head + facts_html((k, _fmt(v)) for k, v in items)))
+    display(HTML(snippet("titled_facts", title, [(k, _fmt(v)) for k, v in items])))
 
 
 #: The small label drawn on every figure of a synthetic demo (the page says the whole notice once, at the top).
@@ -329,8 +328,7 @@ def show_notice(context: Any, interactive: bool = True) -> None:
     from IPython.display import HTML, display
     notice = synthetic_notice(context)
     if notice and interactive:
-        display(HTML(f'<div style="background:#fff3cd;color:#5c4400;border:2px solid #e0a800;border-radius:4px;'
-                     f'padding:.6em 1em;font-weight:600">{escape(notice)}</div>'))
+        display(HTML(snippet("notice_box", notice)))
 
 
 def show_changes(changes: Any) -> None:
@@ -378,8 +376,7 @@ def _show_png(data: bytes, alt: str) -> None:
     import base64
     from IPython.display import HTML, display
     encoded = base64.b64encode(data).decode("ascii")
-    display(HTML(f'<img src="data:image/png;base64,{encoded}" alt="{escape(alt)}" '
-                 f'style="max-width:100%;height:auto">'))
+    display(HTML(snippet("png", encoded, alt)))
 
 
 # -- tables the notebooks show (computed here, displayed by the notebooks) ---------------
@@ -587,7 +584,7 @@ def gaps(table: Any, protocol: Any = None) -> list[str]:
 def show_gaps(table: Any, protocol: Any = None) -> None:
     """Display :func:`gaps` as a list (escaped)."""
     from IPython.display import HTML, display
-    display(HTML("<ul>" + "".join(f"<li>{escape(g)}</li>" for g in gaps(table, protocol)) + "</ul>"))
+    display(HTML(snippet("items", gaps(table, protocol))))
 
 
 def show_summaries(table: Any, protocol: Any, folder: str | Path | None = None) -> dict[str, Any]:
