@@ -511,7 +511,9 @@ def report_section(source: Any) -> dict[str, Any]:
     elif source is None:
         return {}
     else:
-        schema = load_schema(source)
+        from ..protocol import Protocol, load_protocol
+        protocol = source if isinstance(source, Protocol) else load_protocol(source)
+        return dict(protocol.section("report") or {})  # a protocol without extraction draws no evidence
     return dict(schema.report) if schema is not None else {}
 
 
