@@ -4,9 +4,9 @@ A simulation answers "had we screened this published review with reviewlib's
 prioritisation, how many records would we have read to find its included
 studies?".  It follows ASReview LAB's simulation mode:
 
-1. Priors.  One included and one excluded record are drawn with the seed
-   (``numpy.random.default_rng(seed)``: first an included row, then an
-   excluded row), as ``asreview simulate --n-prior-included 1
+1. Priors.  One included and one excluded record are drawn uniformly, each
+   seed from its own generator (:func:`prior_rng`: first an included row, then
+   an excluded row), as ``asreview simulate --n-prior-included 1
    --n-prior-excluded 1`` does.  They are the reviewer's first two decisions.
 2. Replay.  The classifier is trained on the decisions so far, the unscreened
    records are ranked, the top one is "screened" (its published label is
@@ -71,6 +71,8 @@ EVERY_RECORD_UNTIL = 300
 BATCH_DIVISOR = 200
 #: Number of prior records (one included, one excluded), as ASReview's --n-prior-included 1 --n-prior-excluded 1.
 N_PRIORS = 2
+#: Spawn key of the priors' random stream (see :func:`prior_rng`).
+PRIOR_STREAM = 14
 
 
 # --------------------------------------------------------------------------- metrics
@@ -271,10 +273,26 @@ def labels_array(frame: pd.DataFrame, label_column: str, source: str = "dataset"
     return text.map(lambda v: int(float(v))).to_numpy(dtype=int)
 
 
+def prior_rng(seed: int) -> np.random.Generator:
+    """The generator the priors of ``seed`` are drawn from: its own stream, apart from the model's.
+
+    ``SeedSequence(seed, spawn_key=(PRIOR_STREAM,))`` hashes the seed together with a fixed stream key, so
+    each seed's priors are an independent draw, and no other randomness of a run (the model's
+    tie-break permutation uses ``default_rng(seed)``) shares their stream.
+    """
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(PRIOR_STREAM,)))
+
+
 def draw_priors(labels: np.ndarray, seed: int) -> list[int]:
-    """One included and one excluded row position drawn with ``seed`` (included first)."""
+    """One included and one excluded row position, an independent uniform draw per seed (included first).
+
+    Each seed has its own generator (:func:`prior_rng`); the included record is drawn uniformly
+    from the included rows, then the excluded one from the excluded rows.  Two seeds can still
+    draw the same included record by chance (with P included records and S seeds the chance that
+    some two coincide is 1 - P!/((P-S)! P^S)), but not systematically.
+    """
     labels = np.asarray(labels, dtype=int)
-    rng = np.random.default_rng(seed)
+    rng = prior_rng(seed)
     included = np.flatnonzero(labels == 1)
     excluded = np.flatnonzero(labels == 0)
     if len(included) == 0 or len(excluded) == 0:
