@@ -148,7 +148,15 @@ def test_cli_json_in_a_subprocess(tmp_path):
     k = out["screened_to_95"]
     assert curve[k - 1] >= 0.95 > curve[k - 2]
     assert out["wss95"] == pytest.approx((len(curve) - k) / len(curve) - 0.05, abs=1e-6)
-    assert out["stopping"]["screened"] <= len(curve) and 0 < out["stopping"]["recall"] <= 1
+    for rule in ("consecutive_irrelevant", "hypergeometric"):
+        assert out["stopping"][rule]["screened"] <= len(curve) and 0 < out["stopping"][rule]["recall"] <= 1
+    hyper = out["stopping"]["hypergeometric"]
+    assert hyper["screened"] == hyper["switched_at"] + hyper["sampled"]
+    assert hyper["switched_at"] == out["stopping"]["consecutive_irrelevant"]["screened"]
+    assert hyper["recall"] == pytest.approx(hyper["included_found"] / (out["included"] - 1))
+    assert hyper["review_recall"] == pytest.approx((hyper["included_found"] + 1) / out["included"])
+    # it screens at least as far as the heuristic, so finds at least as many
+    assert hyper["included_found"] >= out["stopping"]["consecutive_irrelevant"]["included_found"]
 
 
 def test_cli_summary_is_readable(capsys, tmp_path):
