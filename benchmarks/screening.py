@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(line, flush=True)
             report["datasets"][name] = rows
             report["stopping"][name] = stops
+            if args.json_out:  # after every set, so an interrupted run keeps what it measured
+                args.json_out.parent.mkdir(parents=True, exist_ok=True)
+                args.json_out.write_text(json.dumps(report, indent=1, default=float))
 
         if not args.skip_retrain:
             print(f"\nRetrain time at {args.records:,} records (synthesised from Meijboom 2021, perturbed copies)")
