@@ -146,6 +146,62 @@ def fmt(values: list[float], spec: str) -> str:
     return " ".join(format(v, spec) for v in values)
 
 
+def print_tables(report: dict, data: dict[str, pd.DataFrame], tuned: set[str], ai: str, seeds: int,
+                 use_asr: bool) -> None:
+    """The comparison and stopping tables of ``report`` (also from a saved JSON: --tables-from)."""
+    args = argparse.Namespace(ai=ai, seeds=seeds)
+    names = list(report["datasets"])
+    mark = {n: " (tuned on)" if n in tuned else "" for n in names}
+    print(f"\nWSS@95 and RRF@10, mean over seeds 0..{args.seeds - 1} (same priors for both tools; priors not counted). "
+          "Random screening: WSS@95 0, RRF@10 10.")
+    print(f"| dataset | records | included | reviewlib WSS@95 | ASReview {args.ai} WSS@95 | reviewlib RRF@10 | "
+          f"ASReview RRF@10 | reviewlib s/run | ASReview s/run |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    means = {t: {m: [] for m in ("wss95", "rrf10", "seconds")} for t in ("ours", "asreview")}
+    wins = {"wss95": 0, "rrf10": 0}
+    for name in names:
+        rows = report["datasets"][name]
+        frame = data[name]
+        cells = []
+        for metric, spec in (("wss95", ".3f"), ("rrf10", ".1f"), ("seconds", ".1f")):
+            for tool in ("ours", "asreview"):
+                vals = rows[tool][metric]
+                if vals:
+                    means[tool][metric].append(float(np.mean(vals)))
+                cells.append(format(np.mean(vals), spec) if vals else "-")
+            if metric in wins and rows["asreview"][metric]:
+                wins[metric] += np.mean(rows["ours"][metric]) >= np.mean(rows["asreview"][metric])
+        print(f"| {name}{mark[name]} | {len(frame)} | {int(frame['label_included'].sum())} | " + " | ".join(cells) + " |")
+    avg = []
+    for metric, spec in (("wss95", ".3f"), ("rrf10", ".1f"), ("seconds", ".1f")):
+        for tool in ("ours", "asreview"):
+            avg.append(format(np.mean(means[tool][metric]), spec) if means[tool][metric] else "-")
+    print(f"| **mean of {len(names)} sets** | | | " + " | ".join(avg) + " |")
+    if use_asr:
+        print(f"reviewlib >= ASReview on WSS@95 in {wins['wss95']} of {len(names)} sets, "
+              f"on RRF@10 in {wins['rrf10']} of {len(names)}")
+
+    print("\nStopping rules on reviewlib's runs: share of runs whose recall at the stop (prior included counted) "
+          "reaches 95 %, and records screened at the stop (share of N)")
+    print("| dataset | runs | heuristic: runs >= 95 % | heuristic: min recall | heuristic: screened | "
+          "hypergeometric: runs >= 95 % | hypergeometric: min recall | hypergeometric: screened |")
+    print("|---|---|---|---|---|---|---|---|")
+    totals = {"consecutive_irrelevant": [], "hypergeometric": []}
+    for name in names:
+        cells = []
+        for rule in ("consecutive_irrelevant", "hypergeometric"):
+            runs = report["stopping"][name][rule]
+            ok = [r["review_recall"] >= 0.95 - 1e-12 for r in runs]
+            totals[rule] += ok
+            cells += [f"{sum(ok)}/{len(ok)}", f"{min(r['review_recall'] for r in runs):.3f}",
+                      f"{np.mean([r['screened'] / r['n'] for r in runs]):.0%}"]
+        print(f"| {name}{mark[name]} | {args.seeds} | " + " | ".join(cells) + " |")
+    h, c = totals["hypergeometric"], totals["consecutive_irrelevant"]
+    print(f"| **all** | {len(h)} | {sum(c)}/{len(c)} ({sum(c) / len(c):.0%}) | | | {sum(h)}/{len(h)} "
+          f"({sum(h) / len(h):.0%}; promised >= 95 %) | | |")
+
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
@@ -158,7 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labelled", type=int, nargs="+", default=[1000, 5000],
                         help="labelled records for the retrain timing")
     parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--tables-from", type=Path, help="print the tables of a saved --json-out file and exit")
     args = parser.parse_args(argv)
+    if args.tables_from:
+        report = json.loads(args.tables_from.read_text())
+        all_data, tuned = datasets(args.extra)
+        use_asr = any(rows["asreview"]["wss95"] for rows in report["datasets"].values())
+        print_tables(report, all_data, tuned, report.get("asreview_ai", args.ai), report["seeds"], use_asr)
+        return 0
 
     problem = None if args.skip_asreview else ensure_asreview()
     if problem:
@@ -232,56 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                 report["retrain"][str(size)] = entry
                 print(line, flush=True)
 
-    names = list(report["datasets"])
-    mark = {n: " (tuned on)" if n in tuned else "" for n in names}
-    print(f"\nWSS@95 and RRF@10, mean over seeds 0..{args.seeds - 1} (same priors for both tools; priors not counted). "
-          "Random screening: WSS@95 0, RRF@10 10.")
-    print(f"| dataset | records | included | reviewlib WSS@95 | ASReview {args.ai} WSS@95 | reviewlib RRF@10 | "
-          f"ASReview RRF@10 | reviewlib s/run | ASReview s/run |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    means = {t: {m: [] for m in ("wss95", "rrf10", "seconds")} for t in ("ours", "asreview")}
-    wins = {"wss95": 0, "rrf10": 0}
-    for name in names:
-        rows = report["datasets"][name]
-        frame = data[name]
-        cells = []
-        for metric, spec in (("wss95", ".3f"), ("rrf10", ".1f"), ("seconds", ".1f")):
-            for tool in ("ours", "asreview"):
-                vals = rows[tool][metric]
-                if vals:
-                    means[tool][metric].append(float(np.mean(vals)))
-                cells.append(format(np.mean(vals), spec) if vals else "-")
-            if metric in wins and rows["asreview"][metric]:
-                wins[metric] += np.mean(rows["ours"][metric]) >= np.mean(rows["asreview"][metric])
-        print(f"| {name}{mark[name]} | {len(frame)} | {int(frame['label_included'].sum())} | " + " | ".join(cells) + " |")
-    avg = []
-    for metric, spec in (("wss95", ".3f"), ("rrf10", ".1f"), ("seconds", ".1f")):
-        for tool in ("ours", "asreview"):
-            avg.append(format(np.mean(means[tool][metric]), spec) if means[tool][metric] else "-")
-    print(f"| **mean of {len(names)} sets** | | | " + " | ".join(avg) + " |")
-    if use_asr:
-        print(f"reviewlib >= ASReview on WSS@95 in {wins['wss95']} of {len(names)} sets, "
-              f"on RRF@10 in {wins['rrf10']} of {len(names)}")
-
-    print("\nStopping rules on reviewlib's runs: share of runs whose recall at the stop (prior included counted) "
-          "reaches 95 %, and records screened at the stop (share of N)")
-    print("| dataset | runs | heuristic: runs >= 95 % | heuristic: min recall | heuristic: screened | "
-          "hypergeometric: runs >= 95 % | hypergeometric: min recall | hypergeometric: screened |")
-    print("|---|---|---|---|---|---|---|---|")
-    totals = {"consecutive_irrelevant": [], "hypergeometric": []}
-    for name in names:
-        cells = []
-        for rule in ("consecutive_irrelevant", "hypergeometric"):
-            runs = report["stopping"][name][rule]
-            ok = [r["review_recall"] >= 0.95 - 1e-12 for r in runs]
-            totals[rule] += ok
-            cells += [f"{sum(ok)}/{len(ok)}", f"{min(r['review_recall'] for r in runs):.3f}",
-                      f"{np.mean([r['screened'] / r['n'] for r in runs]):.0%}"]
-        print(f"| {name}{mark[name]} | {args.seeds} | " + " | ".join(cells) + " |")
-    h, c = totals["hypergeometric"], totals["consecutive_irrelevant"]
-    print(f"| **all** | {len(h)} | {sum(c)}/{len(c)} ({sum(c) / len(c):.0%}) | | | {sum(h)}/{len(h)} "
-          f"({sum(h) / len(h):.0%}; promised >= 95 %) | | |")
-
+    print_tables(report, all_data, tuned, args.ai, args.seeds, use_asr)
     for size, entry in report["retrain"].items():
         ours = statistics.median(entry["ours"]["seconds"])
         text = f"retrain at {args.records:,} records, {size} labelled: reviewlib {ours:.3f} s"

@@ -88,7 +88,9 @@ def test_cohen_finds_every_included_and_beats_random_order(cohen, cohen_run):
     rng = np.random.default_rng(0)
     random_wss = np.mean([wss(y[rng.permutation(cohen_run.order)]) for _ in range(20)])
     assert abs(random_wss) < 0.05                                       # random screening saves ~nothing
-    assert cohen_run.wss95 >= random_wss + 0.10                         # a floor, well below the measured 0.17
+    # a floor below the measured 0.096 (seed 0, relevant weight 5 since issue 14; weight 20 gave 0.17 here,
+    # but less on the mean over the eight development sets, see benchmarks/screening_grid.py)
+    assert cohen_run.wss95 >= random_wss + 0.05
     assert cohen_run.rrf10 > 10.0 * 1.3                                 # random finds ~10% after 10%
 
 
