@@ -258,7 +258,7 @@ class SimulationResult:
         """The hypergeometric rule's verdict: prioritised until the heuristic fires, then random sampling.
 
         Returns rule, switched_at (records screened in the model's order, after the priors), sampled,
-        screened, recall, review_recall, included_found, p_value, target, confidence.
+        screened, recall, review_recall, included_found, p_value, recall_target, confidence.
         """
         switch = consecutive_irrelevant_stop(self.labels, self.patience)
         ranked = [1, 0] + list(self.labels[:switch])          # the priors were screened first
@@ -269,7 +269,7 @@ class SimulationResult:
                         f"{target:.0%} is rejected at {confidence:.0%} confidence (Callaghan & Müller-Hansen 2020)",
                 "switched_at": switch, "sampled": out["sampled"], "screened": out["screened"] - len(self.priors),
                 "recall": found / int(np.sum(self.labels)), "review_recall": out["found"] / self.n_included,
-                "included_found": found, "p_value": out["p_value"], "target": target, "confidence": confidence}
+                "included_found": found, "p_value": out["p_value"], "recall_target": target, "confidence": confidence}
 
     def stops(self) -> dict[str, dict[str, Any]]:
         """Every stopping rule's verdict, by rule name (see the module docstring)."""
