@@ -225,12 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", help="names of the settings to run (default: all)")
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--merge", nargs="+", type=Path, default=[], help="results JSON of earlier runs to include")
+    parser.add_argument("--exclude", nargs="+", default=[],
+                        help="settings left out of the tables (e.g. over the 0.5 s retrain budget at 10,000 records)")
     args = parser.parse_args(argv)
     grid = [s for s in GRID if not args.only or s.name in args.only]
     data = development_sets()
     results: dict[str, dict[str, dict]] = {}
     for path in args.merge:
         results.update(json.loads(path.read_text())["results"])
+    for name in args.exclude:
+        results.pop(name, None)
     for setting in grid:
         results[setting.name] = {}
         for name, frame in data.items():
