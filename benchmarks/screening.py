@@ -125,9 +125,9 @@ def labelled_rows(n: int, size: int, y: np.ndarray) -> np.ndarray:
     return labelled
 
 
-def time_ours(frame: pd.DataFrame, size: int, repeat: int) -> dict:
+def time_ours(frame: pd.DataFrame, size: int, repeat: int, features: str = "word") -> dict:
     start = time.perf_counter()
-    p = Prioritiser(frame.assign(_row=range(len(frame))), seed=0, id_column="_row")
+    p = Prioritiser(frame.assign(_row=range(len(frame))), seed=0, id_column="_row", features=features)
     vectorise = time.perf_counter() - start
     y = frame["label_included"].to_numpy(dtype=int)
     labelled = labelled_rows(len(frame), size, y)
@@ -210,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-retrain", action="store_true", help="skip the retrain timing at 10,000 records")
     parser.add_argument("--extra", nargs="*", default=[], help="more sets, as name=path.csv:label_column (not tuned on)")
     parser.add_argument("--only", nargs="+", help="run only these sets (names as printed)")
+    parser.add_argument("--retrain-features", nargs="+", default=["word"],
+                        help="also time reviewlib's retrain with these feature sets (e.g. word word+char)")
     parser.add_argument("--records", type=int, default=10_000, help="records for the retrain timing")
     parser.add_argument("--labelled", type=int, nargs="+", default=[1000, 5000],
                         help="labelled records for the retrain timing")
@@ -284,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
                 entry = {"ours": ours}
                 line = (f"  {size:>5} labelled: reviewlib median {statistics.median(ours['seconds']):.3f} s "
                         f"(features once: {ours['vectorise']:.1f} s, {ours['features']:,} features)")
+                for feats in args.retrain_features:
+                    if feats != "word":
+                        other = time_ours(big, size, repeat=3, features=feats)
+                        entry[f"ours_{feats}"] = other
+                        line += (f" | reviewlib features={feats} median {statistics.median(other['seconds']):.3f} s "
+                                 f"({other['features']:,} features)")
                 if use_asr:
                     proc = subprocess.run([str(ASR_PY), str(RUNNER), "retrain", str(big_csv), "--labelled",
                                            str(size), "--repeat", "5", "--ai", args.ai], capture_output=True, text=True)
