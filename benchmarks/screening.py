@@ -303,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                 report["retrain"][str(size)] = entry
                 print(line, flush=True)
 
-    print_tables(report, all_data, tuned, args.ai, args.seeds, use_asr)
+    if report["datasets"]:
+        print_tables(report, all_data, tuned, args.ai, args.seeds, use_asr)
     for size, entry in report["retrain"].items():
         ours = statistics.median(entry["ours"]["seconds"])
         text = f"retrain at {args.records:,} records, {size} labelled: reviewlib {ours:.3f} s"

@@ -25,8 +25,9 @@ Models (``model=``):
     model before) 0.3296, balanced classes 0.3209, C=4 0.3293, ASReview's
     ELAS u4 re-implemented 0.3271, LR+NB and LR+SVM rank ensembles 0.3244 and
     0.3247.  Word plus character 3-5 grams scored 0.3359 but its retrain took
-    5.6 times as long (4.0 s against 0.72 s at 10,000 records, 5,000 labelled,
-    same run), so it is an option (``features="word+char"``), not the
+    4 times as long (1.84 s against 0.46 s at 10,000 records, 5,000 labelled,
+    same run: ``benchmarks/results/screening_retrain_features.txt``), over the
+    0.5 s budget, so it is an option (``features="word+char"``), not the
     default.  The differences are within seed-to-seed noise; the
     leave-one-dataset-out estimate of this selection is 0.3239.
 ``"svm"``
