@@ -1,17 +1,28 @@
-"""Benchmark: reviewlib's prioritised screening against ASReview LAB's, side by side.
+"""Benchmark: reviewlib's prioritised screening against ASReview LAB's default, side by side, and the stopping rules.
 
 For each dataset and seed, both tools start from the same priors (one included and one excluded
-record, drawn by reviewlib.screening.simulation.draw_priors with the seed and handed to ASReview as
---prior-idx), and both label sequences are scored with the same metric code
-(reviewlib.screening.simulation.wss / rrf; priors excluded, as ASReview does).  ASReview runs its own code,
-in its own venv (benchmarks/asreview/.venv), with its default model (ELAS u4 in ASReview 2/3).
+record, drawn by reviewlib.screening.simulation.draw_priors with the seed, an independent draw per
+seed, and handed to ASReview as --prior-idx), and both label sequences are scored with the same
+metric code (reviewlib.screening.simulation.wss / rrf; priors excluded, as ASReview does).  ASReview
+runs its own code, in its own venv (benchmarks/asreview/.venv), with its default model (ELAS u4 in
+ASReview 2/3).  Random screening (the naive baseline) has WSS@95 0 and RRF@10 10 in expectation.
 Then one retrain (classifier fit on the labelled rows + ranking of the rest) is timed at 10,000
 records for both.
 
-Datasets: Cohen et al. 2006 antihistamines (label_abstract_screening) and SYNERGY Meijboom 2021.
+Datasets: the eight development sets of benchmarks/screening_grid.py (Cohen et al. 2006
+antihistamines + six more drug-class reviews, label_abstract_screening; SYNERGY Meijboom 2021),
+read from ../shared/data/screening.  reviewlib's default model was chosen on the mean over these
+eight sets (benchmarks/screening_grid.py), so every one of them is marked "tuned on"; sets given
+with --extra (e.g. held-out reviews) are not.
 
-    .venv/bin/python benchmarks/screening.py                 # 5 seeds, both datasets, both tools
+Stopping rules, on reviewlib's runs: the old heuristic (max(50, 5 % of N) consecutive irrelevant)
+and the hypergeometric rule (random sampling once the heuristic fires, stop when recall < 95 % is
+rejected at 95 % confidence; reviewlib.screening.stopping); the table gives the share of runs whose
+recall at the stop (the prior included record counted: the reviewer's recall) reaches 95 %.
+
+    nice -n 10 .venv/bin/python benchmarks/screening.py                 # 5 seeds, 8 sets, both tools
     .venv/bin/python benchmarks/screening.py --seeds 2 --skip-asreview
+    .venv/bin/python benchmarks/screening.py --extra name=path/to.csv:label_column ...
 
 The ASReview venv is created on first use (python3 -m venv benchmarks/asreview/.venv &&
 benchmarks/asreview/.venv/bin/pip install -r benchmarks/asreview/requirements.txt).
@@ -35,7 +46,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
 from reviewlib.screening.prioritise import Prioritiser  # noqa: E402
+from screening_grid import development_sets  # noqa: E402
 from reviewlib.screening.simulation import draw_priors, load_dataset, rrf, simulate, synergy_dataset, wss  # noqa: E402
 
 SHARED = Path(os.environ.get("REVIEWLIB_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -47,17 +61,17 @@ ASR_PY = ASR_VENV / "bin" / "python"
 RUNNER = ASR_DIR / "run_asreview.py"
 
 
-def datasets() -> dict[str, pd.DataFrame]:
-    """name -> frame with title, abstract, label_included (int)."""
-    cohen_csv = TESTDATA / "cohen2006_antihistamines" / "Antihistamines.csv"
-    cohen = load_dataset(cohen_csv, "label_abstract_screening")
-    meijboom = synergy_dataset(PACKAGED / "works_1.zip", PACKAGED / "labels.csv")
-    out = {}
-    for name, frame, col in (("cohen2006_antihistamines", cohen, "label_abstract_screening"),
-                             ("synergy_meijboom_2021", meijboom, "label_included")):
-        out[name] = pd.DataFrame({"title": frame["title"].fillna(""), "abstract": frame["abstract"].fillna(""),
-                                  "label_included": frame[col].astype(int)})
-    return out
+def datasets(extra: list[str] | None = None) -> tuple[dict[str, pd.DataFrame], set[str]]:
+    """name -> frame with title, abstract, label_included (int); and the names reviewlib was tuned on."""
+    out = development_sets()
+    tuned = set(out)
+    for spec in extra or []:
+        name, _, rest = spec.partition("=")
+        path, _, column = rest.rpartition(":")
+        frame = load_dataset(path, column)
+        out[name] = pd.DataFrame({"title": frame["title"], "abstract": frame["abstract"],
+                                  "label_included": frame[column].astype(int)})
+    return out, tuned
 
 
 def ensure_asreview() -> str | None:
@@ -111,9 +125,9 @@ def labelled_rows(n: int, size: int, y: np.ndarray) -> np.ndarray:
     return labelled
 
 
-def time_ours(frame: pd.DataFrame, size: int, repeat: int) -> dict:
+def time_ours(frame: pd.DataFrame, size: int, repeat: int, features: str = "word") -> dict:
     start = time.perf_counter()
-    p = Prioritiser(frame.assign(_row=range(len(frame))), seed=0, id_column="_row")
+    p = Prioritiser(frame.assign(_row=range(len(frame))), seed=0, id_column="_row", features=features)
     vectorise = time.perf_counter() - start
     y = frame["label_included"].to_numpy(dtype=int)
     labelled = labelled_rows(len(frame), size, y)
@@ -132,16 +146,84 @@ def fmt(values: list[float], spec: str) -> str:
     return " ".join(format(v, spec) for v in values)
 
 
+def print_tables(report: dict, data: dict[str, pd.DataFrame], tuned: set[str], ai: str, seeds: int,
+                 use_asr: bool) -> None:
+    """The comparison and stopping tables of ``report`` (also from a saved JSON: --tables-from)."""
+    args = argparse.Namespace(ai=ai, seeds=seeds)
+    names = list(report["datasets"])
+    mark = {n: " (tuned on)" if n in tuned else "" for n in names}
+    print(f"\nWSS@95 and RRF@10, mean over seeds 0..{args.seeds - 1} (same priors for both tools; priors not counted). "
+          "Random screening: WSS@95 0, RRF@10 10.")
+    print(f"| dataset | records | included | reviewlib WSS@95 | ASReview {args.ai} WSS@95 | reviewlib RRF@10 | "
+          f"ASReview RRF@10 | reviewlib s/run | ASReview s/run |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    means = {t: {m: [] for m in ("wss95", "rrf10", "seconds")} for t in ("ours", "asreview")}
+    wins = {"wss95": 0, "rrf10": 0}
+    for name in names:
+        rows = report["datasets"][name]
+        frame = data[name]
+        cells = []
+        for metric, spec in (("wss95", ".3f"), ("rrf10", ".1f"), ("seconds", ".1f")):
+            for tool in ("ours", "asreview"):
+                vals = rows[tool][metric]
+                if vals:
+                    means[tool][metric].append(float(np.mean(vals)))
+                cells.append(format(np.mean(vals), spec) if vals else "-")
+            if metric in wins and rows["asreview"][metric]:
+                wins[metric] += np.mean(rows["ours"][metric]) >= np.mean(rows["asreview"][metric])
+        print(f"| {name}{mark[name]} | {len(frame)} | {int(frame['label_included'].sum())} | " + " | ".join(cells) + " |")
+    avg = []
+    for metric, spec in (("wss95", ".3f"), ("rrf10", ".1f"), ("seconds", ".1f")):
+        for tool in ("ours", "asreview"):
+            avg.append(format(np.mean(means[tool][metric]), spec) if means[tool][metric] else "-")
+    print(f"| **mean of {len(names)} sets** | | | " + " | ".join(avg) + " |")
+    if use_asr:
+        print(f"reviewlib >= ASReview on WSS@95 in {wins['wss95']} of {len(names)} sets, "
+              f"on RRF@10 in {wins['rrf10']} of {len(names)}")
+
+    print("\nStopping rules on reviewlib's runs: share of runs whose recall at the stop (prior included counted) "
+          "reaches 95 %, and records screened at the stop (share of N)")
+    print("| dataset | runs | heuristic: runs >= 95 % | heuristic: min recall | heuristic: screened | "
+          "hypergeometric: runs >= 95 % | hypergeometric: min recall | hypergeometric: screened |")
+    print("|---|---|---|---|---|---|---|---|")
+    totals = {"consecutive_irrelevant": [], "hypergeometric": []}
+    for name in names:
+        cells = []
+        for rule in ("consecutive_irrelevant", "hypergeometric"):
+            runs = report["stopping"][name][rule]
+            ok = [r["review_recall"] >= 0.95 - 1e-12 for r in runs]
+            totals[rule] += ok
+            cells += [f"{sum(ok)}/{len(ok)}", f"{min(r['review_recall'] for r in runs):.3f}",
+                      f"{np.mean([r['screened'] / r['n'] for r in runs]):.0%}"]
+        print(f"| {name}{mark[name]} | {args.seeds} | " + " | ".join(cells) + " |")
+    h, c = totals["hypergeometric"], totals["consecutive_irrelevant"]
+    print(f"| **all** | {len(h)} | {sum(c)}/{len(c)} ({sum(c) / len(c):.0%}) | | | {sum(h)}/{len(h)} "
+          f"({sum(h) / len(h):.0%}; promised >= 95 %) | | |")
+
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--ai", default="elas_u4", help="ASReview model (default: its default, elas_u4)")
     parser.add_argument("--skip-asreview", action="store_true")
+    parser.add_argument("--skip-retrain", action="store_true", help="skip the retrain timing at 10,000 records")
+    parser.add_argument("--extra", nargs="*", default=[], help="more sets, as name=path.csv:label_column (not tuned on)")
+    parser.add_argument("--only", nargs="+", help="run only these sets (names as printed)")
+    parser.add_argument("--retrain-features", nargs="+", default=["word"],
+                        help="also time reviewlib's retrain with these feature sets (e.g. word word+char)")
     parser.add_argument("--records", type=int, default=10_000, help="records for the retrain timing")
     parser.add_argument("--labelled", type=int, nargs="+", default=[1000, 5000],
                         help="labelled records for the retrain timing")
     parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--tables-from", type=Path, help="print the tables of a saved --json-out file and exit")
     args = parser.parse_args(argv)
+    if args.tables_from:
+        report = json.loads(args.tables_from.read_text())
+        all_data, tuned = datasets(args.extra)
+        use_asr = any(rows["asreview"]["wss95"] for rows in report["datasets"].values())
+        print_tables(report, all_data, tuned, report.get("asreview_ai", args.ai), report["seeds"], use_asr)
+        return 0
 
     problem = None if args.skip_asreview else ensure_asreview()
     if problem:
@@ -151,14 +233,17 @@ def main(argv: list[str] | None = None) -> int:
         version = subprocess.run([str(ASR_PY), "-c", "import asreview; print(asreview.__version__)"],
                                  capture_output=True, text=True).stdout.strip()
         print(f"ASReview LAB {version} (model {args.ai}) from {ASR_VENV}")
-    report: dict = {"seeds": args.seeds, "asreview_ai": args.ai, "datasets": {}, "retrain": {}}
-    data = datasets()
+    report: dict = {"seeds": args.seeds, "asreview_ai": args.ai, "datasets": {}, "retrain": {}, "stopping": {}}
+    all_data, tuned = datasets(args.extra)
+    data = {k: v for k, v in all_data.items() if not args.only or k in args.only}
+    report["tuned_on"] = sorted(tuned)
     with tempfile.TemporaryDirectory() as tmp:
         for name, frame in data.items():
             csv = Path(tmp) / f"{name}.csv"
             frame.to_csv(csv, index=False)
             y = frame["label_included"].to_numpy()
-            rows = {"ours": {"wss95": [], "rrf10": [], "seconds": []}, "asreview": {"wss95": [], "rrf10": [], "seconds": []}}
+            rows = {tool: {"wss95": [], "rrf10": [], "seconds": [], "priors": []} for tool in ("ours", "asreview")}
+            stops = {"consecutive_irrelevant": [], "hypergeometric": []}
             print(f"\n{name}: {len(frame)} records, {int(y.sum())} included", flush=True)
             for seed in range(args.seeds):
                 priors = draw_priors(y, seed)
@@ -166,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows["ours"]["wss95"].append(ours.wss95)
                 rows["ours"]["rrf10"].append(ours.rrf10)
                 rows["ours"]["seconds"].append(ours.seconds)
+                rows["ours"]["priors"].append(priors)
+                for rule, verdict in ours.stops().items():
+                    stops[rule].append({k: verdict[k] for k in ("screened", "recall", "review_recall")}
+                                       | {"n": ours.n})
                 line = f"  seed {seed} priors {priors}: reviewlib WSS@95 {ours.wss95:.3f} RRF@10 {ours.rrf10:5.1f}"
                 if use_asr:
                     res = run_asreview(csv, priors, seed, args.ai)
@@ -174,41 +263,48 @@ def main(argv: list[str] | None = None) -> int:
                     rows["asreview"]["wss95"].append(wss(seq))
                     rows["asreview"]["rrf10"].append(rrf(seq))
                     rows["asreview"]["seconds"].append(res["seconds"])
+                    rows["asreview"]["priors"].append(priors)
                     line += f" | ASReview WSS@95 {wss(seq):.3f} RRF@10 {rrf(seq):5.1f}"
+                h = stops["hypergeometric"][-1]
+                c = stops["consecutive_irrelevant"][-1]
+                line += (f" | stop: heuristic {c['screened']} recall {c['review_recall']:.3f}, "
+                         f"hypergeometric {h['screened']} recall {h['review_recall']:.3f}")
                 print(line, flush=True)
             report["datasets"][name] = rows
+            report["stopping"][name] = stops
+            if args.json_out:  # after every set, so an interrupted run keeps what it measured
+                args.json_out.parent.mkdir(parents=True, exist_ok=True)
+                args.json_out.write_text(json.dumps(report, indent=1, default=float))
 
-        print(f"\nRetrain time at {args.records:,} records (synthesised from Meijboom 2021, perturbed copies)")
-        big = synthesise(data["synergy_meijboom_2021"], args.records)
-        big_csv = Path(tmp) / "synthetic.csv"
-        big.to_csv(big_csv, index=False)
-        for size in args.labelled:
-            ours = time_ours(big, size, repeat=5)
-            entry = {"ours": ours}
-            line = (f"  {size:>5} labelled: reviewlib median {statistics.median(ours['seconds']):.3f} s "
-                    f"(TF-IDF once: {ours['vectorise']:.1f} s, {ours['features']:,} features)")
-            if use_asr:
-                proc = subprocess.run([str(ASR_PY), str(RUNNER), "retrain", str(big_csv), "--labelled", str(size),
-                                       "--repeat", "5", "--ai", args.ai], capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise RuntimeError(proc.stderr[-400:])
-                asr = json.loads(proc.stdout.strip().splitlines()[-1])
-                entry["asreview"] = asr
-                line += f" | ASReview median {statistics.median(asr['seconds']):.3f} s"
-            report["retrain"][str(size)] = entry
-            print(line, flush=True)
+        if not args.skip_retrain:
+            print(f"\nRetrain time at {args.records:,} records (synthesised from Meijboom 2021, perturbed copies)")
+            big = synthesise(all_data["synergy_meijboom_2021"], args.records)
+            big_csv = Path(tmp) / "synthetic.csv"
+            big.to_csv(big_csv, index=False)
+            for size in args.labelled:
+                ours = time_ours(big, size, repeat=5)
+                entry = {"ours": ours}
+                line = (f"  {size:>5} labelled: reviewlib median {statistics.median(ours['seconds']):.3f} s "
+                        f"(features once: {ours['vectorise']:.1f} s, {ours['features']:,} features)")
+                for feats in args.retrain_features:
+                    if feats != "word":
+                        other = time_ours(big, size, repeat=3, features=feats)
+                        entry[f"ours_{feats}"] = other
+                        line += (f" | reviewlib features={feats} median {statistics.median(other['seconds']):.3f} s "
+                                 f"({other['features']:,} features)")
+                if use_asr:
+                    proc = subprocess.run([str(ASR_PY), str(RUNNER), "retrain", str(big_csv), "--labelled",
+                                           str(size), "--repeat", "5", "--ai", args.ai], capture_output=True, text=True)
+                    if proc.returncode != 0:
+                        raise RuntimeError(proc.stderr[-400:])
+                    asr = json.loads(proc.stdout.strip().splitlines()[-1])
+                    entry["asreview"] = asr
+                    line += f" | ASReview median {statistics.median(asr['seconds']):.3f} s"
+                report["retrain"][str(size)] = entry
+                print(line, flush=True)
 
-    print("\nSummary (mean over seeds; WSS@95 as a fraction, RRF@10 in %)")
-    print(f"| dataset | tool | WSS@95 mean | WSS@95 per seed | RRF@10 mean | RRF@10 per seed |")
-    print("|---|---|---|---|---|---|")
-    for name, rows in report["datasets"].items():
-        for tool in ("ours", "asreview"):
-            r = rows[tool]
-            if not r["wss95"]:
-                continue
-            label = "reviewlib" if tool == "ours" else f"ASReview {args.ai}"
-            print(f"| {name} | {label} | {np.mean(r['wss95']):.3f} | {fmt(r['wss95'], '.3f')} | "
-                  f"{np.mean(r['rrf10']):.1f} | {fmt(r['rrf10'], '.1f')} |")
+    if report["datasets"]:
+        print_tables(report, all_data, tuned, args.ai, args.seeds, use_asr)
     for size, entry in report["retrain"].items():
         ours = statistics.median(entry["ours"]["seconds"])
         text = f"retrain at {args.records:,} records, {size} labelled: reviewlib {ours:.3f} s"
@@ -216,12 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             asr = statistics.median(entry["asreview"]["seconds"])
             text += f", ASReview {asr:.3f} s (ratio ours/ASReview {ours / asr:.2f})"
         print(text)
-    if use_asr:
-        for name, rows in report["datasets"].items():
-            ok = np.mean(rows["ours"]["wss95"]) >= np.mean(rows["asreview"]["wss95"])
-            print(f"{name}: reviewlib WSS@95 {'>=' if ok else '<'} ASReview's")
     if args.json_out:
-        args.json_out.write_text(json.dumps(report, indent=1))
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(report, indent=1, default=float))
     return 0
 
 

@@ -101,3 +101,33 @@ def test_everything_screened_leaves_an_empty_queue(cohen):
     p = Prioritiser(small, seed=0)
     assert p.rank(labels) == []
     assert p.estimate_relevant_remaining(labels).unscreened == 0
+
+
+# ------------------------------------------------------------------ issue 14: feature sets and ensembles
+def test_word_and_char_features_keep_unit_rows_and_still_learn(cohen, first_100_labels):
+    word = Prioritiser(cohen, seed=0)
+    both = Prioritiser(cohen, seed=0, features="word+char")
+    assert both.X.shape[1] > word.X.shape[1] and both.X.shape[0] == len(cohen)
+    norms = np.sqrt(np.asarray(both.X.multiply(both.X).sum(axis=1)).ravel())
+    assert np.allclose(norms[norms > 0], 1.0, atol=1e-4)
+    order = both.rank(first_100_labels)
+    truth = dict(zip(cohen["record_id"], cohen[LABEL].astype(int)))
+    assert np.mean([truth[r] for r in order[:50]]) >= np.mean([truth[r] for r in order]) + 0.15
+
+
+def test_ensemble_is_the_average_of_its_members_ranks(cohen, first_100_labels):
+    from scipy.stats import rankdata
+    ens = Prioritiser(cohen, seed=0, model="logistic+svm").fit(first_100_labels)
+    lr = Prioritiser(cohen, seed=0, model="logistic").fit(first_100_labels)
+    svm = Prioritiser(cohen, seed=0, model="svm").fit(first_100_labels)
+    rows = np.arange(100, len(cohen))
+    expected = (rankdata(lr.scores(rows)) + rankdata(svm.scores(rows))) / len(rows)
+    assert np.allclose(ens.scores(rows), expected)
+    assert len(ens._classifiers) == 2
+
+
+def test_unknown_features_and_bad_weight_are_input_errors(cohen):
+    with pytest.raises(InputError, match="feature set"):
+        Prioritiser(cohen, features="mesh")
+    with pytest.raises(InputError, match="relevant_weight"):
+        Prioritiser(cohen, relevant_weight=0)

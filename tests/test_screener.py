@@ -9,6 +9,7 @@ import pytest
 
 from reviewlib.screening import agreement
 from reviewlib.screening import decisions
+from reviewlib.errors import InputError
 from reviewlib.protocol import load_protocol
 from reviewlib.records import conform
 from reviewlib.screening.screener import Screener, highlight, static_summary
@@ -246,4 +247,95 @@ def test_long_text_wraps_and_stems_mark_whole_words(store, rules):
 def test_other_calls_name_the_rules_and_the_reason_label(store, rules):
     store.append_decision("pmid:1", "rules", "title-abstract", "exclude", "wrong-population", None, kind="rule")
     s = screener(store, "ana", rules, prioritise=False)
+    s.buttons["include"].click()
+    s.buttons["include"].click()                      # the rule-excluded record comes after the others
+    assert s.current == "pmid:1"
     assert "protocol rules propose exclude (Not autoimmune disease" in s.others_view.value
+
+
+# ------------------------------------------------------------------ issue 14: rule-excluded records last
+def test_records_the_rules_excluded_come_after_the_others(store, rules):
+    # pmid:1 comes first in the store's order; the protocol rules exclude it
+    store.append_decision("pmid:1", "rules", "title-abstract", "exclude", "wrong-population", None, kind="rule")
+    s = screener(store, "ana", rules, prioritise=False)
+    assert s.current == "pmid:2" and s._queue == ["pmid:2", "pmid:3", "pmid:1"]
+    assert "1 excluded by the protocol rules come last" in s.progress.value
+    s.buttons["include"].click()
+    s.reason.value = "no-data"
+    s.buttons["exclude"].click()
+    assert s.current == "pmid:1"                      # still reachable, after every other record
+
+
+def test_rule_excluded_records_last_in_the_prioritised_queue_too(store, rules):
+    store.append_decision("pmid:2", "rules", "title-abstract", "exclude", "wrong-intervention", None, kind="rule")
+    s = screener(store, "ana", rules, prioritise=True, seed=0)
+    assert s._queue[-1] == "pmid:2" and s.current != "pmid:2"
+    s.buttons["include"].click()
+    assert s._queue[-1] == "pmid:2"
+
+
+def test_rule_excluded_records_left_out_with_a_count(store, rules):
+    store.append_decision("pmid:1", "rules", "title-abstract", "exclude", "wrong-population", None, kind="rule")
+    s = screener(store, "ana", rules, prioritise=False, rule_excluded="omit")
+    assert s._queue == ["pmid:2", "pmid:3"]
+    assert "1 excluded by the protocol rules left out of the queue" in s.progress.value
+    s.buttons["include"].click()
+    s.buttons["include"].click()
+    assert s.current is None and "All records in the queue screened" in s.record_view.value
+    assert "1 records the protocol rules excluded were left out" in s.record_view.value
+    with pytest.raises(InputError, match="rule_excluded"):
+        screener(store, "ana", rules, rule_excluded="hide")
+
+
+def test_a_rule_exclude_the_reviewer_already_decided_is_not_counted(store, rules):
+    store.append_decision("pmid:1", "rules", "title-abstract", "exclude", "wrong-population", None, kind="rule")
+    store.append_decision("pmid:1", "ana", "title-abstract", "include", None, None)
+    s = screener(store, "ana", rules, prioritise=False)
+    assert s._queue == ["pmid:2", "pmid:3"] and "protocol rules come last" not in s.progress.value
+
+
+# ------------------------------------------------------------------ issue 14: the stopping rule in the screener
+@pytest.fixture
+def big_store(tmp_path):
+    s = ReviewStore(tmp_path / "big.sqlite")
+    s.add_records(conform(pd.DataFrame([
+        {"pmid": str(i), "title": f"{'CAR T cells in lupus' if i < 6 else 'Statins in heart failure'} study {i}",
+         "abstract": "An abstract.", "year": 2020} for i in range(1, 121)])))
+    return s
+
+
+def test_stopping_rule_is_no_guarantee_before_random_sampling(big_store, rules):
+    s = screener(big_store, "ana", rules, prioritise=False, require_reason=False)
+    for _ in range(10):
+        s.buttons["exclude"].click()
+    assert s.stopping is not None and s.stopping.guaranteed is False and s.stopping.screened == 10
+    text = s.stopping_view.value
+    assert "screened 10 of 120" in text and "not a guarantee" in text and "you may stop" not in text
+    assert "estimated recall" not in text
+
+
+def test_random_sampling_phase_gives_the_estimate_and_resumes(big_store, rules):
+    s = screener(big_store, "ana", rules, prioritise=False, require_reason=False, seed=3)
+    for _ in range(5):                                # the five lupus records, found first
+        s.buttons["include"].click()
+    for _ in range(15):
+        s.buttons["exclude"].click()
+    phase = s.start_random_sampling()
+    assert len(phase["decided_before"]) == 20 and s.skip_button.disabled and s.sampling_button.disabled
+    queue = list(s._queue)
+    assert sorted(queue) == sorted(f"pmid:{i}" for i in range(21, 121)) and queue != sorted(queue, key=lambda r: int(r[5:]))
+    for _ in range(40):
+        s.buttons["exclude"].click()
+    est = s.stopping
+    assert est.guaranteed and est.sample_size == 40 and est.sample_found == 0 and est.found == 5
+    # by hand: urn 100, 5 found before; H0 recall < 95 % needs floor(5/0.95)+1 - 5 = 1 include in the urn
+    from scipy.stats import hypergeom
+    assert est.p_value == pytest.approx(hypergeom.cdf(0, 100, 1, 40))            # 0.6: keep sampling
+    assert not est.stop and "keep sampling" in s.stopping_view.value and "interval" in s.stopping_view.value
+    # a second session resumes the phase and its random order
+    again = screener(big_store, "ana", rules, prioritise=False, require_reason=False, seed=99)
+    assert again.sampling_phase() == phase and again._queue == s._queue
+    for _ in range(58):
+        again.buttons["exclude"].click()
+    assert again.stopping.sample_size == 98 and again.stopping.stop
+    assert "you may stop" in again.stopping_view.value

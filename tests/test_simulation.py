@@ -88,7 +88,9 @@ def test_cohen_finds_every_included_and_beats_random_order(cohen, cohen_run):
     rng = np.random.default_rng(0)
     random_wss = np.mean([wss(y[rng.permutation(cohen_run.order)]) for _ in range(20)])
     assert abs(random_wss) < 0.05                                       # random screening saves ~nothing
-    assert cohen_run.wss95 >= random_wss + 0.10                         # a floor, well below the measured 0.17
+    # a floor below the measured 0.096 (seed 0, relevant weight 5 since issue 14; weight 20 gave 0.17 here,
+    # but less on the mean over the eight development sets, see benchmarks/screening_grid.py)
+    assert cohen_run.wss95 >= random_wss + 0.05
     assert cohen_run.rrf10 > 10.0 * 1.3                                 # random finds ~10% after 10%
 
 
@@ -99,6 +101,27 @@ def test_priors_are_one_included_and_one_excluded_drawn_with_the_seed(cohen):
         assert y[inc] == 1 and y[exc] == 0
     assert priors[0] == draw_priors(y, 0)
     assert len({tuple(p) for p in priors.values()}) > 1
+
+
+def test_seeds_draw_independent_prior_pairs_issue_14():
+    # issue 14: with default_rng(seed).choice, seeds 0, 2 and 3 all picked the included record at ~80 % of
+    # the included list (on 9 and 37 includes alike), so "5 seeds" measured fewer than 5 starts
+    for n_included, n in ((9, 1630), (37, 882), (92, 310)):
+        y = np.zeros(n, dtype=int)
+        y[np.linspace(0, n - 1, n_included).astype(int)] = 1
+        pairs = [tuple(draw_priors(y, seed)) for seed in range(5)]
+        assert pairs == [tuple(draw_priors(y, seed)) for seed in range(5)]      # same seed, same pair
+        assert len(set(pairs)) == 5                                              # five different starts
+        included = [int(np.flatnonzero(y == 1).tolist().index(inc)) for inc, _ in pairs]
+        assert not (included[0] == included[2] == included[3])                  # the issue's coincidence is gone
+    # uniform and independent across seeds: each of 9 includes drawn about 1/9 of 900 times, and the
+    # included draws of consecutive seeds are uncorrelated
+    y = np.zeros(1630, dtype=int)
+    y[np.arange(9) * 181] = 1
+    inc_pos = np.array([np.flatnonzero(y == 1).tolist().index(draw_priors(y, s)[0]) for s in range(900)])
+    counts = np.bincount(inc_pos, minlength=9)
+    assert counts.min() >= 70 and counts.max() <= 130                           # expected 100, sd ~9.4
+    assert abs(np.corrcoef(inc_pos[:-1], inc_pos[1:])[0, 1]) < 0.1
 
 
 def test_same_seed_same_order_different_seed_different_priors(cohen):
@@ -127,7 +150,15 @@ def test_cli_json_in_a_subprocess(tmp_path):
     k = out["screened_to_95"]
     assert curve[k - 1] >= 0.95 > curve[k - 2]
     assert out["wss95"] == pytest.approx((len(curve) - k) / len(curve) - 0.05, abs=1e-6)
-    assert out["stopping"]["screened"] <= len(curve) and 0 < out["stopping"]["recall"] <= 1
+    for rule in ("consecutive_irrelevant", "hypergeometric"):
+        assert out["stopping"][rule]["screened"] <= len(curve) and 0 < out["stopping"][rule]["recall"] <= 1
+    hyper = out["stopping"]["hypergeometric"]
+    assert hyper["screened"] == hyper["switched_at"] + hyper["sampled"]
+    assert hyper["switched_at"] == out["stopping"]["consecutive_irrelevant"]["screened"]
+    assert hyper["recall"] == pytest.approx(hyper["included_found"] / (out["included"] - 1))
+    assert hyper["review_recall"] == pytest.approx((hyper["included_found"] + 1) / out["included"])
+    # it screens at least as far as the heuristic, so finds at least as many
+    assert hyper["included_found"] >= out["stopping"]["consecutive_irrelevant"]["included_found"]
 
 
 def test_cli_summary_is_readable(capsys, tmp_path):

@@ -14,13 +14,22 @@ for the measured time at 10,000 records).
 Models (``model=``):
 
 ``"logistic"`` (default)
-    L2 logistic regression (C=1, liblinear dual solver), each relevant record
-    weighted :data:`RELEVANT_WEIGHT` (20) times an irrelevant one, weights
-    scaled to mean 1.  Chosen by WSS@95 over 5 seeds on Cohen 2006
-    antihistamines and SYNERGY Meijboom 2021 against ASReview LAB's default
-    (see ``benchmarks/screening.py``): a fixed per-record weight did better on
-    both than "balanced" classes (good on the rare-inclusion Meijboom set,
-    poor on Cohen's 30 % inclusions) or ASReview's class-ratio weighting.
+    L2 logistic regression (C=1, liblinear dual solver) on TF-IDF word 1-2
+    grams, each relevant record weighted :data:`RELEVANT_WEIGHT` (5) times an
+    irrelevant one, weights scaled to mean 1.  Chosen (issue 14) by
+    ``benchmarks/screening_grid.py`` on the mean, over the eight development
+    sets (Cohen 2006 antihistamines, ADHD, estrogens, NSAIDs, oral
+    hypoglycaemics, triptans, urinary incontinence; SYNERGY Meijboom 2021;
+    seeds 0 and 1), of (WSS@95 + RRF@10/100)/2, among settings whose retrain
+    stays under 0.5 s at 10,000 records: weight 5 scored 0.3352, weight 20 (the
+    model before) 0.3296, balanced classes 0.3209, C=4 0.3293, ASReview's
+    ELAS u4 re-implemented 0.3271, LR+NB and LR+SVM rank ensembles 0.3244 and
+    0.3247.  Word plus character 3-5 grams scored 0.3359 but its retrain took
+    4 times as long (1.84 s against 0.46 s at 10,000 records, 5,000 labelled,
+    same run: ``benchmarks/results/screening_retrain_features.txt``), over the
+    0.5 s budget, so it is an option (``features="word+char"``), not the
+    default.  The differences are within seed-to-seed noise; the
+    leave-one-dataset-out estimate of this selection is 0.3239.
 ``"svm"``
     ASReview LAB 2's default model (ELAS u4) re-implemented: linear SVM
     (C=0.11), class weights with ASReview's "balanced" ratio 9.8.
@@ -40,6 +49,7 @@ from typing import Any, Hashable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.stats import rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -50,11 +60,14 @@ from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
-#: Models understood by :class:`Prioritiser`.
-MODELS = ("logistic", "svm", "nb")
+#: Models understood by :class:`Prioritiser` ("a+b": rank-averaged ensemble of a and b).
+MODELS = ("logistic", "svm", "nb", "logistic+svm", "logistic+nb")
 DEFAULT_MODEL = "logistic"
+#: Feature sets: TF-IDF word 1-2 grams, or those plus character 3-5 grams (within word boundaries).
+FEATURES = ("word", "word+char")
+DEFAULT_FEATURES = "word"
 #: Weight of a relevant record relative to an irrelevant one in the default model.
-RELEVANT_WEIGHT = 20.0
+RELEVANT_WEIGHT = 5.0
 #: Columns tried, in order, for a record's id when none is named.
 ID_COLUMNS = ("record_id", "pmid", "openalex_id", "doi")
 
@@ -141,6 +154,10 @@ class Prioritiser:
     id_column : str, optional
         Column holding the record ids used in ``labels`` and in rankings; see
         :func:`record_ids` for the default.
+    features : str
+        One of :data:`FEATURES`.
+    relevant_weight : float
+        Weight of a relevant record relative to an irrelevant one in the logistic model.
 
     Examples
     --------
@@ -149,11 +166,18 @@ class Prioritiser:
     """
 
     def __init__(self, records: pd.DataFrame, *, seed: int = 0, model: str = DEFAULT_MODEL,
-                 id_column: str | None = None):
+                 id_column: str | None = None, features: str = DEFAULT_FEATURES,
+                 relevant_weight: float = RELEVANT_WEIGHT):
         if model not in MODELS:
             raise InputError(f"unknown prioritisation model {model!r}: choose one of {', '.join(MODELS)}")
+        if features not in FEATURES:
+            raise InputError(f"unknown feature set {features!r}: choose one of {', '.join(FEATURES)}")
+        if not relevant_weight > 0:
+            raise InputError(f"relevant_weight must be > 0, got {relevant_weight!r}")
         self.seed = int(seed)
         self.model = model
+        self.features = features
+        self.relevant_weight = float(relevant_weight)
         self.ids = record_ids(records, id_column)
         self._position = {rid: i for i, rid in enumerate(self.ids)}
         self.vectoriser = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_df=0.95,
@@ -165,6 +189,15 @@ class Prioritiser:
             self.X = sparse.csr_matrix(self.vectoriser.fit_transform(texts))
         except ValueError:  # every text empty or only stop words: fall back to a vocabulary-free matrix
             self.X = sparse.csr_matrix((len(texts), 1), dtype=np.float32)
+        if features == "word+char":
+            self.char_vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
+                                                   min_df=2, max_df=0.95, strip_accents="unicode", dtype=np.float32)
+            try:
+                chars = self.char_vectoriser.fit_transform(texts)
+                # each block has unit-norm rows: scaled by 1/sqrt(2), the joined rows stay unit-norm
+                self.X = sparse.csr_matrix(sparse.hstack([self.X, chars]) / np.sqrt(2.0), dtype=np.float32)
+            except ValueError:  # no character n-gram in two records: words alone
+                pass
         self._tiebreak = np.random.default_rng(self.seed).permutation(len(self.ids))
         self._classifiers: list[Any] = []
         self._trained_on: tuple[int, int] = (0, 0)
@@ -190,7 +223,7 @@ class Prioritiser:
     # -- training ----------------------------------------------------------------
     def _make(self, kind: str, y: np.ndarray) -> tuple[Any, np.ndarray | None]:
         if kind == "logistic":
-            weights = np.where(y == 1, RELEVANT_WEIGHT, 1.0)
+            weights = np.where(y == 1, self.relevant_weight, 1.0)
             return (LogisticRegression(C=1.0, solver="liblinear", dual=True, max_iter=1000,
                                        random_state=self.seed), weights * (len(y) / weights.sum()))
         if kind == "svm":
@@ -222,11 +255,12 @@ class Prioritiser:
         self._trained_on = (int(y.sum()), int(len(y) - y.sum()))
         if len(set(y.tolist())) < 2:
             return self
-        clf, weights = self._make(self.model, y)
-        with warnings.catch_warnings():  # liblinear's dual solver may stop at max_iter on tiny sets; the order is still usable
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(self.X[idx], y, sample_weight=weights)
-        self._classifiers = [clf]
+        for kind in self.model.split("+"):
+            clf, weights = self._make(kind, y)
+            with warnings.catch_warnings():  # liblinear's dual solver may stop at max_iter on tiny sets; the order is still usable
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                clf.fit(self.X[idx], y, sample_weight=weights)
+            self._classifiers.append(clf)
         return self
 
     def fit(self, labels: Mapping[Hashable, int]) -> "Prioritiser":
@@ -250,10 +284,21 @@ class Prioritiser:
             sign = 1.0 if y.sum() > 0 else -1.0
             centroid = np.asarray(self.X[idx].mean(axis=0)).ravel()
             return sign * np.asarray(X @ centroid).ravel()
-        clf = self._classifiers[0]
-        # decision_function is monotone in the probability and does not saturate into ties
-        s = clf.decision_function(X) if hasattr(clf, "decision_function") else clf.predict_proba(X)[:, 1]
-        return np.asarray(s, dtype=float)
+        if len(self._classifiers) == 1:
+            clf = self._classifiers[0]
+            # decision_function is monotone in the probability and does not saturate into ties
+            s = clf.decision_function(X) if hasattr(clf, "decision_function") else clf.predict_log_proba(X)[:, 1]
+            return np.asarray(s, dtype=float)
+        # ensemble: each member's scores turned into ranks among ``rows`` and averaged (scales do not matter)
+        s = np.zeros(X.shape[0])
+        for clf in self._classifiers:
+            if hasattr(clf, "decision_function"):
+                raw = clf.decision_function(X)
+            else:
+                logp = clf.predict_log_proba(X)
+                raw = logp[:, 1] - logp[:, 0]
+            s += rankdata(raw) / X.shape[0]
+        return s
 
     def rank_indices(self, unlabelled: np.ndarray) -> np.ndarray:
         """Row positions of ``unlabelled`` ordered most likely relevant first (seeded tie-break)."""
@@ -293,11 +338,12 @@ class Prioritiser:
         if not self._classifiers or n_pos == 0 or n_neg == 0:
             prior = n_pos / (n_pos + n_neg) if n_pos + n_neg else 0.0
             return np.full(len(rows), prior)
-        clf = self._classifiers[0]
-        if self.model != "logistic":  # the estimate always uses the default model's calibration
+        if self.model.split("+")[0] == "logistic":
+            clf = self._classifiers[0]
+        else:  # the estimate always uses the logistic model's calibration
             clf, weights = self._make("logistic", self._fit_y)
             clf.fit(self.X[self._fit_idx], self._fit_y, sample_weight=weights)
-        logit = np.asarray(clf.decision_function(self.X[rows]), dtype=float) - np.log(RELEVANT_WEIGHT)
+        logit = np.asarray(clf.decision_function(self.X[rows]), dtype=float) - np.log(self.relevant_weight)
         return 1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))
 
     def estimate_relevant_remaining(self, labels: Mapping[Hashable, int] | None = None,
@@ -367,5 +413,5 @@ def estimate_relevant_remaining(records: pd.DataFrame, labels: Mapping[Hashable,
 
 
 __all__ = ["Prioritiser", "RemainingEstimate", "rank", "estimate_relevant_remaining", "record_texts",
-           "record_ids", "MODELS", "DEFAULT_MODEL"]
+           "record_ids", "MODELS", "DEFAULT_MODEL", "FEATURES", "DEFAULT_FEATURES"]
 

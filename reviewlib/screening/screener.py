@@ -12,8 +12,20 @@ before the next record appears.
 
 Records come in priority order from :mod:`reviewlib.screening.prioritise` when it is
 available (retrained on the reviewer's decisions after each one), else in the
-given order.  In blind mode (``blind=True``) the screener shows the reviewer
-only their own decisions.
+given order.  Records the protocol's rules have excluded (a current ``rules``
+exclude at this stage) come after all the others, or are left out of the queue
+with ``rule_excluded="omit"`` (the progress line counts them either way), so a
+reviewer does not start on a record the rules already excluded.  In blind mode
+(``blind=True``) the screener shows the reviewer only their own decisions.
+
+Stopping: :meth:`Screener.start_random_sampling` switches the queue to a
+random order over every unscreened record (rule-excluded ones too) and the
+progress shows the hypergeometric stopping rule of
+:mod:`reviewlib.screening.stopping` (records screened, includes found, estimated
+recall with its interval, and whether recall >= 95 % is shown at 95 %
+confidence).  Before that phase begins the screener shows no recall estimate and
+says that it is not a guarantee.  A maybe counts as an include for the rule (it
+may still be one).
 
 Without a kernel (a notebook rendered to HTML), widgets are dead; the bundle
 published by :meth:`Screener.display` carries :func:`static_summary` as its
@@ -22,7 +34,9 @@ published by :meth:`Screener.display` carries :func:`static_summary` as its
 """
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import logging
 import re
 import time
@@ -33,6 +47,7 @@ import pandas as pd
 from . import decisions as dec
 from ..errors import InputError, ReviewlibError
 from .eligibility import Rules, load_rules, vocabulary
+from .stopping import DEFAULT_CONFIDENCE, DEFAULT_TARGET, StoppingEstimate, estimate
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +69,19 @@ _STYLE = """<style>
 .rl-screener .rl-status .rl-warn {color:#8a5a00;}
 </style>"""
 NO_REASON = "(no reason)"
+#: Ways to treat records the protocol's rules excluded in the queue.
+RULE_EXCLUDED = ("last", "omit")
+#: Store meta key holding a reviewer's random-sampling phase (JSON), formatted with stage and reviewer.
+SAMPLING_META = "random_sampling:{stage}:{reviewer}"
+
+
+def sampling_order(record_ids: Iterable[str], seed: int) -> list[str]:
+    """``record_ids`` in a random order fixed by ``seed`` and each id alone (sha256 of ``seed:id``).
+
+    The order of any subset is the same uniform shuffle whatever else is in the list, so the
+    random-sampling queue does not change when records are decided or added.
+    """
+    return sorted(record_ids, key=lambda r: hashlib.sha256(f"{seed}:{r}".encode()).hexdigest())
 
 
 # -- highlighting -----------------------------------------------------------------
@@ -201,6 +229,12 @@ class Screener:
         next record, unseen.  0 turns the guard off.
     clock : callable
         Monotonic clock in seconds for ``min_interval`` (default ``time.monotonic``).
+    rule_excluded : {'last', 'omit'}
+        Records the protocol's rules excluded at this stage: at the end of the queue (default), or
+        left out of it (counted in the progress line).  In a random-sampling phase every
+        unscreened record is in the draw.
+    target, confidence : float
+        Recall target and confidence of the stopping rule.
 
     Notes
     -----
@@ -217,8 +251,17 @@ class Screener:
                  stage: str = "title-abstract", blind: bool = False, records: pd.DataFrame | None = None,
                  order: Iterable[str] | None = None, prioritise: bool = True, seed: int = 0,
                  require_reason: bool = True, min_interval: float = 0.6,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, rule_excluded: str = "last",
+                 target: float = DEFAULT_TARGET, confidence: float = DEFAULT_CONFIDENCE):
         import ipywidgets as w
+
+        if rule_excluded not in RULE_EXCLUDED:
+            raise InputError(f"rule_excluded={rule_excluded!r}: use 'last' (rule-excluded records at the end of "
+                             "the queue) or 'omit' (left out, counted)")
+        self.rule_excluded = rule_excluded
+        self.target, self.confidence = float(target), float(confidence)
+        self.n_rule_excluded = 0
+        self.stopping: StoppingEstimate | None = None
 
         self.store = store
         self.reviewer = dec._check_reviewer(reviewer)
@@ -257,6 +300,7 @@ class Screener:
         # "auto", not "100%": ipywidgets add a 2px margin each side, so 100% overflows its box
         full = w.Layout(width="auto")
         self.progress = w.HTML(layout=full)
+        self.stopping_view = w.HTML(layout=full)
         self.bar = w.IntProgress(min=0, max=max(len(self._by_id), 1), value=0,
                                  layout=w.Layout(width="auto", height="0.6em"))
         self.record_view = w.HTML(layout=full)
@@ -287,6 +331,10 @@ class Screener:
         self.undo_button = w.Button(description="Undo last", icon="undo",
                                     tooltip="Withdraw your most recent decision and show that record again")
         self.undo_button.on_click(lambda _b: self.undo())
+        self.sampling_button = w.Button(description="Start random sampling", icon="random",
+                                        tooltip="From now on, records come in random order: the stopping rule "
+                                                "can then say when recall >= the target is shown")
+        self.sampling_button.on_click(lambda _b: self.start_random_sampling())
         for button in list(self.buttons.values()) + [self.skip_button, self.undo_button]:
             button.layout = w.Layout(width="auto", min_width="6.5em")    # five in one row beside the criteria
         self.status = w.HTML(layout=full)
@@ -297,7 +345,8 @@ class Screener:
         right = w.VBox([self.criteria_view],
                        layout=w.Layout(flex="0 0 32%", min_width="0", padding="0 0 0 1em",
                                        border_left="1px solid #ddd"))
-        self.widget = w.VBox([self.progress, self.bar, w.HBox([left, right], layout=w.Layout(width="auto"))],
+        self.widget = w.VBox([self.progress, self.bar, w.HBox([left, right], layout=w.Layout(width="auto")),
+                              w.HBox([self.stopping_view, self.sampling_button], layout=w.Layout(width="auto"))],
                              layout=w.Layout(width="auto"))
         self.widget.add_class("rl-screener")
         self.refresh()
@@ -308,6 +357,55 @@ class Screener:
         mine = dec.current_decisions(self.store, stage=self.stage, reviewer=self.reviewer)
         mine = mine[mine["kind"] != "resolution"]
         return mine[mine["record_id"].isin(self._by_id)]
+
+    def rule_excluded_ids(self) -> set[str]:
+        """Records whose current protocol-rules decision at this stage is exclude."""
+        rules = dec.current_decisions(self.store, stage=self.stage, reviewer=dec.RULES_REVIEWER)
+        return set(rules.loc[rules["decision"] == "exclude", "record_id"]) & set(self._by_id)
+
+    # -- random sampling and the stopping rule ---------------------------------------
+    @property
+    def _sampling_key(self) -> str:
+        return SAMPLING_META.format(stage=self.stage, reviewer=self.reviewer)
+
+    def sampling_phase(self) -> dict | None:
+        """This reviewer's random-sampling phase at this stage (``decided_before``, ``seed``), or None."""
+        raw = self.store.get_meta(self._sampling_key)
+        return json.loads(raw) if raw else None
+
+    def start_random_sampling(self) -> dict:
+        """Begin the random-sampling phase: from now on the queue is a random order of every unscreened record.
+
+        Saved in the store (meta ``random_sampling:<stage>:<reviewer>``) with the records decided so
+        far, so a later session resumes the phase.  Starting again keeps the first start.
+        """
+        phase = self.sampling_phase()
+        if phase is None:
+            mine = self.my_decisions()
+            phase = {"decided_before": sorted(mine["record_id"]), "seed": self.seed,
+                     "started_at": pd.Timestamp.now(tz="UTC").isoformat()}
+            self.store.set_meta(self._sampling_key, json.dumps(phase))
+            self.message, self._message_class = ("Random sampling started: records now come in random order, "
+                                                 "and the stopping rule below can say when to stop."), "rl-ok"
+        self.refresh()
+        return phase
+
+    def stopping_estimate(self, mine: pd.DataFrame | None = None) -> StoppingEstimate:
+        """The stopping rule's current state (:func:`reviewlib.screening.stopping.estimate`).
+
+        Records decided before the random-sampling phase are the prioritised phase, the others the
+        random sample; include and maybe count as relevant.  Without a phase the estimate has
+        ``guaranteed=False``.
+        """
+        mine = self.my_decisions() if mine is None else mine
+        relevant = mine["decision"].isin(["include", "maybe"]).astype(int).tolist()
+        phase = self.sampling_phase()
+        before = set(phase["decided_before"]) if phase else set(mine["record_id"])
+        in_before = mine["record_id"].isin(before).tolist()
+        ranked = [v for v, b in zip(relevant, in_before) if b]
+        sample = [v for v, b in zip(relevant, in_before) if not b]
+        return estimate(len(self._by_id), ranked, sample if phase else [], target=self.target,
+                        confidence=self.confidence)
 
     def _labels(self, mine: pd.DataFrame) -> dict[str, int]:
         decided = mine[mine["decision"].isin(["include", "exclude"])]
@@ -332,6 +430,14 @@ class Screener:
                     self._estimate = f"~{est.expected:.0f} (model)"
             except (ReviewlibError, ValueError) as exc:
                 logger.warning("screener: prioritisation failed (%s); using the given order", exc)
+        phase = self.sampling_phase()
+        rule_excluded = self.rule_excluded_ids() - done
+        self.n_rule_excluded = len(rule_excluded)
+        if phase is not None:      # random sampling: every unscreened record, in the phase's random order
+            queue = sampling_order([r for r in self._by_id if r not in done], phase["seed"])
+        elif rule_excluded:
+            kept = [r for r in queue if r not in rule_excluded]
+            queue = kept + ([r for r in queue if r in rule_excluded] if self.rule_excluded == "last" else [])
         self._queue = queue
         if self._estimate is None:
             if not queue:
@@ -344,6 +450,7 @@ class Screener:
                 rate = (n_inc + 1) / (len(mine) + 2)
                 self._estimate = f"~{rate * len(queue):.0f} (include rate so far)"
         self.current = queue[0] if queue else None
+        self.stopping = self.stopping_estimate(mine)
         self._render(mine)
 
     def _render(self, mine: pd.DataFrame) -> None:
@@ -356,7 +463,12 @@ class Screener:
         self.progress.value = (f"<div class='rl-progress'><b>{html.escape(self.reviewer)}</b> &middot; "
                                f"{html.escape(self.stage)}{mode} &middot; screened {n_done} / {total}{pct} "
                                f"&middot; included {n_inc} &middot; excluded {n_exc} &middot; maybe {n_maybe} "
-                               f"&middot; estimated relevant left {html.escape(self._estimate or '?')}</div>")
+                               f"&middot; estimated relevant left {html.escape(self._estimate or '?')}"
+                               f"{self._rule_excluded_note()}</div>")
+        if self.stopping is not None:
+            cls = "rl-ok" if self.stopping.stop else "rl-warn"
+            self.stopping_view.value = (f"<div class='rl-progress'><span class='{cls}'>"
+                                        f"{html.escape(self.stopping.line())}</span></div>")
         self.bar.max = max(total, 1)
         self.bar.value = min(n_done, self.bar.max)
         self.record_view.value = _STYLE + (self._record_html(self.current) if self.current is not None
@@ -365,9 +477,17 @@ class Screener:
         done = self.current is None
         for b in list(self.buttons.values()) + [self.skip_button, self.reason, self.note]:
             b.disabled = done
-        self.skip_button.disabled = done or len(self._queue) < 2
+        # skipping in the random-sampling phase would make the sample the reviewer's choice, not random
+        self.skip_button.disabled = done or len(self._queue) < 2 or self.sampling_phase() is not None
+        self.sampling_button.disabled = done or self.sampling_phase() is not None
         self.undo_button.disabled = mine.empty
         self._show_message()
+
+    def _rule_excluded_note(self) -> str:
+        if not self.n_rule_excluded or self.sampling_phase() is not None:
+            return ""
+        where = "come last" if self.rule_excluded == "last" else "left out of the queue"
+        return f" &middot; {self.n_rule_excluded} excluded by the protocol rules {where}"
 
     def _say(self, message: str, cls: str = "rl-ok") -> None:
         self.message = message
@@ -381,10 +501,14 @@ class Screener:
     def _done_html(self, n_done: int, n_inc: int, n_exc: int, n_maybe: int) -> str:
         if not self._by_id:
             return "<div class='rl-record rl-done'><b>No records to screen.</b></div>"
+        omitted = bool(self.n_rule_excluded and self.rule_excluded == "omit")
         return ("<div class='rl-record rl-done'>"
-                f"<p><b>All records screened.</b> {html.escape(self.reviewer)} has decided "
+                f"<p><b>All records {'in the queue ' if omitted else ''}screened.</b> "
+                f"{html.escape(self.reviewer)} has decided "
                 f"{'the only record' if n_done == 1 else f'all {n_done} records'} "
                 f"at {html.escape(self.stage)}: {n_inc} included, {n_exc} excluded, {n_maybe} maybe.</p>"
+                + (f"<p>{self.n_rule_excluded} records the protocol rules excluded were left out of the queue "
+                   "(<code>rule_excluded='omit'</code>).</p>" if omitted else "") +
                 "<p>Every decision is already saved in the review store. <i>Undo last</i> reopens your most "
                 "recent decision; records marked maybe are settled at full text or in discussion.</p></div>")
 
@@ -477,7 +601,7 @@ class Screener:
 
     def skip(self) -> None:
         """Move the current record to the end of this session's queue without deciding."""
-        if self.current is None:
+        if self.current is None or self.sampling_phase() is not None:
             return
         skipped = self.current
         self._order = [r for r in self._order if r != self.current] + [self.current]

@@ -4,9 +4,9 @@ A simulation answers "had we screened this published review with reviewlib's
 prioritisation, how many records would we have read to find its included
 studies?".  It follows ASReview LAB's simulation mode:
 
-1. Priors.  One included and one excluded record are drawn with the seed
-   (``numpy.random.default_rng(seed)``: first an included row, then an
-   excluded row), as ``asreview simulate --n-prior-included 1
+1. Priors.  One included and one excluded record are drawn uniformly, each
+   seed from its own generator (:func:`prior_rng`: first an included row, then
+   an excluded row), as ``asreview simulate --n-prior-included 1
    --n-prior-excluded 1`` does.  They are the reviewer's first two decisions.
 2. Replay.  The classifier is trained on the decisions so far, the unscreened
    records are ranked, the top one is "screened" (its published label is
@@ -40,10 +40,20 @@ number of included records among the first k):
     Average time to discovery as a fraction (ASReview insights): the mean,
     over the included records, of the position k at which each was found,
     divided by N.
-Stopping rule (``stop``)
+Stopping rules (``stops``), each reported as the records screened at the stop
+(after the priors) and the recall there (priors excluded, as above; and
+``review_recall``, the prior included record counted, which is the recall the
+reviewer gets):
+
+``consecutive_irrelevant`` (``stop``: the heuristic reviewlib used before issue 14)
     Stop after :func:`default_patience` (max(50, 5 % of N)) consecutive
-    irrelevant records; reported as the number screened at that point and the
-    recall reached.  If the rule never fires, it stops at N with recall 1.
+    irrelevant records.  No guarantee.  If it never fires, it stops at N.
+``hypergeometric`` (:mod:`reviewlib.screening.stopping`)
+    When the heuristic fires, switch to screening the rest in random order
+    (drawn with the seed's sampling stream) and stop when Callaghan &
+    Müller-Hansen's test rejects "recall < 95 %" at 95 % confidence (level split
+    over the includes found in the sample).  Guarantee: recall >= 95 % in at
+    least 95 % of runs.
 """
 from __future__ import annotations
 
@@ -62,6 +72,7 @@ import pandas as pd
 
 from ..errors import InputError
 from .prioritise import DEFAULT_MODEL, MODELS, Prioritiser
+from .stopping import DEFAULT_CONFIDENCE, DEFAULT_TARGET, random_sampling_stop
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +82,10 @@ EVERY_RECORD_UNTIL = 300
 BATCH_DIVISOR = 200
 #: Number of prior records (one included, one excluded), as ASReview's --n-prior-included 1 --n-prior-excluded 1.
 N_PRIORS = 2
+#: Spawn key of the priors' random stream (see :func:`prior_rng`).
+PRIOR_STREAM = 14
+#: Spawn key of the random-sampling phase's stream (the hypergeometric stopping rule).
+SAMPLING_STREAM = 15
 
 
 # --------------------------------------------------------------------------- metrics
@@ -238,6 +253,30 @@ class SimulationResult:
         return {"rule": f"{self.patience} consecutive irrelevant records", "patience": self.patience,
                 "screened": k, "recall": found / int(np.sum(self.labels)), "included_found": found}
 
+    def hypergeometric_stop(self, target: float = DEFAULT_TARGET,
+                            confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
+        """The hypergeometric rule's verdict: prioritised until the heuristic fires, then random sampling.
+
+        Returns rule, switched_at (records screened in the model's order, after the priors), sampled,
+        screened, recall, review_recall, included_found, p_value, recall_target, confidence.
+        """
+        switch = consecutive_irrelevant_stop(self.labels, self.patience)
+        ranked = [1, 0] + list(self.labels[:switch])          # the priors were screened first
+        rng = np.random.default_rng(np.random.SeedSequence(int(self.seed), spawn_key=(SAMPLING_STREAM,)))
+        out = random_sampling_stop(ranked, self.labels[switch:], rng, target=target, confidence=confidence)
+        found = out["found"] - 1                                # priors not counted, as every metric here
+        return {"rule": f"random sampling after {self.patience} consecutive irrelevant, stop when recall < "
+                        f"{target:.0%} is rejected at {confidence:.0%} confidence (Callaghan & Müller-Hansen 2020)",
+                "switched_at": switch, "sampled": out["sampled"], "screened": out["screened"] - len(self.priors),
+                "recall": found / int(np.sum(self.labels)), "review_recall": out["found"] / self.n_included,
+                "included_found": found, "p_value": out["p_value"], "recall_target": target, "confidence": confidence}
+
+    def stops(self) -> dict[str, dict[str, Any]]:
+        """Every stopping rule's verdict, by rule name (see the module docstring)."""
+        heuristic = self.stop()
+        heuristic["review_recall"] = (heuristic["included_found"] + 1) / self.n_included
+        return {"consecutive_irrelevant": heuristic, "hypergeometric": self.hypergeometric_stop()}
+
     def to_dict(self, curve: bool = True) -> dict[str, Any]:
         """JSON-ready summary (the ``--json`` output)."""
         out = {
@@ -245,7 +284,7 @@ class SimulationResult:
             "priors_counted": False, "n_screened_measured": self.n,
             "seed": self.seed, "model": self.model,
             "wss95": round(self.wss95, 6), "rrf10": round(self.rrf10, 6), "atd": round(self.atd, 6),
-            "screened_to_95": self.screened_to_95, "stopping": self.stop(),
+            "screened_to_95": self.screened_to_95, "stopping": self.stops(),
             "retrains": self.retrains, "seconds": round(self.seconds, 3),
             "prior_rows": list(self.priors),
         }
@@ -271,10 +310,26 @@ def labels_array(frame: pd.DataFrame, label_column: str, source: str = "dataset"
     return text.map(lambda v: int(float(v))).to_numpy(dtype=int)
 
 
+def prior_rng(seed: int) -> np.random.Generator:
+    """The generator the priors of ``seed`` are drawn from: its own stream, apart from the model's.
+
+    ``SeedSequence(seed, spawn_key=(PRIOR_STREAM,))`` hashes the seed together with a fixed stream key, so
+    each seed's priors are an independent draw, and no other randomness of a run (the model's
+    tie-break permutation uses ``default_rng(seed)``) shares their stream.
+    """
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(PRIOR_STREAM,)))
+
+
 def draw_priors(labels: np.ndarray, seed: int) -> list[int]:
-    """One included and one excluded row position drawn with ``seed`` (included first)."""
+    """One included and one excluded row position, an independent uniform draw per seed (included first).
+
+    Each seed has its own generator (:func:`prior_rng`); the included record is drawn uniformly
+    from the included rows, then the excluded one from the excluded rows.  Two seeds can still
+    draw the same included record by chance (with P included records and S seeds the chance that
+    some two coincide is 1 - P!/((P-S)! P^S)), but not systematically.
+    """
     labels = np.asarray(labels, dtype=int)
-    rng = np.random.default_rng(seed)
+    rng = prior_rng(seed)
     included = np.flatnonzero(labels == 1)
     excluded = np.flatnonzero(labels == 0)
     if len(included) == 0 or len(excluded) == 0:
@@ -661,6 +716,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def summary_text(result: SimulationResult, source: str) -> str:
     """The readable summary printed by ``reviewlib simulate``."""
     stop = result.stop()
+    hyper = result.hypergeometric_stop()
     n = result.n
     lines = [
         f"Simulated screening of {source} (model {result.model}, seed {result.seed})",
@@ -671,8 +727,11 @@ def summary_text(result: SimulationResult, source: str) -> str:
         f"  WSS@95  {result.wss95:.3f}   (work saved over random screening at 95% recall)",
         f"  RRF@10  {result.rrf10:.1f}%  (included records found after screening 10% of records)",
         f"  ATD     {result.atd:.3f}   (average time to discovery, fraction of records)",
-        f"  stopping rule ({stop['rule']}): stop after {stop['screened']} records, "
+        f"  stopping rule ({stop['rule']}, no guarantee): stop after {stop['screened']} records, "
         f"recall {stop['recall']:.1%} ({stop['included_found']} of {result.n_included - 1})",
+        f"  stopping rule (random sampling, hypergeometric test at {hyper['confidence']:.0%} confidence): "
+        f"stop after {hyper['screened']} records ({hyper['switched_at']} prioritised + {hyper['sampled']} random), "
+        f"recall {hyper['recall']:.1%} ({hyper['included_found']} of {result.n_included - 1})",
         f"  {result.retrains} retrains in {result.seconds:.1f} s",
     ]
     return "\n".join(lines)
