@@ -141,6 +141,16 @@ CREATE TABLE IF NOT EXISTS grade_overrides (
     reviewer TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+-- reviewers' deduplication marks (issue 12): append-only; a withdrawal is its own row
+CREATE TABLE IF NOT EXISTS dedup_marks (
+    mark_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('not-duplicates', 'duplicates', 'withdraw')),
+    record_ids TEXT NOT NULL,          -- JSON list of record ids (empty for a withdrawal)
+    withdraws INTEGER REFERENCES dedup_marks(mark_id),
+    reviewer TEXT NOT NULL,
+    note TEXT,
+    created_at TEXT NOT NULL
+);
 """
 
 
@@ -490,3 +500,17 @@ class ReviewStore:
     def grade_overrides(self) -> pd.DataFrame:
         """Every GRADE override ever appended, oldest first."""
         return pd.read_sql_query("SELECT * FROM grade_overrides ORDER BY override_id", self.connection)
+
+    # -- deduplication marks (append-only) ------------------------------
+    def append_dedup_mark(self, kind: str, record_ids: list[str], reviewer: str, note: str | None = None,
+                          withdraws: int | None = None) -> int:
+        """Append one reviewer's deduplication mark in its own transaction; returns its id once durable."""
+        with self.transaction() as con:
+            cur = con.execute(
+                "INSERT INTO dedup_marks(kind, record_ids, withdraws, reviewer, note, created_at) "
+                "VALUES(?, ?, ?, ?, ?, ?)", (kind, json.dumps(list(record_ids)), withdraws, reviewer, note, utcnow()))
+            return int(cur.lastrowid)
+
+    def dedup_marks(self) -> pd.DataFrame:
+        """Every deduplication mark ever made, oldest first (the full history)."""
+        return pd.read_sql_query("SELECT * FROM dedup_marks ORDER BY mark_id", self.connection)

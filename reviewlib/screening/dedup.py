@@ -54,7 +54,9 @@ import pandas as pd
 from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 
+from ..errors import InputError
 from ..records import COLUMNS, conform
+from . import dedup_match
 from ..store import record_id_for, utcnow
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ FUZZY_THRESHOLD = 95.0
 #: Stricter ratio for records whose PMIDs differ (PubMed's duplicate citations).
 PMID_CONFLICT_THRESHOLD = 98.0
 #: Rule names, strongest first.
-RULES = ("pmid", "doi", "fuzzy-title")
+RULES = ("pmid", "doi", "fuzzy-title", "reviewer")
 #: Words skipped when taking a title's first word as a blocking key.
 _STOP = {"a", "an", "the", "of", "on", "in", "and", "for", "to"}
 _DOI_PREFIX = re.compile(r"^(?:https?://)?(?:dx\.)?(?:doi\.org/)|^doi:\s*", re.IGNORECASE)
@@ -73,7 +75,7 @@ _SPACE = re.compile(r"\s+")
 _INITIALS = re.compile(r"^[A-Z]{1,4}$")
 _NUMBERS = re.compile(r"\b(?:\d+|[ivx]{1,4})\b")
 
-AUDIT_COLUMNS = ["group_id", "record_id", "kept", "rule", "score", "matched_to", "source", "row", "title"]
+AUDIT_COLUMNS = ["group_id", "record_id", "kept", "rule", "score", "matched_to", "source", "row", "title", "reasons"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedup_runs (
@@ -94,7 +96,15 @@ CREATE TABLE IF NOT EXISTS dedup_audit (
     matched_to TEXT,
     source TEXT,
     row INTEGER,
-    title TEXT
+    title TEXT,
+    reasons TEXT
+);
+CREATE TABLE IF NOT EXISTS dedup_uncertain (
+    run_id INTEGER NOT NULL REFERENCES dedup_runs(run_id),
+    record_id_1 TEXT NOT NULL,
+    record_id_2 TEXT NOT NULL,
+    score REAL,
+    reasons TEXT
 );
 CREATE TABLE IF NOT EXISTS dedup_records (
     run_id INTEGER NOT NULL REFERENCES dedup_runs(run_id),
@@ -116,14 +126,20 @@ class DedupResult:
         The unique records (records table columns, ``record_id`` first), in input order.
     audit : pandas.DataFrame
         One row per member of every merged group: group_id, record_id, kept (bool),
-        rule ('pmid', 'doi', 'fuzzy-title'; None for the kept record), score (0-100),
-        matched_to (record_id of the member it matched), source, row (input position), title.
+        rule ('pmid', 'doi', 'fuzzy-title', 'reviewer'; None for the kept record), score (0-100),
+        matched_to (record_id of the member it matched), source, row (input position), title,
+        reasons (the evidence of that link, in words).
     n_removed : int
         Records removed as duplicates (PRISMA "duplicates removed").
     n_input : int
         Records given.
     threshold : float
         The fuzzy title threshold used.
+    groups : int
+        Merged groups.
+    uncertain : pandas.DataFrame
+        Pairs that look close but are not proven duplicates, for a person to decide
+        (record_id_1, record_id_2, score, reasons, title_1, title_2); never merged.
     """
 
     records: pd.DataFrame
@@ -132,6 +148,7 @@ class DedupResult:
     n_input: int = 0
     threshold: float = FUZZY_THRESHOLD
     groups: int = field(default=0)
+    uncertain: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=UNCERTAIN_COLUMNS))
 
     @property
     def removed_ids(self) -> set[str]:
@@ -150,7 +167,7 @@ class DedupResult:
 
 # -- normalisation ----------------------------------------------------------
 def normalise_doi(doi: Any) -> str | None:
-    """A DOI in comparable form: lower case, no resolver or ``doi:`` prefix, trimmed.
+    """A DOI in comparable form (see :func:`reviewlib.screening.dedup_match.normalise_doi`).
 
     Examples
     --------
@@ -159,13 +176,7 @@ def normalise_doi(doi: Any) -> str | None:
     >>> normalise_doi("doi: 10.1/ABC.")
     '10.1/abc'
     """
-    if doi is None or (isinstance(doi, float) and np.isnan(doi)):
-        return None
-    text = str(doi).strip()
-    for _ in range(2):
-        text = _DOI_PREFIX.sub("", text).strip()
-    text = text.rstrip(".").lower()
-    return text if text.startswith("10.") else (text or None)
+    return dedup_match.normalise_doi(doi)
 
 
 def _ascii_fold(text: str) -> str:
@@ -263,89 +274,20 @@ def choose_kept(rows: list[dict[str, Any]], positions: list[int]) -> int:
     return min(range(len(rows)), key=key)
 
 
-def _fuzzy_pairs(titles: list[str], years: list[int | None], surnames: list[str],
-                 pmids: list[str | None], dois: list[str | None], threshold: float):
-    """Yield (i, j, score) for fuzzy title matches, comparing only within blocks."""
-    by_author: dict[str, dict[Any, list[int]]] = defaultdict(lambda: defaultdict(list))
-    by_token: dict[str, dict[Any, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for i, title in enumerate(titles):
-        if not title:
-            continue
-        token = next((w for w in title.split() if w not in _STOP), title.split()[0])
-        by_token[token][years[i]].append(i)
-        if surnames[i]:
-            by_author[surnames[i]][years[i]].append(i)
-    seen: set[tuple[int, int]] = set()
-
-    def compare(left: list[int], right: list[int], same: bool):
-        if not left or not right:
-            return
-        scores = cdist([titles[i] for i in left], [titles[j] for j in right], scorer=fuzz.ratio,
-                       score_cutoff=threshold, dtype=np.float32)
-        for a, b in zip(*np.nonzero(scores)):
-            i, j = left[a], right[b]
-            if i == j or (same and i > j):
-                continue
-            pair = (min(i, j), max(i, j))
-            if pair in seen:
-                continue
-            seen.add(pair)
-            yield pair[0], pair[1], float(scores[a, b])
-
-    def blocks(index: dict[str, dict[Any, list[int]]]):
-        for by_year in index.values():
-            known = sorted(y for y in by_year if y is not None)
-            for y in known:
-                yield by_year[y], by_year[y], True
-                if y + 1 in by_year:
-                    yield by_year[y], by_year[y + 1], False
-            if None in by_year:
-                everyone = [i for ids in by_year.values() for i in ids]
-                yield by_year[None], everyone, False
-
-    for left, right, same in blocks(by_author):
-        yield from compare(left, right, same)
-    # records without authors are compared with everyone sharing their title's first word
-    for by_year in by_token.values():
-        missing = {y: [i for i in ids if not surnames[i]] for y, ids in by_year.items()}
-        if not any(missing.values()):
-            continue
-        for y, ids in missing.items():
-            if not ids:
-                continue
-            if y is None:
-                right = [i for v in by_year.values() for i in v]
-            else:
-                right = [i for yy in (y - 1, y, y + 1, None) for i in by_year.get(yy, [])]
-            yield from compare(ids, right, False)
+def _pair_rule(i: int, j: int, f) -> str:
+    if f.pmids[i] and f.pmids[i] == f.pmids[j]:
+        return "pmid"
+    if f.dois[i] and f.dois[i] == f.dois[j]:
+        return "doi"
+    return "fuzzy-title"
 
 
-def _numbers(title: str) -> set[str]:
-    return set(_NUMBERS.findall(title))
+UNCERTAIN_COLUMNS = ["record_id_1", "record_id_2", "score", "reasons", "title_1", "title_2"]
 
 
-def _compatible(i: int, j: int, score: float, titles, years, surnames, pmids, dois) -> bool:
-    if years[i] is not None and years[j] is not None and abs(years[i] - years[j]) > 1:
-        return False
-    if surnames[i] and surnames[j] and surnames[i] != surnames[j]:
-        return False
-    if dois[i] and dois[j] and dois[i] != dois[j]:
-        return False
-    if _numbers(titles[i]) != _numbers(titles[j]):
-        return False
-    if pmids[i] and pmids[j] and pmids[i] != pmids[j]:
-        return _strict(i, j, score, years, surnames)
-    return True
-
-
-def _strict(i: int, j: int, score: float, years, surnames) -> bool:
-    """The test two records with different PMIDs must pass to merge."""
-    return (score >= PMID_CONFLICT_THRESHOLD and years[i] is not None and years[i] == years[j]
-            and bool(surnames[i]) and surnames[i] == surnames[j])
-
-
-def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> DedupResult:
-    """Merge duplicate records across sources.
+def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD,
+                marks: "pd.DataFrame | None" = None) -> DedupResult:
+    """Merge duplicate records across sources, on evidence (see :mod:`reviewlib.screening.dedup_match`).
 
     Parameters
     ----------
@@ -353,71 +295,90 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> De
         A records table (:data:`reviewlib.records.COLUMNS`), possibly the
         concatenation of several readers' output; a ``record_id`` column is used
         when present, else computed with :func:`reviewlib.store.record_id_for`.
+        Optional ``volume``, ``issue`` and ``pages`` columns are used as evidence.
     threshold : float
-        Minimum ``fuzz.ratio`` (0-100) of normalised titles for a fuzzy match.
+        Title ratio (0-100) that is a title match on its own (default 95).
+    marks : pandas.DataFrame, optional
+        Reviewers' marks (:func:`current_marks`): pairs to keep apart and records to merge.
+        They win over every rule.
 
     Returns
     -------
     DedupResult
-        Unique records, the audit of merged groups and the number removed.
+        Unique records, the audit of merged groups (with each link's reasons), the pairs
+        left for a person (``uncertain``) and the number removed.
 
     Examples
     --------
-    >>> result = deduplicate(records)          # doctest: +SKIP
-    >>> result.n_removed, result.audit.head()  # doctest: +SKIP
+    >>> result = deduplicate(records, marks=current_marks(store))   # doctest: +SKIP
+    >>> result.n_removed, result.audit.head(), result.uncertain       # doctest: +SKIP
     """
     has_id = "record_id" in records.columns
     frame = conform(records.drop(columns=["record_id"]) if has_id else records)
     n = len(frame)
     rows = frame.to_dict("records")
     ids = list(records["record_id"]) if has_id else [record_id_for(r) for r in rows]
-    pmids = [_clean_id(r.get("pmid")) for r in rows]
-    dois = [normalise_doi(r.get("doi")) for r in rows]
-    titles = [normalise_title(r.get("title")) for r in rows]
-    years = [None if pd.isna(r.get("year")) else int(r.get("year")) for r in rows]
-    surnames = [first_author_surname(r.get("authors")) for r in rows]
+    f = dedup_match.features(frame)
+    position: dict[str, list[int]] = defaultdict(list)
+    for i, rid in enumerate(ids):
+        position[rid].append(i)
+    apart, together = _mark_pairs(marks, position)
 
     uf = _UnionFind(n)
-    edges: dict[int, list[tuple[int, str, float]]] = defaultdict(list)
-    # identifiers held by each group (by root), so a fuzzy link never joins two groups whose
-    # PMIDs or DOIs conflict, even through a third record that has neither
-    ident: dict[int, tuple[set, set]] = {i: ({pmids[i]} - {None}, {dois[i]} - {None}) for i in range(n)}
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    pmid_sets: dict[int, set] = {i: ({f.pmids[i]} - {None}) for i in range(n)}
+    edges: dict[int, list[tuple[int, str, float, str]]] = defaultdict(list)
 
-    def conflict(i: int, j: int, score: float) -> bool:
-        (pa, da), (pb, db) = ident[uf.find(i)], ident[uf.find(j)]
-        if da and db and not da & db:
-            return True
-        if not (pa and pb) or pa & pb:
-            return False
-        # two PubMed citations merge only directly, never through a record without a PMID
-        direct = pmids[i] is not None and pmids[j] is not None and len(pa) == len(pb) == 1
-        return not (direct and _strict(i, j, score, years, surnames))
+    def blocked(i: int, j: int, direct_pmid_twins: bool) -> str | None:
+        ri, rj = uf.find(i), uf.find(j)
+        pa, pb = pmid_sets[ri], pmid_sets[rj]
+        if pa and pb and not pa & pb and not (direct_pmid_twins and len(pa) == len(pb) == 1):
+            return "the groups hold different PMIDs"
+        for a in members[ri]:
+            for b in members[rj]:
+                if (min(a, b), max(a, b)) in apart:
+                    return "a reviewer marked them not duplicates"
+                why = dedup_match.hard_conflict(a, b, f)
+                if why:
+                    return f"{why} ({ids[a]} / {ids[b]})"
+        return None
 
-    def link(i: int, j: int, rule: str, score: float) -> None:
+    def link(i: int, j: int, rule: str, score: float, reasons: str) -> None:
         ri, rj = uf.find(i), uf.find(j)
         if uf.union(i, j):
             root = uf.find(i)
             other = rj if root == ri else ri
-            ident[root][0].update(ident[other][0])
-            ident[root][1].update(ident[other][1])
-            del ident[other]
-            edges[i].append((j, rule, score))
-            edges[j].append((i, rule, score))
+            members[root].extend(members.pop(other))
+            pmid_sets[root] |= pmid_sets.pop(other)
+            edges[i].append((j, rule, score, reasons))
+            edges[j].append((i, rule, score, reasons))
 
-    for rule, keys in (("pmid", pmids), ("doi", dois)):
-        first: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            if key is None:
-                continue
-            if key in first:
-                link(first[key], i, rule, 100.0)
-            else:
-                first[key] = i
+    for i, j in together:
+        link(i, j, "reviewer", 100.0, "merged by a reviewer's mark")
+    proven, uncertain = [], []
+    for i, j, _ in dedup_match.candidate_pairs(f):
+        if (i, j) in apart:
+            continue
+        verdict, reasons, ratio = dedup_match.judge(i, j, f, strong=threshold)
+        if verdict == "duplicate":
+            proven.append((i, j, _pair_rule(i, j, f), round(ratio, 1), reasons))
+        elif verdict == "uncertain":
+            uncertain.append((i, j, round(ratio, 1), reasons))
+    order = {"pmid": 0, "doi": 1, "fuzzy-title": 2}
+    proven.sort(key=lambda p: (order[p[2]], -p[3], p[0], p[1]))
     n_fuzzy = 0
-    for i, j, score in _fuzzy_pairs(titles, years, surnames, pmids, dois, threshold):
-        if _compatible(i, j, score, titles, years, surnames, pmids, dois) and not conflict(i, j, score):
-            link(i, j, "fuzzy-title", round(score, 1))
-            n_fuzzy += 1
+    for i, j, rule, score, reasons in proven:
+        if uf.find(i) == uf.find(j):
+            continue
+        why = blocked(i, j, direct_pmid_twins=bool(f.pmids[i] and f.pmids[j]))
+        if why:
+            uncertain.append((i, j, score, f"{reasons}; not merged: {why}"))
+            continue
+        link(i, j, rule, 100.0 if rule in ("pmid", "doi") else score, reasons)
+        n_fuzzy += rule == "fuzzy-title"
+    uncertain_rows = [{"record_id_1": ids[i], "record_id_2": ids[j], "score": s, "reasons": r,
+                       "title_1": rows[i].get("title"), "title_2": rows[j].get("title")}
+                      for i, j, s, r in sorted(uncertain) if uf.find(i) != uf.find(j)]
 
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(n):
@@ -428,41 +389,44 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD) -> De
     audit_rows: list[dict[str, Any]] = []
     group_no = 0
     for root in sorted(groups):
-        members = groups[root]
-        if len(members) == 1:
-            keep_rows.append(members[0])
-            merged.append(rows[members[0]])
+        group = groups[root]
+        if len(group) == 1:
+            keep_rows.append(group[0])
+            merged.append(rows[group[0]])
             continue
         group_no += 1
-        kept = members[choose_kept([rows[m] for m in members], members)]
+        kept = group[choose_kept([rows[m] for m in group], group)]
         keep_rows.append(kept)
-        merged.append(_fill_from(rows[kept], [rows[m] for m in members if m != kept]))
+        merged.append(_fill_from(rows[kept], [rows[m] for m in group if m != kept]))
         # breadth-first from the kept record: each member's rule is the link that reached it
-        via: dict[int, tuple[int | None, str | None, float | None]] = {kept: (None, None, None)}
+        via: dict[int, tuple] = {kept: (None, None, None, None)}
         queue = [kept]
         while queue:
             cur = queue.pop(0)
-            for nxt, rule, score in edges[cur]:
+            for nxt, rule, score, reasons in edges[cur]:
                 if nxt not in via:
-                    via[nxt] = (cur, rule, score)
+                    via[nxt] = (cur, rule, score, reasons)
                     queue.append(nxt)
-        for m in sorted(members):
-            parent, rule, score = via[m]
+        for m in sorted(group):
+            parent, rule, score, reasons = via[m]
             audit_rows.append({"group_id": group_no, "record_id": ids[m], "kept": m == kept, "rule": rule,
                                "score": score, "matched_to": ids[parent] if parent is not None else None,
-                               "source": rows[m].get("source"), "row": m, "title": rows[m].get("title")})
+                               "source": rows[m].get("source"), "row": m, "title": rows[m].get("title"),
+                               "reasons": reasons})
 
-    order = np.argsort(keep_rows, kind="stable")
-    unique = conform(pd.DataFrame([merged[k] for k in order], columns=frame.columns)) if merged else frame.iloc[:0]
-    unique.insert(0, "record_id", [ids[keep_rows[k]] for k in order])
+    order_kept = np.argsort(keep_rows, kind="stable")
+    unique = (conform(pd.DataFrame([merged[k] for k in order_kept], columns=frame.columns)) if merged
+              else frame.iloc[:0])
+    unique.insert(0, "record_id", [ids[keep_rows[k]] for k in order_kept])
     audit = pd.DataFrame(audit_rows, columns=AUDIT_COLUMNS)
     audit["kept"] = audit["kept"].astype(bool)
     audit["score"] = audit["score"].astype(float)
     n_removed = n - len(keep_rows)
-    logger.info("dedup: %d records -> %d unique (%d duplicates removed in %d groups; %d fuzzy links)",
-                n, len(keep_rows), n_removed, group_no, n_fuzzy)
+    logger.info("dedup: %d records -> %d unique (%d duplicates removed in %d groups; %d fuzzy links; "
+                "%d uncertain pairs left for a person)", n, len(keep_rows), n_removed, group_no, n_fuzzy,
+                len(uncertain_rows))
     return DedupResult(records=unique, audit=audit, n_removed=n_removed, n_input=n, threshold=threshold,
-                       groups=group_no)
+                       groups=group_no, uncertain=pd.DataFrame(uncertain_rows, columns=UNCERTAIN_COLUMNS))
 
 
 def _fill_from(kept: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, Any]:
@@ -489,12 +453,19 @@ def _json_value(v: Any) -> Any:
     return v
 
 
+def _ensure_schema(store) -> None:
+    store.ensure_schema(SCHEMA)
+    cols = {r["name"] for r in store.connection.execute("PRAGMA table_info(dedup_audit)")}
+    if "reasons" not in cols:          # stores written before the audit kept reasons
+        store.connection.execute("ALTER TABLE dedup_audit ADD COLUMN reasons TEXT")
+
+
 def save(store, result: DedupResult) -> int:
     """Save a deduplication result in the review store (one transaction); returns its run id.
 
     The latest saved run is what :func:`load` returns and what PRISMA counts.
     """
-    store.ensure_schema(SCHEMA)
+    _ensure_schema(store)
     cols = [c for c in result.records.columns if c != "record_id"]
     with store.transaction() as con:
         cur = con.execute("INSERT INTO dedup_runs(n_input, n_unique, n_removed, threshold, created_at) "
@@ -502,11 +473,16 @@ def save(store, result: DedupResult) -> int:
                                                     result.threshold, utcnow()))
         run_id = int(cur.lastrowid)
         con.executemany(
-            "INSERT INTO dedup_audit VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO dedup_audit(run_id, group_id, record_id, kept, rule, score, matched_to, source, row, "
+            "title, reasons) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(run_id, int(r.group_id), r.record_id, int(bool(r.kept)), r.rule,
               None if pd.isna(r.score) else float(r.score), r.matched_to, r.source,
-              None if pd.isna(r.row) else int(r.row), r.title)
+              None if pd.isna(r.row) else int(r.row), r.title, r.reasons)
              for r in result.audit.itertuples(index=False)])
+        con.executemany(
+            "INSERT INTO dedup_uncertain VALUES(?, ?, ?, ?, ?)",
+            [(run_id, r.record_id_1, r.record_id_2, None if pd.isna(r.score) else float(r.score), r.reasons)
+             for r in result.uncertain.itertuples(index=False)])
         con.executemany(
             "INSERT INTO dedup_records VALUES(?, ?, ?, ?)",
             [(run_id, pos, rid, json.dumps({c: _json_value(v) for c, v in zip(cols, vals)}, ensure_ascii=False))
@@ -517,16 +493,18 @@ def save(store, result: DedupResult) -> int:
 
 def load(store) -> DedupResult | None:
     """The latest deduplication result saved in the store, or None if none was saved."""
-    store.ensure_schema(SCHEMA)
+    _ensure_schema(store)
     con = store.connection
     run = con.execute("SELECT * FROM dedup_runs ORDER BY run_id DESC LIMIT 1").fetchone()
     if run is None:
         return None
     audit = pd.read_sql_query(
-        "SELECT group_id, record_id, kept, rule, score, matched_to, source, row, title FROM dedup_audit "
+        "SELECT group_id, record_id, kept, rule, score, matched_to, source, row, title, reasons FROM dedup_audit "
         "WHERE run_id=? ORDER BY group_id, row", con, params=(run["run_id"],))
     audit["kept"] = audit["kept"].astype(bool)
     audit["score"] = audit["score"].astype(float)
+    uncertain = pd.read_sql_query("SELECT record_id_1, record_id_2, score, reasons FROM dedup_uncertain "
+                                  "WHERE run_id=? ORDER BY rowid", con, params=(run["run_id"],))
     rows = con.execute("SELECT record_id, data FROM dedup_records WHERE run_id=? ORDER BY position",
                        (run["run_id"],)).fetchall()
     if rows:
@@ -535,8 +513,100 @@ def load(store) -> DedupResult | None:
     else:
         records = conform(pd.DataFrame({c: [] for c in COLUMNS}))
         records.insert(0, "record_id", pd.Series([], dtype=object))
+    titles = dict(zip(records["record_id"], records["title"]))
+    uncertain["title_1"] = uncertain["record_id_1"].map(titles)
+    uncertain["title_2"] = uncertain["record_id_2"].map(titles)
     return DedupResult(records=records, audit=audit, n_removed=int(run["n_removed"]), n_input=int(run["n_input"]),
-                       threshold=float(run["threshold"]), groups=int(audit["group_id"].nunique()))
+                       threshold=float(run["threshold"]), groups=int(audit["group_id"].nunique()),
+                       uncertain=uncertain[UNCERTAIN_COLUMNS])
+
+
+# -- reviewers' marks ------------------------------------------------------------
+MARK_KINDS = ("not-duplicates", "duplicates")
+
+
+def _check_mark(store, record_ids: list[str], reviewer: str) -> list[str]:
+    if not isinstance(reviewer, str) or not reviewer.strip():
+        raise InputError("dedup mark: no reviewer given; say who decides (e.g. --reviewer ana)")
+    ids = list(dict.fromkeys(str(r).strip() for r in record_ids if str(r).strip()))
+    if len(ids) < 2:
+        raise InputError(f"dedup mark: {len(ids)} record id(s) given ({', '.join(ids) or 'none'}); "
+                         "a mark needs two or more records")
+    known = {r[0] for r in store.connection.execute("SELECT record_id FROM records")}
+    unknown = [r for r in ids if r not in known]
+    if unknown:
+        raise InputError(f"dedup mark: record {unknown[0]!r} is not in the store {store.path}; "
+                         "use the record_id shown in the dedup audit (e.g. pmid:123, doi:10....)", source=unknown[0])
+    return ids
+
+
+def mark_not_duplicates(store, record_ids: list[str], reviewer: str, note: str | None = None) -> int:
+    """Record that these records are not duplicates of each other: every later run keeps each pair apart.
+
+    Stored like a decision: attributed, append-only, durable once this returns (its mark id).
+    """
+    ids = _check_mark(store, record_ids, reviewer)
+    mark = store.append_dedup_mark("not-duplicates", ids, reviewer.strip(), note)
+    logger.info("dedup: %s marked %s as not duplicates (mark %d)", reviewer, ", ".join(ids), mark)
+    return mark
+
+
+def mark_duplicates(store, record_ids: list[str], reviewer: str, note: str | None = None) -> int:
+    """Record that these records are one report: every later run merges them (rule 'reviewer')."""
+    ids = _check_mark(store, record_ids, reviewer)
+    mark = store.append_dedup_mark("duplicates", ids, reviewer.strip(), note)
+    logger.info("dedup: %s marked %s as duplicates (mark %d)", reviewer, ", ".join(ids), mark)
+    return mark
+
+
+def withdraw_mark(store, mark_id: int, reviewer: str, note: str | None = None) -> int:
+    """Withdraw an earlier mark (appends a row; the history stays)."""
+    if not isinstance(reviewer, str) or not reviewer.strip():
+        raise InputError("dedup withdraw: no reviewer given; say who decides (e.g. --reviewer ana)")
+    marks = store.dedup_marks()
+    if not ((marks["mark_id"] == int(mark_id)) & (marks["kind"] != "withdraw")).any():
+        raise InputError(f"dedup withdraw: no mark {mark_id} in {store.path}; list them with `reviewlib dedup marks`")
+    return store.append_dedup_mark("withdraw", [], reviewer.strip(), note, withdraws=int(mark_id))
+
+
+def current_marks(store) -> pd.DataFrame:
+    """The marks in force (not withdrawn), oldest first: mark_id, kind, record_ids (list), reviewer, note, created_at."""
+    marks = store.dedup_marks()
+    withdrawn = set(marks.loc[marks["kind"] == "withdraw", "withdraws"].dropna().astype(int))
+    live = marks[(marks["kind"] != "withdraw") & ~marks["mark_id"].isin(withdrawn)].copy()
+    live["record_ids"] = [json.loads(v) for v in live["record_ids"]]
+    return live.drop(columns=["withdraws"]).reset_index(drop=True)
+
+
+def _mark_pairs(marks: pd.DataFrame | None, position: dict[str, list[int]]):
+    """(pairs kept apart, pairs merged) as position pairs; for one pair the latest mark wins."""
+    if marks is None or len(marks) == 0:
+        return set(), []
+    latest: dict[tuple[str, str], str] = {}
+    chains: list[tuple[str, list[str]]] = []
+    for kind, ids in zip(marks["kind"], marks["record_ids"]):
+        ids = [i for i in ids if i in position]
+        for a in range(len(ids)):
+            for b in range(a + 1, len(ids)):
+                latest[tuple(sorted((ids[a], ids[b])))] = kind
+        chains.append((kind, ids))
+    apart, together = set(), []
+    for (a, b), kind in latest.items():
+        for i in position[a]:
+            for j in position[b]:
+                pair = (min(i, j), max(i, j))
+                if kind == "not-duplicates":
+                    apart.add(pair)
+                else:
+                    together.append(pair)
+    return apart, sorted(together)
+
+
+def run(store, records: pd.DataFrame | None = None) -> DedupResult:
+    """Deduplicate the store's records (or ``records``) honouring every reviewer's mark, and save the result."""
+    result = deduplicate(store.records() if records is None else records, marks=current_marks(store))
+    save(store, result)
+    return result
 
 
 def screening_records(store) -> pd.DataFrame:

@@ -1,0 +1,441 @@
+"""Evidence for and against two bibliographic records being one report.
+
+:func:`features` turns a records table into comparable per-record fields (cleaned title, author
+keys, year, journal, volume, first page, issue, record kind, normalised DOI and PMID).
+:func:`candidate_pairs` finds the pairs worth comparing without comparing all pairs (blocks by
+first-author surname, by the title's first and by its last significant words, by identifiers;
+``rapidfuzz.process.cdist`` inside each block).  :func:`judge` weighs one pair and answers
+``"duplicate"`` (proven: merged), ``"uncertain"`` (close but not proven: listed for a person) or
+``None`` (different), with the reasons in words.
+
+The rules, in short (the benchmark and tests/test_dedup.py pin each):
+
+* A *hard conflict* keeps two records apart whatever else agrees: different DOIs, different
+  record kinds (journal article / conference paper or abstract / erratum / editorial), different
+  volumes, different first pages, years more than one apart, different numbers in the titles
+  ("phase 1" / "phase 2"), or a reviewer's "not duplicates" mark.
+* *Venue corroboration* is volume and first page both equal.
+* A title match (rapidfuzz ratio of cleaned titles >= 95) with compatible first authors, the same
+  year and no journal disagreement is a duplicate; a year one apart, a journal name that
+  disagrees (unless both are conference papers of one year), or first authors that only partly
+  agree (reversed name order, a shared co-author) need venue corroboration.
+* A weaker title match (ratio >= 85, or one cleaned title the start of the other) needs venue
+  corroboration and compatible authors.
+* The same DOI is a duplicate only if the titles do not disagree (ratio >= 80) and the authors are
+  compatible; one DOI on many different titles (a supplement's DOI) is not evidence.
+* Generic titles ("Editorial", "Editor's comments", "Introduction", ...) need the same DOI or
+  the same volume, issue and first page.
+
+Whatever a rule cannot prove but looks close (title ratio >= 85 and no hard conflict) is
+``"uncertain"``.  Empty titles, placeholders ("DOI", "n/a") and titles without Latin letters
+never count as evidence.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Iterator
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz
+from rapidfuzz.process import cdist
+
+#: Title ratio (0-100) that is a title match on its own.
+STRONG_TITLE = 95.0
+#: Title ratio that, with volume and first page equal, is a match; and the floor of "uncertain".
+WEAK_TITLE = 85.0
+#: Title ratio below which one shared DOI is not enough.
+DOI_TITLE_FLOOR = 80.0
+#: Journal-name similarity (token_set_ratio) above which two journal names agree.
+JOURNAL_AGREE = 85.0
+#: Characters of the cleaned title used for candidate search (catches truncated and suffixed titles).
+SEARCH_PREFIX = 120
+
+_STOP = {"a", "an", "the", "of", "on", "in", "and", "for", "to", "with", "by", "at", "from", "is", "are", "or"}
+_NON_WORD = re.compile(r"[^\w\s]|_", re.UNICODE)
+_SPACE = re.compile(r"\s+")
+_NUMBERS = re.compile(r"\b(?:\d+|[ivx]{1,4})\b")
+_LATIN = re.compile(r"[a-z]")
+# database-added title suffixes: "[Review] [45 refs]", "[Erratum appears in ...]", "(Provisional abstract)", ...
+_LANGS = ("japanese|chinese|german|french|spanish|italian|russian|portuguese|polish|dutch|danish|swedish|"
+          "norwegian|finnish|czech|hungarian|turkish|korean|hebrew|greek|croatian|serbian|romanian|persian")
+_TITLE_SUFFIX = re.compile(
+    r"\s*(?:\[(?:review|abstract|comment|editorial|letter|erratum[^\]]*|retraction[^\]]*|corrected[^\]]*|"
+    r"see comments?[^\]]*|\d+\s*refs?\.?|" + _LANGS + r"|article in [a-z]+)\]"
+    r"|\((?:provisional abstract|structured abstract|brief record|abstract)\)"
+    r"|\.?\s*\[erratum appears in[^\]]*\]?)", re.IGNORECASE)
+_GENERIC = re.compile(
+    r"^(?:editorial|editor s (?:comments?|note|introduction)|from the editors?|letter from the editors?|"
+    r"introduction|preface|foreword|in this issue|erratum|errata|corrigendum|correction|reply|response|"
+    r"comment|commentary|letter to the editor|book reviews?|announcements?|news|acknowledg(?:e)?ments?|"
+    r"reviewers|guest editorial|editors comments|remarks from [a-z ]+ editor editor s comments)$")
+_PLACEHOLDER = {"", "doi", "na", "n a", "none", "null", "nan", "unknown", "no title", "untitled", "title"}
+_DOI_FIND = re.compile(r"10\.\d{1,9}/\S+", re.IGNORECASE)
+_KINDS = {"conference paper": "conference", "congress": "conference", "meeting abstract": "conference",
+          "conference abstract": "conference", "inproceedings": "conference", "proceedings": "conference",
+          "published erratum": "erratum", "erratum": "erratum", "editorial": "editorial",
+          "journal article": "article", "article": "article", "book chapter": "chapter", "book": "book",
+          "technical report": "report"}
+_MONTHS = {m: i for i, m in enumerate(("jan feb mar apr may jun jul aug sep oct nov dec").split(), start=1)}
+_PAGE = re.compile(r"^[a-z]{0,2}(\d+)[a-z]?(?:\s*-+\s*[a-z]{0,2}\d*[a-z]?)?(?:\.e\d+)?$")
+_EXCEL_PAGE = re.compile(r"^(\d{1,2})-([a-z]{3})$")
+_NAME_PARTICLES = {"van", "der", "den", "de", "da", "di", "del", "la", "le", "von", "jr", "sr", "dos", "du"}
+
+
+# -- normalisation --------------------------------------------------------------
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def ascii_fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def normalise_doi(doi: Any) -> str | None:
+    """A DOI in comparable form, or None when there is none.
+
+    Finds the ``10.<registrant>/<suffix>`` part wherever it is ("https://doi.org/...",
+    "doi:", "DOI 10....", "ARTN 106\\r\\n10...."), decodes URL escapes ("%28"), lower-cases it and
+    drops trailing punctuation.  Placeholders ("DOI", "n/a", "") give None.
+
+    Examples
+    --------
+    >>> normalise_doi("DOI 10.1016/J.CHB.2019.04.019")
+    '10.1016/j.chb.2019.04.019'
+    >>> normalise_doi("https://doi.org/10.1002/%28SICI%291097-0258")
+    '10.1002/(sici)1097-0258'
+    >>> normalise_doi("ARTN 106\\r\\n10.1016/j.im.2019.103177") , normalise_doi("DOI")
+    ('10.1016/j.im.2019.103177', None)
+    """
+    if _missing(doi):
+        return None
+    text = unquote(str(doi)).strip()
+    found = _DOI_FIND.search(text)
+    if not found:
+        return None
+    doi = found.group(0).rstrip(".,;]")
+    while doi.endswith(")") and doi.count(")") > doi.count("("):
+        doi = doi[:-1].rstrip(".,;]")
+    return doi.lower()
+
+
+def clean_title(title: Any) -> str:
+    """A title in comparable form: database suffixes removed, brackets of translated titles dropped,
+    accents and punctuation stripped, lower case.  Placeholders give "".
+
+    Examples
+    --------
+    >>> clean_title("Management of histologic abnormalities of the cervix. [Review] [43 refs]")
+    'management of histologic abnormalities of the cervix'
+    >>> clean_title("Surveillance after treatment (Provisional abstract)")
+    'surveillance after treatment'
+    """
+    if not isinstance(title, str):
+        return ""
+    text = title
+    for _ in range(3):
+        new = _TITLE_SUFFIX.sub(" ", text)
+        if new == text:
+            break
+        text = new
+    text = ascii_fold(text).lower().replace("&", " and ")
+    text = _NON_WORD.sub(" ", text)
+    text = _SPACE.sub(" ", text).strip()
+    return "" if text in _PLACEHOLDER or not _LATIN.search(text) else text
+
+
+def normalise_journal(journal: Any) -> str:
+    if not isinstance(journal, str):
+        return ""
+    text = _NON_WORD.sub(" ", ascii_fold(journal).lower().replace("&", " and "))
+    words = [w for w in text.split() if w not in _STOP]
+    return " ".join(words)
+
+
+def journals_agree(a: str, b: str) -> bool:
+    """Two normalised journal names name one journal (also an abbreviation of the other, word by word)."""
+    if a == b:
+        return True
+    if fuzz.token_set_ratio(a, b) >= JOURNAL_AGREE:
+        return True
+    short, long_ = sorted((a.split(), b.split()), key=len)
+    k = 0
+    for w in short:       # "ann new york acad sci" ~ "annals new york academy sciences"
+        while k < len(long_) and not long_[k].startswith(w):
+            k += 1
+        if k == len(long_):
+            return False
+        k += 1
+    return bool(short)
+
+
+def first_page(pages: Any) -> str | None:
+    """The first page as digits, or None when the field is not a page range ("Suppl-29", "nan").
+
+    Excel-damaged ranges ("01-Sep" for 1-9) are read back.
+    """
+    if _missing(pages):
+        return None
+    text = str(pages).strip().lower().replace("--", "-").replace("\u2013", "-")
+    m = _EXCEL_PAGE.match(text)
+    if m and m.group(2) in _MONTHS:
+        return str(int(m.group(1)))
+    m = _PAGE.match(text)
+    return str(int(m.group(1))) if m else None
+
+
+def _simple(value: Any) -> str | None:
+    if _missing(value):
+        return None
+    text = str(value).strip().lower()
+    if text in ("", "nan", "none", "unknown", "n/a"):
+        return None
+    if text.endswith(".0") and text[:-2].isdigit():
+        text = text[:-2]
+    return text
+
+
+def record_kind(publication_types: Any, title: str) -> str | None:
+    """article / conference / erratum / editorial / chapter / book / report, or None if unknown."""
+    if title.startswith(("erratum", "correction to", "corrigendum")):
+        return "erratum"
+    kinds = set()
+    for t in publication_types if isinstance(publication_types, (list, tuple)) else []:
+        k = _KINDS.get(str(t).strip().lower())
+        if k:
+            kinds.add(k)
+    for k in ("erratum", "conference", "editorial", "chapter", "book", "report", "article"):
+        if k in kinds:
+            return k
+    return None
+
+
+def _author_parts(author: str) -> tuple[str, str, str]:
+    """(surname key, given/initials, the surname's first letter) of one author: "Wu, C Y", "Wu CY", "Ching-yi W"."""
+    a = ascii_fold(str(author)).lower().strip()
+    if "," in a:
+        surname, given = a.split(",", 1)
+    else:
+        parts = a.split()
+        if len(parts) > 1 and re.fullmatch(r"[a-z]{1,3}\.?", parts[-1]) and str(author).split()[-1].isupper():
+            surname, given = " ".join(parts[:-1]), parts[-1]
+        elif len(parts) > 1:
+            surname, given = parts[-1], " ".join(parts[:-1])
+        else:
+            surname, given = a, ""
+    surname_words = [w for w in _NON_WORD.sub(" ", surname).split() if w not in _NAME_PARTICLES]
+    given = _NON_WORD.sub(" ", given).replace(" ", "")
+    key = surname_words[-1] if surname_words else _NON_WORD.sub("", surname)
+    return key, given, (_NON_WORD.sub("", surname)[:1] or key[:1])
+
+
+@dataclass
+class Features:
+    """Per-record comparable fields (lists aligned with the records table)."""
+
+    titles: list[str]
+    years: list[int | None]
+    authors: list[list[tuple[str, str, str]]]
+    journals: list[str]
+    volumes: list[str | None]
+    pages: list[str | None]
+    issues: list[str | None]
+    kinds: list[str | None]
+    dois: list[str | None]
+    pmids: list[str | None]
+    generic: list[bool]
+
+
+def features(frame: pd.DataFrame) -> Features:
+    """Comparable fields of every record (``volume``, ``issue``, ``pages`` are used when present)."""
+    n = len(frame)
+
+    def col(name: str) -> list:
+        return frame[name].tolist() if name in frame.columns else [None] * n
+
+    titles = [clean_title(t) for t in col("title")]
+    years = [None if _missing(y) else int(y) for y in col("year")]
+    authors = [[_author_parts(a) for a in al[:6] if str(a).strip()] if isinstance(al, (list, tuple)) else []
+               for al in col("authors")]
+    journals = [normalise_journal(j) for j in col("journal")]
+    kinds = [record_kind(p, t) for p, t in zip(col("publication_types"), titles)]
+    pmids = [None if _missing(p) or not str(p).strip() else str(p).strip() for p in col("pmid")]
+    return Features(titles=titles, years=years, authors=authors, journals=journals,
+                    volumes=[_simple(v) for v in col("volume")], pages=[first_page(p) for p in col("pages")],
+                    issues=[_simple(v) for v in col("issue")], kinds=kinds,
+                    dois=[normalise_doi(d) for d in col("doi")], pmids=pmids,
+                    generic=[bool(_GENERIC.match(t)) or (0 < len(t.split()) <= 1) for t in titles])
+
+
+# -- candidate pairs ----------------------------------------------------------------
+def _significant(title: str) -> list[str]:
+    return [w for w in title.split() if w not in _STOP]
+
+
+def candidate_pairs(f: Features, cutoff: float = WEAK_TITLE) -> Iterator[tuple[int, int, float]]:
+    """(i, j, search score) for pairs worth judging: title blocks, author blocks, shared identifiers."""
+    n = len(f.titles)
+    prefix = [t[:SEARCH_PREFIX] for t in f.titles]
+    seen: set[tuple[int, int]] = set()
+    blocks: dict[tuple, dict[Any, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i, t in enumerate(f.titles):
+        if not t:
+            continue
+        words = _significant(t) or t.split()
+        y = f.years[i]
+        blocks[("t0",) + tuple(words[:2])][y].append(i)
+        blocks[("t1",) + tuple(words[-2:])][y].append(i)
+        if f.authors[i]:
+            blocks[("a", f.authors[i][0][0])][y].append(i)
+    for by_year in blocks.values():
+        years = [y for y in by_year if y is not None]
+        for y in years:
+            left = by_year[y]
+            right = left + by_year.get(y + 1, []) + by_year.get(y - 1, []) + by_year.get(None, [])
+            if len(right) < 2:
+                continue
+            yield from _compare(left, right, prefix, seen, cutoff)
+        if None in by_year:
+            everyone = [i for ids in by_year.values() for i in ids]
+            yield from _compare(by_year[None], everyone, prefix, seen, cutoff)
+    for keys in (f.dois, f.pmids):
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, k in enumerate(keys):
+            if k:
+                groups[k].append(i)
+        for members in groups.values():
+            for a in range(len(members)):
+                for b in range(a + 1, len(members)):
+                    pair = (members[a], members[b])
+                    if pair not in seen:
+                        seen.add(pair)
+                        yield pair[0], pair[1], 0.0
+    del n
+
+
+def _compare(left, right, prefix, seen, cutoff):
+    if len(left) == 1 and len(right) == 2:
+        i = left[0]
+        j = right[1] if right[0] == i else right[0]
+        if i == j:
+            return
+        s = fuzz.ratio(prefix[i], prefix[j], score_cutoff=cutoff)
+        pairs = [(i, j, s)] if s else []
+    else:
+        scores = cdist([prefix[i] for i in left], [prefix[j] for j in right], scorer=fuzz.ratio,
+                       score_cutoff=cutoff, dtype=np.float32)
+        pairs = [(left[a], right[b], float(scores[a, b])) for a, b in zip(*np.nonzero(scores))]
+    for i, j, s in pairs:
+        if i == j:
+            continue
+        pair = (min(i, j), max(i, j))
+        if pair in seen:
+            continue
+        seen.add(pair)
+        yield pair[0], pair[1], s
+
+
+# -- judging a pair ---------------------------------------------------------------------
+def authors_agree(a: list[tuple[str, str, str]], b: list[tuple[str, str, str]]) -> str | None:
+    """'same' (first surnames equal), 'partial' (reversed name order or a shared co-author),
+    'different', or None when a record has no authors."""
+    if not a or not b:
+        return None
+    (sa, ga, fa), (sb, gb, fb) = a[0], b[0]
+    if sa and sa == sb:
+        return "same"
+    # reversed order: "Tong, H" vs "Hua, T", "Wu CY" vs "Ching-yi W"; a surname given as a forename:
+    # "Wendel, S B" vs "Brismar, Wendel S"
+    if fa and fb and ga and gb and fa == gb[0] and fb == ga[0]:
+        return "partial"
+    if sa and (sa == gb or sa in gb.split()) or sb and (sb == ga or sb in ga.split()):
+        return "partial"
+    rest_a = {s for s, _, _ in a[1:] if len(s) > 1}
+    rest_b = {s for s, _, _ in b[1:] if len(s) > 1}
+    if rest_a & rest_b:
+        return "partial"
+    return "different"
+
+
+def _numbers(title: str) -> set[str]:
+    return set(_NUMBERS.findall(title))
+
+
+def hard_conflict(i: int, j: int, f: Features) -> str | None:
+    """Why two records cannot be one report, or None."""
+    if f.dois[i] and f.dois[j] and f.dois[i] != f.dois[j]:
+        return "DOIs differ"
+    if f.kinds[i] and f.kinds[j] and f.kinds[i] != f.kinds[j]:
+        return f"kinds differ ({f.kinds[i]} / {f.kinds[j]})"
+    if f.years[i] is not None and f.years[j] is not None and abs(f.years[i] - f.years[j]) > 1:
+        return "years differ by more than one"
+    if f.volumes[i] and f.volumes[j] and f.volumes[i] != f.volumes[j]:
+        return "volumes differ"
+    if f.pages[i] and f.pages[j] and f.pages[i] != f.pages[j]:
+        return "first pages differ"
+    if f.titles[i] and f.titles[j] and _numbers(f.titles[i]) != _numbers(f.titles[j]):
+        return "numbers in the titles differ"
+    return None
+
+
+def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[str | None, str, float]:
+    """("duplicate" | "uncertain" | None, the reasons in words, title ratio) for one pair."""
+    ti, tj = f.titles[i], f.titles[j]
+    ratio = fuzz.ratio(ti, tj) if ti and tj else 0.0
+    conflict = hard_conflict(i, j, f)
+    same_doi = bool(f.dois[i]) and f.dois[i] == f.dois[j]
+    same_pmid = bool(f.pmids[i]) and f.pmids[i] == f.pmids[j]
+    if conflict:
+        return None, conflict, ratio
+    authors = authors_agree(f.authors[i], f.authors[j])
+    if same_pmid:
+        return "duplicate", "same PMID", 100.0
+    if f.pmids[i] and f.pmids[j]:        # two PubMed citations: only near-identical twins merge
+        if ratio >= 98 and f.years[i] is not None and f.years[i] == f.years[j] and authors == "same":
+            return "duplicate", f"PMIDs differ but title {ratio:.1f}, same year, same first author", ratio
+        return ("uncertain" if ratio >= WEAK_TITLE else None), "PMIDs differ", ratio
+    prefix = bool(ti and tj) and min(len(ti), len(tj)) >= 40 and (ti.startswith(tj) or tj.startswith(ti))
+    venue = bool(f.volumes[i]) and f.volumes[i] == f.volumes[j] and bool(f.pages[i]) and f.pages[i] == f.pages[j]
+    same_year = f.years[i] is None or f.years[j] is None or f.years[i] == f.years[j]
+    journal_clash = bool(f.journals[i] and f.journals[j]) and not journals_agree(f.journals[i], f.journals[j])
+    if journal_clash and f.kinds[i] == f.kinds[j] == "conference" and same_year:
+        journal_clash = False        # proceedings names vary ("AMCIS 2017 Proceedings" / "Americas Conference ...")
+    why = [f"title {ratio:.1f}" + (" (one title starts the other)" if prefix and ratio < strong else "")]
+    why.append({"same": "same first author", "partial": "authors partly agree", "different": "first authors differ",
+                None: "authors missing"}[authors])
+    why.append("same year" if same_year else "years one apart")
+    if venue:
+        why.append("volume and first page agree")
+    if journal_clash:
+        why.append("journal names differ")
+    if same_doi:
+        why.insert(0, "same DOI")
+    reasons = "; ".join(why)
+    if f.generic[i] or f.generic[j]:
+        issue_ok = f.issues[i] is not None and f.issues[i] == f.issues[j]
+        if same_doi or (venue and issue_ok):
+            return "duplicate", "generic title; " + reasons + ("; same issue" if issue_ok else ""), ratio
+        return ("uncertain" if ratio >= strong else None), "generic title; " + reasons, ratio
+    if same_doi and (ratio >= DOI_TITLE_FLOOR or not (ti and tj)) and authors in ("same", "partial", None):
+        if ti and tj or authors is not None:
+            return "duplicate", reasons, max(ratio, 100.0 if not (ti and tj) else ratio)
+    if not (ti and tj):
+        return None, "a title is missing", 0.0
+    if ratio >= strong:
+        if authors in ("same", None) and same_year and not journal_clash:
+            return "duplicate", reasons, ratio
+        if authors in ("same", None, "partial") and venue:
+            return "duplicate", reasons, ratio
+        if authors in ("same", None) and not journal_clash and not f.journals[i] and not f.journals[j]:
+            return "duplicate", reasons, ratio     # nothing but a year one apart disagrees, nothing to corroborate
+        return "uncertain", reasons, ratio
+    if ratio >= WEAK_TITLE or prefix:
+        if venue and authors in ("same", "partial", None) and not journal_clash:
+            return "duplicate", reasons, ratio
+        return "uncertain", reasons, ratio
+    return None, reasons, ratio
