@@ -74,6 +74,7 @@ _GENERIC = re.compile(
     r"comment|commentary|letter to the editor|book reviews?|announcements?|news|acknowledg(?:e)?ments?|"
     r"reviewers|guest editorial|editors comments|remarks from [a-z ]+ editor editor s comments)$")
 _PLACEHOLDER = {"", "doi", "na", "n a", "none", "null", "nan", "unknown", "no title", "untitled", "title"}
+_ALT_TITLE = re.compile(r"\s*\[([^\]]{20,})\]\s*\.?\s*$")   # "English title [Original-language title]"
 _DOI_FIND = re.compile(r"10\.\d{1,9}/\S+", re.IGNORECASE)
 _KINDS = {"conference paper": "conference", "congress": "conference", "meeting abstract": "conference",
           "conference abstract": "conference", "inproceedings": "conference", "proceedings": "conference",
@@ -200,6 +201,15 @@ def _simple(value: Any) -> str | None:
     return text
 
 
+def _volume(value: Any) -> str | None:
+    """The volume's leading number ("174 AISC" and "174" agree), else the text."""
+    text = _simple(value)
+    if text is None:
+        return None
+    m = re.match(r"^(\d+)\b", text)
+    return m.group(1) if m else text
+
+
 def record_kind(publication_types: Any, title: str) -> str | None:
     """article / conference / erratum / editorial / chapter / book / report, or None if unknown."""
     if title.startswith(("erratum", "correction to", "corrigendum")):
@@ -249,6 +259,7 @@ class Features:
     dois: list[str | None]
     pmids: list[str | None]
     generic: list[bool]
+    alt_titles: list[str]
 
 
 def features(frame: pd.DataFrame) -> Features:
@@ -258,7 +269,11 @@ def features(frame: pd.DataFrame) -> Features:
     def col(name: str) -> list:
         return frame[name].tolist() if name in frame.columns else [None] * n
 
-    titles = [clean_title(t) for t in col("title")]
+    raw = col("title")
+    titles = [clean_title(t) for t in raw]
+    alt_titles = [clean_title(m.group(1)) if isinstance(t, str) and not t.lstrip().startswith("[")
+                  and (m := _ALT_TITLE.search(t)) and m.start() > 10 else "" for t in raw]
+    titles = [clean_title(_ALT_TITLE.sub("", t)) if a else c for t, a, c in zip(raw, alt_titles, titles)]
     years = [None if _missing(y) else int(y) for y in col("year")]
     authors = [[_author_parts(a) for a in al[:6] if str(a).strip()] if isinstance(al, (list, tuple)) else []
                for al in col("authors")]
@@ -266,10 +281,11 @@ def features(frame: pd.DataFrame) -> Features:
     kinds = [record_kind(p, t) for p, t in zip(col("publication_types"), titles)]
     pmids = [None if _missing(p) or not str(p).strip() else str(p).strip() for p in col("pmid")]
     return Features(titles=titles, years=years, authors=authors, journals=journals,
-                    volumes=[_simple(v) for v in col("volume")], pages=[first_page(p) for p in col("pages")],
+                    volumes=[_volume(v) for v in col("volume")], pages=[first_page(p) for p in col("pages")],
                     issues=[_simple(v) for v in col("issue")], kinds=kinds,
                     dois=[normalise_doi(d) for d in col("doi")], pmids=pmids,
-                    generic=[bool(_GENERIC.match(t)) or (0 < len(t.split()) <= 1) for t in titles])
+                    generic=[bool(_GENERIC.match(t)) or (0 < len(t.split()) <= 1) for t in titles],
+                    alt_titles=alt_titles)
 
 
 # -- candidate pairs ----------------------------------------------------------------
@@ -292,6 +308,10 @@ def candidate_pairs(f: Features, cutoff: float = WEAK_TITLE) -> Iterator[tuple[i
         blocks[("t1",) + tuple(words[-2:])][y].append(i)
         if f.authors[i]:
             blocks[("a", f.authors[i][0][0])][y].append(i)
+    venue: dict[tuple, list[int]] = defaultdict(list)
+    for i in range(n):
+        if f.pages[i] and f.authors[i]:
+            venue[(f.authors[i][0][0], f.volumes[i], f.pages[i])].append(i)
     for by_year in blocks.values():
         years = [y for y in by_year if y is not None]
         for y in years:
@@ -303,19 +323,21 @@ def candidate_pairs(f: Features, cutoff: float = WEAK_TITLE) -> Iterator[tuple[i
         if None in by_year:
             everyone = [i for ids in by_year.values() for i in ids]
             yield from _compare(by_year[None], everyone, prefix, seen, cutoff)
+    identifier_groups = []
     for keys in (f.dois, f.pmids):
         groups: dict[str, list[int]] = defaultdict(list)
         for i, k in enumerate(keys):
             if k:
                 groups[k].append(i)
-        for members in groups.values():
+        identifier_groups.extend(groups.values())
+    for members in identifier_groups + list(venue.values()):
+        if len(members) > 1:
             for a in range(len(members)):
                 for b in range(a + 1, len(members)):
                     pair = (members[a], members[b])
                     if pair not in seen:
                         seen.add(pair)
                         yield pair[0], pair[1], 0.0
-    del n
 
 
 def _compare(left, right, prefix, seen, cutoff):
@@ -355,6 +377,8 @@ def authors_agree(a: list[tuple[str, str, str]], b: list[tuple[str, str, str]]) 
         return "partial"
     if sa and (sa == gb or sa in gb.split()) or sb and (sb == ga or sb in ga.split()):
         return "partial"
+    if sa and sb and len(sa) > 4 and fuzz.ratio(sa, sb) >= 85:      # "Hiess" / "Hiessl"
+        return "partial"
     rest_a = {s for s, _, _ in a[1:] if len(s) > 1}
     rest_b = {s for s, _, _ in b[1:] if len(s) > 1}
     if rest_a & rest_b:
@@ -376,8 +400,8 @@ def hard_conflict(i: int, j: int, f: Features) -> str | None:
         return "years differ by more than one"
     if f.volumes[i] and f.volumes[j] and f.volumes[i] != f.volumes[j]:
         return "volumes differ"
-    if f.pages[i] and f.pages[j] and f.pages[i] != f.pages[j]:
-        return "first pages differ"
+    if f.pages[i] and f.pages[j] and f.pages[i] != f.pages[j] and not (f.dois[i] and f.dois[i] == f.dois[j]):
+        return "first pages differ"       # (article numbers and page numbers of one DOI differ)
     if f.titles[i] and f.titles[j] and _numbers(f.titles[i]) != _numbers(f.titles[j]):
         return "numbers in the titles differ"
     return None
@@ -387,6 +411,9 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
     """("duplicate" | "uncertain" | None, the reasons in words, title ratio) for one pair."""
     ti, tj = f.titles[i], f.titles[j]
     ratio = fuzz.ratio(ti, tj) if ti and tj else 0.0
+    for a, b in ((f.alt_titles[i], tj), (ti, f.alt_titles[j])):
+        if a and b:
+            ratio = max(ratio, fuzz.ratio(a, b))
     conflict = hard_conflict(i, j, f)
     same_doi = bool(f.dois[i]) and f.dois[i] == f.dois[j]
     same_pmid = bool(f.pmids[i]) and f.pmids[i] == f.pmids[j]
@@ -399,11 +426,17 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
         if ratio >= 98 and f.years[i] is not None and f.years[i] == f.years[j] and authors == "same":
             return "duplicate", f"PMIDs differ but title {ratio:.1f}, same year, same first author", ratio
         return ("uncertain" if ratio >= WEAK_TITLE else None), "PMIDs differ", ratio
-    prefix = bool(ti and tj) and min(len(ti), len(tj)) >= 40 and (ti.startswith(tj) or tj.startswith(ti))
-    venue = bool(f.volumes[i]) and f.volumes[i] == f.volumes[j] and bool(f.pages[i]) and f.pages[i] == f.pages[j]
+    prefix = bool(ti and tj) and min(len(ti), len(tj)) >= 20 and (ti.startswith(tj) or tj.startswith(ti))
+    same_volume = bool(f.volumes[i]) and f.volumes[i] == f.volumes[j]
+    same_page = bool(f.pages[i]) and f.pages[i] == f.pages[j]
+    journal_agree = bool(f.journals[i] and f.journals[j]) and journals_agree(f.journals[i], f.journals[j])
+    journal_clash = bool(f.journals[i] and f.journals[j]) and not journal_agree
+    venue = (same_page and (same_volume or (not f.volumes[i] and not f.volumes[j] and journal_agree))
+             or same_volume and f.issues[i] is not None and f.issues[i] == f.issues[j]
+             and not (f.pages[i] and f.pages[j]))
     same_year = f.years[i] is None or f.years[j] is None or f.years[i] == f.years[j]
-    journal_clash = bool(f.journals[i] and f.journals[j]) and not journals_agree(f.journals[i], f.journals[j])
-    if journal_clash and f.kinds[i] == f.kinds[j] == "conference" and same_year:
+    both_conference = f.kinds[i] == f.kinds[j] == "conference"
+    if journal_clash and both_conference and same_year:
         journal_clash = False        # proceedings names vary ("AMCIS 2017 Proceedings" / "Americas Conference ...")
     why = [f"title {ratio:.1f}" + (" (one title starts the other)" if prefix and ratio < strong else "")]
     why.append({"same": "same first author", "partial": "authors partly agree", "different": "first authors differ",
@@ -421,9 +454,12 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
         if same_doi or (venue and issue_ok):
             return "duplicate", "generic title; " + reasons + ("; same issue" if issue_ok else ""), ratio
         return ("uncertain" if ratio >= strong else None), "generic title; " + reasons, ratio
-    if same_doi and (ratio >= DOI_TITLE_FLOOR or not (ti and tj)) and authors in ("same", "partial", None):
-        if ti and tj or authors is not None:
-            return "duplicate", reasons, max(ratio, 100.0 if not (ti and tj) else ratio)
+    if same_doi and ti and tj and ratio >= strong:
+        return "duplicate", reasons, ratio          # one DOI, one title: author spellings do not matter
+    if same_doi and (ratio >= DOI_TITLE_FLOOR or prefix) and authors in ("same", "partial", None):
+        return "duplicate", reasons, ratio
+    if same_doi and not (ti and tj) and authors in ("same", "partial"):
+        return "duplicate", reasons + "; a title is missing", ratio
     if not (ti and tj):
         return None, "a title is missing", 0.0
     if ratio >= strong:
@@ -431,11 +467,16 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
             return "duplicate", reasons, ratio
         if authors in ("same", None, "partial") and venue:
             return "duplicate", reasons, ratio
+        if authors == "partial" and same_year and ratio >= 97 and (journal_agree or both_conference):
+            return "duplicate", reasons, ratio     # reversed name order or reordered authors, nothing disagrees
+        if authors in ("same", None) and journal_agree and not (same_volume or same_page) and (
+                both_conference or not (f.volumes[i] and f.volumes[j] and f.pages[i] and f.pages[j])):
+            return "duplicate", reasons, ratio     # a year one apart (online first, proceedings printed later)
         if authors in ("same", None) and not journal_clash and not f.journals[i] and not f.journals[j]:
             return "duplicate", reasons, ratio     # nothing but a year one apart disagrees, nothing to corroborate
         return "uncertain", reasons, ratio
     if ratio >= WEAK_TITLE or prefix:
-        if venue and authors in ("same", "partial", None) and not journal_clash:
+        if venue and authors in ("same", "partial", None) and (not journal_clash or same_volume):
             return "duplicate", reasons, ratio
         return "uncertain", reasons, ratio
     return None, reasons, ratio
