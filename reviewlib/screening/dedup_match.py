@@ -186,6 +186,8 @@ def first_page(pages: Any) -> str | None:
     m = _EXCEL_PAGE.match(text)
     if m and m.group(2) in _MONTHS:
         return str(int(m.group(1)))
+    if re.match(r"^[a-z]+\d{4,}$", text):      # an article number ("e12724", "a1754"), not a page
+        return None
     m = _PAGE.match(text)
     return str(int(m.group(1))) if m else None
 
@@ -386,8 +388,9 @@ def authors_agree(a: list[tuple[str, str, str]], b: list[tuple[str, str, str]]) 
     return "different"
 
 
-def _numbers(title: str) -> set[str]:
-    return set(_NUMBERS.findall(title))
+def _numbers(title: str) -> tuple[str, set[str]]:
+    """The title's digits in order ("CO 2" and "CO2", "10 000" and "10000" agree) and its roman numerals."""
+    return "".join(re.findall(r"\d", title)), set(re.findall(r"\b[ivx]{1,4}\b", title))
 
 
 def hard_conflict(i: int, j: int, f: Features) -> str | None:
@@ -469,9 +472,9 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
             return "duplicate", reasons, ratio
         if authors == "partial" and same_year and ratio >= 97 and (journal_agree or both_conference):
             return "duplicate", reasons, ratio     # reversed name order or reordered authors, nothing disagrees
-        if authors in ("same", None) and journal_agree and not (same_volume or same_page) and (
-                both_conference or not (f.volumes[i] and f.volumes[j] and f.pages[i] and f.pages[j])):
-            return "duplicate", reasons, ratio     # a year one apart (online first, proceedings printed later)
+        if authors in ("same", None) and journal_agree:
+            return "duplicate", reasons, ratio     # a year one apart (online first, proceedings printed later);
+            # volumes and pages, where both have them, agree (else a hard conflict stopped it above)
         if authors in ("same", None) and not journal_clash and not f.journals[i] and not f.journals[j]:
             return "duplicate", reasons, ratio     # nothing but a year one apart disagrees, nothing to corroborate
         return "uncertain", reasons, ratio
