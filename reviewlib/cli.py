@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("reviewlib.pipeline", "run a review's notebooks with papermill and render HTML into results/"),
     "simulate": ("reviewlib.screening.simulation", "simulate prioritised screening on a labelled dataset (WSS@95, RRF@10)"),
     "decisions": ("reviewlib.screening.decisions", "export or import screening decisions as CSV"),
+    "dedup": ("reviewlib.screening.dedup", "deduplicate a store's records; mark groups as (not) duplicates"),
     "extract": ("reviewlib.evidence.extraction", "extract study characteristics from records into an evidence CSV"),
 }
 

@@ -163,3 +163,223 @@ def test_save_and_load_round_trip_and_screening_records(tmp_path, cross_source):
     screened = dedup.screening_records(store)
     assert len(screened) == len(store.records()) - 3
     assert not set(screened["record_id"]) & back.removed_ids
+
+
+# -- issue 12: evidence-based matching on real labelled records (tests/data/dedup, see its README lines) --
+DEDUP = "dedup"
+
+
+def _bib_records(path) -> pd.DataFrame:
+    """A bib-dedupe records_pre_merged.csv excerpt as a records table (record_id = its ID)."""
+    bib = pd.read_csv(path, dtype=str, keep_default_na=False)
+    get = lambda c: bib[c] if c in bib.columns else pd.Series([""] * len(bib))  # noqa: E731
+    kinds = [["Conference Paper"] if e == "inproceedings" else ["Journal Article"] if e == "article" else []
+             for e in get("ENTRYTYPE")]
+    frame = pd.DataFrame({"doi": get("doi"), "title": get("title"), "journal": get("journal").where(
+        get("journal") != "", get("booktitle")), "year": get("year"), "publication_types": kinds,
+        "authors": [[a.strip() for a in t.split(" and ") if a.strip()] for t in get("author")],
+        "volume": get("volume"), "issue": get("number"), "pages": get("pages"), "source": "bib"})
+    frame = frame.replace({"": None})
+    out = conform(frame)
+    out.insert(0, "record_id", bib["ID"].tolist())
+    return out
+
+
+def _groups(result) -> list[list[str]]:
+    if result.audit.empty:
+        return []
+    return sorted(sorted(g) for g in result.audit.groupby("group_id")["record_id"].apply(list))
+
+
+def test_database_suffixes_in_titles_are_ignored(data_dir):
+    """"[Review] [45 refs]", "(Provisional abstract)", "[Erratum appears in ...]", "(Structured abstract)"."""
+    result = dedup.deduplicate(_bib_records(data_dir / DEDUP / "cytology_database_suffixes.csv"))
+    assert _groups(result) == [["id_0000012", "id_0000013", "id_0000014"], ["id_0000105", "id_0000106"],
+                               ["id_0000555", "id_0000556"], ["id_0000585", "id_0000586"],
+                               ["id_0000621", "id_0000622"]]
+    assert dedup.normalise_title("x") == "x"
+    from reviewlib.screening.dedup_match import clean_title
+    assert clean_title("Cervical neoplasia in HIV. [Japanese]") == clean_title("Cervical neoplasia in HIV")
+
+
+def test_reversed_name_order_does_not_defeat_the_author_check(data_dir):
+    """"Tong, H" / "Hua, T" and "Xi, L F" / "Long, F X": same title, journal, volume and first page."""
+    result = dedup.deduplicate(_bib_records(data_dir / DEDUP / "cytology_reversed_name_order.csv"))
+    assert _groups(result) == [["id_0000062", "id_0000645"], ["id_0000165", "id_0001667"]]
+    reasons = " ".join(result.audit["reasons"].dropna())
+    assert "authors partly agree" in reasons and "volume and first page agree" in reasons
+    from reviewlib.screening.dedup_match import _author_parts, authors_agree
+    assert authors_agree([_author_parts("Wu CY")], [_author_parts("Ching-yi W")]) == "partial"
+    assert authors_agree([_author_parts("Wu CY")], [_author_parts("Smith J")]) == "different"
+
+
+def test_journal_article_and_conference_abstract_of_one_work_stay_apart(data_dir):
+    """Same title and authors in another journal/volume (a conference abstract, a guideline in three journals)."""
+    result = dedup.deduplicate(_bib_records(data_dir / DEDUP / "cytology_article_vs_conference_abstract.csv"))
+    assert _groups(result) == [["id_0000186", "id_0000187"], ["id_0000338", "id_0000340", "id_0000342"],
+                               ["id_0000339", "id_0000341"], ["id_0000396", "id_0000397"]]
+    kept = set(result.records["record_id"])
+    assert {"id_0001460", "id_0001514", "id_0001499"} <= kept          # the abstracts / other journals
+
+
+def test_generic_editorial_titles_in_one_volume_stay_apart(data_dir):
+    records = _bib_records(data_dir / DEDUP / "digital_work_generic_editorials.csv")
+    result = dedup.deduplicate(records)
+    assert result.n_removed == 0 and len(result.records) == len(records) == 10
+
+
+def test_supplement_doi_shared_by_different_abstracts_is_not_enough(data_dir):
+    """Two different abstracts on one supplement page, given one supplement DOI: titles disagree, so no merge."""
+    records = _bib_records(data_dir / DEDUP / "cytology_supplement_abstracts_one_page.csv")
+    assert dedup.deduplicate(records).n_removed == 0          # same journal, volume, page, first author
+    shared = records.assign(doi="10.1097/01.LAB.0000000000.00001")
+    result = dedup.deduplicate(shared)
+    assert result.n_removed == 0
+    # while one DOI on one title (author spellings aside) is a duplicate
+    twin = pd.concat([shared.iloc[[0]], shared.iloc[[0]].assign(record_id="copy", authors=[["Baker, Sarah"]])])
+    assert dedup.deduplicate(twin).n_removed == 1
+
+
+def test_doi_spellings_normalise_to_one_doi():
+    """The spellings named in issue 12 ("DOI 10....", URL-encoded, "ARTN 106\\r\\n10....") and placeholders."""
+    n = dedup.normalise_doi
+    assert n("DOI 10.1016/J.CHB.2019.04.019") == n("https://doi.org/10.1016/j.chb.2019.04.019") \
+        == "10.1016/j.chb.2019.04.019"
+    assert n("10.1002/%28SICI%291097-0258%28199601%2915") == "10.1002/(sici)1097-0258(199601)15"
+    assert n("ARTN 106\r\n10.1016/j.im.2019.103177") == "10.1016/j.im.2019.103177"
+    assert n("DOI") is None and n("") is None and n("n/a") is None
+    rows = conform(pd.DataFrame([
+        {"title": "Gig work and wellbeing", "authors": ["Wu CY"], "year": 2020, "doi": "DOI 10.1/ABC"},
+        {"title": "Gig work and well-being", "authors": ["Wu, C."], "year": 2020, "doi": "ARTN 7\r\n10.1/abc"},
+    ]))
+    result = dedup.deduplicate(rows)
+    assert result.n_removed == 1 and result.audit.loc[~result.audit["kept"], "rule"].tolist() == ["doi"]
+
+
+def test_bracketed_translated_titles_match(data_dir):
+    result = dedup.deduplicate(_bib_records(data_dir / DEDUP / "respiratory_bracketed_translated_titles.csv"))
+    assert _groups(result) == [["id_0000003", "id_0000004"], ["id_0000012", "id_0000014", "id_0000015"]]
+
+
+def test_records_without_usable_titles_or_dois_are_kept_and_never_merged_on_the_empty_field(data_dir):
+    non_latin = _bib_records(data_dir / DEDUP / "digital_work_non_latin_titles.csv")
+    placeholders = conform(pd.DataFrame([
+        {"title": None, "doi": "DOI", "year": 2020, "authors": ["Kim J"]},
+        {"title": "", "doi": "", "year": 2020, "authors": ["Kim J"]},
+        {"title": "DOI", "doi": None, "year": 2020, "authors": ["Kim J"]},
+        {"title": None, "doi": "DOI", "year": 2020, "authors": ["Lee K"]},
+    ]))
+    rows = pd.concat([non_latin, non_latin.assign(record_id=non_latin["record_id"] + "-again"), placeholders.assign(
+        record_id=[f"blank{i}" for i in range(4)])], ignore_index=True)
+    result = dedup.deduplicate(rows)
+    assert result.n_removed == 0 and len(result.records) == len(rows)
+
+
+def test_uncertain_pairs_are_listed_not_merged():
+    rows = conform(pd.DataFrame([
+        {"title": "Home bias in online employment", "authors": ["Liang, Chen"], "year": 2017,
+         "journal": "International Conference on Information Systems", "publication_types": ["Conference Paper"]},
+        {"title": "Home Bias in Online Employment", "authors": ["Liang, C."], "year": 2018,
+         "journal": "Proceedings of the 51st Hawaii International Conference on System Sciences",
+         "publication_types": ["Conference Paper"]},
+    ]))
+    result = dedup.deduplicate(rows)
+    assert result.n_removed == 0
+    assert len(result.uncertain) == 1 and "years one apart" in result.uncertain.iloc[0]["reasons"]
+
+
+# -- reviewers' marks ----------------------------------------------------------------------------------
+def _store_with_duplicates(tmp_path) -> ReviewStore:
+    store = ReviewStore(tmp_path / "review.sqlite")
+    store.add_records(conform(pd.DataFrame([
+        {"pmid": "1", "title": "CD19 CAR T cells in refractory lupus", "authors": ["Mackensen A"], "year": 2022},
+        {"doi": "10.1/lupus", "title": "CD19 CAR-T cells in refractory lupus.", "authors": ["Mackensen, A."],
+         "year": 2022, "source": "ris"},
+        {"doi": "10.1/other", "title": "BCMA CAR T cells in myasthenia gravis", "authors": ["Granit V"],
+         "year": 2023, "source": "ris"},
+        {"pmid": "3", "title": "CAR T cells in myasthenia gravis: a case", "authors": ["Haghikia A"], "year": 2023},
+    ])))
+    return store
+
+
+def test_not_duplicates_mark_holds_in_every_rerun_and_prisma_follows(tmp_path):
+    from reviewlib.report import prisma
+    store = _store_with_duplicates(tmp_path)
+    first = dedup.run(store)
+    assert first.removed_ids == {"doi:10.1/lupus"}
+    assert prisma.counts(store).duplicates_removed_by_dedup == 1
+    assert "same first author" in first.audit["reasons"].dropna().iloc[0]
+    mark = dedup.mark_not_duplicates(store, ["pmid:1", "doi:10.1/lupus"], "ana", note="conference abstract")
+    reopened = ReviewStore(tmp_path / "review.sqlite")           # durable: a new connection sees it
+    again = dedup.run(reopened)
+    assert again.n_removed == 0 and again.removed_ids == set()
+    assert len(dedup.screening_records(reopened)) == 4
+    marks = dedup.current_marks(reopened)
+    assert marks["reviewer"].tolist() == ["ana"] and marks["mark_id"].tolist() == [mark]
+    assert dedup.run(reopened).n_removed == 0                      # and in the run after that
+    assert prisma.counts(reopened).duplicates_removed_by_dedup == 0          # PRISMA counts follow the mark
+    # withdrawing the mark appends a row; the merge comes back, the history stays
+    dedup.withdraw_mark(reopened, mark, "ana")
+    assert dedup.run(reopened).removed_ids == {"doi:10.1/lupus"}
+    assert reopened.dedup_marks()["kind"].tolist() == ["not-duplicates", "withdraw"]
+
+
+def test_duplicates_mark_merges_by_hand_and_is_audited(tmp_path):
+    store = _store_with_duplicates(tmp_path)
+    assert dedup.run(store).n_removed == 1
+    dedup.mark_duplicates(store, ["doi:10.1/other", "pmid:3"], "bob")
+    result = dedup.run(ReviewStore(tmp_path / "review.sqlite"))
+    assert result.n_removed == 2
+    row = result.audit[result.audit["rule"] == "reviewer"].iloc[0]
+    assert row["reasons"] == "merged by a reviewer's mark"
+    assert dedup.load(store).removed_ids == result.removed_ids
+
+
+def test_marks_refuse_bad_input_with_one_line(tmp_path):
+    from reviewlib.errors import InputError
+    store = _store_with_duplicates(tmp_path)
+    with pytest.raises(InputError, match="not in the store"):
+        dedup.mark_not_duplicates(store, ["pmid:1", "pmid:999"], "ana")
+    with pytest.raises(InputError, match="two or more"):
+        dedup.mark_duplicates(store, ["pmid:1"], "ana")
+    with pytest.raises(InputError, match="no reviewer"):
+        dedup.mark_duplicates(store, ["pmid:1", "pmid:3"], " ")
+    assert store.dedup_marks().empty                           # nothing half-written
+
+
+def test_cli_mark_and_rerun(tmp_path, capsys):
+    from reviewlib.cli import main
+    store = _store_with_duplicates(tmp_path)
+    store.close()
+    path = str(tmp_path / "review.sqlite")
+    assert main(["dedup", "run", "--store", path]) == 0
+    assert "1 duplicates removed" in capsys.readouterr().out
+    assert main(["dedup", "mark", "--store", path, "--reviewer", "ana", "--not-duplicates",
+                 "pmid:1", "doi:10.1/lupus"]) == 0
+    assert main(["dedup", "run", "--store", path]) == 0
+    assert "0 duplicates removed" in capsys.readouterr().out
+    assert main(["dedup", "marks", "--store", path]) == 0
+    assert "not-duplicates\tpmid:1 doi:10.1/lupus\tana" in capsys.readouterr().out
+    assert main(["dedup", "mark", "--store", path, "--reviewer", "ana", "--duplicates", "pmid:1", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'nope' is not in the store" in err
+    assert main(["dedup", "run", "--store", str(tmp_path / "missing.sqlite")]) == 2
+
+
+def test_benchmark_loader_refuses_a_wrongly_shaped_set_with_one_line(tmp_path):
+    import importlib.util
+    from pathlib import Path
+    from reviewlib.errors import InputError
+    spec = importlib.util.spec_from_file_location("bench_dedup", Path(__file__).parent.parent / "benchmarks" / "dedup.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    (tmp_path / "records_pre_merged.csv").write_text("id,name\n1,x\n")
+    (tmp_path / "merged_record_ids.csv").write_text("merged_ids\n1;2\n")
+    with pytest.raises(InputError, match="column\\(s\\) ID, title, author, year missing"):
+        bench.load_labelled_set(tmp_path)
+    (tmp_path / "records_pre_merged.csv").write_text("ID,title,author,year\na,T,X,2020\n")
+    with pytest.raises(InputError, match="line 2: ID '1' is not in records_pre_merged.csv"):
+        bench.load_labelled_set(tmp_path)
+    (tmp_path / "merged_record_ids.csv").unlink()
+    with pytest.raises(InputError, match="merged_record_ids.csv is missing"):
+        bench.load_labelled_set(tmp_path)

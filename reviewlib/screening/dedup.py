@@ -620,3 +620,66 @@ def screening_records(store) -> pd.DataFrame:
         return records
     removed = result.removed_ids
     return records[~records["record_id"].isin(removed)].reset_index(drop=True)
+
+
+# -- command line ------------------------------------------------------------------
+def configure_parser(parser) -> None:
+    """Options of ``reviewlib dedup``."""
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser("run", help="deduplicate the store's records (honouring every mark) and save the result")
+    p.add_argument("--store", required=True, help="the review store (review.sqlite)")
+    p = sub.add_parser("mark", help="mark records as not duplicates (kept apart) or as duplicates (merged)")
+    p.add_argument("--store", required=True, help="the review store (review.sqlite)")
+    p.add_argument("--reviewer", required=True, help="who decides")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--not-duplicates", dest="kind", action="store_const", const="not-duplicates",
+                      help="keep every pair of these records apart in every later run")
+    kind.add_argument("--duplicates", dest="kind", action="store_const", const="duplicates",
+                      help="merge these records in every later run")
+    p.add_argument("--note", help="why (kept with the mark)")
+    p.add_argument("record_ids", nargs="+", metavar="RECORD_ID", help="record ids as in the audit (two or more)")
+    p = sub.add_parser("withdraw", help="withdraw an earlier mark (the history stays)")
+    p.add_argument("--store", required=True, help="the review store (review.sqlite)")
+    p.add_argument("--reviewer", required=True, help="who decides")
+    p.add_argument("mark_id", type=int, help="the mark's id (see `reviewlib dedup marks`)")
+    p = sub.add_parser("marks", help="list the marks in force")
+    p.add_argument("--store", required=True, help="the review store (review.sqlite)")
+    p = sub.add_parser("uncertain", help="list the pairs the latest run left for a person to decide")
+    p.add_argument("--store", required=True, help="the review store (review.sqlite)")
+
+
+def run_cli(args) -> int:
+    """Run ``reviewlib dedup run|mark|withdraw|marks|uncertain``; returns the exit code."""
+    from pathlib import Path
+
+    from ..store import ReviewStore
+    if not Path(args.store).is_file():
+        raise InputError(f"review store not found: {args.store}: give the review.sqlite of an existing review",
+                         source=args.store)
+    store = ReviewStore(args.store)
+    try:
+        if args.action == "run":
+            result = run(store)
+            print(f"{result.n_input} records, {result.n_removed} duplicates removed in {result.groups} groups, "
+                  f"{len(result.uncertain)} uncertain pairs left for a person")
+        elif args.action == "mark":
+            mark = (mark_not_duplicates if args.kind == "not-duplicates" else mark_duplicates)(
+                store, args.record_ids, args.reviewer, note=args.note)
+            print(f"mark {mark}: {args.kind} {' '.join(args.record_ids)} by {args.reviewer}; "
+                  "it holds from the next `reviewlib dedup run` (or review run) on")
+        elif args.action == "withdraw":
+            mark = withdraw_mark(store, args.mark_id, args.reviewer)
+            print(f"mark {args.mark_id} withdrawn (row {mark})")
+        elif args.action == "marks":
+            for m in current_marks(store).itertuples(index=False):
+                print(f"{m.mark_id}\t{m.kind}\t{' '.join(m.record_ids)}\t{m.reviewer}\t{m.created_at}\t{m.note or ''}")
+        else:
+            result = load(store)
+            if result is None:
+                raise InputError(f"no deduplication saved in {args.store}; run `reviewlib dedup run --store "
+                                 f"{args.store}` first", source=args.store)
+            for u in result.uncertain.itertuples(index=False):
+                print(f"{u.record_id_1}\t{u.record_id_2}\t{u.score}\t{u.reasons}")
+    finally:
+        store.close()
+    return 0
