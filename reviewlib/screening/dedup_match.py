@@ -65,7 +65,7 @@ _LANGS = ("japanese|chinese|german|french|spanish|italian|russian|portuguese|pol
           "norwegian|finnish|czech|hungarian|turkish|korean|hebrew|greek|croatian|serbian|romanian|persian")
 _TITLE_SUFFIX = re.compile(
     r"\s*(?:\[(?:review|abstract|comment|editorial|letter|erratum[^\]]*|retraction[^\]]*|corrected[^\]]*|"
-    r"see comments?[^\]]*|\d+\s*refs?\.?|" + _LANGS + r"|article in [a-z]+)\]"
+    r"see comments?[^\]]*|\d+\s*refs?\.?|abstract no[^\]]*|" + _LANGS + r"|article in [a-z]+)\]"
     r"|\((?:provisional abstract|structured abstract|brief record|abstract)\)"
     r"|\.?\s*\[erratum appears in[^\]]*\]?)", re.IGNORECASE)
 _GENERIC = re.compile(
@@ -81,6 +81,8 @@ _KINDS = {"conference paper": "conference", "congress": "conference", "meeting a
           "published erratum": "erratum", "erratum": "erratum", "editorial": "editorial",
           "journal article": "article", "article": "article", "book chapter": "chapter", "book": "book",
           "technical report": "report"}
+#: proceedings are often published as book chapters (LNCS, CCIS): these two kinds do not conflict
+_PROCEEDINGS = {"conference", "chapter"}
 _MONTHS = {m: i for i, m in enumerate(("jan feb mar apr may jun jul aug sep oct nov dec").split(), start=1)}
 _PAGE = re.compile(r"^[a-z]{0,2}(\d+)[a-z]?(?:\s*-+\s*[a-z]{0,2}\d*[a-z]?)?(?:\.e\d+)?$")
 _EXCEL_PAGE = re.compile(r"^(\d{1,2})-([a-z]{3})$")
@@ -164,15 +166,30 @@ def journals_agree(a: str, b: str) -> bool:
         return True
     if fuzz.token_set_ratio(a, b) >= JOURNAL_AGREE:
         return True
-    short, long_ = sorted((a.split(), b.split()), key=len)
+    wa, wb = a.split(), b.split()
+    for short, long_ in ((wa, wb), (wb, wa)):
+        if _abbreviates(short, long_):
+            return True
+    # an acronym: "ICIS: Transforming Society ..." / "International Conference on Information Systems"
+    for words, other in ((wa, wb), (wb, wa)):
+        initials = "".join(w[0] for w in other if not w.isdigit())
+        if len(initials) >= 3 and initials in words:
+            return True
+    return False
+
+
+def _abbreviates(short: list[str], long_: list[str]) -> bool:
+    """Each word of ``short`` starts a word of ``long_``, in order ("ann new york acad sci")."""
+    if not short or len(short) > len(long_):
+        return False
     k = 0
-    for w in short:       # "ann new york acad sci" ~ "annals new york academy sciences"
+    for w in short:
         while k < len(long_) and not long_[k].startswith(w):
             k += 1
         if k == len(long_):
             return False
         k += 1
-    return bool(short)
+    return True
 
 
 def first_page(pages: Any) -> str | None:
@@ -190,6 +207,31 @@ def first_page(pages: Any) -> str | None:
         return None
     m = _PAGE.match(text)
     return str(int(m.group(1))) if m else None
+
+
+def last_page(pages: Any) -> str | None:
+    """The last page of a range as digits ("527-32" gives 527 + "32" -> 532), or None."""
+    if _missing(pages):
+        return None
+    m = re.match(r"^[a-z]{0,2}(\d+)[a-z]?\s*-+\s*[a-z]{0,2}(\d+)[a-z]?$", str(pages).strip().lower())
+    if not m:
+        return None
+    first, last = m.group(1), m.group(2)
+    if len(last) < len(first):
+        last = first[:len(first) - len(last)] + last
+    return str(int(last))
+
+
+_FOREIGN = set("der die das und zum zur fur von des den im mit bei auf les du et sur pour dans avec aux une el los "
+               "las del por para con una il della di delle nel och av een het em da do dos com uma nos".split())
+
+
+def looks_translated(raw: Any, cleaned: str) -> bool:
+    """A MEDLINE-style translated title ("[...]") or one in another language than English (two or more
+    common German/French/Spanish/Italian/Portuguese/Dutch/Swedish function words)."""
+    if isinstance(raw, str) and raw.lstrip().startswith("["):
+        return True
+    return sum(w in _FOREIGN for w in cleaned.split()) >= 2
 
 
 def _simple(value: Any) -> str | None:
@@ -262,6 +304,8 @@ class Features:
     pmids: list[str | None]
     generic: list[bool]
     alt_titles: list[str]
+    last_pages: list[str | None]
+    translated: list[bool]
 
 
 def features(frame: pd.DataFrame) -> Features:
@@ -282,12 +326,15 @@ def features(frame: pd.DataFrame) -> Features:
     journals = [normalise_journal(j) for j in col("journal")]
     kinds = [record_kind(p, t) for p, t in zip(col("publication_types"), titles)]
     pmids = [None if _missing(p) or not str(p).strip() else str(p).strip() for p in col("pmid")]
+    volumes = [None if v is not None and y is not None and v == str(y) else v      # a year in the volume field
+               for v, y in zip((_volume(v) for v in col("volume")), years)]
     return Features(titles=titles, years=years, authors=authors, journals=journals,
-                    volumes=[_volume(v) for v in col("volume")], pages=[first_page(p) for p in col("pages")],
+                    volumes=volumes, pages=[first_page(p) for p in col("pages")],
                     issues=[_simple(v) for v in col("issue")], kinds=kinds,
                     dois=[normalise_doi(d) for d in col("doi")], pmids=pmids,
                     generic=[bool(_GENERIC.match(t)) or (0 < len(t.split()) <= 1) for t in titles],
-                    alt_titles=alt_titles)
+                    alt_titles=alt_titles, last_pages=[last_page(p) for p in col("pages")],
+                    translated=[looks_translated(t, c) for t, c in zip(raw, titles)])
 
 
 # -- candidate pairs ----------------------------------------------------------------
@@ -381,6 +428,9 @@ def authors_agree(a: list[tuple[str, str, str]], b: list[tuple[str, str, str]]) 
         return "partial"
     if sa and sb and len(sa) > 4 and fuzz.ratio(sa, sb) >= 85:      # "Hiess" / "Hiessl"
         return "partial"
+    all_a, all_b = {s for s, _, _ in a}, {s for s, _, _ in b}
+    if sa in all_b and sb in all_a:                                  # the same authors in another order
+        return "partial"
     rest_a = {s for s, _, _ in a[1:] if len(s) > 1}
     rest_b = {s for s, _, _ in b[1:] if len(s) > 1}
     if rest_a & rest_b:
@@ -393,20 +443,31 @@ def _numbers(title: str) -> tuple[str, set[str]]:
     return "".join(re.findall(r"\d", title)), set(re.findall(r"\b[ivx]{1,4}\b", title))
 
 
+#: First pages this close may be one article's typo ("945-948" / "948-961"); only a near-identical record may merge.
+CLOSE_PAGES = 10
+
+
+def pages_close(i: int, j: int, f: Features) -> bool:
+    a, b = f.pages[i], f.pages[j]
+    return bool(a and b) and a != b and abs(int(a) - int(b)) <= CLOSE_PAGES
+
+
 def hard_conflict(i: int, j: int, f: Features) -> str | None:
     """Why two records cannot be one report, or None."""
     if f.dois[i] and f.dois[j] and f.dois[i] != f.dois[j]:
         return "DOIs differ"
-    if f.kinds[i] and f.kinds[j] and f.kinds[i] != f.kinds[j]:
+    if f.kinds[i] and f.kinds[j] and f.kinds[i] != f.kinds[j] and {f.kinds[i], f.kinds[j]} != _PROCEEDINGS:
         return f"kinds differ ({f.kinds[i]} / {f.kinds[j]})"
     if f.years[i] is not None and f.years[j] is not None and abs(f.years[i] - f.years[j]) > 1:
         return "years differ by more than one"
     if f.volumes[i] and f.volumes[j] and f.volumes[i] != f.volumes[j]:
         return "volumes differ"
-    if f.pages[i] and f.pages[j] and f.pages[i] != f.pages[j] and not (f.dois[i] and f.dois[i] == f.dois[j]):
+    if f.pages[i] and f.pages[j] and f.pages[i] != f.pages[j] and not (f.dois[i] and f.dois[i] == f.dois[j]) \
+            and not pages_close(i, j, f):
         return "first pages differ"       # (article numbers and page numbers of one DOI differ)
-    if f.titles[i] and f.titles[j] and _numbers(f.titles[i]) != _numbers(f.titles[j]):
-        return "numbers in the titles differ"
+    if f.titles[i] and f.titles[j] and _numbers(f.titles[i]) != _numbers(f.titles[j]) and not (
+            f.volumes[i] and f.volumes[i] == f.volumes[j] and f.pages[i] and f.pages[i] == f.pages[j]):
+        return "numbers in the titles differ"     # (unless the same volume and first page: a footnote mark)
     return None
 
 
@@ -465,6 +526,13 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
         return "duplicate", reasons + "; a title is missing", ratio
     if not (ti and tj):
         return None, "a title is missing", 0.0
+    if pages_close(i, j, f):         # only a near-identical record of one journal volume survives a page typo
+        if (ratio >= 98 and authors == "same" and same_volume and same_year and journal_agree
+                and not (f.dois[i] and f.dois[j])):
+            return "duplicate", reasons + f"; first pages {f.pages[i]} / {f.pages[j]} close (a typo?)", ratio
+        return ("uncertain" if ratio >= strong else None), reasons + "; first pages differ slightly", ratio
+    if ratio >= 99 and same_volume and same_page and same_year and journal_agree and not f.generic[i]:
+        return "duplicate", reasons + "; title, journal, volume and first page agree", ratio
     if ratio >= strong:
         if authors in ("same", None) and same_year and not journal_clash:
             return "duplicate", reasons, ratio
@@ -482,4 +550,9 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
         if venue and authors in ("same", "partial", None) and (not journal_clash or same_volume):
             return "duplicate", reasons, ratio
         return "uncertain", reasons, ratio
+    full_range = (same_volume and same_page and f.last_pages[i] is not None and f.last_pages[i] == f.last_pages[j]
+                  and f.last_pages[i] != f.pages[i])
+    if full_range and authors == "same" and same_year and journal_agree and (f.translated[i] or f.translated[j]):
+        return "duplicate", reasons + "; titles differ (a translation?) but journal, volume and page range agree", \
+            ratio
     return None, reasons, ratio
