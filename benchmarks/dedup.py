@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -190,24 +191,33 @@ def run_bibdedupe(csv_path: Path) -> tuple[set[str], float, dict]:
 
 
 # -- speed at scale ------------------------------------------------------------------
+def _copy_tag(k: int) -> str:
+    """The tag of copy k: 'q' and its number, so titles of two copies also differ in their digits."""
+    return f"q{k}"
+
+
 def padded(frames: list[pd.DataFrame], n: int) -> pd.DataFrame:
-    """The real sets concatenated, then copies until n records: copy k renames every ID and suffixes every
-    title word, author surname, journal and DOI with a copy-specific tag, so each copy has the real sets'
-    duplicate structure and block sizes but matches nothing in another copy."""
+    """The real sets concatenated, then copies until n records.  Copy k renames every ID, tags every word of
+    the title and of every author name and the journal and DOI with a copy tag ('q<k>'), and adds 1000*k to
+    the volumes' numbers, so each copy keeps the real sets' duplicate structure and block sizes but matches
+    nothing in another copy (the removed count grows with the copies)."""
     base = pd.concat(frames, ignore_index=True)
     out, k = [], 0
     while sum(len(f) for f in out) < n:
         if k == 0:
             out.append(base)
         else:
-            tag = "".join(chr(ord("a") + int(d)) for d in str(k))
+            tag = _copy_tag(k)
             copy = base.copy()
             copy["record_id"] = [f"{r}-c{k}" for r in copy["record_id"]]
-            copy["title"] = [None if t is None else " ".join(w + tag for w in t.split()) for t in copy["title"]]
-            copy["authors"] = [[a.split(",")[0].split(" ")[0] + tag + a[len(a.split(",")[0].split(" ")[0]):]
+            copy["title"] = [None if t is None else " ".join(tag + w for w in t.split()) for t in copy["title"]]
+            copy["authors"] = [[" ".join(tag + w if w[:1].isalpha() and w not in (",",) else w
+                                         for w in a.replace(",", " ,").split()).replace(" ,", ",")
                                 for a in al] for al in copy["authors"]]
-            copy["journal"] = [None if j is None else j + " " + tag for j in copy["journal"]]
+            copy["journal"] = [None if j is None else tag + " " + j for j in copy["journal"]]
             copy["doi"] = [None if d is None else d + tag for d in copy["doi"]]
+            copy["volume"] = [re.sub(r"^\d+", lambda m: str(int(m.group(0)) + 1000 * k), v) if isinstance(v, str)
+                              else v for v in copy["volume"]]
             out.append(copy)
         k += 1
     return pd.concat(out, ignore_index=True).iloc[:n].reset_index(drop=True)
@@ -219,18 +229,19 @@ sys.path.insert(0, {root!r})
 from reviewlib.screening import dedup
 frame = pickle.load(open({path!r}, "rb"))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 result = dedup.deduplicate(frame)
-seconds = time.perf_counter() - start
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(seconds, before, after, result.n_removed)
+print(seconds, before, after, result.n_removed, cpu)
 """
 
 
 def scale(frames: list[pd.DataFrame], sizes: list[int]) -> None:
     print(f"\nSpeed at scale (real sets padded with tagged copies; one process per size; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})")
-    print(f"{'records':>9} {'seconds':>8} {'RSS before MB':>14} {'RSS peak MB':>12} {'dedup MB':>9} {'removed':>8}")
+    print(f"{'records':>9} {'wall s':>8} {'CPU s':>7} {'RSS before MB':>14} {'RSS peak MB':>12} {'dedup MB':>9} "
+          f"{'removed':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             path = Path(tmp) / f"pad{n}.pkl"
@@ -238,7 +249,9 @@ def scale(frames: list[pd.DataFrame], sizes: list[int]) -> None:
             out = subprocess.run([sys.executable, "-c", _SCALE_CHILD.format(root=str(ROOT), path=str(path))],
                                  check=True, capture_output=True, text=True).stdout.split()
             seconds, before, after, removed = float(out[0]), int(out[1]) / 1024, int(out[2]) / 1024, int(out[3])
-            print(f"{n:>9,} {seconds:>8.2f} {before:>14.0f} {after:>12.0f} {after - before:>9.0f} {removed:>8,}")
+            cpu = float(out[4])
+            print(f"{n:>9,} {seconds:>8.2f} {cpu:>7.2f} {before:>14.0f} {after:>12.0f} {after - before:>9.0f} "
+                  f"{removed:>8,}   (load {os.getloadavg()[0]:.2f})")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -249,14 +249,7 @@ def _clean_id(value: Any) -> str | None:
 
 
 def _completeness(row: dict[str, Any]) -> int:
-    n = 0
-    for col in COLUMNS:
-        v = row.get(col)
-        if isinstance(v, list):
-            n += bool(v)
-        elif v is not None and not (isinstance(v, float) and np.isnan(v)) and v is not pd.NA and str(v).strip():
-            n += 1
-    return n
+    return sum(_has(row.get(col)) for col in COLUMNS)
 
 
 def choose_kept(rows: list[dict[str, Any]], positions: list[int]) -> int:
@@ -272,6 +265,19 @@ def choose_kept(rows: list[dict[str, Any]], positions: list[int]) -> int:
                 -_completeness(row),
                 positions[k])
     return min(range(len(rows)), key=key)
+
+
+class _Rows:
+    """Row dicts on demand from column lists (no DataFrame.to_dict of the whole table)."""
+
+    def __init__(self, columns: dict[str, list], n: int):
+        self.columns, self.n = columns, n
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {c: v[i] for c, v in self.columns.items()}
+
+    def __len__(self) -> int:
+        return self.n
 
 
 def _pair_rule(i: int, j: int, f) -> str:
@@ -316,8 +322,9 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD,
     has_id = "record_id" in records.columns
     frame = conform(records.drop(columns=["record_id"]) if has_id else records)
     n = len(frame)
-    rows = frame.to_dict("records")
-    ids = list(records["record_id"]) if has_id else [record_id_for(r) for r in rows]
+    columns = {c: frame[c].tolist() for c in frame.columns}
+    rows = _Rows(columns, n)
+    ids = list(records["record_id"]) if has_id else [record_id_for(rows[i]) for i in range(n)]
     f = dedup_match.features(frame)
     position: dict[str, list[int]] = defaultdict(list)
     for i, rid in enumerate(ids):
@@ -377,7 +384,7 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD,
         link(i, j, rule, 100.0 if rule in ("pmid", "doi") else score, reasons)
         n_fuzzy += rule == "fuzzy-title"
     uncertain_rows = [{"record_id_1": ids[i], "record_id_2": ids[j], "score": s, "reasons": r,
-                       "title_1": rows[i].get("title"), "title_2": rows[j].get("title")}
+                       "title_1": columns["title"][i], "title_2": columns["title"][j]}
                       for i, j, s, r in sorted(uncertain) if uf.find(i) != uf.find(j)]
 
     groups: dict[int, list[int]] = defaultdict(list)
@@ -385,19 +392,18 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD,
         groups[uf.find(i)].append(i)
 
     keep_rows: list[int] = []
-    merged: list[dict[str, Any]] = []
+    filled: dict[int, dict[str, Any]] = {}
     audit_rows: list[dict[str, Any]] = []
     group_no = 0
     for root in sorted(groups):
         group = groups[root]
         if len(group) == 1:
             keep_rows.append(group[0])
-            merged.append(rows[group[0]])
             continue
         group_no += 1
         kept = group[choose_kept([rows[m] for m in group], group)]
         keep_rows.append(kept)
-        merged.append(_fill_from(rows[kept], [rows[m] for m in group if m != kept]))
+        filled[kept] = _fill_from(rows[kept], [rows[m] for m in group if m != kept])
         # breadth-first from the kept record: each member's rule is the link that reached it
         via: dict[int, tuple] = {kept: (None, None, None, None)}
         queue = [kept]
@@ -411,13 +417,14 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD,
             parent, rule, score, reasons = via[m]
             audit_rows.append({"group_id": group_no, "record_id": ids[m], "kept": m == kept, "rule": rule,
                                "score": score, "matched_to": ids[parent] if parent is not None else None,
-                               "source": rows[m].get("source"), "row": m, "title": rows[m].get("title"),
+                               "source": columns["source"][m], "row": m, "title": columns["title"][m],
                                "reasons": reasons})
 
-    order_kept = np.argsort(keep_rows, kind="stable")
-    unique = (conform(pd.DataFrame([merged[k] for k in order_kept], columns=frame.columns)) if merged
-              else frame.iloc[:0])
-    unique.insert(0, "record_id", [ids[keep_rows[k]] for k in order_kept])
+    kept_sorted = sorted(keep_rows)
+    out_columns = {c: [filled[k][c] if k in filled else values[k] for k in kept_sorted]
+                   for c, values in columns.items()}
+    unique = conform(pd.DataFrame(out_columns, columns=frame.columns)) if kept_sorted else frame.iloc[:0]
+    unique.insert(0, "record_id", [ids[k] for k in kept_sorted])
     audit = pd.DataFrame(audit_rows, columns=AUDIT_COLUMNS)
     audit["kept"] = audit["kept"].astype(bool)
     audit["score"] = audit["score"].astype(float)
@@ -429,16 +436,20 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD,
                        groups=group_no, uncertain=pd.DataFrame(uncertain_rows, columns=UNCERTAIN_COLUMNS))
 
 
+def _has(v: Any) -> bool:
+    if isinstance(v, list):
+        return bool(v)
+    return v is not None and v is not pd.NA and not (isinstance(v, float) and np.isnan(v)) and bool(str(v).strip())
+
+
 def _fill_from(kept: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, Any]:
     """The kept record with its empty fields filled from the others (first non-empty wins)."""
     out = dict(kept)
     for col in COLUMNS:
-        if col == "source":
-            continue
-        if _completeness({col: out.get(col)}):
+        if col == "source" or _has(out.get(col)):
             continue
         for other in others:
-            if _completeness({col: other.get(col)}):
+            if _has(other.get(col)):
                 out[col] = other[col]
                 break
     return out

@@ -36,6 +36,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterator
 from urllib.parse import unquote
 
@@ -95,6 +96,9 @@ def _missing(value: Any) -> bool:
 
 
 def ascii_fold(text: str) -> str:
+    """Accents removed ("Müller" -> "Muller"); ASCII text is returned as it is."""
+    if text.isascii():
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -141,7 +145,7 @@ def clean_title(title: Any) -> str:
     if not isinstance(title, str):
         return ""
     text = title
-    for _ in range(3):
+    for _ in range(3 if ("[" in text or "(" in text) else 0):    # every suffix is bracketed
         new = _TITLE_SUFFIX.sub(" ", text)
         if new == text:
             break
@@ -152,12 +156,14 @@ def clean_title(title: Any) -> str:
     return "" if text in _PLACEHOLDER or not _LATIN.search(text) else text
 
 
-def normalise_journal(journal: Any) -> str:
-    if not isinstance(journal, str):
-        return ""
+@lru_cache(maxsize=65536)
+def _normalise_journal(journal: str) -> str:
     text = _NON_WORD.sub(" ", ascii_fold(journal).lower().replace("&", " and "))
-    words = [w for w in text.split() if w not in _STOP]
-    return " ".join(words)
+    return " ".join(w for w in text.split() if w not in _STOP)
+
+
+def normalise_journal(journal: Any) -> str:
+    return _normalise_journal(journal) if isinstance(journal, str) else ""
 
 
 def journals_agree(a: str, b: str) -> bool:
@@ -269,6 +275,7 @@ def record_kind(publication_types: Any, title: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=262144)
 def _author_parts(author: str) -> tuple[str, str, str]:
     """(surname key, given/initials, the surname's first letter) of one author: "Wu, C Y", "Wu CY", "Ching-yi W"."""
     a = ascii_fold(str(author)).lower().strip()
@@ -321,7 +328,7 @@ def features(frame: pd.DataFrame) -> Features:
                   and (m := _ALT_TITLE.search(t)) and m.start() > 10 else "" for t in raw]
     titles = [clean_title(_ALT_TITLE.sub("", t)) if a else c for t, a, c in zip(raw, alt_titles, titles)]
     years = [None if _missing(y) else int(y) for y in col("year")]
-    authors = [[_author_parts(a) for a in al[:6] if str(a).strip()] if isinstance(al, (list, tuple)) else []
+    authors = [[_author_parts(str(a)) for a in al[:6] if str(a).strip()] if isinstance(al, (list, tuple)) else []
                for al in col("authors")]
     journals = [normalise_journal(j) for j in col("journal")]
     kinds = [record_kind(p, t) for p, t in zip(col("publication_types"), titles)]
@@ -390,25 +397,30 @@ def candidate_pairs(f: Features, cutoff: float = WEAK_TITLE) -> Iterator[tuple[i
 
 
 def _compare(left, right, prefix, seen, cutoff):
-    if len(left) == 1 and len(right) == 2:
-        i = left[0]
-        j = right[1] if right[0] == i else right[0]
-        if i == j:
-            return
-        s = fuzz.ratio(prefix[i], prefix[j], score_cutoff=cutoff)
-        pairs = [(i, j, s)] if s else []
-    else:
-        scores = cdist([prefix[i] for i in left], [prefix[j] for j in right], scorer=fuzz.ratio,
-                       score_cutoff=cutoff, dtype=np.float32)
-        pairs = [(left[a], right[b], float(scores[a, b])) for a, b in zip(*np.nonzero(scores))]
-    for i, j, s in pairs:
+    if len(left) * len(right) <= 16:          # small blocks: direct scoring beats a cdist call
+        for i in left:
+            for j in right:
+                if i == j:
+                    continue
+                pair = (i, j) if i < j else (j, i)
+                if pair in seen:
+                    continue
+                score = fuzz.ratio(prefix[i], prefix[j], score_cutoff=cutoff)
+                if score:
+                    seen.add(pair)
+                    yield pair[0], pair[1], score
+        return
+    scores = cdist([prefix[i] for i in left], [prefix[j] for j in right], scorer=fuzz.ratio,
+                   score_cutoff=cutoff, dtype=np.float32)
+    for a, b in zip(*np.nonzero(scores)):
+        i, j = left[a], right[b]
         if i == j:
             continue
-        pair = (min(i, j), max(i, j))
+        pair = (i, j) if i < j else (j, i)
         if pair in seen:
             continue
         seen.add(pair)
-        yield pair[0], pair[1], s
+        yield pair[0], pair[1], float(scores[a, b])
 
 
 # -- judging a pair ---------------------------------------------------------------------
