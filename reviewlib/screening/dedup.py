@@ -1,79 +1,65 @@
-"""Deduplication of a review's records across sources (PubMed, MEDLINE, RIS, OpenAlex).
+"""Deduplication of a review's records across sources (PubMed, MEDLINE, RIS, OpenAlex, BibTeX exports).
 
-Records of one study reach a review several times: the same PubMed entry from
-two searches, a reference-manager export (RIS) without the PMID, a MEDLINE file.
-:func:`deduplicate` merges them in three passes, each a documented rule:
+Records of one study reach a review several times: the same PubMed entry from two searches, a
+reference-manager export without the PMID, a database copy with "[Review] [45 refs]" after its
+title.  :func:`deduplicate` merges them on evidence, never on one field
+(:mod:`reviewlib.screening.dedup_match` holds the rules):
 
-``pmid``
-    Same PMID (exact, digits only).
-``doi``
-    Same DOI after normalisation (:func:`normalise_doi`: lower case, no
-    ``https://doi.org/``, ``doi.org/`` or ``doi:`` prefix, trimmed).
-``fuzzy-title``
-    Same study by bibliographic match: normalised titles (:func:`normalise_title`:
-    lower case, accents and punctuation stripped, whitespace collapsed) with a
-    rapidfuzz ``fuzz.ratio`` >= :data:`FUZZY_THRESHOLD` (95 by default), years
-    within one of each other (or missing), the same first-author surname
-    (:func:`first_author_surname`, when both records have authors), the same
-    numbers in both titles ("phase 1" / "phase 2", "part I" / "part II" never
-    merge), and no conflicting DOIs.  Two records with different PMIDs (PubMed's
-    own duplicate citations) merge only under a stricter test: ratio >=
-    :data:`PMID_CONFLICT_THRESHOLD` (98), the same year and the same first
-    author.  A ratio of 95 tolerates hyphens, case and a changed short word in
-    a title of about 100 characters.
+* candidate pairs come from blocks (first-author surname, the title's first and last significant
+  words, first author + volume + first page, a shared DOI or PMID) compared with rapidfuzz, never
+  all pairs, so 100,000 records take seconds;
+* each pair is judged on DOI, PMID, title, authors (reversed name order understood), year,
+  journal, volume, pages and record kind (article / conference paper / erratum / editorial):
+  ``duplicate`` (merged), ``uncertain`` (listed in ``result.uncertain`` for a person, never
+  merged) or different;
+* a *hard conflict* (different DOIs, kinds, volumes or first pages, years more than one apart,
+  different numbers in the titles, a reviewer's "not duplicates" mark) keeps two records apart,
+  and is checked between every member of two groups before they are joined, so a chain of
+  near matches never merges two records that conflict;
+* reviewers' marks (:func:`mark_not_duplicates`, :func:`mark_duplicates`, stored append-only in
+  the store's ``dedup_marks`` table) win over every rule in every later run: pass
+  ``marks=current_marks(store)``, or call :func:`run`.
 
-Fuzzy matching is blocked, never all-pairs: records are compared only with
-records of the same first-author surname (or, for records without authors, the
-same first title word) in the same or the next publication year, with
-``rapidfuzz.process.cdist`` inside each block, so 10,000 records dedup in about
-a second on one core (tests/test_dedup.py runs such a set).
+Rule names in the audit: ``pmid`` (same PMID), ``doi`` (same DOI, titles agreeing),
+``fuzzy-title`` (bibliographic evidence), ``reviewer`` (a reviewer's mark).
 
-The kept record of each group is chosen by :func:`choose_kept`: prefer a
-record with a PMID, then one with an abstract, then the most complete (most
-non-empty fields), then the earliest (first in the input order).  Its empty
-fields are filled from the group's other records (a DOI from the RIS copy, for
-instance); nothing it has is overwritten.
+The kept record of each group is chosen by :func:`choose_kept`: prefer a record with a PMID, then
+one with an abstract, then the most complete (most non-empty fields), then the earliest (first
+in the input order).  Its empty fields are filled from the group's other records (a DOI from the
+RIS copy, for instance); nothing it has is overwritten.
 
-The audit table lists every merged group: one row per member with the rule and
-score (100 for identifier matches, the title ratio for fuzzy ones) of the link
-that joined it to its group and the record it was matched to.  ``n_removed``
-(members minus groups) is the PRISMA "duplicates removed" count.
+The audit table lists every merged group: one row per member with the rule, score (100 for
+identifier matches, the title ratio otherwise), the record it was matched to and the reasons of
+that link in words.  ``n_removed`` (members minus groups) is the PRISMA "duplicates removed"
+count.
 """
 from __future__ import annotations
 
 import json
 import logging
 import re
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from rapidfuzz import fuzz
-from rapidfuzz.process import cdist
 
 from ..errors import InputError
 from ..records import COLUMNS, conform
-from . import dedup_match
 from ..store import record_id_for, utcnow
+from . import dedup_match
+from .dedup_match import ascii_fold as _ascii_fold
 
 logger = logging.getLogger(__name__)
 
-#: Minimum rapidfuzz ``fuzz.ratio`` (0-100) between normalised titles for a fuzzy match.
-FUZZY_THRESHOLD = 95.0
-#: Stricter ratio for records whose PMIDs differ (PubMed's duplicate citations).
-PMID_CONFLICT_THRESHOLD = 98.0
+#: Title ratio (rapidfuzz ``fuzz.ratio``, 0-100, of cleaned titles) that is a title match on its own.
+FUZZY_THRESHOLD = dedup_match.STRONG_TITLE
 #: Rule names, strongest first.
 RULES = ("pmid", "doi", "fuzzy-title", "reviewer")
-#: Words skipped when taking a title's first word as a blocking key.
-_STOP = {"a", "an", "the", "of", "on", "in", "and", "for", "to"}
-_DOI_PREFIX = re.compile(r"^(?:https?://)?(?:dx\.)?(?:doi\.org/)|^doi:\s*", re.IGNORECASE)
 _NON_WORD = re.compile(r"[^\w\s]|_", re.UNICODE)
 _SPACE = re.compile(r"\s+")
 _INITIALS = re.compile(r"^[A-Z]{1,4}$")
-_NUMBERS = re.compile(r"\b(?:\d+|[ivx]{1,4})\b")
 
 AUDIT_COLUMNS = ["group_id", "record_id", "kept", "rule", "score", "matched_to", "source", "row", "title", "reasons"]
 
@@ -177,11 +163,6 @@ def normalise_doi(doi: Any) -> str | None:
     '10.1/abc'
     """
     return dedup_match.normalise_doi(doi)
-
-
-def _ascii_fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def normalise_title(title: Any) -> str:
@@ -533,9 +514,6 @@ def load(store) -> DedupResult | None:
 
 
 # -- reviewers' marks ------------------------------------------------------------
-MARK_KINDS = ("not-duplicates", "duplicates")
-
-
 def _check_mark(store, record_ids: list[str], reviewer: str) -> list[str]:
     if not isinstance(reviewer, str) or not reviewer.strip():
         raise InputError("dedup mark: no reviewer given; say who decides (e.g. --reviewer ana)")

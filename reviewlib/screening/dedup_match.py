@@ -8,25 +8,39 @@ first-author surname, by the title's first and by its last significant words, by
 ``"duplicate"`` (proven: merged), ``"uncertain"`` (close but not proven: listed for a person) or
 ``None`` (different), with the reasons in words.
 
-The rules, in short (the benchmark and tests/test_dedup.py pin each):
+The rules, in short (chosen on the four labelled sets of benchmarks/dedup.py, which are therefore
+development data; tests/test_dedup.py pins each with a real example):
 
 * A *hard conflict* keeps two records apart whatever else agrees: different DOIs, different
-  record kinds (journal article / conference paper or abstract / erratum / editorial), different
-  volumes, different first pages, years more than one apart, different numbers in the titles
-  ("phase 1" / "phase 2"), or a reviewer's "not duplicates" mark.
-* *Venue corroboration* is volume and first page both equal.
-* A title match (rapidfuzz ratio of cleaned titles >= 95) with compatible first authors, the same
-  year and no journal disagreement is a duplicate; a year one apart, a journal name that
-  disagrees (unless both are conference papers of one year), or first authors that only partly
-  agree (reversed name order, a shared co-author) need venue corroboration.
-* A weaker title match (ratio >= 85, or one cleaned title the start of the other) needs venue
-  corroboration and compatible authors.
-* The same DOI is a duplicate only if the titles do not disagree (ratio >= 80) and the authors are
-  compatible; one DOI on many different titles (a supplement's DOI) is not evidence.
+  record kinds (journal article / conference paper / erratum / editorial; a conference paper and
+  a book chapter do not conflict, proceedings are often chapters), different volumes, first pages
+  more than :data:`CLOSE_PAGES` apart (unless one DOI), years more than one apart, different
+  digits or roman numerals in the titles ("phase 1" / "phase 2"; unless volume and first page
+  agree, a footnote mark), or a reviewer's "not duplicates" mark.
+* *Venue corroboration*: the same first page and volume (or, for proceedings without volumes,
+  the same first page and an agreeing venue name), or the same volume and issue when a page is
+  missing.  Journal names agree by token-set similarity, word-by-word abbreviation ("Ann New
+  York Acad Sci") or acronym ("ICIS").
+* A title match (ratio of cleaned titles >= 95) is a duplicate with compatible first authors, the
+  same year and no journal disagreement; with venue corroboration (first authors may then only
+  partly agree: reversed name order, authors in another order, a shared co-author); with authors
+  partly agreeing, the same year, ratio >= 97 and agreeing venues; or a year one apart with
+  agreeing journal names (online first / print, proceedings printed the next year).  A title,
+  journal, volume and first page that all agree (ratio >= 99) are a duplicate whatever the
+  author spellings.
+* First pages a few apart (a typo, "945" / "948") merge only a near-identical record: ratio >= 98,
+  same first author, volume, year and journal.
+* A weaker title match (ratio >= 85, or one cleaned title the start of the other: a dropped
+  subtitle) needs venue corroboration and compatible authors.
+* Different titles are one report only when one is a translation (bracketed, or in another
+  language) and journal, volume, full page range, first author and year agree.
+* The same DOI is a duplicate when the titles agree (ratio >= 95; author spellings aside), or
+  when they are close (>= 80, or one starts the other) and the authors agree; one DOI on many
+  different titles (a supplement's DOI) is not evidence.
 * Generic titles ("Editorial", "Editor's comments", "Introduction", ...) need the same DOI or
   the same volume, issue and first page.
 
-Whatever a rule cannot prove but looks close (title ratio >= 85 and no hard conflict) is
+Whatever a rule cannot prove but looks close (a title match held back by one of these tests) is
 ``"uncertain"``.  Empty titles, placeholders ("DOI", "n/a") and titles without Latin letters
 never count as evidence.
 """
@@ -49,6 +63,8 @@ from rapidfuzz.process import cdist
 STRONG_TITLE = 95.0
 #: Title ratio that, with volume and first page equal, is a match; and the floor of "uncertain".
 WEAK_TITLE = 85.0
+#: Title ratio two records with different PMIDs (PubMed's duplicate citations) need, with the same year and first author.
+PMID_CONFLICT_TITLE = 98.0
 #: Title ratio below which one shared DOI is not enough.
 DOI_TITLE_FLOOR = 80.0
 #: Journal-name similarity (token_set_ratio) above which two journal names agree.
@@ -59,7 +75,6 @@ SEARCH_PREFIX = 120
 _STOP = {"a", "an", "the", "of", "on", "in", "and", "for", "to", "with", "by", "at", "from", "is", "are", "or"}
 _NON_WORD = re.compile(r"[^\w\s]|_", re.UNICODE)
 _SPACE = re.compile(r"\s+")
-_NUMBERS = re.compile(r"\b(?:\d+|[ivx]{1,4})\b")
 _LATIN = re.compile(r"[a-z]")
 # database-added title suffixes: "[Review] [45 refs]", "[Erratum appears in ...]", "(Provisional abstract)", ...
 _LANGS = ("japanese|chinese|german|french|spanish|italian|russian|portuguese|polish|dutch|danish|swedish|"
@@ -86,6 +101,12 @@ _KINDS = {"conference paper": "conference", "congress": "conference", "meeting a
 _PROCEEDINGS = {"conference", "chapter"}
 _MONTHS = {m: i for i, m in enumerate(("jan feb mar apr may jun jul aug sep oct nov dec").split(), start=1)}
 _PAGE = re.compile(r"^[a-z]{0,2}(\d+)[a-z]?(?:\s*-+\s*[a-z]{0,2}\d*[a-z]?)?(?:\.e\d+)?$")
+_ARTICLE_NUMBER = re.compile(r"^[a-z]+\d{4,}$")
+_PAGE_RANGE = re.compile(r"^[a-z]{0,2}(\d+)[a-z]?\s*-+\s*[a-z]{0,2}(\d+)[a-z]?$")
+_LEADING_NUMBER = re.compile(r"^(\d+)\b")
+_INITIALS = re.compile(r"[a-z]{1,3}\.?")
+_DIGIT = re.compile(r"\d")
+_ROMAN = re.compile(r"\b[ivx]{1,4}\b")
 _EXCEL_PAGE = re.compile(r"^(\d{1,2})-([a-z]{3})$")
 _NAME_PARTICLES = {"van", "der", "den", "de", "da", "di", "del", "la", "le", "von", "jr", "sr", "dos", "du"}
 
@@ -209,7 +230,7 @@ def first_page(pages: Any) -> str | None:
     m = _EXCEL_PAGE.match(text)
     if m and m.group(2) in _MONTHS:
         return str(int(m.group(1)))
-    if re.match(r"^[a-z]+\d{4,}$", text):      # an article number ("e12724", "a1754"), not a page
+    if _ARTICLE_NUMBER.match(text):      # an article number ("e12724", "a1754"), not a page
         return None
     m = _PAGE.match(text)
     return str(int(m.group(1))) if m else None
@@ -219,7 +240,7 @@ def last_page(pages: Any) -> str | None:
     """The last page of a range as digits ("527-32" gives 527 + "32" -> 532), or None."""
     if _missing(pages):
         return None
-    m = re.match(r"^[a-z]{0,2}(\d+)[a-z]?\s*-+\s*[a-z]{0,2}(\d+)[a-z]?$", str(pages).strip().lower())
+    m = _PAGE_RANGE.match(str(pages).strip().lower())
     if not m:
         return None
     first, last = m.group(1), m.group(2)
@@ -256,7 +277,7 @@ def _volume(value: Any) -> str | None:
     text = _simple(value)
     if text is None:
         return None
-    m = re.match(r"^(\d+)\b", text)
+    m = _LEADING_NUMBER.match(text)
     return m.group(1) if m else text
 
 
@@ -283,7 +304,7 @@ def _author_parts(author: str) -> tuple[str, str, str]:
         surname, given = a.split(",", 1)
     else:
         parts = a.split()
-        if len(parts) > 1 and re.fullmatch(r"[a-z]{1,3}\.?", parts[-1]) and str(author).split()[-1].isupper():
+        if len(parts) > 1 and _INITIALS.fullmatch(parts[-1]) and str(author).split()[-1].isupper():
             surname, given = " ".join(parts[:-1]), parts[-1]
         elif len(parts) > 1:
             surname, given = parts[-1], " ".join(parts[:-1])
@@ -345,8 +366,14 @@ def features(frame: pd.DataFrame) -> Features:
 
 
 # -- candidate pairs ----------------------------------------------------------------
-def _significant(title: str) -> list[str]:
-    return [w for w in title.split() if w not in _STOP]
+def _ends(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The first two and the last two significant words of a title (all words if none is significant)."""
+    words = title.split()
+    head = [w for w in words[:12] if w not in _STOP][:2]
+    tail = [w for w in words[-12:] if w not in _STOP][-2:]
+    if not head:
+        head, tail = words[:2], words[-2:]
+    return tuple(head), tuple(tail)
 
 
 def candidate_pairs(f: Features, cutoff: float = WEAK_TITLE) -> Iterator[tuple[int, int, float]]:
@@ -358,10 +385,10 @@ def candidate_pairs(f: Features, cutoff: float = WEAK_TITLE) -> Iterator[tuple[i
     for i, t in enumerate(f.titles):
         if not t:
             continue
-        words = _significant(t) or t.split()
+        head, tail = _ends(t)
         y = f.years[i]
-        blocks[("t0",) + tuple(words[:2])][y].append(i)
-        blocks[("t1",) + tuple(words[-2:])][y].append(i)
+        blocks[("t0",) + head][y].append(i)
+        blocks[("t1",) + tail][y].append(i)
         if f.authors[i]:
             blocks[("a", f.authors[i][0][0])][y].append(i)
     venue: dict[tuple, list[int]] = defaultdict(list)
@@ -369,6 +396,10 @@ def candidate_pairs(f: Features, cutoff: float = WEAK_TITLE) -> Iterator[tuple[i
         if f.pages[i] and f.authors[i]:
             venue[(f.authors[i][0][0], f.volumes[i], f.pages[i])].append(i)
     for by_year in blocks.values():
+        if len(by_year) == 1:
+            (only,) = by_year.values()
+            if len(only) == 1:
+                continue                  # one record alone in its block
         years = [y for y in by_year if y is not None]
         for y in years:
             left = by_year[y]
@@ -452,7 +483,7 @@ def authors_agree(a: list[tuple[str, str, str]], b: list[tuple[str, str, str]]) 
 
 def _numbers(title: str) -> tuple[str, set[str]]:
     """The title's digits in order ("CO 2" and "CO2", "10 000" and "10000" agree) and its roman numerals."""
-    return "".join(re.findall(r"\d", title)), set(re.findall(r"\b[ivx]{1,4}\b", title))
+    return "".join(_DIGIT.findall(title)), set(_ROMAN.findall(title))
 
 
 #: First pages this close may be one article's typo ("945-948" / "948-961"); only a near-identical record may merge.
@@ -499,7 +530,7 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
     if same_pmid:
         return "duplicate", "same PMID", 100.0
     if f.pmids[i] and f.pmids[j]:        # two PubMed citations: only near-identical twins merge
-        if ratio >= 98 and f.years[i] is not None and f.years[i] == f.years[j] and authors == "same":
+        if ratio >= PMID_CONFLICT_TITLE and f.years[i] is not None and f.years[i] == f.years[j] and authors == "same":
             return "duplicate", f"PMIDs differ but title {ratio:.1f}, same year, same first author", ratio
         return ("uncertain" if ratio >= WEAK_TITLE else None), "PMIDs differ", ratio
     prefix = bool(ti and tj) and min(len(ti), len(tj)) >= 20 and (ti.startswith(tj) or tj.startswith(ti))
