@@ -326,6 +326,8 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD,
             for b in members[rj]:
                 if (min(a, b), max(a, b)) in apart:
                     return "a reviewer marked them not duplicates"
+                if f.pmids[a] and f.pmids[a] == f.pmids[b]:
+                    continue
                 why = dedup_match.hard_conflict(a, b, f)
                 if why:
                     return f"{why} ({ids[a]} / {ids[b]})"

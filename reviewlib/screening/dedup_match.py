@@ -11,6 +11,7 @@ first-author surname, by the title's first and by its last significant words, by
 The rules, in short (chosen on the four labelled sets of benchmarks/dedup.py, which are therefore
 development data; tests/test_dedup.py pins each with a real example):
 
+* The same PMID is one report (the store keeps one record per PMID as well).
 * A *hard conflict* keeps two records apart whatever else agrees: different DOIs, different
   record kinds (journal article / conference paper / erratum / editorial; a conference paper and
   a book chapter do not conflict, proceedings are often chapters), different volumes, first pages
@@ -521,14 +522,14 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
     for a, b in ((f.alt_titles[i], tj), (ti, f.alt_titles[j])):
         if a and b:
             ratio = max(ratio, fuzz.ratio(a, b))
+    if f.pmids[i] and f.pmids[i] == f.pmids[j]:
+        # one PubMed record (the store keeps one record per PMID too), whatever copies of it disagree on
+        return "duplicate", "same PMID", 100.0
     conflict = hard_conflict(i, j, f)
     same_doi = bool(f.dois[i]) and f.dois[i] == f.dois[j]
-    same_pmid = bool(f.pmids[i]) and f.pmids[i] == f.pmids[j]
     if conflict:
         return None, conflict, ratio
     authors = authors_agree(f.authors[i], f.authors[j])
-    if same_pmid:
-        return "duplicate", "same PMID", 100.0
     if f.pmids[i] and f.pmids[j]:        # two PubMed citations: only near-identical twins merge
         if ratio >= PMID_CONFLICT_TITLE and f.years[i] is not None and f.years[i] == f.years[j] and authors == "same":
             return "duplicate", f"PMIDs differ but title {ratio:.1f}, same year, same first author", ratio
