@@ -5,6 +5,7 @@ layout of bib-dedupe's benchmark data), the same records go to
 
 * reviewlib: the BibTeX-like rows are mapped to reviewlib's records table (:func:`to_records`) and
   ``reviewlib.screening.dedup.deduplicate`` runs in this process;
+* the naive baseline: records with identical normalised titles are one (:func:`run_naive`);
 * bib-dedupe: ``prep -> block -> match -> cluster -> merge`` in its own venv
   (``benchmarks/bibdedupe/.venv``, bib-dedupe pinned in ``benchmarks/bibdedupe/requirements.txt``,
   created on first use), so its dependencies never enter reviewlib's environment.  It runs with
@@ -171,6 +172,20 @@ def run_reviewlib(records: pd.DataFrame) -> tuple[set[str], float, dedup.DedupRe
     return set(result.records["record_id"]), seconds, result
 
 
+def run_naive(records: pd.DataFrame) -> tuple[set[str], float]:
+    """The naive baseline: records whose normalised titles are identical (and not empty) are one."""
+    start = time.perf_counter()
+    seen: set[str] = set()
+    kept: set[str] = set()
+    for rid, title in zip(records["record_id"], records["title"]):
+        key = dedup.normalise_title(title)
+        if key and key in seen:
+            continue
+        seen.add(key)
+        kept.add(rid)
+    return kept, time.perf_counter() - start
+
+
 def ensure_bibdedupe() -> None:
     """Create benchmarks/bibdedupe/.venv with the pinned bib-dedupe on first use."""
     if BD_PY.is_file():
@@ -287,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<20} {len(bib):>7,} {n_dups:>5} | {'reviewlib':<10} {s['sensitivity']:>11.3f} {s['FP']:>12} "
               f"{s['precision']:>9.3f} {s['TP']:>5} {s['FN']:>4} {seconds:>7.2f}"
               + (f"  ({uncertain} pairs for a person)" if uncertain else ""))
+        nkept, nseconds = run_naive(records)
+        b = score(all_ids, nkept, groups)
+        print(f"{'':<20} {'':>7} {'':>5} | {'same title':<10} {b['sensitivity']:>11.3f} {b['FP']:>12} "
+              f"{b['precision']:>9.3f} {b['TP']:>5} {b['FN']:>4} {nseconds:>7.2f}  (naive baseline)")
         if not args.skip_bibdedupe:
             bkept, bseconds, info = run_bibdedupe(args.data / name / "records_pre_merged.csv")
             b = score(all_ids, bkept, groups)
