@@ -6,7 +6,8 @@ every two minutes), and ``git status`` shows the notebook modified though nobody
 
 :func:`strip_tracked_outputs` is a Jupyter server *pre-save hook*: before a notebook that git
 tracks is written, it drops what running it added (outputs, execution counts, widget state, the
-kernel's ``language_info`` beyond its name), so the saved file is the tracked one unless its cells
+kernel's ``language_info`` beyond its name, and the kernel's own ``kernelspec`` and
+``language_info`` when the file names the same kernel), so the saved file is the tracked one unless its cells
 were edited.  The browser keeps showing the outputs.  A notebook git does not track (a copy, a
 notebook of your own) is saved as it is, outputs included.
 
@@ -16,6 +17,7 @@ with ``JUPYTER_CONFIG_PATH=jupyter-config jupyter lab``.
 """
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 from pathlib import Path
@@ -98,4 +100,24 @@ def strip_tracked_outputs(model: MutableMapping[str, Any], path: str, contents_m
     if not is_tracked(os_path):
         return
     strip_outputs(model["content"])
+    _keep_saved_kernel_metadata(model["content"], Path(os_path))
     logger.info("saved %s without outputs (git tracks it)", path)
+
+
+def _keep_saved_kernel_metadata(notebook: MutableMapping[str, Any], os_path: Path) -> None:
+    """Keep the file's ``kernelspec`` and ``language_info`` when the kernel is the same one.
+
+    JupyterLab rewrites them from the running kernel (``display_name`` 'Python 3' becomes
+    'Python 3 (ipykernel)', say): a change nobody made.
+    """
+    try:
+        saved = json.loads(os_path.read_text(encoding="utf-8")).get("metadata") or {}
+    except (OSError, ValueError, AttributeError):
+        return
+    meta = notebook.get("metadata")
+    if not isinstance(meta, MutableMapping):
+        return
+    for key in ("kernelspec", "language_info"):
+        old, new = saved.get(key), meta.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping) and old.get("name") == new.get("name"):
+            meta[key] = dict(old)
