@@ -48,7 +48,7 @@ def _store(tmp_path, decisions):
 def test_a_store_curve_below_the_random_line_says_why(tmp_path):
     late = _store(tmp_path, ["exclude"] * 8 + ["include"] * 2)
     foot = " ".join(_texts(figures.screening_progress(store=late), "reviewlib-foot"))
-    assert foot.startswith("It runs below the dashed random-order line because records are counted in the order")
+    assert foot.startswith("The curve runs below the dashed random-order line because records are counted in the order")
     assert "not how well it was prioritised" in foot
 
 

@@ -1131,13 +1131,13 @@ def screening_progress(recall_curve: Any = None, *, store=None, n_total: int | N
     ax.legend(loc="lower right", frameon=False, fontsize=9)
     below = len(xs) > 1 and float(np.mean(ys[1:] - xs[1:] * top / max(total, 1))) < 0
     if recall_curve is None:   # the store's order: say what it is, and why it may run below the diagonal
-        foot = ("It runs below the dashed random-order line because " if below else "") + \
+        foot = ("The curve runs below the dashed random-order line because " if below else "") + \
                ("records are counted in the order they were first decided (usually the protocol's rules first, in "
                 "the order the records were retrieved), not in an order chosen to find includes early: it shows "
                 "where screening stands, not how well it was prioritised.")
         foot = foot[:1].upper() + foot[1:]
     else:
-        foot = ("It runs below the dashed random-order line: in this order the includes came later than a random "
+        foot = ("The curve runs below the dashed random-order line: in this order the includes came later than a random "
                 "order would bring them." if below else None)
     return _finish(fig, ax, title, notice, foot)
 
