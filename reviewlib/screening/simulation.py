@@ -653,18 +653,25 @@ def replay_missing_reason(store: Any, records: pd.DataFrame, stage: str = "title
     if not n:
         return "There are no records to screen yet."
     open_ = sum(v is None for v in labels)
-    maybe = sum(v not in (None, "include", "exclude") for v in labels)
-    if open_ or maybe:
+    conflict = sum(v == "conflict" for v in labels)
+    maybe = sum(v not in (None, "conflict", "include", "exclude") for v in labels)
+    if open_ or conflict or maybe:
         parts = ([f"{open_:,} of {n:,} records have no decision yet"] if open_ else []) + \
-                ([f"{maybe:,} are marked maybe (no include or exclude)"] if maybe else [])
+                ([f"{conflict:,} {'is a conflict' if conflict == 1 else 'are conflicts'} between reviewers, "
+                  "to resolve"] if conflict else []) + \
+                ([f"{maybe:,} {'is' if maybe == 1 else 'are'} marked maybe"] if maybe else [])
         return ("The replay in prioritised order needs an include or exclude decision on every record: "
-                + " and ".join(parts) + ". It is drawn again once they are decided.")
+                + _join_words(parts) + ". It is drawn again once they are decided.")
     included = sum(v == "include" for v in labels)
     if included < 2:
         return f"The replay needs at least 2 included records; there {'is' if included == 1 else 'are'} {included}."
     if included == n:
         return "Every record is included: with no exclude there is no order to compare."
     return None
+
+
+def _join_words(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _resolve(protocol_path: Path, value: str) -> Path:
