@@ -1148,10 +1148,10 @@ def absent_figure(title: str, reason: str, *, notice: str | None = None) -> Figu
     Saved under the missing figure's name, it keeps the figure's place on the run's index, so a figure
     that is gone since the previous run says why.
     """
-    fig = _figure(8, 2.6)
+    fig = _figure(6, 2.6)   # small in inches, so its text stays legible where it is shown at card size
     ax = _axes(fig, "white")
     ax.axis("off")
-    ax.text(0.5, 0.5, _wrap(reason, 7.0, 11), ha="center", va="center", fontsize=11, color="#444444",
+    ax.text(0.5, 0.5, _wrap(reason, 5.2, 12), ha="center", va="center", fontsize=12, color="#333333",
             transform=ax.transAxes, gid="reviewlib-absent-reason")
     return _finish(fig, ax, title, notice)
 
