@@ -62,6 +62,6 @@ def test_an_absent_figure_says_why(tmp_path):
     fig = figures.absent_figure("Recall curve in prioritised order: not drawn in this run",
                                 "3 of 398 records have no decision yet.", notice="Synthetic")
     assert _texts(fig, "reviewlib-absent-reason") == ["3 of 398 records have no decision yet."]
-    assert fig._suptitle.get_text() == "Recall curve in prioritised order: not drawn in this run"
+    assert fig._suptitle.get_text().replace("\n", " ") == "Recall curve in prioritised order: not drawn in this run"
     paths = figures.save(fig, tmp_path, "recall_curve")
     assert paths["png"].read_bytes().startswith(b"\x89PNG")
