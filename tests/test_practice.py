@@ -76,6 +76,17 @@ def test_practice_notice_names_the_copy_relative_to_the_checkout(review, tmp_pat
     assert "reviews/demo/practice.sqlite" in line and "never read it" in line
 
 
+def test_a_review_that_gained_records_starts_the_practice_over(review):
+    practice = practice_store(review)
+    decisions.record_decision(practice, "pmid:1", "ana", "include")
+    practice.close()
+    review.add_records(conform(pd.DataFrame([{"pmid": "4", "title": "A new record", "abstract": "x", "year": 2025}])))
+    again = practice_store(review)
+    assert ("pmid:4",) in again.connection.execute("SELECT record_id FROM records").fetchall()
+    assert decisions.current_decisions(again, reviewer="ana").empty
+    assert decisions.record_decision(again, "pmid:4", "ana", "include")
+
+
 def test_the_practice_copy_is_never_the_review_store(review):
     with pytest.raises(ValueError):
         practice_store(review, path=review.path)

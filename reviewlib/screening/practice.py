@@ -9,7 +9,8 @@ to that store, and the next ``reviewlib run`` would quietly report them as the d
 (``reviews/<review>/practice.sqlite``): it holds everything the review holds (records, the rules'
 and the demo reviewer's decisions, shown as *Other calls*), and the user's decisions go there only.
 Nothing that builds the demo's results reads it.  The copy is made once and then kept, so practice
-decisions survive a restart of JupyterLab; ``reset=True`` starts over from the review store.
+decisions survive a restart of JupyterLab; ``reset=True`` starts over from the review store, as
+does a review store that gained records the copy lacks.
 """
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ def practice_store(store: ReviewStore, *, reset: bool = False, path: str | os.Pa
     target = Path(path) if path is not None else practice_path(store)
     if Path(target).resolve() == Path(store.path).resolve():
         raise ValueError(f"the practice copy cannot be the review store itself ({target})")
+    if not reset and target.is_file() and _missing_records(store, target):
+        logger.warning("the review store has records its practice copy %s lacks: starting the practice over",
+                       target)
+        reset = True
     if reset or not target.is_file():
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
@@ -66,6 +71,19 @@ def practice_store(store: ReviewStore, *, reset: bool = False, path: str | os.Pa
         os.replace(tmp, target)
         logger.info("practice copy of %s made at %s", store.path, target)
     return ReviewStore(target)
+
+
+def _missing_records(store: ReviewStore, copy_path: Path) -> bool:
+    """True when ``store`` holds records the practice copy at ``copy_path`` does not (a new search, say)."""
+    ids = {r[0] for r in store.connection.execute("SELECT record_id FROM records")}
+    copy = sqlite3.connect(f"file:{copy_path}?mode=ro", uri=True)
+    try:
+        have = {r[0] for r in copy.execute("SELECT record_id FROM records")}
+    except sqlite3.Error:
+        return True
+    finally:
+        copy.close()
+    return bool(ids - have)
 
 
 def practice_notice(practice: ReviewStore, root: str | os.PathLike | None = None) -> str:
