@@ -82,7 +82,7 @@ def test_a_review_that_gained_records_starts_the_practice_over(review):
     practice.close()
     review.add_records(conform(pd.DataFrame([{"pmid": "4", "title": "A new record", "abstract": "x", "year": 2025}])))
     again = practice_store(review)
-    assert ("pmid:4",) in again.connection.execute("SELECT record_id FROM records").fetchall()
+    assert "pmid:4" in {r[0] for r in again.connection.execute("SELECT record_id FROM records")}
     assert decisions.current_decisions(again, reviewer="ana").empty
     assert decisions.record_decision(again, "pmid:4", "ana", "include")
 
