@@ -65,3 +65,10 @@ def test_an_absent_figure_says_why(tmp_path):
     assert fig._suptitle.get_text().replace("\n", " ") == "Recall curve in prioritised order: not drawn in this run"
     paths = figures.save(fig, tmp_path, "recall_curve")
     assert paths["png"].read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_index_caption_of_the_progress_curve_explains_the_random_line():
+    from reviewlib.protocol import load_protocol
+    from reviewlib.report.notebook import figure_captions
+    caption = figure_captions(load_protocol("car-t-autoimmune"))["screening_progress"]
+    assert "below the random-order line" in caption and "not how well it was prioritised" in caption

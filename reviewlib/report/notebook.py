@@ -108,6 +108,9 @@ PAGE_TITLES = {
 FIGURE_LABELS = {
     "prisma": "PRISMA 2020 flow diagram",
     "recall_curve": "Recall against records screened (simulated prioritised screening)",
+    "screening_progress": ("Screening progress, in the order records were first decided (the protocol's rules "
+                           "first): it may run below the random-order line, since it shows where screening "
+                           "stands, not how well it was prioritised"),
 }
 
 # -- the synthetic notice ------------------------------------------------------
