@@ -1141,6 +1141,17 @@ def run_cli(args: argparse.Namespace) -> int:
               + (" (SYNTHETIC demo data)" if m.get("synthetic") else ""))
     if m.get("living", {}).get("dropped_included"):
         print(f"WARNING: {result.manifest['warnings'][-1]}", file=sys.stderr)
-    print(f"HTML: {result.index.resolve()}")
-    print(f"      {result.run_dir.parent.resolve() / 'index.html'} (all runs; latest -> {result.run_dir.name})")
+    results_root = result.run_dir.parent
+    print(f"HTML: {_shown_path(results_root / 'latest' / 'index.html')} (this run: latest -> {result.run_dir.name})")
+    print(f"      {_shown_path(results_root / 'index.html')} (all runs)")
     return 0
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` as the README names it: relative to the working folder when inside it, else absolute
+    (the ``latest`` link is kept, not resolved)."""
+    path = Path(os.path.abspath(path))
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)

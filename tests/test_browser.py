@@ -211,3 +211,17 @@ def test_the_xss_probe_never_runs(visited):
 def test_interactive_tables_are_drawn_offline(visited):
     assert visited["01-search"]["tables"] >= 1
     assert visited["03-extract"]["tables"] >= 1
+
+
+def test_evidence_map_cell_labels_are_readable_on_the_index(browser, tmp_path_factory):
+    """Issue 16: at page width the map's cell labels were about 5 px; the index now shows it across the page."""
+    from reviewlib.report import figures
+    run_dir = demo_run_once(tmp_path_factory)["result"].run_dir
+    browser.open((run_dir / "index.html").resolve().as_uri())
+    shown = browser.evaluate("""(() => { const i = document.querySelector('img[src$="evidence_map.png"]');
+        const link = i.closest('figure').querySelector('figcaption a');
+        return {width: i.getBoundingClientRect().width, natural: i.naturalWidth,
+                full_size: link ? link.getAttribute('href') : null}; })()""")
+    label_px = figures.MAP_LABEL_PT / 72 * figures.DPI * shown["width"] / shown["natural"]
+    assert label_px >= 10, f"cell labels drawn {label_px:.1f} px high in a 1280 px window"
+    assert shown["full_size"] and shown["full_size"].endswith("evidence_map.png")

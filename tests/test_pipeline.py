@@ -307,7 +307,11 @@ def test_rerun_adds_no_decision_rows(rerun, demo_run):
 def test_rerun_moves_latest_and_cli_prints_the_html(rerun):
     assert pipeline.latest_run(rerun["run_dir"].parent) == rerun["run_dir"]
     assert rerun["manifest"]["status"] == "complete"
-    assert f"HTML: {(rerun['run_dir'] / 'index.html').resolve()}" in rerun["stdout"]
+    # the path the README names (results/<review>/latest/index.html), which leads to this run's index
+    shown = next(line for line in rerun["stdout"].splitlines() if line.startswith("HTML: ")).split()[1]
+    assert shown.endswith("car-t-autoimmune/latest/index.html")
+    assert Path(shown).resolve() == (rerun["run_dir"] / "index.html").resolve()
+    assert f"latest -> {rerun['run_dir'].name}" in rerun["stdout"]
     assert "WARNING" in rerun["stderr"] and rerun["dropped"] in rerun["stderr"]
 
 

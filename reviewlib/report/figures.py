@@ -44,12 +44,15 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DPI", "ReviewFigure", "OKABE_ITO", "NOT_REPORTED", "normalize_design", "design_rank", "design_colors",
     "prisma_flow", "publications_by_year", "evidence_map", "patients_by_value",
-    "sample_size_distribution", "screening_progress", "save", "evidence_figures", "figure_specs", "FIGURE_KINDS",
+    "sample_size_distribution", "screening_progress", "absent_figure", "save", "evidence_figures", "figure_specs",
+    "FIGURE_KINDS",
     "year_finding", "map_finding", "value_finding", "sample_size_finding", "progress_finding",
 ]
 
 #: Resolution of saved PNG files (dots per inch).
 DPI = 150
+#: Size of the evidence map's cell labels ("39 studies, 469 pts"), in points.
+MAP_LABEL_PT = 9
 #: Axes styles as plain rcParams: seaborn 0.13's "whitegrid" and "white" styles (its colormap aside), so
 #: drawing needs no seaborn import (1.5-4.5 s on a loaded 2-core machine).
 _STYLE_BASE = {
@@ -72,16 +75,18 @@ NOT_REPORTED = "not reported"
 GREY = "#9E9E9E"
 SEPARATOR = ";"
 
-# Canonical designs, weakest to strongest evidence: (label, colour).
+# Canonical designs, weakest to strongest evidence: (label, colour).  The two ends, the designs a reader
+# must tell apart at a glance, are the lightest and the darkest colour (case report yellow, randomised
+# trial black), not Okabe-Ito's two oranges, which look alike at bubble size.
 _DESIGNS: list[tuple[str, str]] = [
-    ("case report", OKABE_ITO["orange"]),
-    ("case series", OKABE_ITO["yellow"]),
+    ("case report", OKABE_ITO["yellow"]),
+    ("case series", OKABE_ITO["orange"]),
     ("observational", OKABE_ITO["reddish purple"]),
     ("phase 1", OKABE_ITO["sky blue"]),
     ("phase 1/2", OKABE_ITO["bluish green"]),
     ("phase 2", OKABE_ITO["blue"]),
-    ("phase 3", OKABE_ITO["black"]),
-    ("randomised controlled trial", OKABE_ITO["vermillion"]),
+    ("phase 3", OKABE_ITO["vermillion"]),
+    ("randomised controlled trial", OKABE_ITO["black"]),
 ]
 _RANK: dict[str, float] = {label: i for i, (label, _) in enumerate(_DESIGNS)}
 _COLOR = dict(_DESIGNS)
@@ -729,7 +734,7 @@ def evidence_map(table: pd.DataFrame, rows: str, columns: str, *, row_values: Se
                        key=lambda t: (t == MIXED, t == NOT_REPORTED, -by_t.get(t, 0), t))
     ri = {d: i for i, d in enumerate(row_order)}
     ci = {t: i for i, t in enumerate(col_order)}
-    cell_w, cell_h = 1.2, 0.68
+    cell_w, cell_h = 1.45, 0.72  # room for 9 pt cell labels, readable when the map is shown at page width
     grid_w = cell_w * len(col_order)
     fig = _figure(min(18, 2.4 + grid_w + 2.4), min(20, 2.0 + cell_h * max(len(row_order), 4)))
     with matplotlib.rc_context(AXES_STYLES["white"]):
@@ -745,7 +750,7 @@ def evidence_map(table: pd.DataFrame, rows: str, columns: str, *, row_values: Se
             else:
                 ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor="#F4F4F4", edgecolor="#BBBBBB",
                                        hatch="////", linewidth=0.8, zorder=0))
-                ax.text(x, y, "no studies", ha="center", va="center", fontsize=7, color="#8A8A8A",
+                ax.text(x, y, "no studies", ha="center", va="center", fontsize=8.5, color="#8A8A8A",
                         style="italic", gid="reviewlib-empty-cell")
     max_p = max(1.0, float(cells["patients"].max()))
     max_area = (min(cell_w, cell_h) * 72 * 0.62) ** 2 * 0.55
@@ -761,13 +766,13 @@ def evidence_map(table: pd.DataFrame, rows: str, columns: str, *, row_values: Se
             more = ('+' if r.unknown else '') + ('*' if r.unsplit else '')
             pts = f"{_fmt(r.patients)}{more} {'pt' if r.patients == 1 and not more else 'pts'}"
         ax.text(ci[r.column], ri[r.row] + 0.34, f"{_plural(int(r.studies), 'study', 'studies')}, {pts}",
-                ha="center", va="center", fontsize=7.5, zorder=4, gid="reviewlib-cell-label")
+                ha="center", va="center", fontsize=MAP_LABEL_PT, zorder=4, gid="reviewlib-cell-label")
     ax.set_xlim(-0.5, len(col_order) - 0.5)
     ax.set_ylim(len(row_order) - 0.5, -0.5)
     ax.set_xticks(range(len(col_order)))
-    ax.set_xticklabels([textwrap.fill(t, 14) for t in col_order], fontsize=9)
+    ax.set_xticklabels([textwrap.fill(t, 14) for t in col_order], fontsize=10.5)
     ax.set_yticks(range(len(row_order)))
-    ax.set_yticklabels([textwrap.fill(d, 28) for d in row_order], fontsize=9)
+    ax.set_yticklabels([textwrap.fill(d, 28) for d in row_order], fontsize=10.5)
     ax.xaxis.tick_top()
     ax.set_xlabel(_label(table, columns, column_label))
     ax.xaxis.set_label_position("top")
@@ -1126,6 +1131,30 @@ def screening_progress(recall_curve: Any = None, *, store=None, n_total: int | N
     if not as_recall:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower right", frameon=False, fontsize=9)
+    below = len(xs) > 1 and float(np.mean(ys[1:] - xs[1:] * top / max(total, 1))) < 0
+    if recall_curve is None:   # the store's order: say what it is, and why it may run below the diagonal
+        foot = ("The curve runs below the dashed random-order line because " if below else "") + \
+               ("records are counted in the order they were first decided (usually the protocol's rules first, in "
+                "the order the records were retrieved), not in an order chosen to find includes early: it shows "
+                "where screening stands, not how well it was prioritised.")
+        foot = foot[:1].upper() + foot[1:]
+    else:
+        foot = ("The curve runs below the dashed random-order line: in this order the includes came later than a random "
+                "order would bring them." if below else None)
+    return _finish(fig, ax, title, notice, foot)
+
+
+def absent_figure(title: str, reason: str, *, notice: str | None = None) -> Figure:
+    """A figure standing in for one not drawn in this run: its title and the reason (e.g. screening unfinished).
+
+    Saved under the missing figure's name, it keeps the figure's place on the run's index, so a figure
+    that is gone since the previous run says why.
+    """
+    fig = _figure(6, 2.6)   # small in inches, so its text stays legible where it is shown at card size
+    ax = _axes(fig, "white")
+    ax.axis("off")
+    ax.text(0.5, 0.5, _wrap(reason, 5.2, 12), ha="center", va="center", fontsize=12, color="#333333",
+            transform=ax.transAxes, gid="reviewlib-absent-reason")
     return _finish(fig, ax, title, notice)
 
 

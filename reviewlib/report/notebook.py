@@ -108,6 +108,9 @@ PAGE_TITLES = {
 FIGURE_LABELS = {
     "prisma": "PRISMA 2020 flow diagram",
     "recall_curve": "Recall against records screened (simulated prioritised screening)",
+    "screening_progress": ("Screening progress, in the order records were first decided (the protocol's rules "
+                           "first): it may run below the random-order line, since it shows where screening "
+                           "stands, not how well it was prioritised"),
 }
 
 # -- the synthetic notice ------------------------------------------------------
@@ -463,21 +466,43 @@ def rule_decisions(proposed: Any) -> dict[str, int]:
             "unsure (left to a person)": int(counts.get("unsure", 0))}
 
 
-def screening_status(store: Any, records: Any, stage: str = "title-abstract") -> dict[str, Any]:
-    """Where screening stands for ``records``: decided by people, by the rules only, not yet."""
+def screening_status(store: Any, records: Any, stage: str = "title-abstract", reviewer: str | None = None,
+                     reviewer_store: Any = None) -> dict[str, Any]:
+    """Where screening stands for ``records``, saying whose decisions each line counts.
+
+    Parameters
+    ----------
+    store : ReviewStore
+        The review store: its lines count every reviewer and the protocol's rules.
+    records : pandas.DataFrame
+        The records to screen (``record_id``).
+    stage : str
+        The screening stage.
+    reviewer : str, optional
+        The person at the screener: adds a line with their own decisions (what the screener counts).
+    reviewer_store : ReviewStore, optional
+        Where that person's decisions are saved, if not in ``store`` (the demo's practice copy).
+    """
     from ..screening import decisions
     ids = set(records["record_id"])
     current = decisions.current_decisions(store, stage=stage)
     current = current[current["record_id"].isin(ids)]
     humans = current[current["kind"] != "rule"]
     by_rules = set(current.loc[current["kind"] == "rule", "record_id"]) - set(humans["record_id"])
-    return {
+    status = {
         "records to screen": len(ids),
-        "decided by a person": humans["record_id"].nunique(),
-        "decided by the protocol's rules only": len(by_rules),
-        "not decided yet": len(ids - set(current["record_id"])),
-        "reviewers": ", ".join(sorted(set(humans["reviewer"]))) or "none yet",
+        "decided by a person (any reviewer)": humans["record_id"].nunique(),
+        "proposed by the protocol's rules only (no person yet)": len(by_rules),
+        "no decision from anyone yet": len(ids - set(current["record_id"])),
+        "reviewers counted here": ", ".join(sorted(set(humans["reviewer"]))) or "none yet",
     }
+    if reviewer is not None:
+        mine = decisions.current_decisions(reviewer_store if reviewer_store is not None else store,
+                                           stage=stage, reviewer=reviewer)
+        mine = mine[mine["record_id"].isin(ids) & (mine["kind"] != "resolution")]
+        where = " (practice copy)" if reviewer_store is not None else ""
+        status[f"decided by you, {reviewer}{where}: what the screener counts"] = mine["record_id"].nunique()
+    return status
 
 
 def full_text_exclusions(assessment: Any, protocol: Any = None) -> Any:

@@ -47,6 +47,7 @@ code.query{white-space:pre-wrap;word-break:break-word;font-size:.9em}
 .reviewlib-figures{display:flex;flex-wrap:wrap;gap:1em}
 .reviewlib-figures figure{margin:0;max-width:34em}
 .reviewlib-figures img{max-width:100%;border:1px solid #ddd}
+.reviewlib-figures figure:has(img[src$="evidence_map.png"]){max-width:none;flex:1 1 100%}
 .status-failed{color:#b02a37;font-weight:700}
 """
 

@@ -41,6 +41,7 @@ import logging
 import re
 import time
 from typing import Any, Callable, Iterable, Sequence
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -67,6 +68,11 @@ _STYLE = """<style>
 .rl-screener .rl-done {padding:.8em 1em;background:#eef6ee;border-left:4px solid #3a7d3a;}
 .rl-screener .rl-status .rl-ok {color:#2e6b2e;} .rl-screener .rl-status .rl-error {color:#b00;font-weight:600;}
 .rl-screener .rl-status .rl-warn {color:#8a5a00;}
+.rl-screener .rl-whose {color:#555;font-size:.9em;white-space:normal;line-height:1.4;}
+.rl-screener .rl-context {padding:.4em .8em;margin-bottom:.4em;background:#fff3cd;border-left:4px solid #e0a800;
+  white-space:normal;line-height:1.4;}
+.rl-screener .rl-links {margin:0 0 .6em 0;white-space:normal;line-height:1.6;}
+.rl-screener .rl-links a {margin-right:1em;}
 </style>"""
 NO_REASON = "(no reason)"
 #: Ways to treat records the protocol's rules excluded in the queue.
@@ -128,6 +134,72 @@ def highlight(text: str | None, patterns: dict[str, Sequence[re.Pattern]]) -> st
         pos = end
     out.append(html.escape(text[pos:]))
     return "".join(out)
+
+
+# -- links to the full text ---------------------------------------------------------
+#: Trial registry numbers quoted in titles and abstracts, with the page of each registry record.
+REGISTRIES: tuple[tuple[str, re.Pattern, str], ...] = (
+    ("ClinicalTrials.gov", re.compile(r"\bNCT\d{8}\b"), "https://clinicaltrials.gov/study/{id}"),
+    ("ISRCTN", re.compile(r"\bISRCTN\d{8}\b"), "https://www.isrctn.com/{id}"),
+    ("EU Clinical Trials Register", re.compile(r"\b(?:19|20)\d{2}-\d{6}-\d{2}\b"),
+     "https://www.clinicaltrialsregister.eu/ctr-search/search?query={id}"),
+    ("DRKS", re.compile(r"\bDRKS\d{8}\b"), "https://drks.de/search/en/trial/{id}"),
+    ("ChiCTR", re.compile(r"\bChiCTR-?[A-Z]{0,3}-?\d{6,}\b"), "https://www.chictr.org.cn/searchprojEN.html?regno={id}"),
+)
+_EUDRACT_CONTEXT = re.compile(r"eudra\s*ct|eu\s*ctr|clinicaltrialsregister", re.I)
+
+
+def registry_ids(text: str | None) -> list[tuple[str, str, str]]:
+    """Trial registry numbers quoted in ``text``: (registry, id, url of the registry record), in order.
+
+    EudraCT numbers (``2015-001234-56``) count only where the text names EudraCT.
+
+    Examples
+    --------
+    >>> registry_ids("Registered at ClinicalTrials.gov (NCT02149199).")
+    [('ClinicalTrials.gov', 'NCT02149199', 'https://clinicaltrials.gov/study/NCT02149199')]
+    """
+    if not text:
+        return []
+    found: dict[str, tuple[str, str, str]] = {}
+    for name, pattern, url in REGISTRIES:
+        if name == "EU Clinical Trials Register" and not _EUDRACT_CONTEXT.search(text):
+            continue
+        for m in pattern.finditer(text):
+            found.setdefault(m.group(0), (m.start(), name, m.group(0), url.format(id=quote(m.group(0)))))
+    return [item[1:] for item in sorted(found.values())]
+
+
+def full_text_links(record: Any) -> list[tuple[str, str]]:
+    """Where to read a record: (label, url) for its DOI, PMC full text, PubMed page and registry records.
+
+    Parameters
+    ----------
+    record : mapping or pandas.Series
+        A row of the records table (``doi``, ``pmcid``, ``pmid``, ``title``, ``abstract``).
+
+    Returns
+    -------
+    list of (str, str)
+        Only identifiers of a valid form give a link; the DOI is URL-quoted (PubMed text is untrusted).
+    """
+    def value(key: str) -> str:
+        v = record.get(key) if hasattr(record, "get") else None
+        return v.strip() if isinstance(v, str) else ""
+
+    links: list[tuple[str, str]] = []
+    doi = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", value("doi"), flags=re.I)
+    if re.match(r"10\.\d{4,9}/\S+$", doi):
+        links.append((f"DOI {doi}", "https://doi.org/" + quote(doi, safe="/:;()._-")))
+    pmcid = value("pmcid").upper()
+    if re.fullmatch(r"PMC\d+", pmcid):
+        links.append((f"Full text in PMC (free) {pmcid}", f"https://pmc.ncbi.nlm.nih.gov/articles/{pmcid}/"))
+    pmid = value("pmid")
+    if re.fullmatch(r"\d{1,9}", pmid):
+        links.append((f"PubMed {pmid}", f"https://pubmed.ncbi.nlm.nih.gov/{pmid}/"))
+    for name, rid, url in registry_ids(value("title") + "\n" + value("abstract")):
+        links.append((f"{name} {rid}", url))
+    return links
 
 
 # -- static summary ---------------------------------------------------------------
@@ -235,6 +307,11 @@ class Screener:
         unscreened record is in the draw.
     target, confidence : float
         Recall target and confidence of the stopping rule.
+    synthetic : bool
+        The records are synthetic demo data: their DOI, PMC, PubMed and registry links
+        are shown as text, since the identifiers are invented and lead nowhere.
+    context : str, optional
+        One line of plain text shown above the progress (e.g. where practice decisions go).
 
     Notes
     -----
@@ -252,7 +329,8 @@ class Screener:
                  order: Iterable[str] | None = None, prioritise: bool = True, seed: int = 0,
                  require_reason: bool = True, min_interval: float = 0.6,
                  clock: Callable[[], float] = time.monotonic, rule_excluded: str = "last",
-                 target: float = DEFAULT_TARGET, confidence: float = DEFAULT_CONFIDENCE):
+                 target: float = DEFAULT_TARGET, confidence: float = DEFAULT_CONFIDENCE,
+                 synthetic: bool = False, context: str | None = None):
         import ipywidgets as w
 
         if rule_excluded not in RULE_EXCLUDED:
@@ -273,6 +351,8 @@ class Screener:
         self.require_reason = bool(require_reason and self.reasons)
         self.min_interval = float(min_interval)
         self._clock = clock
+        self.synthetic = bool(synthetic)
+        self.context = context
         self._last_decision_at: float | None = None
         self._patterns = self.rules.highlight_patterns() if self.rules is not None else {}
         if records is None:
@@ -460,11 +540,16 @@ class Screener:
         n_inc, n_exc, n_maybe = (int(counts.get(k, 0)) for k in ("include", "exclude", "maybe"))
         mode = " &middot; blind" if self.blind and not dec.is_revealed(self.store, self.stage) else ""
         pct = f" ({100 * n_done / total:.0f}%)" if total else ""
-        self.progress.value = (f"<div class='rl-progress'><b>{html.escape(self.reviewer)}</b> &middot; "
-                               f"{html.escape(self.stage)}{mode} &middot; screened {n_done} / {total}{pct} "
+        who = html.escape(self.reviewer)
+        context = (f"<div class='rl-context'>{html.escape(self.context)}</div>" if self.context else "")
+        self.progress.value = (f"{context}<div class='rl-progress'><b>{who}</b> &middot; "
+                               f"{html.escape(self.stage)}{mode} &middot; {who} screened {n_done} / {total}{pct} "
                                f"&middot; included {n_inc} &middot; excluded {n_exc} &middot; maybe {n_maybe} "
                                f"&middot; estimated relevant left {html.escape(self._estimate or '?')}"
-                               f"{self._rule_excluded_note()}</div>")
+                               f"{self._rule_excluded_note()}</div>"
+                               f"<div class='rl-whose'>These counts are {who}'s own decisions only. The "
+                               "protocol's rules and other reviewers are not counted here (their calls show "
+                               "under each record as <i>Other calls</i>).</div>")
         if self.stopping is not None:
             cls = "rl-ok" if self.stopping.stop else "rl-warn"
             self.stopping_view.value = (f"<div class='rl-progress'><span class='{cls}'>"
@@ -526,8 +611,23 @@ class Screener:
         return ('<div class="rl-record">'
                 f'<div class="rl-title">{highlight(row.get("title") or "(no title)", self._patterns)}</div>'
                 f'<div class="rl-meta">{html.escape(" · ".join(meta))}</div>'
+                f'{self._links_html(row)}'
                 f'<div class="rl-abstract">{highlight(abstract, self._patterns) or "<i>no abstract</i>"}</div>'
                 "</div>")
+
+    def _links_html(self, row: Any) -> str:
+        links = full_text_links(row)
+        lead = "Read the full text" if self.stage == "full-text" else "Full text and sources"
+        if not links:
+            return (f"<div class='rl-links'><b>{lead}:</b> <i>no DOI, PMC, PubMed or registry number in this "
+                    "record</i></div>")
+        if self.synthetic:
+            return (f"<div class='rl-links'><b>{lead}:</b> "
+                    + " &middot; ".join(html.escape(label) for label, _ in links)
+                    + " <i>(synthetic demo record: invented identifiers, so no links)</i></div>")
+        return (f"<div class='rl-links'><b>{lead}:</b> "
+                + "".join(f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">'
+                          f"{html.escape(label)}</a>" for label, url in links) + "</div>")
 
     def _others_html(self, record_id: str | None) -> str:
         if record_id is None or (self.blind and not dec.is_revealed(self.store, self.stage)):

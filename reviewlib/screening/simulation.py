@@ -638,6 +638,42 @@ def replay_review(store: Any, records: pd.DataFrame, *, stage: str = "title-abst
                        dedup_rules=pd.DataFrame())
 
 
+def replay_missing_reason(store: Any, records: pd.DataFrame, stage: str = "title-abstract") -> str | None:
+    """Why :func:`replay_review` gives no replay for ``records``, in one sentence (None when it can replay).
+
+    Pages show it where the recall curve of the replay would be, so a figure that is gone from one run to
+    the next says why.
+    """
+    from .decisions import final_decisions
+
+    final = final_decisions(store, stage)
+    decided = dict(zip(final["record_id"], final["decision"]))
+    labels = [decided.get(rid) for rid in records["record_id"]]
+    n = len(labels)
+    if not n:
+        return "There are no records to screen yet."
+    open_ = sum(v is None for v in labels)
+    conflict = sum(v == "conflict" for v in labels)
+    maybe = sum(v not in (None, "conflict", "include", "exclude") for v in labels)
+    if open_ or conflict or maybe:
+        parts = ([f"{open_:,} of {n:,} records have no decision yet"] if open_ else []) + \
+                ([f"{conflict:,} {'is a conflict' if conflict == 1 else 'are conflicts'} between reviewers, "
+                  "to resolve"] if conflict else []) + \
+                ([f"{maybe:,} {'is' if maybe == 1 else 'are'} marked maybe"] if maybe else [])
+        return ("The replay in prioritised order needs an include or exclude decision on every record: "
+                + _join_words(parts) + ". It is drawn again once they are decided.")
+    included = sum(v == "include" for v in labels)
+    if included < 2:
+        return f"The replay needs at least 2 included records; there {'is' if included == 1 else 'are'} {included}."
+    if included == n:
+        return "Every record is included: with no exclude there is no order to compare."
+    return None
+
+
+def _join_words(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def _resolve(protocol_path: Path, value: str) -> Path:
     from ..protocol import PACKAGE_DATA
 
