@@ -27,7 +27,7 @@ run: $(STAMP) $(JUPYTER_HOOK)
 # JupyterLab never saves outputs into the project's tracked notebooks (git stays clean): this puts the
 # project's save hook (reviewlib.notebook_saving) into the venv's Jupyter config, so `.venv/bin/jupyter lab`
 # uses it wherever it is started.
-$(JUPYTER_HOOK): jupyter-config/jupyter_server_config.json $(STAMP)
+$(JUPYTER_HOOK): notebooks/jupyter-config/jupyter_server_config.json $(STAMP)
 	@mkdir -p $(@D)
 	@cp $< $@
 

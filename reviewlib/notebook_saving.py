@@ -11,9 +11,9 @@ kernel's ``language_info`` beyond its name, and the kernel's own ``kernelspec`` 
 were edited.  The browser keeps showing the outputs.  A notebook git does not track (a copy, a
 notebook of your own) is saved as it is, outputs included.
 
-It is switched on by ``jupyter-config/jupyter_server_config.json``, which ``make run``
+It is switched on by ``notebooks/jupyter-config/jupyter_server_config.json``, which ``make run``
 (and ``make lab``) copies into the virtual environment's Jupyter config; elsewhere start JupyterLab
-with ``JUPYTER_CONFIG_PATH=jupyter-config jupyter lab``.
+with ``JUPYTER_CONFIG_PATH=notebooks/jupyter-config jupyter lab``.
 """
 from __future__ import annotations
 

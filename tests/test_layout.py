@@ -48,8 +48,8 @@ def test_each_stage_is_a_package_that_says_what_it_does():
         assert len(doc.split("\n\n")[0].splitlines()) <= 2, f"{stage}: the first paragraph is two lines at most"
     # at the top: the store, the protocol, the records table, the pipeline and its CLI, and plumbing
     flat = {p.stem for p in PACKAGE.glob("*.py")}
-    assert flat <= {"__init__", "__main__", "atomic", "cli", "errors", "pipeline", "protocol", "records",
-                    "store", "safe_cells", "spreadsheet"}, sorted(flat)
+    assert flat <= {"__init__", "__main__", "atomic", "cli", "errors", "pipeline", "parameters", "protocol",
+                    "records", "store", "safe_cells", "spreadsheet", "notebook_saving"}, sorted(flat)
 
 
 def test_public_api_is_declared_importable_and_documented_in_the_readme():

@@ -1,6 +1,6 @@
 """Following the README in JupyterLab (open a notebook, run it, save) never leaves git dirty.
 
-A real Jupyter server, started with the project's own config (jupyter-config/, as ``make run``
+A real Jupyter server, started with the project's own config (notebooks/jupyter-config/, as ``make run``
 installs it), saves notebooks through its contents API, exactly as JupyterLab's Save and autosave
 do.  The notebook it saves is 02-screen.ipynb, committed into a scratch git repository.
 """
@@ -95,7 +95,7 @@ def _free_port() -> int:
 def jupyter_server(repo, tmp_path):
     """A real Jupyter server on 127.0.0.1 over ``repo``, configured only by the project's jupyter-config/."""
     port, token = _free_port(), "reviewlib-test-token"
-    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(ROOT / "jupyter-config"),
+    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(ROOT / "notebooks" / "jupyter-config"),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "user-config"), "JUPYTER_DATA_DIR": str(tmp_path / "data"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "PYTHONPATH": str(ROOT)}
     log = open(tmp_path / "server.log", "wb")
