@@ -238,7 +238,10 @@ def load_registry_snapshot(path: str | os.PathLike, store: ReviewStore, *, query
 
 # -- protocols ----------------------------------------------------------------------
 #: Keys a protocol's ``registry:`` section may have.
-REGISTRY_KEYS = {"query", "cond", "intr", "status", "advanced", "page_size", "snapshot", "snapshot_note"}
+REGISTRY_KEYS = {"query", "cond", "intr", "status", "advanced", "page_size", "snapshot", "snapshot_note",
+                 "notice", "curation", "fields"}
+#: Search sources that are trial registers (PRISMA 2020's "Registers"); every other source is a database.
+REGISTER_SOURCES = (SOURCE, SNAPSHOT_SOURCE)
 
 
 def registry_settings(section: Any, where: str = "the protocol") -> dict[str, Any]:
@@ -254,6 +257,12 @@ def registry_settings(section: Any, where: str = "the protocol") -> dict[str, An
           advanced: AREA[StartDate]RANGE[2015-01-01,MAX]    # filter.advanced
           snapshot: car-t-autoimmune-registry-2026-08-22.json.gz   # offline: API v2 JSON pages
           snapshot_note: REAL registry records as listed on 2026-08-22
+          notice: Registry data: REAL ...      # provenance line shown on the registry page and the index
+          curation:                            # offline only: the snapshot is a curated list
+            reviewer: registry curation (...)  # whose inclusion of every snapshot trial is recorded
+            rule: why each trial is included
+          fields:                              # schema fields read from registry columns (evidence.registry)
+            design: [{column: allocation, map: {RANDOMIZED: randomised controlled}}]
 
     Raises
     ------
@@ -282,7 +291,7 @@ def registry_settings(section: Any, where: str = "the protocol") -> dict[str, An
         raise ProtocolError(f"{where}: registry.status {bad[0]!r} is not a ClinicalTrials.gov status: use "
                             f"{', '.join(STATUSES)}", source=where)
     out["status"] = [v.strip().upper() for v in status or []]
-    for key in ("query", "cond", "intr", "advanced", "snapshot", "snapshot_note"):
+    for key in ("query", "cond", "intr", "advanced", "snapshot", "snapshot_note", "notice"):
         if out.get(key) is not None and not isinstance(out[key], str):
             raise ProtocolError(f"{where}: registry.{key} must be text", source=where)
     size = out.get("page_size", MAX_PAGE_SIZE)
@@ -290,6 +299,14 @@ def registry_settings(section: Any, where: str = "the protocol") -> dict[str, An
         raise ProtocolError(f"{where}: registry.page_size {size!r} must be a whole number from 1 to "
                             f"{MAX_PAGE_SIZE}", source=where)
     out["page_size"] = size
+    curation = out.get("curation")
+    if curation is not None and not (isinstance(curation, dict) and isinstance(curation.get("reviewer"), str)
+                                     and curation["reviewer"].strip() and isinstance(curation.get("rule"), str)
+                                     and curation["rule"].strip()):
+        raise ProtocolError(f"{where}: registry.curation must name a reviewer and a rule (two texts)", source=where)
+    if out.get("fields") is not None and not isinstance(out["fields"], dict):
+        raise ProtocolError(f"{where}: registry.fields must map schema fields to rules like "
+                            "[{column: allocation, map: {RANDOMIZED: ...}}]", source=where)
     if not any(out.get(k) for k in ("query", "cond", "intr", "advanced", "snapshot")) and not out["status"]:
         raise ProtocolError(f"{where}: registry: has neither a query (query, cond, intr, status, advanced) nor a "
                             "snapshot: give one, or remove the section", source=where)
