@@ -60,6 +60,8 @@ from .store import ReviewStore
 logger = logging.getLogger(__name__)
 
 NOTEBOOKS: tuple[str, ...] = ("01-search.ipynb", "02-screen.ipynb", "03-extract.ipynb", "04-report.ipynb")
+#: Run after NOTEBOOKS when the protocol searches a trial register (a ``registry:`` section).
+REGISTRY_NOTEBOOK = "05-registry.ipynb"
 #: The notebook a replication protocol (``screening_data``, no snapshot) runs offline instead of NOTEBOOKS.
 REPLICATION_NOTEBOOK = "replicate-screening.ipynb"
 #: The replication's metrics and PRISMA counts, saved by the notebook for the manifest.
@@ -87,6 +89,8 @@ def figure_order(protocol: Protocol) -> list[str]:
     """Figure names (file stems) in the order the index shows them: the engine's, then the protocol's."""
     declared = (protocol.section("report") or {}).get("figures") or []
     names = [str(f.get("name") if isinstance(f, dict) else f) for f in declared]
+    names += [str(f.get("name")) for f in (protocol.section("report") or {}).get("registry_figures") or []
+              if isinstance(f, dict)]
     return ENGINE_FIGURES + [n for n in names if n not in ENGINE_FIGURES]
 
 
@@ -204,7 +208,9 @@ def is_replication(protocol: Protocol, *, offline: bool = True) -> bool:
 
 def run_notebooks(protocol: Protocol, *, offline: bool = True) -> tuple[str, ...]:
     """The notebooks a run of ``protocol`` executes, in order."""
-    return (REPLICATION_NOTEBOOK,) if is_replication(protocol, offline=offline) else NOTEBOOKS
+    if is_replication(protocol, offline=offline):
+        return (REPLICATION_NOTEBOOK,)
+    return NOTEBOOKS + ((REGISTRY_NOTEBOOK,) if protocol.section("registry") else ())
 
 
 @dataclass
@@ -339,6 +345,30 @@ def search(ctx: ReviewContext, *, offline: bool = True, since: str | None = None
     result = fetch.run_search(ctx.protocol, ctx.store, offline=offline, mindate=mindate, maxdate=maxdate,
                               since=since if not offline else None)
     living.register_search(ctx.store, ctx.run_name, result.search_id, since=since if not offline else None)
+    return result
+
+
+def search_registry(ctx: ReviewContext, *, offline: bool = True) -> Any:
+    """Run the protocol's ``registry:`` search (ClinicalTrials.gov) and register it as part of this run.
+
+    Offline the section's snapshot is loaded, online its query is fetched
+    (:func:`reviewlib.retrieval.registry.run_registry_search`); the trials are also
+    added to the records table (:func:`reviewlib.sources.ctgov.registry_records`, record
+    id ``nct:NCT...``) so that they are deduplicated, screened and counted (PRISMA's
+    "Registers") like every other record.
+
+    Returns
+    -------
+    reviewlib.retrieval.fetch.SearchResult or None
+        None when the protocol has no ``registry:`` section.
+    """
+    from .retrieval.registry import run_registry_search
+    from .sources.ctgov import registry_records
+    result = run_registry_search(ctx.protocol, ctx.store, offline=offline)
+    if result is None:
+        return None
+    ctx.store.add_records(registry_records(ctx.store.trials(result.search_id)), search_id=result.search_id)
+    living.register_search(ctx.store, ctx.run_name, result.search_id)
     return result
 
 
@@ -692,8 +722,17 @@ def _search_facts(store: ReviewStore, run_id: str) -> dict[str, Any]:
         return {}
     rows = store.searches()
     rows = rows[rows["search_id"].isin(ids)]
+    import pandas as pd
+    from .retrieval.registry import REGISTER_SOURCES
+    registers = rows[rows["source"].isin(REGISTER_SOURCES)]
+    if len(registers) < len(rows):      # the manifest's query facts are the database search's
+        rows = rows[~rows["source"].isin(REGISTER_SOURCES)]
     last = rows.iloc[-1]
-    return {"search_ids": [int(i) for i in ids], "source": last["source"],
+    registry = ({"search_id": int(registers.iloc[-1]["search_id"]), "source": registers.iloc[-1]["source"],
+                 "translation": registers.iloc[-1]["translation"],
+                 "count": None if pd.isna(registers.iloc[-1]["count"]) else int(registers.iloc[-1]["count"])}
+                if len(registers) else None)
+    return {"registry": _jsonable(registry),"search_ids": [int(i) for i in ids], "source": last["source"],
             "translation": last["translation"], "count": None if last["count"] is None else int(last["count"]),
             "mindate": last["mindate"], "maxdate": last["maxdate"], "datetype": last["datetype"],
             "warnings": [w for ws in rows["warnings"] for w in ws], "status": last["status"]}
@@ -710,6 +749,8 @@ def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], set
     (:func:`reviewlib.screening.decisions.final_stage`).
     """
     counts: dict[str, Any] = {"identified": search.get("count"), "retrieved": len(sets.matched)}
+    if search.get("registry"):       # trials found in registers (ClinicalTrials.gov), beside the database count
+        counts["identified_registers"] = search["registry"].get("count")
     try:
         from .screening import dedup
         result = dedup.load(store)
@@ -918,6 +959,7 @@ def _first_manifest(proto: Protocol, run_id: str, base: Mapping[str, Any], known
         "protocol": {"path": str(proto.path), "sha256": proto.sha256},
         "mode": "offline" if offline else "online", "synthetic": bool(offline and proto.synthetic),
         "notice": report.synthetic_notice(proto) if offline else None,
+        "registry_notice": report.registry_notice(proto, offline=offline),
         "query": proto.query,
         "parameters": _jsonable({k: v for k, v in base.items() if not replication or k in known}),
         "incremental": since is not None, "since": since,

@@ -74,26 +74,35 @@ def register_search(store: ReviewStore, run_name: str, search_id: int, *, since:
 def run_search_ids(store: ReviewStore, run_name: str) -> list[int]:
     """The searches whose records make up ``run_name``'s record set.
 
-    The run's latest search; if it is incremental, also every search back to
-    (and including) the latest full search before it.  Without a registered
-    search, the store's latest complete search.
+    Per kind of source (bibliographic databases; trial registers, see
+    :data:`reviewlib.retrieval.registry.REGISTER_SOURCES`): the run's latest
+    search of that kind; if it is incremental, also every search of that kind
+    back to (and including) the latest full one before it.  Without a
+    registered search, the store's latest complete search.
     """
+    from ..retrieval.registry import REGISTER_SOURCES
     store.ensure_schema(RUNS_SCHEMA)
     rows = store.connection.execute(
-        "SELECT search_id, incremental FROM living_runs ORDER BY search_id").fetchall()
-    mine = [r["search_id"] for r in rows if r["search_id"] in _run_ids(store, run_name)]
+        "SELECT l.search_id, l.incremental, s.source FROM living_runs l LEFT JOIN searches s USING(search_id) "
+        "ORDER BY l.search_id").fetchall()
+    mine_all = _run_ids(store, run_name)
+    mine = [r["search_id"] for r in rows if r["search_id"] in mine_all]
     if not mine:
         row = store.connection.execute(
             "SELECT search_id FROM searches WHERE status='complete' ORDER BY search_id DESC LIMIT 1").fetchone()
         if row is None:
             row = store.connection.execute("SELECT MAX(search_id) AS search_id FROM searches").fetchone()
         return [int(row["search_id"])] if row and row["search_id"] is not None else []
-    last = max(mine)
     chosen: list[int] = []
-    for r in reversed([r for r in rows if r["search_id"] <= last]):
-        chosen.append(int(r["search_id"]))
-        if not r["incremental"]:
-            break
+    for register in (False, True):
+        kind = [r for r in rows if (r["source"] in REGISTER_SOURCES) == register]
+        last = max((r["search_id"] for r in kind if r["search_id"] in mine_all), default=None)
+        if last is None:
+            continue
+        for r in reversed([r for r in kind if r["search_id"] <= last]):
+            chosen.append(int(r["search_id"]))
+            if not r["incremental"]:
+                break
     return sorted(chosen)
 
 
