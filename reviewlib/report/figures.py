@@ -423,7 +423,7 @@ def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notic
         chars = int((box_w - 2 * pad) * 72 / (0.53 * font))
         out = []
         for line in lines:
-            indent = "   " if line.startswith("   ") else ""
+            indent = line[:len(line) - len(line.lstrip(" "))]
             out.extend(textwrap.wrap(line.strip(), chars - len(indent), initial_indent=indent,
                                      subsequent_indent=indent + "  ", break_on_hyphens=False) or [""])
         return [line.replace("\xa0", " ") for line in out]
@@ -433,7 +433,13 @@ def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notic
         lines += [f"   {_reason_label(k, reason_labels)} {n(v)}" for k, v in mapping.items()]
         return lines
 
-    sources = [f"   {label} {n(v)}" for label, v in c.identified.items()] or ["   (no searches yet)"]
+    registers = list(getattr(c, "registers", []) or [])
+    sources = [f"   {label} {n(v)}" for label, v in c.identified.items() if label not in registers]
+    if registers:        # PRISMA 2020: "Records identified from: Databases (n) / Registers (n)"
+        dbs = [k for k in c.identified if k not in registers]
+        sources = [f"   Databases {n(c.identified_databases)}: {', '.join(dbs)}" if dbs else "   Databases (n\xa0=\xa00)",
+                   f"   Registers {n(c.identified_registers)}: {', '.join(registers)}"]
+    sources = sources or ["   (no searches yet)"]
     rows: list[tuple[str, list[str], list[str] | None]] = []
     ident = ["Records identified from:"] + sources
     if len(c.identified) > 1:
@@ -457,8 +463,11 @@ def prisma_flow(counts, *, reason_labels: Mapping[str, str] | None = None, notic
     if not c.full_text_stage:
         ft_excluded.append("(no full-text screening recorded)")
     rows.append(("Screening", assessed, ft_excluded))
-    rows.append(("Included", ["Studies included in review", n(c.included),
-                              f"Reports of included studies {n(c.included)}"], None))
+    included = ["Studies included in review", n(c.included), f"Reports of included studies {n(c.included)}"]
+    if registers:
+        regs = int(getattr(c, "included_registrations", 0))
+        included.append(f"({c.included - regs:,} published reports, {regs:,} registrations)")
+    rows.append(("Included", included, None))
 
     laid = []
     for phase, main, side in rows:

@@ -8,7 +8,8 @@ up.  :func:`reviewlib.report.figures.prisma_flow` draws the diagram from these c
 How each box is counted
 -----------------------
 - *Records identified*, per source: distinct records linked to the searches of
-  that source (``store.record_sources()``); records in the store that no search
+  that source, grouped as PRISMA 2020 does into *Databases* (PubMed, files) and
+  *Registers* (ClinicalTrials.gov; :attr:`PrismaCounts.registers`) (``store.record_sources()``); records in the store that no search
   found are listed as ``"other (no search recorded)"``.  With ``search_ids``
   (the searches of one run), only those searches and the records they found
   count, so a run whose query changed is not counted with the old query's records.
@@ -72,7 +73,8 @@ def source_label(source: str) -> str:
     >>> source_label("ris:embase.ris")
     'RIS file: embase.ris'
     """
-    fixed = {"pubmed": "PubMed", "snapshot": "PubMed (offline snapshot)", "openalex": "OpenAlex"}
+    fixed = {"pubmed": "PubMed", "snapshot": "PubMed (offline snapshot)", "openalex": "OpenAlex",
+             "ctgov": "ClinicalTrials.gov", "ctgov-snapshot": "ClinicalTrials.gov (offline snapshot)"}
     if source in fixed:
         return fixed[source]
     kind, sep, rest = str(source).partition(":")
@@ -122,6 +124,11 @@ class PrismaCounts:
         Whether any full-text decision exists in the store.
     notes : list[str]
         How the counts were made where a choice was needed (shown under the diagram).
+    registers : list[str]
+        The labels of ``identified`` that are trial registers (PRISMA 2020's "Registers");
+        the other labels are databases.
+    included_registrations : int
+        Of ``included``, the records a register search found (registrations, not publications).
     """
 
     identified: dict[str, int] = field(default_factory=dict)
@@ -141,11 +148,23 @@ class PrismaCounts:
     included: int = 0
     full_text_stage: bool = False
     notes: list[str] = field(default_factory=list)
+    registers: list[str] = field(default_factory=list)
+    included_registrations: int = 0
 
     @property
     def identified_total(self) -> int:
         """Records identified, summed over sources."""
         return int(sum(self.identified.values()))
+
+    @property
+    def identified_databases(self) -> int:
+        """Records identified from databases (every source that is not a register)."""
+        return int(sum(v for k, v in self.identified.items() if k not in self.registers))
+
+    @property
+    def identified_registers(self) -> int:
+        """Records identified from trial registers (ClinicalTrials.gov)."""
+        return int(sum(v for k, v in self.identified.items() if k in self.registers))
 
     def to_dict(self) -> dict[str, Any]:
         """The counts as a plain dict (JSON-ready), with ``identified_total`` added."""
@@ -291,13 +310,17 @@ def counts(store, search_ids: Iterable[int] | None = None) -> PrismaCounts:
         records, sources = _run_scope(store, search_ids, records, sources)
     all_ids = list(records["record_id"])
 
+    from ..retrieval.registry import REGISTER_SOURCES
     identified: dict[str, int] = {}
+    registers: list[str] = []
     links = 0
     for source in dict.fromkeys(sources["source"]):  # search order, each source once
         n = int(sources.loc[sources["source"] == source, "record_id"].nunique())
         label = source_label(source)
         identified[label] = identified.get(label, 0) + n
         links += n
+        if source in REGISTER_SOURCES and label not in registers:
+            registers.append(label)
     unlinked = set(all_ids) - set(sources["record_id"])
     if unlinked:
         identified[UNLINKED_SOURCE] = len(unlinked)
@@ -367,6 +390,9 @@ def counts(store, search_ids: Iterable[int] | None = None) -> PrismaCounts:
         included=included,
         full_text_stage=full_text_stage,
         notes=notes,
+        registers=registers,
+        included_registrations=len(set(included_ids) & set(
+            sources.loc[sources["source"].isin(REGISTER_SOURCES), "record_id"])),
     )
     logger.info("PRISMA: %d identified, %d duplicates, %d screened, %d included",
                 result.identified_total, result.duplicates_removed, result.screened, result.included)
