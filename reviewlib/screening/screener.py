@@ -598,6 +598,7 @@ class Screener:
                 "recent decision; records marked maybe are settled at full text or in discussion.</p></div>")
 
     def _record_html(self, record_id: str) -> str:
+        from . import registrations      # a registration shows its conditions, interventions, phase, enrollment
         row = self.records.iloc[self._by_id[record_id]]
         meta = [record_id]
         for col in ("journal", "year"):
@@ -612,6 +613,7 @@ class Screener:
                 f'<div class="rl-title">{highlight(row.get("title") or "(no title)", self._patterns)}</div>'
                 f'<div class="rl-meta">{html.escape(" · ".join(meta))}</div>'
                 f'{self._links_html(row)}'
+                f'{registrations.trial_facts_html(self.store, record_id, self.__dict__.setdefault("_trials", {}))}'
                 f'<div class="rl-abstract">{highlight(abstract, self._patterns) or "<i>no abstract</i>"}</div>'
                 "</div>")
 
