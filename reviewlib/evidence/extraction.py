@@ -1309,16 +1309,32 @@ def write_evidence_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Options of ``reviewlib extract``."""
     parser.add_argument("--protocol", default=None, help="protocol YAML or name (default: the default review)")
-    parser.add_argument("--records", required=True, help="records CSV written by 'reviewlib fetch' (title, abstract)")
+    parser.add_argument("--records", required=True, help="records CSV written by 'reviewlib fetch' (title, abstract), "
+                        "or trials.csv written by 'reviewlib registry' (registry fields read from their columns)")
     parser.add_argument("--out", required=True, help="evidence CSV to write (one row per record)")
     parser.add_argument("--store", default=None, help="also append the values to this review store (SQLite)")
 
 
+def _is_trials_csv(path: str | os.PathLike) -> bool:
+    """True when a CSV's first column is ``nct_id`` (the registry table), not a records table."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            return handle.readline().split(",", 1)[0].strip().strip('"') == "nct_id"
+    except OSError:
+        return False                 # the records reader says what is wrong with the path
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Run ``reviewlib extract``: records CSV in, evidence CSV out."""
-    schema = load_schema(load_protocol(args.protocol))
-    records = read_records_csv(args.records, required=("title", "abstract"))
-    frame = extract(records, schema)
+    protocol = load_protocol(args.protocol)
+    schema = load_schema(protocol)
+    if _is_trials_csv(args.records):   # a registry table (trials.csv of 'reviewlib registry'): evidence.registry
+        from ..sources.ctgov import read_trials_csv
+        from .registry import extract_trials
+        frame = extract_trials(read_trials_csv(args.records), protocol)
+    else:
+        records = read_records_csv(args.records, required=("title", "abstract"))
+        frame = extract(records, schema)
     out = write_evidence_csv(frame, args.out)
     if args.store:
         with ReviewStore(args.store) as store:

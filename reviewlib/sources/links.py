@@ -186,3 +186,47 @@ def trial_publications(trials: pd.DataFrame, links: pd.DataFrame,
         rows.append({"nct_id": nct, "status": t.get("status"), "n_reports": len(ids), "record_ids": ids,
                      "hows": hows})
     return pd.DataFrame(rows, columns=["nct_id", "status", "n_reports", "record_ids", "hows"])
+
+
+def review_links(store: Any, records: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every link of a review: its records' titles/abstracts, its trials' references and the cached efetch XML.
+
+    Parameters
+    ----------
+    store : reviewlib.store.ReviewStore
+        The review store (``trials()``, and ``cache/`` beside it for PubMed's DataBankList).
+    records : DataFrame, optional
+        Default: every record in the store.
+    """
+    records = store.records() if records is None else records
+    cache = Path(store.folder) / "cache"
+    xml = sorted(p for p in cache.rglob("*.xml*") if p.is_file()) if cache.is_dir() else []
+    return link_table(records=records, trials=store.trials(), pubmed_xml=xml or None)
+
+
+def study_links(table: pd.DataFrame, links: pd.DataFrame, record_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """The study table with, per study, its registration(s) and its reports.
+
+    ``registrations``: the NCT ids linked to the study's record ("; "-joined,
+    empty when none); ``reports``: the study's own record and every other
+    record (``record_ids``, default every linked record) linked to one of those
+    registrations, i.e. the other publications of the same registered trial.
+    """
+    out = table.copy()
+    keep = set(record_ids) if record_ids is not None else None
+    reports = links[~links["how"].eq("registry reference (BACKGROUND)")]
+    if keep is not None:
+        reports = reports[reports["record_id"].isin(keep)]
+    by_record = reports.groupby("record_id")["nct_id"].apply(lambda s: sorted(set(s))).to_dict()
+    by_trial = reports.groupby("nct_id")["record_id"].apply(lambda s: sorted(set(s))).to_dict()
+    regs, reps = [], []
+    for rid in out["record_id"]:
+        ncts = by_record.get(rid, [])
+        if str(rid).startswith("nct:"):
+            ncts = sorted(set(ncts) | {str(rid)[4:]})
+        regs.append("; ".join(ncts))
+        others = sorted({r for n in ncts for r in by_trial.get(n, [])} | {rid})
+        reps.append("; ".join(others))
+    out["registrations"] = regs
+    out["reports"] = reps
+    return out
