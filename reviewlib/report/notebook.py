@@ -81,6 +81,7 @@ __all__ = [
     "simulation_metrics",
     "stopping_facts",
     "FALLBACK_SYNTHETIC_NOTICE",
+    "registry_notice",
     "PAGE_TITLES",
     "FIGURE_LABELS",
     "CSS",
@@ -101,6 +102,7 @@ PAGE_TITLES = {
     "02-screen": "2. Screening",
     "03-extract": "3. Evidence tables",
     "04-report": "4. Report",
+    "05-registry": "5. Registry",
     "replicate-screening": "Screening replication",
 }
 
@@ -114,6 +116,12 @@ FIGURE_LABELS = {
 }
 
 # -- the synthetic notice ------------------------------------------------------
+def registry_notice(context: Any, offline: bool | None = None) -> str | None:
+    """The provenance line of the registry's (real) records (:func:`reviewlib.report.registry.registry_notice`)."""
+    from .registry import registry_notice as notice
+    return notice(context, offline=offline)
+
+
 def synthetic_notice(protocol: Any = None, *, synthetic: bool | None = None) -> str | None:
     """The synthetic-data notice for a demo protocol, or None for real data.
 
@@ -595,6 +603,8 @@ def figure_captions(protocol: Any) -> dict[str, str]:
     for spec in plots.figure_specs(protocol):
         if spec.get("caption"):
             captions[str(spec["name"])] = str(spec["caption"])
+    from .registry import figure_captions as registry_captions
+    captions.update(registry_captions(protocol))
     return captions
 
 

@@ -29,6 +29,8 @@ CSS = """
 .reviewlib-header{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 0 1em 0}
 .reviewlib-notice{background:#fff3cd;color:#5c4400;border:2px solid #e0a800;border-radius:4px;
   padding:.7em 1em;font-weight:600;margin:.5em 0}
+.reviewlib-registry-notice{background:#e7f1ff;color:#0b3d75;border:2px solid #1b6ca8;border-radius:4px;
+  padding:.7em 1em;font-weight:600;margin:.5em 0}
 .reviewlib-alarm{background:#f8d7da;color:#58151c;border:2px solid #b02a37;border-radius:4px;
   padding:.7em 1em;font-weight:700;margin:.5em 0}
 .reviewlib-nav{display:flex;flex-wrap:wrap;gap:.4em 1.2em;padding:.5em 0;border-bottom:1px solid #ccc}
@@ -56,6 +58,7 @@ COUNT_LABELS = {
     "after_deduplication": "after deduplication", "included_title_abstract": "included at title-abstract",
     "assessed_full_text": "reports assessed at full text", "excluded_full_text": "excluded at full text",
     "final_stage": "included set decided at", "included": "studies included",
+    "identified_registers": "identified from registers (ClinicalTrials.gov)",
 }
 
 
