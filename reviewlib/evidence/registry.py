@@ -116,6 +116,25 @@ def _structured(row: Mapping[str, Any], rules: list[dict], f: extraction.Field) 
     return None
 
 
+def _extraction_text(trial: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The text the extractor reads of a registration: summary, description, conditions, interventions, arms.
+
+    Not the design enums (``NON_RANDOMIZED`` would read as "randomised": design fields are
+    read from their fields) and not the eligibility criteria (their exclusion lists name
+    drugs and diseases the trial does not study).
+    """
+    out = []
+    for label, col in (("BRIEF SUMMARY", "brief_summary"), ("DETAILED DESCRIPTION", "detailed_description")):
+        if trial.get(col):
+            out.append({"label": label, "text": str(trial[col])})
+    facts = [f"{label}: {'; '.join(str(v) for v in trial[col])}." for label, col in
+             (("Conditions", "conditions"), ("Interventions", "interventions"), ("Arms", "arms"))
+             if trial.get(col)]
+    if facts:
+        out.append({"label": "REGISTRATION", "text": " ".join(facts)})
+    return out
+
+
 def extract_trials(trials: pd.DataFrame, protocol: Any) -> pd.DataFrame:
     """Extract the protocol's fields from registrations (one row per trial, like :func:`extraction.extract`).
 
@@ -133,6 +152,9 @@ def extract_trials(trials: pd.DataFrame, protocol: Any) -> pd.DataFrame:
     trials = conform_trials(trials)
     records = registry_records(trials)
     records.insert(0, "record_id", [f"nct:{n}" for n in trials["nct_id"]])
+    texts = [_extraction_text(t) for t in trials.to_dict("records")]
+    records["abstract_sections"] = texts
+    records["abstract"] = ["\n\n".join(x["text"] for x in sec) or None for sec in texts]
     out = extraction.extract(records, schema)
     rows = trials.to_dict("records")
     for name, spec in rules.items():
