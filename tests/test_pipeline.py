@@ -35,7 +35,21 @@ PROTOCOL = ROOT / "notebooks" / "car-t-autoimmune.yaml"
 SNAPSHOT = ROOT / "reviewlib" / "data" / "car-t-autoimmune-snapshot.xml.gz"
 SENTINEL_KEY = "sentinel-KEY-123abc"
 XSS = "<script>alert(1)</script>"
-PAGES = ["01-search", "02-screen", "03-extract", "04-report"]
+PAGES = ["01-search", "02-screen", "03-extract", "04-report", "05-registry"]
+#: The default review's real registry snapshot (315 ClinicalTrials.gov trials of 2026-08-22).
+REGISTRY_SNAPSHOT = Path(__file__).resolve().parent.parent / "reviewlib" / "data" / \
+    "car-t-autoimmune-registry-2026-08-22.json.gz"
+
+
+def _snapshot_studies() -> list[dict]:
+    """The snapshot's API v2 study objects (a page, or a list of pages)."""
+    data = json.loads(gzip.decompress(REGISTRY_SNAPSHOT.read_bytes()))
+    return [s for page in (data if isinstance(data, list) else [data]) for s in page["studies"]]
+
+
+def _registry_ids() -> set[str]:
+    """The run's record ids of the snapshot's trials (nct:NCT...), read from the snapshot itself."""
+    return {"nct:" + s["protocolSection"]["identificationModule"]["nctId"] for s in _snapshot_studies()}
 
 _RUNS: dict[str, object] = {}
 
@@ -150,11 +164,15 @@ def test_manifest_records_the_run(demo_run):
 def test_counts_and_pmid_hash_match_the_snapshot(demo_run):
     m = demo_run["result"].manifest
     pmids = _pmids(demo_run["tree"])
-    assert m["counts"]["identified"] == len(pmids) == m["pmids"]["n_matched"]
-    expected = hashlib.sha256("\n".join(sorted(set(pmids))).encode()).hexdigest()
+    ncts = _registry_ids()
+    assert len(ncts) == 315
+    assert m["counts"]["identified"] == len(pmids) and m["counts"]["identified_registers"] == 315
+    assert m["pmids"]["n_matched"] == len(pmids) + 315          # both sources are the run's records
+    expected = hashlib.sha256("\n".join(sorted(set(pmids) | ncts)).encode()).hexdigest()
     assert m["pmids"]["matched_sha256"] == expected
     saved = json.loads((demo_run["result"].run_dir / "pmids.json").read_text())
-    assert set(saved["included"]) <= set(_demo_included())
+    assert {i for i in saved["included"] if not i.startswith("nct:")} <= set(_demo_included())
+    assert {i for i in saved["included"] if i.startswith("nct:")} == ncts    # the curated registry list
     assert m["counts"]["included"] == len(saved["included"]) == m["pmids"]["n_included"] > 0
     assert m["counts"]["duplicates_removed"] >= 0
     assert m["counts"]["prisma"]["included"] == m["pmids"]["n_included"]
@@ -174,17 +192,20 @@ def test_manifest_counts_include_the_full_text_stage(demo_run):
     sought, dropped = _demo_truth_sets()
     assert len(dropped) > 0
     assert counts["final_stage"] == "full-text"
-    assert counts["included_title_abstract"] == counts["assessed_full_text"] == len(sought)
+    # + the 315 registrations, included at both stages by the registry curation (never by the demo reviewer)
+    assert counts["included_title_abstract"] == counts["assessed_full_text"] == len(sought) + 315
     assert counts["excluded_full_text"] == len(dropped)
     expected = dropped["exclusion_reason"].replace("", "no-data").value_counts().to_dict()
     assert counts["excluded_full_text_reasons"] == expected
-    assert counts["included"] == int((sought["relevant"] == 1).sum()) == m["pmids"]["n_included"]
+    assert counts["included"] == int((sought["relevant"] == 1).sum()) + 315 == m["pmids"]["n_included"]
     saved = json.loads((demo_run["result"].run_dir / "pmids.json").read_text())
-    assert set(saved["included"]) == set(sought.loc[sought["relevant"] == 1, "pmid"])
+    assert set(saved["included"]) == set(sought.loc[sought["relevant"] == 1, "pmid"]) | _registry_ids()
     # the PRISMA diagram's full-text boxes come from the same decisions
     pr = counts["prisma"]
     assert pr["full_text_stage"] is True
-    assert (pr["assessed"], pr["excluded_full_text"], pr["included"]) == (len(sought), len(dropped), counts["included"])
+    assert (pr["assessed"], pr["excluded_full_text"], pr["included"]) == \
+        (len(sought) + 315, len(dropped), counts["included"])
+    assert pr["identified"]["ClinicalTrials.gov (offline snapshot)"] == 315 and pr["included_registrations"] == 315
     assert pr["excluded_full_text_reasons"] == expected
     index = (demo_run["result"].run_dir / "index.html").read_text(encoding="utf-8")
     assert "excluded at full text" in index
@@ -197,7 +218,9 @@ def test_study_table_holds_no_report_excluded_at_full_text(demo_run):
     key = "pmid" if "pmid" in studies.columns else "PMID"
     kinds = truth().set_index("pmid")["kind"]
     pmids = [p.removeprefix("pmid:") for p in studies[key]]
-    assert len(pmids) == demo_run["result"].manifest["counts"]["included"]
+    # the evidence tables hold the published studies; the registrations have their own page
+    assert len(pmids) == demo_run["result"].manifest["counts"]["included"] - 315
+    assert {"registrations", "reports"} <= set(studies.columns)
     assert not {kinds[p] for p in pmids} & {"review", "preclinical", "car-treg", "no-data"}
     assert {kinds[p] for p in pmids} == {"clinical"}
     screen = lhtml.document_fromstring((run_dir / "02-screen.html").read_bytes()).text_content()
@@ -225,6 +248,30 @@ def test_run_folder_has_notebooks_pages_figures_and_latest(demo_run):
     top = lhtml.document_fromstring((run_dir.parent / "index.html").read_bytes())
     assert f"{run_dir.name}/01-search.html" in {a.get("href") for a in top.iter("a")}
     assert not [p.name for p in run_dir.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def test_registry_page_shows_the_315_real_trials_labelled_real(demo_run):
+    run_dir = demo_run["result"].run_dir
+    m = demo_run["result"].manifest
+    proto = load_protocol(demo_run["protocol"])
+    assert m["registry_notice"] == " ".join(proto.section("registry")["notice"].split())
+    assert "REAL" in m["registry_notice"] and "synthetic" not in m["registry_notice"].lower()
+    page = lhtml.document_fromstring((run_dir / "05-registry.html").read_bytes())
+    text = page.text_content()
+    assert m["registry_notice"] in " ".join(text.split())
+    assert "315 registered trials included" in text and "median enrollment of 18" in text
+    assert "What the registry cannot tell" in text
+    index = lhtml.document_fromstring((run_dir / "index.html").read_bytes())
+    assert index.get_element_by_id("reviewlib-registry-notice").text_content() == m["registry_notice"]
+    imgs = {i.get("src") for i in index.iter("img")}
+    assert {"figures/registry_start_year.png", "figures/registry_enrollment.png"} <= imgs
+    trials = pd.read_csv(run_dir / "tables" / "registry-trials.csv", dtype=str)
+    assert len(trials) == 315 and set("nct:" + trials["nct_id"]) == _registry_ids()
+    assert trials["n_patients_evidence"].str.startswith("ClinicalTrials.gov enrollment: ").all()
+    # the PRISMA diagram's identification box: Databases and Registers, counted from the store
+    assert m["counts"]["prisma"]["registers"] == ["ClinicalTrials.gov (offline snapshot)"]
+    screen = " ".join(lhtml.document_fromstring((run_dir / "02-screen.html").read_bytes()).text_content().split())
+    assert "Recorded 315 inclusions of registry curation (ptjeong monitor)" in screen
 
 
 def _html_files(folder: Path) -> list[Path]:
@@ -387,15 +434,27 @@ def test_latest_falls_back_to_a_file_where_symlinks_fail(tmp_path, monkeypatch):
 # -- online, against the E-utilities replay server (tests/eutils_server.py) ---------------
 @pytest.fixture(scope="module")
 def online_run(tmp_path_factory):
-    """One online run of the default protocol against the local replay of E-utilities, key in the environment."""
+    """One online run of the default protocol against the local replay of E-utilities, key in the environment,
+    and the ClinicalTrials.gov stand-in serving the snapshot's 315 real studies (its query simplified to one word
+    the stand-in matches: it is not Essie)."""
+    from ctgov_server import CtgovServer
     from eutils_server import ReplayServer
     base = tmp_path_factory.mktemp("online")
-    saved = {k: os.environ.get(k) for k in ("NCBI_API_KEY", "NCBI_EMAIL", "REVIEWLIB_EUTILS_URL")}
-    with ReplayServer() as server:
+    text = PROTOCOL.read_text(encoding="utf-8")
+    start = text.index("registry:\n  query:")
+    end = text.index("  # REAL records", start)
+    protocol = base / "protocol-online" / PROTOCOL.name
+    protocol.parent.mkdir()
+    protocol.write_text(text[:start] + "registry:\n  query: CAR\n" + text[end:], encoding="utf-8")
+    studies = _snapshot_studies()
+    saved = {k: os.environ.get(k) for k in ("NCBI_API_KEY", "NCBI_EMAIL", "REVIEWLIB_EUTILS_URL",
+                                            "REVIEWLIB_CTGOV_URL", "REVIEWLIB_CTGOV_RATE_FILE")}
+    with ReplayServer() as server, CtgovServer(studies) as registry:
         os.environ.update(NCBI_API_KEY=SENTINEL_KEY, NCBI_EMAIL="reviewer@example.org",
-                          REVIEWLIB_EUTILS_URL=server.url)
+                          REVIEWLIB_EUTILS_URL=server.url, REVIEWLIB_CTGOV_URL=registry.url,
+                          REVIEWLIB_CTGOV_RATE_FILE=str(base / "ctgov-rate"))
         try:
-            result = pipeline.run_review(PROTOCOL, offline=False, results_dir=base / "results",
+            result = pipeline.run_review(protocol, offline=False, results_dir=base / "results",
                                          reviews_dir=base / "reviews")
         finally:
             for k, v in saved.items():
@@ -404,7 +463,9 @@ def online_run(tmp_path_factory):
                 else:
                     os.environ[k] = v
         requests = server.requests()
-    return {"base": base, "result": result, "requests": requests}
+        registry_requests = registry.requests()
+    return {"base": base, "result": result, "requests": requests, "registry_requests": registry_requests,
+            "protocol": protocol, "n_registry": sum("car" in json.dumps(s).lower() for s in studies)}
 
 
 def test_online_run_uses_the_key_but_never_writes_it(online_run):
@@ -419,17 +480,36 @@ def test_online_run_is_real_data_without_notice(online_run):
     assert m["mode"] == "online" and m["synthetic"] is False and m["notice"] is None
     assert m["incremental"] is False and m["since"] is None
     assert m["translation"] and "snapshot" not in m["translation"]
-    assert m["counts"]["identified"] == m["pmids"]["n_matched"] > 0
+    assert m["counts"]["identified"] + m["counts"]["identified_registers"] == m["pmids"]["n_matched"]
+    assert m["counts"]["identified"] > 0
     for path in _html_files(online_run["base"] / "results"):
         assert "reviewlib-synthetic-notice" not in path.read_text(encoding="utf-8"), path
         assert report.external_references(path) == [], path
+
+
+def test_online_run_searches_the_register_and_counts_its_records(online_run):
+    m = online_run["result"].manifest
+    searches = [r for r in online_run["registry_requests"] if r["path"] == "studies"]
+    assert searches and all(r["params"].get("query.term") == "CAR" for r in searches)
+    n = online_run["n_registry"]
+    assert n > 0
+    assert m["search"]["registry"]["source"] == "ctgov" and m["counts"]["identified_registers"] == n
+    assert m["counts"]["prisma"]["identified"]["ClinicalTrials.gov"] == n
+    assert m["counts"]["prisma"]["registers"] == ["ClinicalTrials.gov"]
+    assert m["registry_notice"] and "fetched from the API v2" in m["registry_notice"]
+    # online no curation is recorded: the registrations are screened like every record (rules propose, people decide)
+    from reviewlib.store import ReviewStore
+    with ReviewStore(online_run["base"] / "reviews" / "car-t-autoimmune" / pipeline.STORE_NAME) as store:
+        d = store.decisions()
+    regs = d[d["record_id"].str.startswith("nct:")]
+    assert len(regs) and set(regs["reviewer"]) == {"rules"}
 
 
 def test_online_rerun_fetches_only_what_was_added_since_the_last_run(online_run):
     """The pipeline asks for an incremental search; the search goes out with datetype=edat from that date."""
     from eutils_server import ReplayServer
     m = online_run["result"].manifest
-    proto = load_protocol(PROTOCOL)
+    proto = load_protocol(online_run["protocol"])
     since = pipeline.incremental_since(m, proto, offline=False)
     assert since == m["started_at"][:10].replace("-", "/")
     assert pipeline.incremental_since(m, proto, offline=False, full_search=True) is None
@@ -439,7 +519,7 @@ def test_online_rerun_fetches_only_what_was_added_since_the_last_run(online_run)
     with ReplayServer() as server:
         os.environ["REVIEWLIB_EUTILS_URL"] = server.url
         try:
-            ctx = pipeline.open_review(PROTOCOL, review_dir=review_dir, output_dir=online_run["base"] / "out",
+            ctx = pipeline.open_review(online_run["protocol"], review_dir=review_dir, output_dir=online_run["base"] / "out",
                                        run_name="rerun", offline=False)
             pipeline.search(ctx, offline=False, since=since)
         finally:
@@ -451,7 +531,8 @@ def test_online_rerun_fetches_only_what_was_added_since_the_last_run(online_run)
     ids = living.run_search_ids(ctx.store, "rerun")
     assert len(ids) == 2  # the previous full search, then the incremental one
     assert set(living.run_records(ctx.store, "rerun")["record_id"]) >= \
-        {f"pmid:{p}" for p in json.loads((online_run["result"].run_dir / "pmids.json").read_text())["matched"]}
+        {f"pmid:{p}" for p in json.loads((online_run["result"].run_dir / "pmids.json").read_text())["matched"]
+         if p.isdigit()}   # this rerun searched PubMed only (pipeline.search); 01-search also calls search_registry
 
 
 def test_parameters_the_pipeline_sets_are_refused_with_the_option_to_use(tmp_path):
