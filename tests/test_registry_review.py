@@ -229,7 +229,7 @@ def test_gap_facts_give_the_numbers_the_lead_states(trial_table, protocol):
     assert facts["n_trials"] == 315
     assert facts["enrollment"]["median"] == 18 and facts["enrollment"]["small"] == 20
     assert facts["enrollment"]["at_most_small"] == int((pd.to_numeric(trial_table["enrollment"]) <= 20).sum())
-    d = facts["design"]
+    d = facts["registered_design"]
     assert d["randomised_from_text"] == d["randomised"]     # the snapshot has no allocation field
     assert d["randomised"] < d["single_arm"] and d["none_stated"] > 0
     assert set(facts["lymphodepletion"]) == {"fludarabine", "cyclophosphamide", "other agent", "none named"}

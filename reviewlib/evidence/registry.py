@@ -20,7 +20,7 @@ the interventions, is in the protocol):
 ``crosstab``     trials by ``rows`` x ``columns`` (extracted fields; a multi-valued row counts in each of its values)
 ``basket``       trials with several values of ``field`` (e.g. several diseases), and their combinations
 ``phases``       trials by registered phase
-``design``       randomised / controlled / single-arm, from the design fields where the record has them
+``trial_design`` randomised / comparator (controlled) / single-arm, from the design fields where the record has them
                  (allocation, arm types, intervention model), else from the ``text`` columns' patterns
 ``enrollment``   planned enrollment: median, quartiles, distribution, by ``by``, with how many at most ``small``
 ``mentions``     trials whose ``columns`` name each of ``values`` (regexes), and ``none`` for the rest
@@ -58,7 +58,7 @@ NOT_RANDOMISED_ALLOCATION = {"NON_RANDOMIZED"}
 COMPARATOR_ARMS = {"PLACEBO_COMPARATOR", "ACTIVE_COMPARATOR", "SHAM_COMPARATOR", "NO_INTERVENTION"}
 SINGLE_GROUP_MODELS = {"SINGLE_GROUP"}
 NOT_GIVEN = "not given"
-TABLE_KINDS = ("crosstab", "basket", "phases", "design", "enrollment", "mentions", "ages", "status", "countries",
+TABLE_KINDS = ("crosstab", "basket", "phases", "trial_design", "enrollment", "mentions", "ages", "status", "countries",
                "start_years", "publications")
 
 
@@ -237,7 +237,7 @@ def design_calls(table: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
     """Per trial: randomised, controlled, single_arm (True/False/None) and where each call came from."""
     cols = spec.get("text") or ["brief_summary", "detailed_description", "title", "official_title"]
     pats = {k: _compile_all(spec.get(k) or [], f"registry_tables design.{k}") for k in
-            ("randomised", "controlled", "single_arm")}
+            ("randomised", "comparator", "single_arm")}
     rows = []
     for t in table.to_dict("records"):
         text = _text(t, cols)
@@ -246,7 +246,7 @@ def design_calls(table: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
         calls: dict[str, Any] = {"nct_id": t["nct_id"]}
         field = {"randomised": (True if alloc in RANDOMISED_ALLOCATION else False if alloc in
                                 NOT_RANDOMISED_ALLOCATION or model in SINGLE_GROUP_MODELS else None),
-                 "controlled": (True if arms & COMPARATOR_ARMS else False if arms or model in SINGLE_GROUP_MODELS
+                 "comparator": (True if arms & COMPARATOR_ARMS else False if arms or model in SINGLE_GROUP_MODELS
                                 else None),
                  "single_arm": (True if model in SINGLE_GROUP_MODELS else False if model else None)}
         for k, v in field.items():
@@ -257,23 +257,23 @@ def design_calls(table: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
             else:
                 calls[k], calls[f"{k}_from"] = None, "not stated"
         rows.append(calls)
-    return pd.DataFrame(rows, columns=["nct_id", "randomised", "randomised_from", "controlled", "controlled_from",
+    return pd.DataFrame(rows, columns=["nct_id", "randomised", "randomised_from", "comparator", "comparator_from",
                                        "single_arm", "single_arm_from"])
 
 
-def design(table: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
+def trial_design(table: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
     """How many trials are randomised, controlled, single-arm: from the design fields and from summary text."""
     calls = design_calls(table, spec)
     out = []
-    for k, label in (("randomised", "randomised"), ("controlled", "controlled (comparator arm)"),
+    for k, label in (("randomised", "randomised"), ("comparator", "controlled (comparator arm)"),
                      ("single_arm", "single-arm")):
         yes = calls[calls[k].eq(True)]
-        out.append({"design": label, "trials": len(yes),
+        out.append({"registered design": label, "trials": len(yes),
                     "from design fields": int(yes[f"{k}_from"].eq("design field").sum()),
                     "from summary text": int(yes[f"{k}_from"].eq("summary text").sum()),
                     "not stated": int(calls[f"{k}_from"].eq("not stated").sum())})
-    none = calls[~(calls["randomised"].eq(True) | calls["controlled"].eq(True) | calls["single_arm"].eq(True))]
-    out.append({"design": "none of these stated", "trials": len(none), "from design fields": 0,
+    none = calls[~(calls["randomised"].eq(True) | calls["comparator"].eq(True) | calls["single_arm"].eq(True))]
+    out.append({"registered design": "none of these stated", "trials": len(none), "from design fields": 0,
                 "from summary text": 0, "not stated": len(none)})
     return pd.DataFrame(out)
 
@@ -453,8 +453,8 @@ def registry_table(table: pd.DataFrame, spec: Mapping[str, Any], links: pd.DataF
         return basket(table, spec["field"])
     if kind == "phases":
         return phases(table)
-    if kind == "design":
-        return design(table, spec)
+    if kind == "trial_design":
+        return trial_design(table, spec)
     if kind == "enrollment":
         return enrollment(table, spec.get("by", "phases"), int(spec.get("small", 20)))
     if kind == "mentions":
@@ -486,8 +486,8 @@ def registry_gap_facts(table: pd.DataFrame, protocol: Any, links: pd.DataFrame |
     Returns
     -------
     dict
-        ``n_trials``; ``enrollment`` (median, n_with, at_most_small, small); ``design``
-        (randomised, controlled, single_arm, none_stated, and how many of each from text);
+        ``n_trials``; ``enrollment`` (median, n_with, at_most_small, small); ``registered_design``
+        (randomised, comparator, single_arm, none_stated, and how many of each from text);
         ``ages`` (children_eligible); ``status`` (counts by status, lower case); ``publications``
         (with_publication, completed, completed_without_publication); and for every
         ``mentions`` table, under its ``gap`` key (else its title), value -> trials.
@@ -498,12 +498,12 @@ def registry_gap_facts(table: pd.DataFrame, protocol: Any, links: pd.DataFrame |
     small = next((int(s.get("small", 20)) for s in specs if s["kind"] == "enrollment"), 20)
     facts["enrollment"] = {"median": float(n.median()) if len(n) else None, "n_with": int(len(n)),
                            "small": small, "at_most_small": int((n <= small).sum())}
-    dspec = next((s for s in specs if s["kind"] == "design"), {})
+    dspec = next((s for s in specs if s["kind"] == "trial_design"), {})
     calls = design_calls(table, dspec)
-    facts["design"] = {k: int(calls[k].eq(True).sum()) for k in ("randomised", "controlled", "single_arm")}
-    facts["design"].update({f"{k}_from_text": int((calls[k].eq(True) & calls[f"{k}_from"].eq("summary text")).sum())
-                            for k in ("randomised", "controlled", "single_arm")})
-    facts["design"]["none_stated"] = int((~(calls["randomised"].eq(True) | calls["controlled"].eq(True)
+    facts["registered_design"] = {k: int(calls[k].eq(True).sum()) for k in ("randomised", "comparator", "single_arm")}
+    facts["registered_design"].update({f"{k}_from_text": int((calls[k].eq(True) & calls[f"{k}_from"].eq("summary text")).sum())
+                            for k in ("randomised", "comparator", "single_arm")})
+    facts["registered_design"]["none_stated"] = int((~(calls["randomised"].eq(True) | calls["comparator"].eq(True)
                                             | calls["single_arm"].eq(True))).sum())
     child = next((int(s.get("child_below", 18)) for s in specs if s["kind"] == "ages"), 18)
     facts["ages"] = {"children_eligible": int(ages(table, child).iloc[0]["trials"])}

@@ -165,13 +165,13 @@ def gap_sentences(facts: Mapping[str, Any]) -> list[str]:
     if e["median"] is not None:
         out.append(f"Sample size: the {e['n_with']} registered trials plan a median enrollment of {e['median']:g}; "
                    f"{e['at_most_small']} ({e['at_most_small'] / max(n, 1):.0%}) plan at most {e['small']} participants.")
-    d = facts["design"]
-    out.append(f"Controlled designs: {d['randomised']} of {n} trials are randomised and {d['controlled']} have a "
-               f"comparator arm (from {d['randomised_from_text']} and {d['controlled_from_text']} summaries: the "
+    d = facts["registered_design"]
+    out.append(f"Controlled designs: {d['randomised']} of {n} trials are randomised and {d['comparator']} have a "
+               f"comparator arm (from {d['randomised_from_text']} and {d['comparator_from_text']} summaries: the "
                f"records carry no allocation field); {d['single_arm']} say they are single-arm and "
                f"{d['none_stated']} state none of these.")
     for key in facts:
-        if isinstance(facts[key], dict) and key not in ("enrollment", "design", "ages", "status", "publications"):
+        if isinstance(facts[key], dict) and key not in ("enrollment", "registered_design", "ages", "status", "publications"):
             parts = ", ".join(f"{v} {k}" for k, v in facts[key].items())
             out.append(f"{key[:1].upper() + key[1:]} (trials): {parts}.")
     out.append(f"Patients studied: {facts['ages']['children_eligible']} of {n} trials are open to children.")
