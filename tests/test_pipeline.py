@@ -260,6 +260,7 @@ def test_registry_page_shows_the_315_real_trials_labelled_real(demo_run):
     text = page.text_content()
     assert m["registry_notice"] in " ".join(text.split())
     assert "315 registered trials included" in text and "median enrollment of 18" in text
+    assert "crs_grade" not in text          # a column no registration has a value in is left out
     assert "What the registry cannot tell" in text
     index = lhtml.document_fromstring((run_dir / "index.html").read_bytes())
     assert index.get_element_by_id("reviewlib-registry-notice").text_content() == m["registry_notice"]

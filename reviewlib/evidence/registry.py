@@ -521,3 +521,14 @@ def registry_gap_facts(table: pd.DataFrame, protocol: Any, links: pd.DataFrame |
             names = list((spec.get("values") or {}).keys()) + [spec.get("none", "none named")]
             facts[spec.get("gap") or spec["title"]] = {v: sum(v in c for c in calls_m) for v in names}
     return facts
+
+
+def informative(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the columns no row has a value in (empty, None, NaN, or 'not reported' throughout)."""
+    def empty(v: Any) -> bool:
+        if isinstance(v, (list, tuple)):
+            return not v
+        return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or \
+            str(v).strip() in ("", extraction.NOT_REPORTED)
+    keep = [c for c in frame.columns if not all(empty(v) for v in frame[c])]
+    return frame[keep]
