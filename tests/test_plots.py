@@ -112,7 +112,7 @@ def test_prisma_flow_draws_the_counts_from_the_store(screened_store):
                      f"Records excluded (n = {counts.excluded_screening})",
                      f"Not autoimmune disease (n = {counts.excluded_screening_reasons['wrong-population']})",
                      f"Preclinical (n = {counts.excluded_screening_reasons['preclinical']})",
-                     f"Reports sought for retrieval | (n = {counts.sought})".split(" | ")[1],
+                     f"Reports sought for retrieval (n = {counts.sought})",
                      "Reports excluded (n = 1)", "No data (n = 1)", f"(n = {counts.included})",
                      "Identification", "Screening", "Included"):
         assert expected in text, expected

@@ -184,7 +184,7 @@ def test_readers_exported_from_package():
 
 
 def test_read_openalex_is_imported_lazily_from_its_module():
-    openalex = pytest.importorskip("reviewlib.sources.openalex")
+    from reviewlib.sources import openalex
     assert reviewlib.read_openalex is openalex.read_openalex
     with pytest.raises(AttributeError):
         reviewlib.no_such_reader  # noqa: B018
