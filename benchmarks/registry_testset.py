@@ -104,7 +104,7 @@ def same(field: str, gold: str, got: str) -> bool:
 
 
 def measure(part: str, protocol: str | None = None, show_errors: bool = False) -> pd.DataFrame:
-    from reviewlib import extraction as ex
+    from reviewlib.evidence import extraction as ex
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from extraction import naive_record  # the first-synonym peer of benchmarks/extraction.py
 
