@@ -58,6 +58,8 @@ __all__ = [
     "patients_by",
     "summary_tables",
     "gaps",
+    "gap_thresholds",
+    "GAP_THRESHOLDS",
     "export_csv",
     "export_xlsx",
     "interactive",
@@ -675,9 +677,65 @@ def _composition(frame: pd.DataFrame, spec: Mapping[str, Any], schema: Schema | 
     return pd.DataFrame(rows)
 
 
-def gaps(table: pd.DataFrame) -> list[str]:
+#: Thresholds of :func:`gaps` when the protocol has no ``gaps:`` section (conventions, chosen on no data
+#: set; a protocol states its own): "small" = median study size below 20 patients; a study below 10 is
+#: counted as very small; controlled trials are "rare" below a fifth of the studies; a comparison (with
+#: and without a treatment component, or of two values) needs at least 2 controlled studies on each side;
+#: a subset resting on fewer than 2 studies is thin.
+GAP_THRESHOLDS: dict[str, float] = {
+    "small_sample_median_below": 20,
+    "small_study_below": 10,
+    "controlled_share_below": 0.2,
+    "comparison_min_controlled": 2,
+    "subset_min_studies": 2,
+}
+
+
+def gap_thresholds(protocol: Any = None) -> dict[str, float]:
+    """The thresholds :func:`gaps` judges against: :data:`GAP_THRESHOLDS`, overridden by the
+    protocol's ``gaps:`` section (a protocol, its name or path, or the section as a mapping)."""
+    out = dict(GAP_THRESHOLDS)
+    if protocol is None:
+        return out
+    from ..errors import ProtocolError
+    from ..protocol import section_of
+    section, source = section_of(protocol, "gaps")
+    if section is None:
+        return out
+    if not isinstance(section, Mapping):
+        raise ProtocolError(f"protocol {source}: gaps must be a mapping of thresholds "
+                            f"({', '.join(GAP_THRESHOLDS)})", source=source)
+    for key, value in section.items():
+        if key not in GAP_THRESHOLDS:
+            raise ProtocolError(f"protocol {source}: gaps.{key} is not a threshold; known: "
+                                f"{', '.join(GAP_THRESHOLDS)}", source=source)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ProtocolError(f"protocol {source}: gaps.{key} = {value!r}: write a number >= 0",
+                                source=source)
+        out[key] = value
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def gaps(table: pd.DataFrame, protocol: Any = None) -> list[str]:
     """One sentence per question the review asks of its evidence (sample size, controls,
-    lymphodepletion, constructs, patient subsets), computed from a :func:`study_table`."""
+    lymphodepletion, constructs, patient subsets), computed from a :func:`study_table`.
+
+    Each sentence's verdict comes from the data, judged against the protocol's thresholds
+    (:func:`gap_thresholds`): a sentence says the gap is there only when the data show it, and
+    says so, with the threshold, when they do not.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A study table (counted reports only are used).
+    protocol : Protocol, str, dict or None
+        Where the ``gaps:`` thresholds come from (None: :data:`GAP_THRESHOLDS`).
+    """
+    limits = gap_thresholds(protocol)
     frame = _counted(table) if table is not None else pd.DataFrame()
     if frame is None or not len(frame):
         return ["No study is included yet: there is no evidence to describe."]
@@ -685,40 +743,68 @@ def gaps(table: pd.DataFrame) -> list[str]:
     sizes = [x for x in (_number(v) for v in frame.get("n_patients", [])) if x is not None]
     out = []
     if sizes:
-        small = sum(s < 10 for s in sizes)
-        out.append(f"Samples are small: {n} studies with {int(sum(sizes))} patients in all; median "
-                   f"{pd.Series(sizes).median():g} patients per study (range {min(sizes):g}-{max(sizes):g}); "
-                   f"{small} of {len(sizes)} studies with a reported size have fewer than 10 patients.")
-    ctrl = frame[frame.get("controlled", pd.Series([""] * n, index=frame.index)).astype(str) == "yes"]
-    if len(ctrl):
-        dz = sorted({d for v in ctrl.get("disease", []) for d in split_values(v)} - {NOT_REPORTED})
-        out.append(f"Controlled trials are rare: {len(ctrl)} of {n} studies are randomised controlled "
-                   f"({', '.join(dz) or 'disease not reported'}).")
+        median, cut, tiny = pd.Series(sizes).median(), limits["small_sample_median_below"], limits["small_study_below"]
+        small = sum(s < tiny for s in sizes)
+        facts = (f"{n} studies with {int(sum(sizes))} patients in all; median {median:g} patients per study "
+                 f"(range {min(sizes):g}-{max(sizes):g}); {small} of {len(sizes)} studies with a reported size "
+                 f"have fewer than {tiny:g} patients")
+        if median < cut:
+            out.append(f"Samples are small: {facts} (the protocol calls samples small below a median of {cut:g}).")
+        else:
+            out.append(f"Samples are not small by the protocol's threshold (median below {cut:g} patients): {facts}.")
     else:
+        out.append(f"No study of the {n} reports its number of patients: the data do not show whether samples are small.")
+    ctrl = frame[frame.get("controlled", pd.Series([""] * n, index=frame.index)).astype(str) == "yes"]
+    share, rare = len(ctrl) / n, limits["controlled_share_below"]
+    dz = sorted({d for v in ctrl.get("disease", []) for d in split_values(v)} - {NOT_REPORTED})
+    if not len(ctrl):
         out.append(f"No randomised controlled trial among the {n} included studies.")
+    elif share < rare:
+        out.append(f"Controlled trials are rare: {len(ctrl)} of {n} studies are randomised controlled "
+                   f"({', '.join(dz) or 'disease not reported'}; {_pct(share)}, below the protocol's {_pct(rare)}).")
+    else:
+        out.append(f"Controlled trials are not rare by the protocol's threshold ({_pct(rare)} of studies): "
+                   f"{len(ctrl)} of {n} studies are randomised controlled ({', '.join(dz) or 'disease not reported'}).")
+    need = limits["comparison_min_controlled"]
     if "lymphodepletion" in frame:
-        counts = frame["lymphodepletion"].astype(str).value_counts()
-        none = int(counts.get("none", 0))
-        nr = int(counts.get(NOT_REPORTED, 0))
+        ld = frame["lymphodepletion"].astype(str)
+        none, nr = int((ld == "none").sum()), int((ld == NOT_REPORTED).sum())
         given = n - none - nr
-        out.append(f"The role of lymphodepletion is not established: {given} studies gave lymphodepleting "
-                   f"chemotherapy, {none} gave none and {nr} did not report it; "
-                   f"controlled studies without lymphodepletion: "
-                   f"{len(ctrl[ctrl['lymphodepletion'].astype(str) == 'none']) if len(ctrl) else 0} of "
-                   f"{len(ctrl)}.")
+        c_ld = ctrl["lymphodepletion"].astype(str) if len(ctrl) else pd.Series(dtype=str)
+        c_none = int((c_ld == "none").sum())
+        c_given = int((~c_ld.isin(["none", NOT_REPORTED])).sum())
+        facts = (f"{given} studies gave lymphodepleting chemotherapy, {none} gave none and {nr} did not report it; "
+                 f"controlled studies with lymphodepletion: {c_given}, without: {c_none}")
+        if c_none >= need and c_given >= need:
+            out.append(f"The role of lymphodepletion can be examined: {facts} (the protocol asks for at least "
+                       f"{need:g} of each).")
+        else:
+            out.append(f"The role of lymphodepletion is not established: {facts} (a comparison needs at least "
+                       f"{need:g} of each).")
     if "target" in frame:
         tc = pd.Series([t for v in frame["target"] for t in split_values(v)]).value_counts()
         parts = ", ".join(f"{t} {c}" for t, c in tc.items())
+        ct = pd.Series([t for v in ctrl.get("target", []) for t in split_values(v)], dtype=str).value_counts()
+        compared = [t for t, c in ct.items() if c >= need and t != NOT_REPORTED]
         costim_nr = int((frame.get("costimulation", pd.Series(dtype=str)).astype(str) == NOT_REPORTED).sum())
-        out.append(f"The most effective construct is not identified: studies by target: {parts}; "
-                   f"costimulatory domain not reported in {costim_nr} of {n}.")
+        facts = (f"studies by target: {parts}; targets with at least {need:g} controlled studies: "
+                 f"{', '.join(compared) or 'none'}; costimulatory domain not reported in {costim_nr} of {n}")
+        if len(compared) >= 2:
+            out.append(f"Constructs can be compared in controlled studies: {facts}.")
+        else:
+            out.append(f"The most effective construct is not identified: {facts}.")
     if "age_group" in frame:
         ac = frame["age_group"].astype(str).value_counts()
-        dis = pd.Series([d for v in frame.get("disease", []) for d in split_values(v)]).value_counts()
-        single = [d for d, c in dis.items() if c == 1 and d != NOT_REPORTED]
-        out.append(f"Which patients benefit is unknown: paediatric patients in {int(ac.get('paediatric', 0)) + int(ac.get('both', 0))} "
-                   f"studies, age group not reported in {int(ac.get(NOT_REPORTED, 0))}; "
-                   f"{len(single)} disease(s) rest on a single study.")
+        dis = pd.Series([d for v in frame.get("disease", []) for d in split_values(v)], dtype=str).value_counts()
+        least = limits["subset_min_studies"]
+        thin = [d for d, c in dis.items() if c < least and d != NOT_REPORTED]
+        facts = (f"paediatric patients in {int(ac.get('paediatric', 0)) + int(ac.get('both', 0))} studies, age group "
+                 f"not reported in {int(ac.get(NOT_REPORTED, 0))}")
+        if thin:
+            out.append(f"Which patients benefit is unknown: {facts}; {len(thin)} disease(s) rest on fewer than "
+                       f"{least:g} studies ({', '.join(thin)}).")
+        else:
+            out.append(f"Every disease studied rests on at least {least:g} studies (the protocol's threshold): {facts}.")
     return out
 
 

@@ -556,23 +556,24 @@ def figure_captions(protocol: Any) -> dict[str, str]:
     return captions
 
 
-def gaps(table: Any) -> list[str]:
-    """The gaps in the evidence, one sentence each (from :mod:`reviewlib.evidence.tables` when it states them)."""
+def gaps(table: Any, protocol: Any = None) -> list[str]:
+    """The gaps in the evidence, one sentence each (from :mod:`reviewlib.evidence.tables` when it states
+    them), judged against the protocol's ``gaps:`` thresholds."""
     from ..evidence import tables as evidence
     from . import figures as plots
     if table is None or not len(table):
         return ["No study is included yet: there is no evidence to describe."]
     own = getattr(evidence, "gaps", None)
     if own is not None:
-        return [str(g) for g in own(table)]
+        return [str(g) for g in own(table, protocol)]
     return [plots.sample_size_finding(table), plots.year_finding(table),
             plots.lymphodepletion_finding(table), plots.map_finding(table)]
 
 
-def show_gaps(table: Any) -> None:
-    """Display :func:`gaps` as a list (escaped)."""
+def show_gaps(table: Any, protocol: Any = None) -> None:
+    """Display :func:`gaps` as a list (escaped), judged against the protocol's ``gaps:`` thresholds."""
     from IPython.display import HTML, display
-    display(HTML("<ul>" + "".join(f"<li>{escape(g)}</li>" for g in gaps(table)) + "</ul>"))
+    display(HTML("<ul>" + "".join(f"<li>{escape(g)}</li>" for g in gaps(table, protocol)) + "</ul>"))
 
 
 def show_summaries(table: Any, protocol: Any, folder: str | Path | None = None) -> dict[str, Any]:
