@@ -91,6 +91,8 @@ def comparable(field: str, value: str) -> str:
         return design_of(value)
     if field == "lymphodepletion_named":
         return named_of(value)
+    if field == "lymphodepletion" and value == "agents not named":
+        return "not reported"  # the gold's agents column: no agent named (the protocol value added later)
     return value
 
 

@@ -126,7 +126,7 @@ def test_summaries_keep_zero_cells_and_not_reported(review, schema):
     assert designs.loc["case series", "studies"] == 0 and "not reported" in designs.index
     assert designs.loc["Total", "controlled"] == "1 controlled"
     ld = sums["lymphodepletion"].set_index("lymphodepletion")
-    assert list(ld.index) == ["Flu/Cy", "Cy", "none", "other", "not reported"]
+    assert list(ld.index) == ["Flu/Cy", "Cy", "none", "other", "agents not named", "not reported"]
     assert (ld.loc["none", "studies"], ld.loc["none", "patients"]) == (3, 36 + 12 + 30)
     assert (ld.loc["Flu/Cy", "studies"], ld.loc["Flu/Cy", "patients"]) == (2, 12 + 24)
     assert ld.loc["not reported", "studies"] == 0 and ld.loc["none", "controlled studies"] == 1
