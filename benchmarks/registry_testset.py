@@ -10,7 +10,9 @@ The source is the 315 registered CAR-T-in-autoimmune-disease trials that Clinica
            then the registry's Conditions and Interventions as it gives them), runs reviewlib's extractor
            with the default protocol's schema on the text, and prints per-field accuracy against the
            hand-written gold, beside a naive baseline (per field the most frequent gold value of the
-           development part, and the first synonym of the protocol vocabulary found anywhere in the text).
+           development part, and the first synonym of the protocol vocabulary found anywhere in the text);
+           also how many trials the extractor gave a value for (not "not reported") and how many of those
+           were right.
 
 Run:
   python benchmarks/registry_testset.py draw [--source PATH]       (once; refuses to overwrite)
@@ -123,12 +125,15 @@ def measure(part: str, protocol: str | None = None, show_errors: bool = False) -
     modal = {g: dev_gold[g].mode().iloc[0] for g in SCORED}
     table, errors = [], []
     for g, f in SCORED.items():
-        ok_ours = ok_first = ok_modal = 0
+        ok_ours = ok_first = ok_modal = answered = ok_answered = 0
         for _, item in gold.iterrows():
             nct = item["nct_id"]
             got = comparable(g, ours.loc[nct, f])
             first = comparable(g, naive[nct][f])
             ok_ours += same(g, item[g], got)
+            if ours.loc[nct, f] != "not reported":
+                answered += 1
+                ok_answered += same(g, item[g], got)
             ok_first += same(g, item[g], first)
             ok_modal += same(g, item[g], modal[g])
             if not same(g, item[g], got):
@@ -137,7 +142,8 @@ def measure(part: str, protocol: str | None = None, show_errors: bool = False) -
         n = len(gold)
         table.append({"field": g, "n": n, "reviewlib": round(ok_ours / n, 3),
                       "first_synonym": round(ok_first / n, 3), "most_frequent": round(ok_modal / n, 3),
-                      "most_frequent_value": modal[g]})
+                      "most_frequent_value": modal[g], "answered": answered,
+                      "right_when_answered": round(ok_answered / answered, 3) if answered else None})
     out = pd.DataFrame(table).set_index("field")
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "unknown"

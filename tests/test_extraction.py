@@ -238,6 +238,16 @@ def test_disease_registry_phrasings(schema, abstract, value):
     assert one(schema, abstract)["disease"].value == value
 
 
+@pytest.mark.parametrize("title, value", [
+    ("A Study of CNTY-101 in Participants With Refractory B Cell-mediated Autoimmune Diseases", "not reported"),
+    ("NEUK203-215 Injection in Adult Chinese Patients With Autoimmune Diseases", "not reported"),
+    ("KYV-101 in 3 patients with myasthenia gravis", "3"),
+    ("36-72 patients are planned to be enrolled in the dose-escalation trial", "72"),
+])
+def test_a_product_code_number_is_not_a_patient_count(schema, title, value):
+    assert one(schema, "", title)["n_patients"].value == value
+
+
 def test_negated_safety_mentions(schema):
     r = one(schema, "Twelve patients were treated. No ICANS occurred; two patients had infections. "
                     "Grade 3 or higher CRS did not occur; grade 1 CRS was seen in 7.")
