@@ -268,8 +268,8 @@ def test_interactive_html_is_offline_and_escaped(review):
     assert "<script>alert" not in static and "&lt;b&gt;bold&lt;/b&gt;" in static
 
 
-@pytest.mark.skipif(not (SNAPSHOT.is_file() and TRUTH.is_file()), reason="synthetic snapshot not generated")
 def test_synthetic_snapshot_cohorts_match_its_truth(schema):
+    assert SNAPSHOT.is_file() and TRUTH.is_file(), "the packaged demo snapshot and its truth are part of the repository"
     from reviewlib.sources.pubmed_xml import read_pubmed_xml
     truth = pd.read_csv(TRUTH, dtype=str, keep_default_na=False)
     records = read_pubmed_xml(SNAPSHOT)
