@@ -18,6 +18,7 @@ Run:
   python benchmarks/registry_testset.py draw [--source PATH]       (once; refuses to overwrite)
   python benchmarks/registry_testset.py measure --part dev         (development part)
   python benchmarks/registry_testset.py measure --part heldback    (held back: once, at the end)
+  python benchmarks/registry_testset.py rules --part dev           (the screening rules on registry text)
 """
 from __future__ import annotations
 
@@ -159,6 +160,25 @@ def measure(part: str, protocol: str | None = None, show_errors: bool = False) -
     return out
 
 
+def rules(part: str = "dev", protocol: str | None = None) -> pd.DataFrame:
+    """The protocol's screening rules on the registry text of one part: every trial in the set is a
+    registered trial of engineered cells in immune-mediated disease, so each exclusion is one a
+    reviewer would question (the text may simply not say "CAR")."""
+    from reviewlib.records import conform
+    from reviewlib.screening import eligibility
+
+    gold = pd.read_csv(SET_DIR / f"{part}.csv", dtype=str, keep_default_na=False)
+    rows = pd.read_csv(ROWS, dtype=str, keep_default_na=False).set_index("NCTId").loc[gold["nct_id"]].reset_index()
+    result = eligibility.apply_rules(conform(records_of(rows).assign(source="registry")),
+                                     eligibility.load_rules(protocol))
+    print(f"== screening rules on the registry text, {part} part: {len(result)} registered trials ==")
+    print("decisions:", result["decision"].value_counts().to_dict())
+    excluded = result[result["decision"] == "exclude"]
+    print("exclusion reasons:", pd.Series([r for rs in excluded["reasons"] for r in rs]).value_counts().to_dict())
+    print("excluded:", ", ".join(excluded["record_id"]))
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,9 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--part", choices=["dev", "heldback"], default="dev")
     m.add_argument("--protocol", default=None, help="protocol with an extraction section (default review)")
     m.add_argument("--show-errors", action="store_true")
+    r = sub.add_parser("rules", help="the protocol's screening rules on the registry text of one part")
+    r.add_argument("--part", choices=["dev", "heldback"], default="dev")
+    r.add_argument("--protocol", default=None)
     args = parser.parse_args(argv)
     if args.command == "draw":
         draw(args.source, SET_DIR, args.seed)
+    elif args.command == "rules":
+        rules(args.part, args.protocol)
     else:
         measure(args.part, args.protocol, args.show_errors)
     return 0
