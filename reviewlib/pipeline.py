@@ -171,7 +171,7 @@ def open_review(protocol: str | Path | None = None, *, review_dir: str | Path | 
     Parameters
     ----------
     protocol : str or path-like, optional
-        A protocol path or name (default: the CAR-T demo).
+        A protocol path or name (default: the embedded demo review).
     review_dir : path-like, optional
         Folder of the review store; default ``reviews/<review>/`` of the checkout.
     output_dir : path-like, optional
@@ -380,10 +380,9 @@ def record_demo_decisions(ctx: ReviewContext, records: Any = None, reviewer: str
     only for records in ``records`` (when given).  A real person's decisions
     are never touched: these are stored under ``reviewer``.
 
-    At ``'full-text'`` only the reports the review includes at title-abstract
-    are assessed (:func:`reviewlib.demo.snapshot.demo_decisions` with
-    ``stage='full-text'``: include if the truth marks the record relevant, else
-    exclude with its exclusion reason).
+    The decisions are data: the CSV the protocol names at ``demo: decisions``
+    (:func:`demo_decisions`).  At ``'full-text'`` only the reports the review
+    includes at title-abstract are assessed.
 
     Parameters
     ----------
@@ -790,7 +789,7 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
     Parameters
     ----------
     protocol : str or path-like, optional
-        Protocol name or path (default: the CAR-T demo).
+        Protocol name or path (default: the embedded demo review).
     offline : bool
         True: the protocol's snapshot; False: PubMed (NCBI_EMAIL, optionally
         NCBI_API_KEY, from the environment).
@@ -1051,6 +1050,9 @@ def publish_run(plan: RunPlan, timings: list[dict[str, Any]]) -> RunResult:
         prev_sets = living.load_sets(plan.previous[0]) if plan.previous else None
         changes = living.compare(prev_sets, sets, previous_run=plan.previous[0].name if plan.previous else None,
                                  incremental=plan.since is not None)
+        if changes.dropped_included and not plan.replication:
+            with ReviewStore(plan.review_dir / STORE_NAME) as store:
+                living.explain_dropped(changes, store)
         manifest.update(search=_jsonable(search), translation=search.get("translation"), counts=_jsonable(counts),
                         pmids=sets.summary(), living=changes.to_dict(), notebooks=timings,
                         warnings=list(search.get("warnings") or []) + ([changes.warning()] if changes.alarming else []))

@@ -120,6 +120,27 @@ CREATE TABLE IF NOT EXISTS trial_sources (
     search_id INTEGER NOT NULL REFERENCES searches(search_id),
     PRIMARY KEY (nct_id, search_id)
 );
+CREATE TABLE IF NOT EXISTS appraisals (
+    appraisal_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT NOT NULL,
+    tool TEXT NOT NULL,                -- a key of reviewlib.evidence.appraisal.TOOLS
+    item TEXT NOT NULL,                -- the tool's item or domain ('1'..'10', 'D1'..'D7', 'overall')
+    answer TEXT,                       -- one of the tool's answers (NULL on undo rows)
+    support TEXT,                      -- the reviewer's reason or quote
+    reviewer TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'human',   -- 'human', 'resolution', 'undo'
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS appraisals_record ON appraisals(record_id, tool, item);
+CREATE TABLE IF NOT EXISTS grade_overrides (
+    override_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    outcome TEXT NOT NULL,
+    domain TEXT NOT NULL,              -- a GRADE domain of reviewlib.evidence.certainty.DOMAINS
+    downgrade INTEGER,                 -- 0, 1 or 2 levels; NULL withdraws the reviewer's override
+    reason TEXT,
+    reviewer TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
 """
 
 
@@ -165,7 +186,7 @@ class ReviewStore:
 
     Examples
     --------
-    >>> store = ReviewStore("reviews/car-t/review.sqlite")     # doctest: +SKIP
+    >>> store = ReviewStore("reviews/statins/review.sqlite")     # doctest: +SKIP
     >>> store.records().shape                                  # doctest: +SKIP
     """
 
@@ -440,3 +461,32 @@ class ReviewStore:
         return pd.read_sql_query(
             "SELECT ts.nct_id, ts.search_id, s.source FROM trial_sources ts "
             "JOIN searches s USING(search_id) ORDER BY ts.search_id, ts.nct_id", self.connection)
+
+    # -- risk-of-bias judgements (append-only) -----------------------------
+    def append_appraisals(self, rows: list[tuple]) -> list[int]:
+        """Append judgements ``(record_id, tool, item, answer, support, reviewer, kind, created_at)``
+        in one transaction; returns their ids once durable (see :mod:`reviewlib.evidence.appraisal`)."""
+        ids = []
+        with self.transaction() as con:
+            for row in rows:
+                cur = con.execute("INSERT INTO appraisals(record_id, tool, item, answer, support, reviewer, kind, "
+                                  "created_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", row)
+                ids.append(int(cur.lastrowid))
+        return ids
+
+    def appraisals(self) -> pd.DataFrame:
+        """Every risk-of-bias judgement ever appended, oldest first (the full history)."""
+        return pd.read_sql_query("SELECT * FROM appraisals ORDER BY appraisal_id", self.connection)
+
+    # -- GRADE overrides (append-only) ---------------------------------------
+    def append_grade_override(self, outcome: str, domain: str, downgrade: int | None, reason: str | None,
+                              reviewer: str) -> int:
+        """Append a reviewer's GRADE override (see :mod:`reviewlib.evidence.certainty`); returns its id."""
+        with self.transaction() as con:
+            cur = con.execute("INSERT INTO grade_overrides(outcome, domain, downgrade, reason, reviewer, created_at) "
+                              "VALUES(?, ?, ?, ?, ?, ?)", (outcome, domain, downgrade, reason, reviewer, utcnow()))
+            return int(cur.lastrowid)
+
+    def grade_overrides(self) -> pd.DataFrame:
+        """Every GRADE override ever appended, oldest first."""
+        return pd.read_sql_query("SELECT * FROM grade_overrides ORDER BY override_id", self.connection)

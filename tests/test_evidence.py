@@ -149,15 +149,17 @@ def test_gaps_state_each_question(review):
     store, included = review
     lines = ev.gaps(ev.study_table(ex.current_values(store), included))
     text = " ".join(lines)
-    assert "5 studies with 114 patients" in text
-    assert "1 of 5 studies are randomised controlled (myasthenia gravis)" in text
+    # 1 controlled study in 5 (20%) and a median of 20 or more: by the protocol's thresholds (median below 20;
+    # under a fifth controlled) these data do not show those two gaps, and the sentences say so
+    assert "Samples are not small by this protocol's measure" in text and "5 studies with 114 patients" in text
+    assert "Controlled trials are not rare here: 1 of 5 studies (20%) are randomised controlled (myasthenia gravis)" in text
     assert "2 studies gave lymphodepleting chemotherapy, 3 gave none and 0 did not report it" in text
     assert "construct" in text and "patients benefit" in text
     assert ev.gaps(pd.DataFrame()) == ["No study is included yet: there is no evidence to describe."]
 
 
-def _study_rows(sizes, controlled, lymphodepletion=None, targets=None, diseases=None) -> pd.DataFrame:
-    """A hand-built study table: one row per study, the columns gaps() reads."""
+def _study_rows(sizes, controlled, lymphodepletion=None, targets=None, diseases=None, ages=None) -> pd.DataFrame:
+    """A hand-built study table: one row per study, the columns the default protocol's gap statements read."""
     k = len(sizes)
     return pd.DataFrame({
         "n_patients": [str(x) for x in sizes],
@@ -166,73 +168,65 @@ def _study_rows(sizes, controlled, lymphodepletion=None, targets=None, diseases=
         "target": targets or ["CD19"] * k,
         "costimulation": ["4-1BB"] * k,
         "disease": diseases or ["SLE"] * k,
-        "age_group": ["adult"] * k,
+        "age_group": ages or ["adult"] * k,
     })
 
 
-def test_gaps_say_small_only_when_the_median_is_below_the_protocol_threshold():
-    small = ev.gaps(_study_rows([3, 5, 12, 30], [False] * 4), {"small_sample_median_below": 20})
+def _protocol_with_gaps(tmp_path, **settings) -> Path:
+    """The default protocol with some gap thresholds changed (kind -> {setting: value})."""
+    import yaml
+    from reviewlib.protocol import find_protocol
+    raw = yaml.safe_load(find_protocol("car-t-autoimmune").read_text(encoding="utf-8"))
+    for spec in raw["report"]["gaps"]:
+        spec.update(settings.get(spec["kind"], {}))
+    path = tmp_path / "car-t-gaps.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_gaps_say_small_only_when_the_median_is_below_the_protocol_threshold(tmp_path):
+    small = ev.gaps(_study_rows([3, 5, 12, 30], [False] * 4), "car-t-autoimmune")
     assert small[0].startswith("Samples are small: 4 studies with 50 patients in all; median 8.5 patients")
-    assert "2 of 4 studies with a reported size have fewer than 10 patients" in small[0]
-    large = ev.gaps(_study_rows([40, 60, 80, 120], [False] * 4), {"small_sample_median_below": 20})
-    assert large[0].startswith("Samples are not small by the protocol's threshold (median below 20 patients)")
-    assert "median 70 patients per study" in large[0] and "Samples are small" not in " ".join(large)
-    # the same data, another protocol threshold: the verdict follows the threshold
-    stricter = ev.gaps(_study_rows([40, 60, 80, 120], [False] * 4), {"small_sample_median_below": 100})
-    assert stricter[0].startswith("Samples are small:")
-    unknown = ev.gaps(_study_rows(["not reported"] * 2, [False] * 2))
-    assert unknown[0] == "No study of the 2 reports its number of patients: the data do not show whether samples are small."
+    large = ev.gaps(_study_rows([40, 60, 80, 120], [False] * 4), "car-t-autoimmune")
+    assert large[0].startswith("Samples are not small by this protocol's measure (a median of 20 patients or more)")
+    assert "median 70" in large[0] and "Samples are small" not in " ".join(large)
+    # the same data, another protocol threshold: the verdict follows the protocol
+    stricter = _protocol_with_gaps(tmp_path, sample_size={"small_median_below": 100})
+    assert ev.gaps(_study_rows([40, 60, 80, 120], [False] * 4), stricter)[0].startswith("Samples are small:")
 
 
-def test_gaps_say_controlled_trials_are_rare_only_below_the_protocol_share():
-    rare = ev.gaps(_study_rows([10] * 10, [True] + [False] * 9, diseases=["myasthenia gravis"] + ["SLE"] * 9))
-    assert rare[1] == ("Controlled trials are rare: 1 of 10 studies are randomised controlled "
-                       "(myasthenia gravis; 10%, below the protocol's 20%).")
-    common = ev.gaps(_study_rows([10] * 4, [True, True, False, False]))
-    assert common[1].startswith("Controlled trials are not rare by the protocol's threshold (20% of studies): "
-                                "2 of 4 studies are randomised controlled (SLE)")
-    assert ev.gaps(_study_rows([10] * 3, [False] * 3))[1] == "No randomised controlled trial among the 3 included studies."
+def test_gaps_say_controlled_trials_are_rare_only_below_the_protocol_share(tmp_path):
+    rare = ev.gaps(_study_rows([10] * 10, [True] + [False] * 9, diseases=["myasthenia gravis"] + ["SLE"] * 9),
+                   "car-t-autoimmune")
+    assert rare[1] == "Controlled trials are rare: 1 of 10 studies are randomised controlled (myasthenia gravis)."
+    common = ev.gaps(_study_rows([10] * 4, [True, True, False, False]), "car-t-autoimmune")
+    assert common[1].startswith("Controlled trials are not rare here: 2 of 4 studies (50%) are randomised controlled")
+    assert ev.gaps(_study_rows([10] * 3, [False] * 3), "car-t-autoimmune")[1] == \
+        "No randomised controlled trial among the 3 included studies."
+    demanding = _protocol_with_gaps(tmp_path, controlled_trials={"rare_below": 0.6})
+    assert ev.gaps(_study_rows([10] * 4, [True, True, False, False]), demanding)[1].startswith(
+        "Controlled trials are rare: 2 of 4")
 
 
-def test_gaps_comparisons_need_controlled_studies_on_each_side():
-    ld = ["Flu/Cy", "Flu/Cy", "none", "none", "not reported"]
-    targets = ["CD19", "CD19", "BCMA", "BCMA", "CD19"]
-    both = ev.gaps(_study_rows([20] * 5, [True, True, True, True, False], ld, targets))
-    assert both[2].startswith("The role of lymphodepletion can be examined: 2 studies gave lymphodepleting "
-                              "chemotherapy, 2 gave none and 1 did not report it; controlled studies with "
-                              "lymphodepletion: 2, without: 2")
-    assert both[3].startswith("Constructs can be compared in controlled studies: studies by target: CD19 3, BCMA 2; "
-                              "targets with at least 2 controlled studies: CD19, BCMA")
-    one_side = ev.gaps(_study_rows([20] * 5, [True, True, False, False, False], ld, targets))
-    assert one_side[2].startswith("The role of lymphodepletion is not established:")
-    assert "controlled studies with lymphodepletion: 2, without: 0 (a comparison needs at least 2 of each)" in one_side[2]
-    assert one_side[3].startswith("The most effective construct is not identified:")
-    assert "targets with at least 2 controlled studies: CD19;" in one_side[3]
-    # a protocol that accepts one controlled study per side turns the same data into "can be compared"
-    lenient = ev.gaps(_study_rows([20] * 5, [True, False, True, False, False], ld, targets),
-                      {"comparison_min_controlled": 1})
-    assert lenient[2].startswith("The role of lymphodepletion can be examined") and lenient[3].startswith("Constructs can")
+def test_gaps_regimen_established_only_by_controlled_studies_with_and_without_it():
+    ld = ["Flu/Cy", "none", "none", "agents not named", "not reported"]
+    both = ev.gaps(_study_rows([20] * 5, [True, True, False, False, False], ld), "car-t-autoimmune")
+    assert both[2].startswith("Lymphodepletion can be judged from controlled comparisons: 1 controlled studies "
+                              "gave it and 1 did not; in all 2 studies gave lymphodepleting chemotherapy, 2 none "
+                              "and 1 did not report it")
+    one_side = ev.gaps(_study_rows([20] * 5, [False, True, True, False, False], ld), "car-t-autoimmune")
+    assert one_side[2].startswith("The role of lymphodepletion is not established: 2 studies gave lymphodepleting "
+                                  "chemotherapy, 2 gave none and 1 did not report it; controlled studies without "
+                                  "lymphodepletion: 2 of 2")
 
 
-def test_gaps_thin_subsets_from_the_protocol_minimum():
-    thin = ev.gaps(_study_rows([10] * 3, [False] * 3, diseases=["SLE", "SLE", "pemphigus"]))
-    assert thin[4].startswith("Which patients benefit is unknown: paediatric patients in 0 studies")
-    assert thin[4].endswith("1 disease(s) rest on fewer than 2 studies (pemphigus).")
-    enough = ev.gaps(_study_rows([10] * 4, [False] * 4, diseases=["SLE", "SLE", "pemphigus", "pemphigus"]))
-    assert enough[4].startswith("Every disease studied rests on at least 2 studies (the protocol's threshold)")
-
-
-def test_gap_thresholds_come_from_the_protocol_section():
-    from reviewlib.errors import ProtocolError
-    from reviewlib.protocol import load_protocol
-    protocol = load_protocol("car-t-autoimmune")
-    assert ev.gap_thresholds(protocol) == {**ev.GAP_THRESHOLDS, **protocol.section("gaps")}
-    assert ev.gap_thresholds(None) == ev.GAP_THRESHOLDS
-    assert not any(word in " ".join(ev.GAP_THRESHOLDS) for word in ("lymphodepletion", "target", "disease", "CAR"))
-    with pytest.raises(ProtocolError, match="gaps.median_below is not a threshold"):
-        ev.gap_thresholds({"median_below": 20})
-    with pytest.raises(ProtocolError, match="gaps.small_study_below = 'ten': write a number"):
-        ev.gap_thresholds({"small_study_below": "ten"})
+def test_gaps_subsets_from_the_data():
+    thin = ev.gaps(_study_rows([10] * 3, [False] * 3, diseases=["SLE", "SLE", "pemphigus"]), "car-t-autoimmune")
+    assert thin[-1].startswith("Which patients benefit is unknown: paediatric patients in 0 studies")
+    assert thin[-1].endswith("1 disease(s) rest on a single study.")
+    covered = ev.gaps(_study_rows([10] * 4, [False] * 4, diseases=["SLE", "SLE", "pemphigus", "pemphigus"],
+                                  ages=["paediatric", "both", "adult", "adult"]), "car-t-autoimmune")
+    assert covered[-1].startswith("Patient subsets are covered: paediatric patients in 2 of 4 studies")
 
 
 def test_exports_csv_and_xlsx_one_sheet_per_table(review, tmp_path):

@@ -232,3 +232,26 @@ def test_prisma_counts_of_a_run_count_only_its_own_searches(store):
     assert living.run_prisma_counts(store, "run-a").identified_total == 5
     counts_b = living.run_prisma_counts(store, "run-b")
     assert counts_b.identified_total == 2 and counts_b.screened == 2
+
+
+def test_explain_dropped_says_why_each_included_study_dropped_out(tmp_path):
+    """The cause comes from the store: the decision that stands now, or the query no longer matching."""
+    from reviewlib.records import conform
+    store = ReviewStore(tmp_path / "review.sqlite")
+    sid = store.add_search("pubmed", "q")
+    store.add_records(conform(pd.DataFrame({"pmid": ["1", "2", "3", "4"], "title": list("abcd")})), search_id=sid)
+    decisions.record_decision(store, "pmid:1", "ana", "exclude", reason="wrong-population")
+    decisions.record_decision(store, "pmid:2", "ana", "include")
+    decisions.record_decision(store, "pmid:2", "ben", "exclude", reason="no-data")
+    decisions.record_decision(store, "pmid:3", "ana", "include")
+    decisions.record_decision(store, "pmid:3", "ana", "include", stage="full-text")
+    decisions.undo_last(store, "ana", stage="full-text")
+    decisions.undo_last(store, "ana")
+    changes = living.Changes(previous_run="r1", gone=["4"], dropped_included=["1", "2", "3", "4"])
+    causes = living.explain_dropped(changes, store).dropped_causes
+    assert causes["1"] == "excluded at title-abstract (wrong-population) by ana"
+    assert causes["2"].startswith("the reviewers disagree at title-abstract (ana, ben)")
+    assert causes["3"] == "no decision includes it any more (a decision was undone)"
+    assert causes["4"].startswith("no longer matched by the query")
+    assert "cause of each is listed" in changes.warning()
+    store.close()

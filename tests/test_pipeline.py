@@ -282,9 +282,16 @@ def test_rerun_reports_the_included_study_that_dropped_out(rerun, demo_run):
     assert m["living"]["dropped_included"] == [rerun["dropped"]]
     assert m["living"]["gone"] == [rerun["dropped"]] and m["living"]["new"] == []
     assert any(rerun["dropped"] in w and "dropped out" in w for w in m["warnings"])
+    # why it dropped: its record no longer matches (the snapshot lost it), said once per study
+    assert m["living"]["dropped_causes"] == {rerun["dropped"]: "no longer matched by the query (the query, its "
+                                                               "date range or the record changed)"}
     for page in ["index"] + PAGES:
         doc = lhtml.document_fromstring((rerun["run_dir"] / f"{page}.html").read_bytes())
         assert rerun["dropped"] in doc.get_element_by_id("reviewlib-living-alarm").text_content()
+        assert len(doc.find_class("reviewlib-alarm")) == 1, page  # the banner once per page
+    index = lhtml.document_fromstring((rerun["run_dir"] / "index.html").read_bytes())
+    causes = index.get_element_by_id("reviewlib-dropped-causes").text_content()
+    assert rerun["dropped"] in causes and "no longer matched by the query" in causes
     top = (rerun["run_dir"].parent / "index.html").read_text(encoding="utf-8")
     assert first in top and rerun["run_dir"].name in top
 

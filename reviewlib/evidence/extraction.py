@@ -10,7 +10,7 @@ categorical
     ``values``: value -> synonyms (case-insensitive regular expressions, or mappings with
     ``pattern``, ``weight``, ``context`` and ``window``).  One value (``resolve: score`` or
     ``priority``) or several (``multiple: true``).  ``negated`` names the value a negated
-    mention means ("without lymphodepletion" -> ``none``); ``cues`` are mentions that only
+    mention means ("without premedication" -> ``none``); ``cues`` are mentions that only
     count when negated; ``combine`` turns several values found together into one.
 integer, number
     ``patterns`` containing ``{NUM}`` (digits or number words such as "twelve" or

@@ -24,12 +24,12 @@ Patients are counted once
 -------------------------
 A study of several diseases (a "basket" study) counts as a study of each of its diseases,
 but its patients are split, never repeated (:func:`allocate_patients`): by the per-disease
-breakdown (field ``n_by_disease``, e.g. "SLE: 8; myositis: 3; systemic sclerosis: 4") when
+breakdown (a field of kind ``breakdown``, e.g. "asthma: 8; COPD: 3; bronchiectasis: 4") when
 it is known, names only the study's diseases and adds up to at most ``n_patients``;
 patients it does not place (no breakdown, an inconsistent one, or the rest of a partial one)
 go to the row ``mixed, split not reported``.  So in every patients table the rows add up to
 the Total, which is the sum of ``n_patients`` over counted studies (a study without
-``n_patients`` adds 0).  The same holds for targets and lymphodepletion regimens: a study
+``n_patients`` adds 0).  The same holds for interventions and regimens: a study
 listing several puts its patients in ``mixed, split not reported``.
 """
 from __future__ import annotations
@@ -58,8 +58,13 @@ __all__ = [
     "patients_by",
     "summary_tables",
     "gaps",
-    "gap_thresholds",
-    "GAP_THRESHOLDS",
+    "gap_specs",
+    "gap_facts",
+    "GAP_KINDS",
+    "table_specs",
+    "TABLE_KINDS",
+    "role_field",
+    "report_section",
     "export_csv",
     "export_xlsx",
     "interactive",
@@ -311,7 +316,7 @@ def flag_same_cohort(frame: pd.DataFrame, schema: Schema | None = None) -> pd.Da
 
 
 def with_status(table: pd.DataFrame, fields: Iterable[str] | None = None) -> pd.DataFrame:
-    """A display copy of a study table where each value reads "CD19 (verified)" or "CD19 (machine)"."""
+    """A display copy of a study table where each value reads "atorvastatin (verified)" or "atorvastatin (machine)"."""
     out = table.copy()
     fields = list(fields) if fields is not None else [c[:-7] for c in out.columns if c.endswith("_status")]
     for f in fields:
@@ -373,7 +378,7 @@ def allocate_patients(table: pd.DataFrame, field: str, breakdown: str | None = "
         Study rows (``field``, ``n_patients``, optionally the breakdown column).  Rows are
         taken as given (filter counted reports first).
     field : str
-        E.g. ``"disease"``, ``"target"``, ``"lymphodepletion"``.
+        The field whose values share the patients (e.g. the population role's field).
     breakdown : str, None or "auto"
         The breakdown column ("auto": :func:`breakdown_column`; None: no breakdown).
 
@@ -677,134 +682,152 @@ def _composition(frame: pd.DataFrame, spec: Mapping[str, Any], schema: Schema | 
     return pd.DataFrame(rows)
 
 
-#: Thresholds of :func:`gaps` when the protocol has no ``gaps:`` section (conventions, chosen on no data
-#: set; a protocol states its own): "small" = median study size below 20 patients; a study below 10 is
-#: counted as very small; controlled trials are "rare" below a fifth of the studies; a comparison (with
-#: and without a treatment component, or of two values) needs at least 2 controlled studies on each side;
-#: a subset resting on fewer than 2 studies is thin.
-GAP_THRESHOLDS: dict[str, float] = {
-    "small_sample_median_below": 20,
-    "small_study_below": 10,
-    "controlled_share_below": 0.2,
-    "comparison_min_controlled": 2,
-    "subset_min_studies": 2,
+#: The kinds of gap statement a protocol can declare under ``report: gaps`` (see :func:`gaps`).
+GAP_KINDS = ("sample_size", "controlled_trials", "regimen", "compared", "subsets")
+
+_GAP_DEFAULTS = {
+    "sample_size": {"small_median_below": 20, "small_study_below": 10},
+    "controlled_trials": {"rare_below": 0.2},
+    "regimen": {"none_value": "none"},
+    "compared": {},
+    "subsets": {"values": [], "min_share": 0.2},
 }
 
 
-def gap_thresholds(protocol: Any = None) -> dict[str, float]:
-    """The thresholds :func:`gaps` judges against: :data:`GAP_THRESHOLDS`, overridden by the
-    protocol's ``gaps:`` section (a protocol, its name or path, or the section as a mapping)."""
-    out = dict(GAP_THRESHOLDS)
-    if protocol is None:
-        return out
-    from ..errors import ProtocolError
-    from ..protocol import section_of
-    section, source = section_of(protocol, "gaps")
-    if section is None:
-        return out
-    if not isinstance(section, Mapping):
-        raise ProtocolError(f"protocol {source}: gaps must be a mapping of thresholds "
-                            f"({', '.join(GAP_THRESHOLDS)})", source=source)
-    for key, value in section.items():
-        if key not in GAP_THRESHOLDS:
-            raise ProtocolError(f"protocol {source}: gaps.{key} is not a threshold; known: "
-                                f"{', '.join(GAP_THRESHOLDS)}", source=source)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ProtocolError(f"protocol {source}: gaps.{key} = {value!r}: write a number >= 0",
-                                source=source)
-        out[key] = value
+def gap_specs(source: Any) -> list[dict[str, Any]]:
+    """The gap statements a protocol declares (``report: gaps``), checked, with their defaults filled in.
+
+    Each entry has a ``kind`` (one of :data:`GAP_KINDS`), a ``statement`` (said when the data show the
+    gap) and an ``otherwise`` (said when they do not), both ``str.format`` templates over the numbers
+    :func:`gap_facts` computes for that kind, and the kind's settings:
+    ``sample_size`` (``small_median_below``, ``small_study_below``: thresholds in patients),
+    ``controlled_trials`` (``rare_below``: the share of controlled studies below which they are rare),
+    ``regimen`` (``field``, ``none_value``), ``compared`` (``field``, optional ``detail``),
+    ``subsets`` (``field``, ``values``: the values that count, e.g. the subset of interest, ``min_share``).
+    An optional ``when_none`` sentence replaces ``statement`` when nothing was counted (no controlled
+    study, no study of the subset).
+    """
+    specs = report_section(source).get("gaps") or []
+    if not isinstance(specs, list):
+        raise InputError("protocol report: gaps must be a list of gap statements (kind, statement, otherwise)")
+    out = []
+    for i, spec in enumerate(specs):
+        if (not isinstance(spec, dict) or spec.get("kind") not in GAP_KINDS or not spec.get("statement")
+                or not spec.get("otherwise")):
+            raise InputError(f"protocol report: gaps entry {i + 1} ({spec!r}) needs a kind (one of "
+                             f"{', '.join(GAP_KINDS)}), a statement and an otherwise sentence")
+        if spec["kind"] in ("regimen", "compared", "subsets") and not spec.get("field"):
+            raise InputError(f"protocol report: gaps entry {i + 1} ({spec['kind']}) needs a field")
+        out.append({**_GAP_DEFAULTS[spec["kind"]], **spec})
     return out
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
+def _is_yes(value: Any) -> bool:
+    return str(value).strip().lower() in ("yes", "true", "1")
+
+
+def gap_facts(table: pd.DataFrame, spec: Mapping[str, Any], schema: Schema | None = None) -> tuple[bool, dict[str, Any]]:
+    """Whether the data show the gap a spec of :func:`gap_specs` describes, and the numbers for its sentences.
+
+    Returns
+    -------
+    shown : bool
+        True when the data show the gap (by the spec's thresholds), False otherwise.
+    facts : dict
+        ``n`` (studies) and, by kind: ``sample_size``: patients, median, min, max, small (studies
+        below ``small_study_below``), reported, threshold; ``controlled_trials``: controlled_studies, share,
+        populations (those of the controlled studies); ``regimen``: given, none, not_reported,
+        controlled_studies, controlled_without, controlled_with; ``compared``: by_value ("A 3, B 2"), values,
+        detail_not_reported, head_to_head (controlled studies of two or more values); ``subsets``:
+        with_values, not_reported, single (populations resting on one study).
+    """
+    schema = schema if schema is not None else _schema(None, table)
+    frame = _counted(table)
+    n = len(frame)
+    facts: dict[str, Any] = {"n": n}
+    comparator = role_field("comparator", frame, schema, required=False)
+    ctrl = frame[frame[comparator].map(_is_yes)] if comparator and comparator in frame else frame.iloc[0:0]
+    population = role_field("population", frame, schema, required=False)
+    kind = spec["kind"]
+    if kind == "sample_size":
+        size = role_field("sample_size", frame, schema)
+        sizes = [x for x in (_number(v) for v in frame.get(size, [])) if x is not None]
+        if not sizes:
+            return True, {**facts, "patients": 0, "median": "n.r.", "min": "n.r.", "max": "n.r.", "small": 0,
+                          "reported": 0, "threshold": spec["small_median_below"],
+                          "small_below": spec["small_study_below"]}
+        median = float(pd.Series(sizes).median())
+        facts.update(patients=int(sum(sizes)), median=f"{median:g}", min=f"{min(sizes):g}", max=f"{max(sizes):g}",
+                     small=sum(s < spec["small_study_below"] for s in sizes), reported=len(sizes),
+                     threshold=spec["small_median_below"], small_below=spec["small_study_below"])
+        return median < spec["small_median_below"], facts
+    if kind == "controlled_trials":
+        pops = sorted({d for v in ctrl.get(population, []) for d in split_values(v)} - {NOT_REPORTED}) \
+            if population else []
+        facts.update(controlled_studies=len(ctrl), share=f"{(len(ctrl) / n if n else 0):.0%}",
+                     populations=", ".join(pops) or "population not reported")
+        return (len(ctrl) / n if n else 0) < spec["rare_below"], facts
+    field = str(spec["field"])
+    if field not in frame:
+        raise InputError(f"protocol report: gap {kind!r} names field {field!r}, which the study table lacks: "
+                         "declare it under extraction.fields")
+    if kind == "regimen":
+        values = frame[field].astype(str)
+        none = int((values == spec["none_value"]).sum())
+        nr = int((values == NOT_REPORTED).sum())
+        c_values = ctrl[field].astype(str) if len(ctrl) else pd.Series(dtype=str)
+        without = int((c_values == spec["none_value"]).sum())
+        with_ = int(len(c_values) - without - int((c_values == NOT_REPORTED).sum()))
+        facts.update(given=n - none - nr, none=none, not_reported=nr, controlled_studies=len(ctrl),
+                     controlled_without=without, controlled_with=with_)
+        return not (without and with_), facts  # established only by controlled studies with and without it
+    if kind == "compared":
+        counts = pd.Series([v for cell in frame[field] for v in split_values(cell)]).value_counts()
+        detail = spec.get("detail")
+        head = int(sum(len(set(split_values(v)) - {NOT_REPORTED}) > 1 for v in ctrl[field])) if len(ctrl) else 0
+        facts.update(by_value=", ".join(f"{v} {c}" for v, c in counts.items()), values=len(counts),
+                     detail_not_reported=int((frame[detail].astype(str) == NOT_REPORTED).sum())
+                     if detail and detail in frame else 0, head_to_head=head)
+        return head == 0, facts
+    wanted = set(spec.get("values") or [])
+    cells = frame[field].astype(str)
+    pops = pd.Series([d for v in frame.get(population, []) for d in split_values(v)]).value_counts() \
+        if population else pd.Series(dtype=int)
+    single = [d for d, c in pops.items() if c == 1 and d != NOT_REPORTED]
+    with_values = int(sum(bool(set(split_values(v)) & wanted) for v in cells))
+    facts.update(with_values=with_values, not_reported=int((cells == NOT_REPORTED).sum()), single=len(single))
+    return bool(single) or (with_values / n if n else 0) < spec["min_share"], facts
 
 
 def gaps(table: pd.DataFrame, protocol: Any = None) -> list[str]:
-    """One sentence per question the review asks of its evidence (sample size, controls,
-    lymphodepletion, constructs, patient subsets), computed from a :func:`study_table`.
+    """One sentence per question the review asks of its evidence, its verdict chosen from the data.
 
-    Each sentence's verdict comes from the data, judged against the protocol's thresholds
-    (:func:`gap_thresholds`): a sentence says the gap is there only when the data show it, and
-    says so, with the threshold, when they do not.
+    The protocol declares the questions (``report: gaps``, see :func:`gap_specs`): for each, the
+    sentence said when the data show the gap and the one said when they do not, and the thresholds
+    that decide (e.g. "small" = median below 20 patients).
 
     Parameters
     ----------
     table : pandas.DataFrame
-        A study table (counted reports only are used).
-    protocol : Protocol, str, dict or None
-        Where the ``gaps:`` thresholds come from (None: :data:`GAP_THRESHOLDS`).
+        A :func:`study_table`.
+    protocol : Protocol, optional
+        Declares the gap statements; default the schema the study table carries.
     """
-    limits = gap_thresholds(protocol)
     frame = _counted(table) if table is not None else pd.DataFrame()
     if frame is None or not len(frame):
         return ["No study is included yet: there is no evidence to describe."]
-    n = len(frame)
-    sizes = [x for x in (_number(v) for v in frame.get("n_patients", [])) if x is not None]
+    schema = _schema(protocol, table)
     out = []
-    if sizes:
-        median, cut, tiny = pd.Series(sizes).median(), limits["small_sample_median_below"], limits["small_study_below"]
-        small = sum(s < tiny for s in sizes)
-        facts = (f"{n} studies with {int(sum(sizes))} patients in all; median {median:g} patients per study "
-                 f"(range {min(sizes):g}-{max(sizes):g}); {small} of {len(sizes)} studies with a reported size "
-                 f"have fewer than {tiny:g} patients")
-        if median < cut:
-            out.append(f"Samples are small: {facts} (the protocol calls samples small below a median of {cut:g}).")
-        else:
-            out.append(f"Samples are not small by the protocol's threshold (median below {cut:g} patients): {facts}.")
-    else:
-        out.append(f"No study of the {n} reports its number of patients: the data do not show whether samples are small.")
-    ctrl = frame[frame.get("controlled", pd.Series([""] * n, index=frame.index)).astype(str) == "yes"]
-    share, rare = len(ctrl) / n, limits["controlled_share_below"]
-    dz = sorted({d for v in ctrl.get("disease", []) for d in split_values(v)} - {NOT_REPORTED})
-    if not len(ctrl):
-        out.append(f"No randomised controlled trial among the {n} included studies.")
-    elif share < rare:
-        out.append(f"Controlled trials are rare: {len(ctrl)} of {n} studies are randomised controlled "
-                   f"({', '.join(dz) or 'disease not reported'}; {_pct(share)}, below the protocol's {_pct(rare)}).")
-    else:
-        out.append(f"Controlled trials are not rare by the protocol's threshold ({_pct(rare)} of studies): "
-                   f"{len(ctrl)} of {n} studies are randomised controlled ({', '.join(dz) or 'disease not reported'}).")
-    need = limits["comparison_min_controlled"]
-    if "lymphodepletion" in frame:
-        ld = frame["lymphodepletion"].astype(str)
-        none, nr = int((ld == "none").sum()), int((ld == NOT_REPORTED).sum())
-        given = n - none - nr
-        c_ld = ctrl["lymphodepletion"].astype(str) if len(ctrl) else pd.Series(dtype=str)
-        c_none = int((c_ld == "none").sum())
-        c_given = int((~c_ld.isin(["none", NOT_REPORTED])).sum())
-        facts = (f"{given} studies gave lymphodepleting chemotherapy, {none} gave none and {nr} did not report it; "
-                 f"controlled studies with lymphodepletion: {c_given}, without: {c_none}")
-        if c_none >= need and c_given >= need:
-            out.append(f"The role of lymphodepletion can be examined: {facts} (the protocol asks for at least "
-                       f"{need:g} of each).")
-        else:
-            out.append(f"The role of lymphodepletion is not established: {facts} (a comparison needs at least "
-                       f"{need:g} of each).")
-    if "target" in frame:
-        tc = pd.Series([t for v in frame["target"] for t in split_values(v)]).value_counts()
-        parts = ", ".join(f"{t} {c}" for t, c in tc.items())
-        ct = pd.Series([t for v in ctrl.get("target", []) for t in split_values(v)], dtype=str).value_counts()
-        compared = [t for t, c in ct.items() if c >= need and t != NOT_REPORTED]
-        costim_nr = int((frame.get("costimulation", pd.Series(dtype=str)).astype(str) == NOT_REPORTED).sum())
-        facts = (f"studies by target: {parts}; targets with at least {need:g} controlled studies: "
-                 f"{', '.join(compared) or 'none'}; costimulatory domain not reported in {costim_nr} of {n}")
-        if len(compared) >= 2:
-            out.append(f"Constructs can be compared in controlled studies: {facts}.")
-        else:
-            out.append(f"The most effective construct is not identified: {facts}.")
-    if "age_group" in frame:
-        ac = frame["age_group"].astype(str).value_counts()
-        dis = pd.Series([d for v in frame.get("disease", []) for d in split_values(v)], dtype=str).value_counts()
-        least = limits["subset_min_studies"]
-        thin = [d for d, c in dis.items() if c < least and d != NOT_REPORTED]
-        facts = (f"paediatric patients in {int(ac.get('paediatric', 0)) + int(ac.get('both', 0))} studies, age group "
-                 f"not reported in {int(ac.get(NOT_REPORTED, 0))}")
-        if thin:
-            out.append(f"Which patients benefit is unknown: {facts}; {len(thin)} disease(s) rest on fewer than "
-                       f"{least:g} studies ({', '.join(thin)}).")
-        else:
-            out.append(f"Every disease studied rests on at least {least:g} studies (the protocol's threshold): {facts}.")
+    for spec in gap_specs(schema):
+        shown, facts = gap_facts(table, spec, schema)
+        template = spec["statement"] if shown else spec["otherwise"]
+        if shown and spec.get("when_none") and facts.get("controlled_studies", facts.get("with_values")) == 0:
+            template = spec["when_none"]
+        try:
+            out.append(str(template).format(**facts))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InputError(f"protocol report: gap {spec['kind']!r}: sentence {template!r} uses {exc} which "
+                             f"this kind does not compute (it has: {', '.join(sorted(facts))})") from exc
     return out
 
 

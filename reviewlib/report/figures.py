@@ -100,7 +100,7 @@ def _is_missing(value: Any) -> bool:
         return True
     if isinstance(value, float) and math.isnan(value):
         return True
-    # 'none' is a value (e.g. no lymphodepletion), not a missing one.
+    # 'none' is a value (e.g. no premedication given), not a missing one.
     return isinstance(value, str) and value.strip().lower() in ("", "nan", "na", "n/a", "nr", "not stated",
                                                                 NOT_REPORTED)
 

@@ -339,6 +339,8 @@ class Changes:
     dropped_included: list[str] = field(default_factory=list)
     newly_included: list[str] = field(default_factory=list)
     incremental: bool = False
+    #: Why each included study dropped out (record -> one sentence), from :func:`explain_dropped`.
+    dropped_causes: dict[str, str] = field(default_factory=dict)
 
     @property
     def first_run(self) -> bool:
@@ -361,9 +363,10 @@ class Changes:
         if not self.dropped_included:
             return None
         ids = ", ".join(self.dropped_included[:20]) + (" ..." if len(self.dropped_included) > 20 else "")
+        why = ("The cause of each is listed under 'Changes since the previous run'." if self.dropped_causes else
+               "Check whether the query, the record (retracted, re-indexed) or a decision changed.")
         return (f"{len(self.dropped_included)} included stud{'y' if len(self.dropped_included) == 1 else 'ies'} "
-                f"dropped out since run {self.previous_run}: {ids}. Check whether the query, the record "
-                "(retracted, re-indexed) or a decision changed.")
+                f"dropped out since run {self.previous_run}: {ids}. {why}")
 
 
 def compare(previous: RunSets | None, current: RunSets, *, previous_run: str | None = None,
@@ -398,6 +401,46 @@ def compare(previous: RunSets | None, current: RunSets, *, previous_run: str | N
     return changes
 
 
+def _cause(final: pd.DataFrame, record_id: str, stage: str) -> str | None:
+    rows = final[final["record_id"] == record_id]
+    if rows.empty:
+        return None
+    row = rows.iloc[-1]
+    who = row.get("reviewers") or "a reviewer"
+    if row["decision"] == "exclude":
+        reason = f" ({row['reason']})" if isinstance(row.get("reason"), str) and row["reason"] else ""
+        return f"excluded at {stage}{reason} by {who}"
+    if row["decision"] == "conflict":
+        return f"the reviewers disagree at {stage} ({who}): a conflict to resolve"
+    if row["decision"] != "include":
+        return f"undecided at {stage} ({row['decision']}, {who})"
+    return None
+
+
+def explain_dropped(changes: Changes, store: ReviewStore) -> Changes:
+    """Fill ``changes.dropped_causes``: why each included study dropped out, from the store.
+
+    No longer matched by the query; or the decision that now stands (excluded at full text or at
+    title-abstract, with reason and reviewers; a conflict between reviewers; undecided); or no
+    decision stands any more (one was undone).
+    """
+    gone = set(changes.gone)
+    if not changes.dropped_included:
+        return changes
+    finals = {stage: decisions.final_decisions(store, stage) for stage in (FULL_TEXT, TITLE_ABSTRACT)}
+    causes = {}
+    for label in changes.dropped_included:
+        record_id = f"pmid:{label}" if str(label).isdigit() else str(label)
+        if label in gone:
+            causes[label] = "no longer matched by the query (the query, its date range or the record changed)"
+            continue
+        cause = _cause(finals[FULL_TEXT], record_id, FULL_TEXT) or _cause(finals[TITLE_ABSTRACT], record_id,
+                                                                        TITLE_ABSTRACT)
+        causes[label] = cause or "no decision includes it any more (a decision was undone)"
+    changes.dropped_causes = causes
+    return changes
+
+
 def _sort_key(value: str) -> tuple[int, str]:
     return (0, f"{int(value):020d}") if value.isdigit() else (1, value)
 
@@ -412,7 +455,8 @@ def compare_with_previous(results_root: Path, store: ReviewStore, run_name: str,
     prev = previous_run(results_root, exclude=run_name)
     if prev is None:
         return compare(None, current, incremental=incremental, log=False)
-    return compare(load_sets(prev[0]), current, previous_run=prev[0].name, incremental=incremental, log=False)
+    changes = compare(load_sets(prev[0]), current, previous_run=prev[0].name, incremental=incremental, log=False)
+    return explain_dropped(changes, store)
 
 
 def since_date(manifest: dict) -> str:

@@ -17,7 +17,7 @@ from ..atomic import write_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TEMPLATES", "CSS", "INDEX_CSS", "escape", "page_header", "changes_html", "facts_html",
+__all__ = ["TEMPLATES", "CSS", "INDEX_CSS", "escape", "page_header", "changes_html", "facts_html", "snippet",
            "html_exporter", "strip_widgets", "render_notebook", "write_index", "count_rows", "COUNT_LABELS"]
 
 #: Folder of the page templates.
@@ -84,6 +84,13 @@ def facts_html(rows: Iterable[tuple[str, Any]]) -> str:
     """A two-column table of facts; values are escaped unless they are :class:`markupsafe.Markup`."""
     module = _environment().get_template("macros.html.j2").module
     return str(module.facts(list(rows)))
+
+
+def snippet(name: str, *args: Any) -> str:
+    """HTML of one macro of ``templates/macros.html.j2`` (``notice_box``, ``items``, ``titled_facts``,
+    ``png``...), its arguments escaped by autoescape."""
+    module = _environment().get_template("macros.html.j2").module
+    return str(getattr(module, name)(*args))
 
 
 def changes_html(changes: Any) -> str:

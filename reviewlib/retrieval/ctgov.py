@@ -55,7 +55,7 @@ import requests
 
 from ..errors import ConfigError, CtgovError
 from .ratelimit import DEFAULT_PERIOD, FileRateLimiter, RateLimiter, fcntl
-from .http import (DEFAULT_MAX_RETRY_AFTER, DeadlineExceeded, GaveUp, HttpResponse, Retry, RetryAfterTooLong,
+from .http import (env_number, DEFAULT_MAX_RETRY_AFTER, DeadlineExceeded, GaveUp, HttpResponse, Retry, RetryAfterTooLong,
                    RetryPolicy, Transport, connection_reason, retry_after_seconds, session_transport)
 
 logger = logging.getLogger(__name__)
@@ -74,19 +74,6 @@ NCT_PATTERN = re.compile(r"^[Nn][Cc][Tt]0*[1-9]\d{0,7}$")
 
 
 # -- configuration -----------------------------------------------------------------
-def _env_number(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a number: unset it or give e.g. {default:g}") from None
-    if number < 0:
-        raise ConfigError(f"{name}={value!r} is negative: give e.g. {default:g}")
-    return number
-
-
 def ctgov_rate_file() -> Path:
     """The file the user's processes share their ClinicalTrials.gov request times through."""
     env = os.environ.get("REVIEWLIB_CTGOV_RATE_FILE")
@@ -119,7 +106,7 @@ def ctgov_limiter(rate: float | None = None, path: str | os.PathLike | None = No
     path : path-like, optional
         The shared file (default :func:`ctgov_rate_file`).
     """
-    rate = float(rate if rate is not None else _env_number("REVIEWLIB_CTGOV_RATE", DEFAULT_RATE))
+    rate = float(rate if rate is not None else env_number("REVIEWLIB_CTGOV_RATE", DEFAULT_RATE))
     calls, period = rate_window(rate)
     file = Path(path) if path is not None else ctgov_rate_file()
     key = (calls, period, str(file))
@@ -139,7 +126,7 @@ def search_params(term: str | None = None, *, cond: str | None = None, intr: str
     Parameters
     ----------
     term : str, optional
-        ``query.term`` (Essie syntax, e.g. ``'"CAR-T" AND lupus'``).
+        ``query.term`` (Essie syntax, e.g. ``'statin AND "heart failure"'``).
     cond, intr : str, optional
         ``query.cond`` (conditions) and ``query.intr`` (interventions).
     status : str or sequence of str, optional
@@ -171,7 +158,7 @@ def search_params(term: str | None = None, *, cond: str | None = None, intr: str
     if extra:
         params.update({str(k): str(v) for k, v in extra.items()})
     if not params:
-        raise CtgovError("the registry search is empty: give a query (e.g. 'CAR-T lupus'), --cond, --intr, "
+        raise CtgovError("the registry search is empty: give a query (e.g. 'statin heart failure'), --cond, --intr, "
                          "--status or filter.advanced")
     params["countTotal"] = "true"
     params["pageSize"] = str(int(page_size))
@@ -234,7 +221,7 @@ class CtgovClient:
     Examples
     --------
     >>> client = CtgovClient()                                                # doctest: +SKIP
-    >>> studies = client.search(search_params("CAR-T", cond="lupus"))         # doctest: +SKIP
+    >>> studies = client.search(search_params("statin", cond="heart failure"))         # doctest: +SKIP
     >>> study = client.study("NCT04146051")                                   # doctest: +SKIP
     """
 
@@ -254,18 +241,18 @@ class CtgovClient:
         self.limiter = limiter or ctgov_limiter(rate)
         self.policy = RetryPolicy(
             max_attempts=max(1, int(max_attempts if max_attempts is not None
-                                    else _env_number("REVIEWLIB_CTGOV_ATTEMPTS", 6))),
+                                    else env_number("REVIEWLIB_CTGOV_ATTEMPTS", 6))),
             backoff_base=float(backoff_base if backoff_base is not None
-                               else _env_number("REVIEWLIB_CTGOV_BACKOFF", 2.0)),
+                               else env_number("REVIEWLIB_CTGOV_BACKOFF", 2.0)),
             backoff_max=backoff_max,
             max_retry_after=float(max_retry_after if max_retry_after is not None
-                                  else _env_number("REVIEWLIB_CTGOV_MAX_RETRY_AFTER", DEFAULT_MAX_RETRY_AFTER)),
-            deadline=float(deadline if deadline is not None else _env_number("REVIEWLIB_CTGOV_DEADLINE", 600.0)),
+                                  else env_number("REVIEWLIB_CTGOV_MAX_RETRY_AFTER", DEFAULT_MAX_RETRY_AFTER)),
+            deadline=float(deadline if deadline is not None else env_number("REVIEWLIB_CTGOV_DEADLINE", 600.0)),
             sleep=sleep, clock=clock, random=random)
         self.timeout = (
             float(connect_timeout if connect_timeout is not None
-                  else _env_number("REVIEWLIB_CTGOV_CONNECT_TIMEOUT", 10.0)),
-            float(read_timeout if read_timeout is not None else _env_number("REVIEWLIB_CTGOV_READ_TIMEOUT", 60.0)))
+                  else env_number("REVIEWLIB_CTGOV_CONNECT_TIMEOUT", 10.0)),
+            float(read_timeout if read_timeout is not None else env_number("REVIEWLIB_CTGOV_READ_TIMEOUT", 60.0)))
 
     def __repr__(self) -> str:
         return f"CtgovClient(base_url={self.base_url!r}, limiter={self.limiter!r})"

@@ -44,6 +44,7 @@ from .http import (DEFAULT_MAX_RETRY_AFTER, GaveUp, RetryAfterTooLong, RetryPoli
 from .http import Retry as _Retry
 from .http import retry_after_seconds as _retry_after
 from .http import session_transport as _session_transport
+from .http import env_number
 from .ratelimit import RateLimiter, shared_limiter
 
 logger = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ class EutilsClient:
     Examples
     --------
     >>> client = EutilsClient()                                          # doctest: +SKIP
-    >>> found = client.esearch('"CAR-T"[tiab] AND lupus[tiab]')          # doctest: +SKIP
+    >>> found = client.esearch('statin[tiab] AND "heart failure"[tiab]')          # doctest: +SKIP
     >>> xml = client.efetch(found.webenv, found.query_key, 0, 500)       # doctest: +SKIP
     """
 
@@ -206,12 +207,12 @@ class EutilsClient:
         self.sleep = sleep
         self.limiter = limiter or shared_limiter(with_api_key=bool(self._api_key))
         self.max_attempts = max(1, int(max_attempts if max_attempts is not None
-                                       else _env_number("REVIEWLIB_EUTILS_ATTEMPTS", 6)))
+                                       else env_number("REVIEWLIB_EUTILS_ATTEMPTS", 6)))
         self.backoff_base = float(backoff_base if backoff_base is not None
-                                  else _env_number("REVIEWLIB_EUTILS_BACKOFF", 1.0))
+                                  else env_number("REVIEWLIB_EUTILS_BACKOFF", 1.0))
         self.backoff_max = backoff_max
         self.max_retry_after = float(max_retry_after if max_retry_after is not None
-                                     else _env_number("REVIEWLIB_EUTILS_MAX_RETRY_AFTER", DEFAULT_MAX_RETRY_AFTER))
+                                     else env_number("REVIEWLIB_EUTILS_MAX_RETRY_AFTER", DEFAULT_MAX_RETRY_AFTER))
         self.random = random
         self.timeout = timeout
         self._warned_email = False
@@ -386,19 +387,6 @@ class _RedactFilter(logging.Filter):
 
 
 logging.getLogger("urllib3.connectionpool").addFilter(_RedactFilter())
-
-
-def _env_number(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a number: unset it or give e.g. {default}") from None
-    if number < 0:
-        raise ConfigError(f"{name}={value!r} is negative: give e.g. {default}")
-    return number
 
 
 def _first_line(text: str) -> str:

@@ -286,7 +286,7 @@ def fetch_pubmed(query: str, store: ReviewStore, *, mindate: str | None = None, 
     """
     query = " ".join(str(query or "").split())
     if not query:
-        raise InputError("the PubMed query is empty: give a query, e.g. '\"CAR-T\"[tiab] AND lupus[tiab]'")
+        raise InputError("the PubMed query is empty: give a query, e.g. 'statin[tiab] AND \"heart failure\"[tiab]'")
     if datetype not in DATETYPES:
         raise InputError(f"bad datetype {datetype!r}: use one of {', '.join(DATETYPES)}", source=str(datetype))
     if not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_RECORDS:

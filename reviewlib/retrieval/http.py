@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import os
 import random as _random
 import re
 import time
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import requests
+
+from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,26 @@ class HttpResponse:
 #: A transport: ``transport(method, url, params, timeout) -> HttpResponse``; ``timeout`` is seconds or a
 #: ``(connect, read)`` pair.  It raises ``OSError`` or ``requests.RequestException`` when the connection fails.
 Transport = Callable[[str, str, dict, "float | tuple[float, float]"], HttpResponse]
+
+
+def env_number(name: str, default: float) -> float:
+    """A non-negative number from environment variable ``name`` (``default`` when unset).
+
+    Raises
+    ------
+    ConfigError
+        The value is not a number, or is negative: one line naming the variable.
+    """
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number: unset it or give e.g. {default:g}") from None
+    if number < 0:
+        raise ConfigError(f"{name}={value!r} is negative: give e.g. {default:g}")
+    return number
 
 
 def session_transport(session: requests.Session | None = None, user_agent: str | None = None) -> Transport:

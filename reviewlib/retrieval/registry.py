@@ -96,7 +96,7 @@ def fetch_registry(query: str | None, store: ReviewStore, *, cond: str | None = 
     Parameters
     ----------
     query : str, optional
-        ``query.term`` (Essie syntax), e.g. ``'"CAR-T" OR "chimeric antigen receptor"'``.
+        ``query.term`` (Essie syntax), e.g. ``'statin OR "HMG-CoA reductase inhibitor"'``.
     store : ReviewStore
         The review's store; raw pages go to ``store.folder / "cache" / "registry-<search id>"``.
     cond, intr : str, optional
@@ -247,8 +247,8 @@ def registry_settings(section: Any, where: str = "the protocol") -> dict[str, An
     The section (beside ``search:``)::
 
         registry:
-          query: '"CAR-T" OR "chimeric antigen receptor"'   # query.term (Essie syntax)
-          cond: lupus OR "systemic sclerosis"               # query.cond
+          query: 'statin OR "HMG-CoA reductase inhibitor"'   # query.term (Essie syntax)
+          cond: '"heart failure" OR cardiomyopathy'         # query.cond
           intr: null                                        # query.intr
           status: [RECRUITING, COMPLETED]                   # filter.overallStatus (default: any)
           advanced: AREA[StartDate]RANGE[2015-01-01,MAX]    # filter.advanced
@@ -338,8 +338,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="the ClinicalTrials.gov query (query.term, Essie syntax; quote it)")
     parser.add_argument("--out", required=True, type=Path,
                         help="folder for trials.csv, review.sqlite and cache/ (run again to resume)")
-    parser.add_argument("--cond", help="conditions to search (query.cond), e.g. 'lupus OR myasthenia'")
-    parser.add_argument("--intr", help="interventions to search (query.intr), e.g. 'CAR-T'")
+    parser.add_argument("--cond", help="conditions to search (query.cond), e.g. 'asthma OR COPD'")
+    parser.add_argument("--intr", help="interventions to search (query.intr), e.g. 'statin'")
     parser.add_argument("--status", nargs="+", metavar="S",
                         help=f"overall statuses to keep (filter.overallStatus): {', '.join(STATUSES[:5])}, ...")
     parser.add_argument("--advanced", help="filter.advanced, e.g. 'AREA[StartDate]RANGE[2020-01-01,MAX]'")

@@ -178,8 +178,8 @@ def normalise_title(title: Any) -> str:
 
     Examples
     --------
-    >>> normalise_title("[CD19 CAR-T cells in Sjögren's disease].")
-    'cd19 car t cells in sjogren s disease'
+    >>> normalise_title("[Statins in Sjögren's disease].")
+    'statins in sjogren s disease'
     """
     if not isinstance(title, str):
         return ""

@@ -77,8 +77,8 @@ def highlight(text: str | None, patterns: dict[str, Sequence[re.Pattern]]) -> st
     Examples
     --------
     >>> import re
-    >>> highlight("CAR-T <b>in</b> lupus", {"include": [re.compile("lupus")]})
-    'CAR-T &lt;b&gt;in&lt;/b&gt; <mark class="rl-include">lupus</mark>'
+    >>> highlight("Statins <b>in</b> asthma", {"include": [re.compile("asthma")]})
+    'Statins &lt;b&gt;in&lt;/b&gt; <mark class="rl-include">asthma</mark>'
     """
     if not text:
         return ""
