@@ -60,8 +60,9 @@ FIELDS = ["disease", "target", "cell_source", "costimulation", "lymphodepletion"
           "n_patients", "follow_up_months", "age_group"]
 
 
-def naive_record(title: str, abstract: str, schema: ex.Schema) -> dict[str, str]:
-    """The peer: first synonym hit anywhere in the text, nothing else."""
+def naive_record(title: str, abstract: str, schema: ex.Schema, skip: tuple = ()) -> dict[str, str]:
+    """The peer: first synonym hit anywhere in the text, nothing else (``skip``: (field, value) pairs
+    it does not look for)."""
     text = f"{title or ''} {abstract or ''}"
     out = {}
     for name, f in schema.fields.items():
@@ -69,6 +70,8 @@ def naive_record(title: str, abstract: str, schema: ex.Schema) -> dict[str, str]
         if f.kind == "categorical":
             hits = []
             for v, syns in f.values.items():
+                if (name, v) in skip:
+                    continue
                 pos = [m.start() for s in syns for m in s.regex.finditer(text)]
                 if pos:
                     hits.append((min(pos), v))
@@ -134,11 +137,20 @@ def snapshot_basket_items() -> list[dict]:
     return items
 
 
+# Values the protocol gained after these sets' gold was written, on the gold's scale: the sets wrote
+# "not reported" for lymphodepletion given without its agents named (issue 11 added "agents not named").
+GOLD_SCALE = {("lymphodepletion", "agents not named"): "not reported"}
+
+
 def score(items: list[dict], schema: ex.Schema) -> tuple[pd.DataFrame, pd.DataFrame]:
     ours = ex.compare(items, schema)
+    for (field, value), old in GOLD_SCALE.items():
+        rescale = (ours["field"] == field) & (ours["extracted"] == value)
+        ours.loc[rescale, "correct"] = ours.loc[rescale, "expected"].str.strip().str.lower() == old
     rows = []
     for item in items:
-        got = naive_record(item.get("title"), item.get("abstract"), schema)
+        # on these sets' scale the added values mean "not reported": the peer does not look for them
+        got = naive_record(item.get("title"), item.get("abstract"), schema, skip=tuple(GOLD_SCALE))
         for name, exp in (item.get("expected") or {}).items():
             if name in schema.fields:
                 rows.append({"field": name, "correct": ex._same(schema.fields[name], exp, got[name])})

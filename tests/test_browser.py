@@ -17,16 +17,21 @@ import time
 from pathlib import Path
 
 import pytest
+import websocket  # websocket-client: a hard test dependency (pyproject's test extra), never skipped
 
-from test_pipeline import PAGES, demo_run_once
+from test_pipeline import PAGES, XSS, demo_run_once
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+IN_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 if CHROMIUM is None:
+    if IN_CI:  # CI sets CI=true: there the browser tests must run, a missing Chromium fails the build
+        pytest.fail("CI=true but headless Chromium was not found (chromium, /usr/bin/chromium): the browser "
+                    "tests must run in CI; install it with 'make browser' as root (Debian package chromium)",
+                    pytrace=False)
     pytest.skip("headless Chromium not found (/usr/bin/chromium): run 'make browser' as root to install it",
                 allow_module_level=True)
-websocket = pytest.importorskip("websocket", reason="the websocket-client package is needed to drive Chromium")
 
 
 class Chromium:
@@ -155,6 +160,10 @@ def visited(browser, tmp_path_factory) -> dict[str, dict]:
                 return {text: n.innerText, top: r.top + window.scrollY, height: r.height,
                         visible: s.display !== 'none' && s.visibility !== 'hidden' && s.opacity !== '0'}; })()"""),
             "tables": browser.evaluate("document.querySelectorAll('table.dataTable').length"),
+            # the XSS probe as the browser shows it: as text on the page, never as a script element
+            "probe_as_text": browser.evaluate(f"document.body.innerText.includes({json.dumps(XSS)})"),
+            "probe_as_script": browser.evaluate("Array.from(document.scripts).filter(s => "
+                                                "s.textContent.trim() === 'alert(1)').length"),
             "screenshot": browser.screenshot(shots / f"{name}.png"),
         }
     return out
@@ -206,6 +215,10 @@ def test_the_xss_probe_never_runs(visited):
     dialogs = {name: [e["params"].get("message") for e in v["events"] if e["method"] == "Page.javascriptDialogOpening"]
                for name, v in visited.items()}
     assert {k: v for k, v in dialogs.items() if v} == {}
+    assert {name: v["probe_as_script"] for name, v in visited.items() if v["probe_as_script"]} == {}
+    # the probe is on the pages that list the included record's title, shown as the text it is
+    shown = sorted(name for name, v in visited.items() if v["probe_as_text"])
+    assert shown, "the XSS probe title should be shown (escaped) on at least one page"
 
 
 def test_interactive_tables_are_drawn_offline(visited):

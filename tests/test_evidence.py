@@ -126,7 +126,7 @@ def test_summaries_keep_zero_cells_and_not_reported(review, schema):
     assert designs.loc["case series", "studies"] == 0 and "not reported" in designs.index
     assert designs.loc["Total", "controlled"] == "1 controlled"
     ld = sums["lymphodepletion"].set_index("lymphodepletion")
-    assert list(ld.index) == ["Flu/Cy", "Cy", "none", "other", "not reported"]
+    assert list(ld.index) == ["Flu/Cy", "Cy", "none", "other", "agents not named", "not reported"]
     assert (ld.loc["none", "studies"], ld.loc["none", "patients"]) == (3, 36 + 12 + 30)
     assert (ld.loc["Flu/Cy", "studies"], ld.loc["Flu/Cy", "patients"]) == (2, 12 + 24)
     assert ld.loc["not reported", "studies"] == 0 and ld.loc["none", "controlled studies"] == 1
@@ -156,6 +156,77 @@ def test_gaps_state_each_question(review):
     assert "2 studies gave lymphodepleting chemotherapy, 3 gave none and 0 did not report it" in text
     assert "construct" in text and "patients benefit" in text
     assert ev.gaps(pd.DataFrame()) == ["No study is included yet: there is no evidence to describe."]
+
+
+def _study_rows(sizes, controlled, lymphodepletion=None, targets=None, diseases=None, ages=None) -> pd.DataFrame:
+    """A hand-built study table: one row per study, the columns the default protocol's gap statements read."""
+    k = len(sizes)
+    return pd.DataFrame({
+        "n_patients": [str(x) for x in sizes],
+        "controlled": ["yes" if c else "no" for c in controlled],
+        "lymphodepletion": lymphodepletion or ["Flu/Cy"] * k,
+        "target": targets or ["CD19"] * k,
+        "costimulation": ["4-1BB"] * k,
+        "disease": diseases or ["SLE"] * k,
+        "age_group": ages or ["adult"] * k,
+    })
+
+
+def _protocol_with_gaps(tmp_path, **settings) -> Path:
+    """The default protocol with some gap thresholds changed (kind -> {setting: value})."""
+    import yaml
+    from reviewlib.protocol import find_protocol
+    raw = yaml.safe_load(find_protocol("car-t-autoimmune").read_text(encoding="utf-8"))
+    for spec in raw["report"]["gaps"]:
+        spec.update(settings.get(spec["kind"], {}))
+    path = tmp_path / "car-t-gaps.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_gaps_say_small_only_when_the_median_is_below_the_protocol_threshold(tmp_path):
+    small = ev.gaps(_study_rows([3, 5, 12, 30], [False] * 4), "car-t-autoimmune")
+    assert small[0].startswith("Samples are small: 4 studies with 50 patients in all; median 8.5 patients")
+    large = ev.gaps(_study_rows([40, 60, 80, 120], [False] * 4), "car-t-autoimmune")
+    assert large[0].startswith("Samples are not small by this protocol's measure (a median of 20 patients or more)")
+    assert "median 70" in large[0] and "Samples are small" not in " ".join(large)
+    # the same data, another protocol threshold: the verdict follows the protocol
+    stricter = _protocol_with_gaps(tmp_path, sample_size={"small_median_below": 100})
+    assert ev.gaps(_study_rows([40, 60, 80, 120], [False] * 4), stricter)[0].startswith("Samples are small:")
+
+
+def test_gaps_say_controlled_trials_are_rare_only_below_the_protocol_share(tmp_path):
+    rare = ev.gaps(_study_rows([10] * 10, [True] + [False] * 9, diseases=["myasthenia gravis"] + ["SLE"] * 9),
+                   "car-t-autoimmune")
+    assert rare[1] == "Controlled trials are rare: 1 of 10 studies are randomised controlled (myasthenia gravis)."
+    common = ev.gaps(_study_rows([10] * 4, [True, True, False, False]), "car-t-autoimmune")
+    assert common[1].startswith("Controlled trials are not rare here: 2 of 4 studies (50%) are randomised controlled")
+    assert ev.gaps(_study_rows([10] * 3, [False] * 3), "car-t-autoimmune")[1] == \
+        "No randomised controlled trial among the 3 included studies."
+    demanding = _protocol_with_gaps(tmp_path, controlled_trials={"rare_below": 0.6})
+    assert ev.gaps(_study_rows([10] * 4, [True, True, False, False]), demanding)[1].startswith(
+        "Controlled trials are rare: 2 of 4")
+
+
+def test_gaps_regimen_established_only_by_controlled_studies_with_and_without_it():
+    ld = ["Flu/Cy", "none", "none", "agents not named", "not reported"]
+    both = ev.gaps(_study_rows([20] * 5, [True, True, False, False, False], ld), "car-t-autoimmune")
+    assert both[2].startswith("Lymphodepletion can be judged from controlled comparisons: 1 controlled studies "
+                              "gave it and 1 did not; in all 2 studies gave lymphodepleting chemotherapy, 2 none "
+                              "and 1 did not report it")
+    one_side = ev.gaps(_study_rows([20] * 5, [False, True, True, False, False], ld), "car-t-autoimmune")
+    assert one_side[2].startswith("The role of lymphodepletion is not established: 2 studies gave lymphodepleting "
+                                  "chemotherapy, 2 gave none and 1 did not report it; controlled studies without "
+                                  "lymphodepletion: 2 of 2")
+
+
+def test_gaps_subsets_from_the_data():
+    thin = ev.gaps(_study_rows([10] * 3, [False] * 3, diseases=["SLE", "SLE", "pemphigus"]), "car-t-autoimmune")
+    assert thin[-1].startswith("Which patients benefit is unknown: paediatric patients in 0 studies")
+    assert thin[-1].endswith("1 disease(s) rest on a single study.")
+    covered = ev.gaps(_study_rows([10] * 4, [False] * 4, diseases=["SLE", "SLE", "pemphigus", "pemphigus"],
+                                  ages=["paediatric", "both", "adult", "adult"]), "car-t-autoimmune")
+    assert covered[-1].startswith("Patient subsets are covered: paediatric patients in 2 of 4 studies")
 
 
 def test_exports_csv_and_xlsx_one_sheet_per_table(review, tmp_path):
@@ -191,8 +262,8 @@ def test_interactive_html_is_offline_and_escaped(review):
     assert "<script>alert" not in static and "&lt;b&gt;bold&lt;/b&gt;" in static
 
 
-@pytest.mark.skipif(not (SNAPSHOT.is_file() and TRUTH.is_file()), reason="synthetic snapshot not generated")
 def test_synthetic_snapshot_cohorts_match_its_truth(schema):
+    assert SNAPSHOT.is_file() and TRUTH.is_file(), "the packaged demo snapshot and its truth are part of the repository"
     from reviewlib.sources.pubmed_xml import read_pubmed_xml
     truth = pd.read_csv(TRUTH, dtype=str, keep_default_na=False)
     records = read_pubmed_xml(SNAPSHOT)
@@ -334,10 +405,19 @@ def test_patient_totals_add_up_on_the_synthetic_demo(schema):
     # basket studies stated their splits: the old count (n added to each disease) was larger
     baskets = counted[counted["disease"].str.contains(";") & counted["n_patients"].str.isdigit()]
     assert len(baskets) >= 8
-    inflated = sum(int(n) * len(d.split(";")) for d, n in zip(baskets["disease"], baskets["n_patients"]))
-    assert inflated > sum(int(n) for n in baskets["n_patients"])
     split = {ex.parse_breakdown(v) is not None and bool(ex.parse_breakdown(v)) for v in baskets["n_by_disease"]}
     assert split == {True}
+    # each basket adds its stated split to the disease rows, never its n to every disease: the table
+    # with the study minus the table without it is the split (and the rest in the mixed row)
+    by_disease = ev.patients_by(table, "disease", "target")["Total"]
+    for label, study in baskets.iterrows():
+        without = ev.patients_by(table.drop(index=label), "disease", "target")["Total"]
+        added = by_disease.sub(without.reindex(by_disease.index, fill_value=0)).drop("Total")
+        parts = {d: int(k) for d, k in ex.parse_breakdown(study["n_by_disease"]).items()}
+        rest = int(study["n_patients"]) - sum(parts.values())
+        expected = {**parts, **({ev.MIXED: rest} if rest else {})}
+        assert added[added != 0].to_dict() == expected, study["pmid"]
+        assert added.sum() == int(study["n_patients"]) < int(study["n_patients"]) * len(study["disease"].split(";"))
     # and the truth sidecar itself (no split column): the same totals, baskets in the mixed row
     clinical = truth[(truth["relevant"] == "1") & (truth["kind"] == "clinical")]
     p = ev.summary_tables(clinical.assign(counted=True), schema)["patients by disease and target"]

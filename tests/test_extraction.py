@@ -205,10 +205,47 @@ def test_follow_up_converted_to_months(schema):
     ("Six patients received NK cells after lymphodepletion with cyclophosphamide without fludarabine.", "Cy"),
     ("She was refractory to mycophenolate, cyclophosphamide and belimumab. CD19 CAR T cells were given.",
      "not reported"),
-    ("The patient received CAR T cells after lymphodepleting chemotherapy.", "not reported"),
+    ("The patient received CAR T cells after lymphodepleting chemotherapy.", "agents not named"),
+    ("Patients underwent lymphodepleting chemotherapy with fludarabine and cyclophosphamide.", "Flu/Cy"),
+    ("CAR T cells were given without lymphodepleting chemotherapy.", "none"),
 ])
 def test_lymphodepletion_and_negation(schema, abstract, value):
     assert one(schema, abstract)["lymphodepletion"].value == value
+
+
+# registry phrasings (tests/data/registry_testset dev part): cell source and disease names
+@pytest.mark.parametrize("abstract, value", [
+    ("CRT-402 is an in vivo CD19-targeted CAR-T cell therapy designed to deplete B cells.", "in vivo"),
+    ("Safety of a targeted BCMA in vivo LV injection in refractory lupus.", "in vivo"),
+    ("CAR T cells showed in vivo expansion and persistence after autologous infusion.", "autologous"),
+    ("Universal CD19 CAR-T cells in refractory lupus.", "allogeneic"),
+    ("UCAR T-cell therapy targeting CD19/BCMA.", "allogeneic"),
+    ("A universal screening questionnaire was used before CAR-T therapy.", "not reported"),
+    ("Participants have their own blood immune cells collected by leukapheresis.", "autologous"),
+    ("Specialized immune cells called CAR-T regulatory cells that target CD19.", "CAR-Treg"),
+])
+def test_cell_source_registry_phrasings(schema, abstract, value):
+    assert one(schema, abstract)["cell_source"].value == value
+
+
+@pytest.mark.parametrize("abstract, value", [
+    ("Patients with recurrent or refractory IgG4 related diseases.", "other"),
+    ("Chronic inflammatory demyelinating polyradiculoneuropathy (CIDP) refractory to IVIG.", "other"),
+    ("Multi-drug resistant nephrotic syndrome and IgA nephropathy (IgAN).", "other"),
+    ("Refractory lupus nephritis and myasthaenia gravis.", "SLE; myasthenia gravis"),
+])
+def test_disease_registry_phrasings(schema, abstract, value):
+    assert one(schema, abstract)["disease"].value == value
+
+
+@pytest.mark.parametrize("title, value", [
+    ("A Study of CNTY-101 in Participants With Refractory B Cell-mediated Autoimmune Diseases", "not reported"),
+    ("NEUK203-215 Injection in Adult Chinese Patients With Autoimmune Diseases", "not reported"),
+    ("KYV-101 in 3 patients with myasthenia gravis", "3"),
+    ("36-72 patients are planned to be enrolled in the dose-escalation trial", "72"),
+])
+def test_a_product_code_number_is_not_a_patient_count(schema, title, value):
+    assert one(schema, "", title)["n_patients"].value == value
 
 
 def test_negated_safety_mentions(schema):

@@ -33,9 +33,35 @@ def norm(text) -> str:
 MARKUP = re.compile(r"</?(?:i|b|u|sup|sub|math|m[a-z]+|none)(?:\s[^<>]*)?/?>")
 
 
+#: The reference's own table of the super/subscript characters the reader must write (digits, signs).
+SUPERSCRIPTS = dict(zip("0123456789+-\u2212=()", "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
+                                                   "\u207a\u207b\u207b\u207c\u207d\u207e"))
+SUBSCRIPTS = dict(zip("0123456789+-\u2212=()", "\u2080\u2081\u2082\u2083\u2084\u2085\u2086\u2087\u2088\u2089"
+                                                 "\u208a\u208b\u208b\u208c\u208d\u208e"))
+SCRIPT_TAG = re.compile(r"<(sup|sub)>(.*?)</\1>", re.S)
+
+
+def ref_script(m: re.Match) -> str:
+    """A <sup>/<sub> of Bio.Entrez's string as the reader must write it: Unicode for digits and signs,
+    marks without letters or digits unchanged, else ^x / _x, parenthesised unless it is one word not
+    followed by a word character."""
+    inner = norm(MARKUP.sub("", m.group(2)))
+    table = SUPERSCRIPTS if m.group(1) == "sup" else SUBSCRIPTS
+    if inner and all(c in table for c in inner):
+        return "".join(table[c] for c in inner)
+    if not re.search(r"[^\W_]", inner):  # ® ™ ° * †: no letter or digit, reads the same on the line
+        return inner
+    mark = "^" if m.group(1) == "sup" else "_"
+    after = m.string[m.end():m.end() + 1]
+    if re.fullmatch(r"\w+", inner) and not re.match(r"\w", after):
+        return mark + inner
+    return f"{mark}({inner})" if inner else ""
+
+
 def ref_text(text) -> str:
-    """Bio.Entrez.read's text with its literal inline tags removed, whitespace normalised."""
-    return norm(MARKUP.sub("", str(text or "")))
+    """Bio.Entrez.read's text (escape=False: inline tags left in as literal tags) with super/subscripts
+    written as the reader must write them and every other tag removed, whitespace normalised."""
+    return norm(MARKUP.sub("", SCRIPT_TAG.sub(ref_script, str(text or ""))))
 
 
 def entrez_records(path: Path) -> list[dict]:
@@ -124,12 +150,43 @@ def test_inline_markup_text_is_kept():
     assert row.title == "Siderophore-mediated iron acquisition by Klebsiella pneumoniae."
     row = read_pubmed_xml(EFETCH / "metapub" / "37167981.xml").iloc[0]
     assert "(\u03bc-XRF)" in row.title
-    # <sup>2</sup> inside an abstract (R<sup>2</sup> and similar) keeps its digit.
+    # <sup>2</sup> inside an abstract (r<sup>2</sup>) keeps its meaning: r², not r2.
     raw = (EFETCH / "biopython_pubmed4.xml").read_text()
     start = raw.index("<sup>2</sup>")
     before = raw[raw.rindex(">", 0, start) + 1:start].split()[-1]
     row = read_pubmed_xml(EFETCH / "biopython_pubmed4.xml").iloc[0]
-    assert f"{before}2" in row.abstract.replace(" ", "") or f"{before}2" in row.abstract
+    assert f"{before}\u00b2" in row.abstract and f"{before}2" not in row.abstract
+
+
+@pytest.mark.parametrize("name, marked_up, written", [
+    # real efetch fixtures with <sup>/<sub> (tests/data/README.md gives their sources)
+    ("biopython_pubmed4.xml", "r<sup>2</sup>&lt;0.25", "r\u00b2<0.25"),
+    ("biopython_pubmed4.xml", "p<sub>trend</sub>=0.048", "p_trend=0.048"),
+    ("biopython_pubmed6.xml", "km\u00b7h<sup>-1</sup>", "km\u00b7h\u207b\u00b9"),
+    ("biopython_pubmed6.xml", "(<sub>V</sub>MLSS)", "(_(V)MLSS)"),
+    ("metapub/39382274.xml", "MIC<sub>50</sub>/MIC<sub>90</sub>", "MIC\u2085\u2080/MIC\u2089\u2080"),
+    ("metapub/26568896.xml", "TiO<sub>2</sub>", "TiO\u2082"),
+    ("metapub/37167981.xml", "Fe<sub>3</sub>O<sub>4</sub>", "Fe\u2083O\u2084"),
+])
+def test_superscripts_and_subscripts_keep_their_meaning(name, marked_up, written):
+    raw = (EFETCH / name).read_text(encoding="utf-8")
+    assert marked_up in raw  # the fixture really has the markup
+    row = read_pubmed_xml(EFETCH / name).iloc[0]
+    text = f"{row.title} {row.abstract}"
+    assert written in text
+    flat = re.sub(r"<[^>]+>", "", marked_up).replace("&lt;", "<")  # what dropping the tags would give
+    assert flat not in text
+
+
+def test_a_dose_in_a_title_is_not_read_as_another_number():
+    # the efetch markup of the CAR-T literature: 10<sup>6</sup> cells/kg, CAR<sup>+</sup>, mg/m<sup>2</sup>
+    xml = (b"<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID><Article>"
+           b"<ArticleTitle>0.5 x 10<sup>6</sup> CAR<sup>+</sup> T cells/kg after fludarabine 30 mg/m<sup>2</sup>"
+           b"</ArticleTitle><Abstract><AbstractText>IC<sub>50</sub> of PrP<sup>Sc</sup> and t<sub>1/2</sub>"
+           b"</AbstractText></Abstract></Article></MedlineCitation></PubmedArticle></PubmedArticleSet>")
+    row = read_pubmed_xml(io.BytesIO(xml)).iloc[0]
+    assert row.title == "0.5 x 10\u2076 CAR\u207a T cells/kg after fludarabine 30 mg/m\u00b2"
+    assert row.abstract == "IC\u2085\u2080 of PrP^Sc and t_(1/2)"
 
 
 def test_collective_name_is_an_author_biopython_pubmed7():
@@ -223,7 +280,7 @@ def test_doi_is_not_taken_from_the_reference_list():
                 assert raw.index(doi) < raw.index("<ReferenceList>") or doi not in refs
             break
     else:
-        pytest.skip("no fixture with DOIs in a ReferenceList")
+        pytest.fail("the efetch fixtures should hold one with DOIs in a ReferenceList")
 
 
 def test_vernacular_title_keeps_pubmed_article_title():
@@ -234,7 +291,7 @@ def test_vernacular_title_keeps_pubmed_article_title():
             start = raw.index("<ArticleTitle>") + len("<ArticleTitle>")
             assert norm(row.title)[:20] == norm(raw[start:raw.index("</ArticleTitle>")])[:20]
             return
-    pytest.skip("no fixture with a VernacularTitle")
+    pytest.fail("the efetch fixtures should hold one with a VernacularTitle")
 
 
 def test_sources_path_bytes_fileobj_and_gzip_agree(tmp_path):

@@ -162,6 +162,18 @@ def test_ris_windows_1252_export(tmp_path):
     assert row.title == "Caf\u00e9 study" and row.authors == ["M\u00fcller F"]
 
 
+def test_ris_export_with_literal_sup_tags_keeps_the_exponent(tmp_path):
+    # Scopus/Web of Science RIS exports can carry PubMed's inline tags literally in TI and AB
+    path = tmp_path / "scopus_sup_tags.ris"
+    path.write_text("TY  - JOUR\nTI  - CD19 CAR<sup>+</sup> T cells at 1 x 10<sup>6</sup>/kg in lupus\n"
+                    "AB  - Fludarabine 30 mg/m<sup>2</sup> and IC<sub>50</sub> of the construct.\nPY  - 2024\n"
+                    "ER  - \n", encoding="utf-8")
+    row = read_ris(path).iloc[0]
+    assert row.title == "CD19 CAR\u207a T cells at 1 x 10\u2076/kg in lupus"
+    assert row.abstract == "Fludarabine 30 mg/m\u00b2 and IC\u2085\u2080 of the construct."
+    assert "106" not in row.title and "<sup>" not in row.abstract
+
+
 # --------------------------------------------------------------------------------- helpers
 
 @pytest.mark.parametrize("name,expected", [
@@ -184,7 +196,7 @@ def test_readers_exported_from_package():
 
 
 def test_read_openalex_is_imported_lazily_from_its_module():
-    openalex = pytest.importorskip("reviewlib.sources.openalex")
+    from reviewlib.sources import openalex
     assert reviewlib.read_openalex is openalex.read_openalex
     with pytest.raises(AttributeError):
         reviewlib.no_such_reader  # noqa: B018

@@ -150,7 +150,7 @@ def test_display_bundle_has_the_summary_as_html_fallback(store, rules):
 
 def test_rendered_notebook_shows_the_static_summary(tmp_path, store):
     """A real papermill run rendered by nbconvert: the summary, not a dead widget."""
-    papermill = pytest.importorskip("papermill")
+    import papermill
     from nbconvert import HTMLExporter
     decisions.record_decision(store, "pmid:1", "ana", "include")
     store.close()

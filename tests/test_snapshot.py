@@ -318,7 +318,7 @@ def test_notice_says_synthetic():
 
 
 def test_read_pubmed_xml_reads_the_snapshot():
-    pubmed_xml = pytest.importorskip("reviewlib.sources.pubmed_xml")
+    from reviewlib.sources import pubmed_xml
     frame = pubmed_xml.read_pubmed_xml(snapshot.SNAPSHOT_PATH)
     assert len(frame) >= 400
     assert frame["pmid"].astype(int).min() >= 990000001

@@ -14,9 +14,12 @@ fetched from the network.  ``<ReferenceList>`` elements (cited references,
 often two thirds of an efetch file, used by no column) are dropped from the
 byte stream before lxml sees it.
 
-Text inside inline markup (``<i>``, ``<sup>``, ``<sub>``, ``<b>``, ``<u>``,
-MathML) is kept: element text is the concatenation of all its descendant text
-with runs of whitespace collapsed to one space.
+Text inside inline markup (``<i>``, ``<b>``, ``<u>``, MathML) is kept: element
+text is the concatenation of all its descendant text with runs of whitespace
+collapsed to one space.  Superscripts and subscripts keep their meaning:
+``10<sup>6</sup>`` becomes ``10⁶`` and ``P<sub>trend</sub>`` ``P_trend``
+(Unicode where the characters have a super/subscript form, else ``^``/``_``;
+see :mod:`reviewlib.sources.inline`), so a dose never reads "106".
 
 Abstracts: ``abstract_sections`` is a list of ``{"label": str, "text": str}``
 (label ``""`` for an unlabelled paragraph); ``abstract`` is the paragraphs
@@ -42,6 +45,7 @@ from lxml import etree
 
 from .. import records
 from ..errors import InputError
+from .inline import subscript, superscript
 
 logger = logging.getLogger(__name__)
 
@@ -226,18 +230,37 @@ def _open(source: Source) -> tuple[IO[bytes], list[IO[bytes]]]:
     return _SkipReferenceLists(stream), to_close  # type: ignore[return-value]
 
 
+def _inline(el: Any) -> str:
+    """The text under ``el`` with its inline markup dropped, but ``<sup>``/``<sub>`` written as
+    Unicode super/subscripts or an explicit ``^``/``_`` form (:mod:`reviewlib.sources.inline`):
+    ``10<sup>6</sup>`` is ``10⁶``, never ``106``."""
+    if len(el) == 0:
+        return el.text or ""
+    parts = [el.text or ""]
+    for child in el:
+        tag = child.tag if isinstance(child.tag, str) else None  # comments and PIs have no str tag
+        if tag in ("sup", "sub"):
+            inner = "".join(child.itertext())
+            word_next = bool(child.tail) and (child.tail[0].isalnum() or child.tail[0] == "_")
+            parts.append(superscript(inner, word_next) if tag == "sup" else subscript(inner, word_next))
+        elif tag is not None:
+            parts.append(_inline(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
 def _text(el: Any) -> str | None:
     """All text under ``el`` (markup kept as text), whitespace collapsed; None if empty."""
     if el is None:
         return None
-    text = " ".join((el.text or "" if len(el) == 0 else "".join(el.itertext())).split())
+    text = " ".join(_inline(el).split())
     return text or None
 
 
 def _texts(elements: Any) -> list[str]:
     out = []
     for el in elements:
-        text = " ".join((el.text or "" if len(el) == 0 else "".join(el.itertext())).split())
+        text = " ".join(_inline(el).split())
         if text:
             out.append(text)
     return out
@@ -326,7 +349,7 @@ def _abstract(abstract_el: Any) -> tuple[str | None, list[dict[str, str]]]:
         return None, []
     sections = []
     for part in abstract_el.iterchildren("AbstractText"):
-        text = " ".join((part.text or "" if len(part) == 0 else "".join(part.itertext())).split())
+        text = " ".join(_inline(part).split())
         label = (part.get("Label") or "").strip()
         if text or label:
             sections.append({"label": label, "text": text})

@@ -44,6 +44,7 @@ import pandas as pd
 
 from .. import records
 from ..errors import InputError
+from .inline import render_tags
 from .pubmed_xml import parse_medline_date
 
 logger = logging.getLogger(__name__)
@@ -337,7 +338,8 @@ def _split_values(values: list[str]) -> list[str]:
 
 
 def _ris_row(entry: dict[str, Any]) -> dict[str, Any]:
-    abstract, sections = split_labelled_abstract(_first(entry, "abstract", "notes_abstract"))
+    # some exporters (Scopus, Web of Science) keep PubMed's <sup>/<sub> as literal tags: 10^6, not 106
+    abstract, sections = split_labelled_abstract(render_tags(_first(entry, "abstract", "notes_abstract")))
     year, pub_date = _ris_date(entry)
     full = _first(entry, "alternate_title3", "secondary_title", "journal_name")
     abbrev = (_first(entry, "alternate_title2", "alternate_title1")
@@ -355,7 +357,7 @@ def _ris_row(entry: dict[str, Any]) -> dict[str, Any]:
         "pmid": _ris_pmid(entry),
         "doi": _ris_doi(entry),
         "pmcid": None,
-        "title": _first(entry, "title", "primary_title", "short_title"),
+        "title": render_tags(_first(entry, "title", "primary_title", "short_title")),
         "abstract": abstract,
         "abstract_sections": sections,
         "authors": authors,
