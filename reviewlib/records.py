@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import atomic_path
 from .errors import InputError
+from .safe_cells import unguard_frame, write_csv as write_safe_csv
 
 #: Columns of the records table, in order.
 COLUMNS: list[str] = [
@@ -74,6 +74,9 @@ def to_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a records table to CSV atomically (temp file, then rename).
 
+    Text cells that would start a spreadsheet formula are guarded with a
+    leading ``'`` (see :mod:`reviewlib.safe_cells`); :func:`read_csv` removes it.
+
     Parameters
     ----------
     frame : pandas.DataFrame
@@ -86,10 +89,7 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     pathlib.Path
         The path written.
     """
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        to_csv_frame(frame).to_csv(fh, index=False)
-    return path
+    return write_safe_csv(to_csv_frame(frame), path)
 
 
 def read_csv(path: str | os.PathLike, required: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -115,7 +115,7 @@ def read_csv(path: str | os.PathLike, required: tuple[str, ...] = ()) -> pd.Data
     if missing:
         raise InputError(f"records file {path} has no column {', '.join(missing)}: "
                          f"it needs at least {', '.join(required)}", source=str(path))
-    raw = raw.replace({"": None})
+    raw = unguard_frame(raw).replace({"": None})
     for col in LIST_COLUMNS:
         if col in raw:
             raw[col] = [[s for s in v.split(LIST_SEPARATOR) if s] if isinstance(v, str) else [] for v in raw[col]]

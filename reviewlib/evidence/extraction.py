@@ -67,10 +67,10 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 import yaml
 
-from ..atomic import write_with
 from ..errors import InputError, ProtocolError
 from ..protocol import Protocol, load_protocol, section_of
 from ..records import read_csv as read_records_csv
+from ..safe_cells import unguard_frame, write_csv as write_safe_csv, write_xlsx
 from ..store import ReviewStore, record_id_for
 
 logger = logging.getLogger(__name__)
@@ -1117,16 +1117,13 @@ def export_sheet(store: ReviewStore, path: str | os.PathLike, record_ids: Iterab
                          "corrected_value": "", "reviewer": "", "note": ""})
     sheet = pd.DataFrame(rows, columns=SHEET_COLUMNS)
     path = Path(path)
-    if path.suffix.lower() == ".xlsx":
-        def write(tmp):
-            with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-                sheet.to_excel(xl, sheet_name="extraction", index=False)
-                pd.DataFrame([{"field": n, "kind": f.kind, "label": f.label, "allowed_values": "; ".join(f.allowed)}
-                              for n, f in schema.fields.items()]).to_excel(xl, sheet_name="fields", index=False)
+    if path.suffix.lower() == ".xlsx":  # strings, never formulas (safe_cells)
+        write_xlsx({"extraction": sheet,
+                    "fields": pd.DataFrame([{"field": n, "kind": f.kind, "label": f.label,
+                                             "allowed_values": "; ".join(f.allowed)}
+                                            for n, f in schema.fields.items()])}, path)
     else:
-        def write(tmp):
-            sheet.to_csv(tmp, index=False, encoding="utf-8")
-    write_with(path, write)
+        write_safe_csv(sheet, path)
     logger.info("wrote extraction sheet %s (%d rows)", path, len(sheet))
     return path
 
@@ -1140,7 +1137,7 @@ def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
         if path.suffix.lower() in (".xlsx", ".xlsm"):
             frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl").fillna("")
         else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame = unguard_frame(pd.read_csv(path, dtype=str, keep_default_na=False))
     except Exception as exc:  # openpyxl and pandas raise many kinds
         raise InputError(f"cannot read extraction sheet {path}: {exc}; save it as CSV (UTF-8) or XLSX",
                          source=str(path)) from exc
@@ -1302,8 +1299,8 @@ def evaluate(testset: str | os.PathLike | list[dict], protocol: Protocol | Schem
 
 # -- CLI -----------------------------------------------------------------------------------
 def write_evidence_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write an extraction frame to CSV atomically."""
-    return write_with(Path(path), lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8"))
+    """Write an extraction frame to CSV atomically (formula-starting text guarded, see safe_cells)."""
+    return write_safe_csv(frame, path)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -34,8 +34,8 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from ..atomic import atomic_path
 from ..errors import InputError
+from ..safe_cells import unguard, write_csv as write_safe_csv
 from ..store import ReviewStore, utcnow
 
 logger = logging.getLogger(__name__)
@@ -425,9 +425,7 @@ def export_csv(store: ReviewStore, path: str | os.PathLike, reviewer: str | None
                              f"(reviewers: {', '.join(known) or 'none'}): check the name")
         frame = frame[frame["reviewer"] == reviewer]
     frame = frame.sort_values(["created_at", "decision_id"])[CSV_COLUMNS]
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        frame.to_csv(fh, index=False)
+    path = write_safe_csv(frame, path)  # cells that would start a formula get a leading ' (safe_cells)
     logger.info("exported %d decisions to %s", len(frame), path)
     return path
 
@@ -440,10 +438,11 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
             rows = list(reader)
-            header = [h.strip() for h in (reader.fieldnames or [])]
+            header = [unguard(h.strip()) for h in (reader.fieldnames or [])]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"cannot read decisions CSV {path}: {exc}: save it as UTF-8 CSV", source=str(path)) from exc
-    rows = [{(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in r.items()} for r in rows]
+    rows = [{unguard((k or "").strip()): unguard(v or "").strip() if isinstance(v, str) else "" for k, v in r.items()}
+            for r in rows]
     return header, rows
 
 
