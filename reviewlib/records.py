@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
+from .textfiles import check_text_file
 from .safe_cells import unguard_frame, write_csv as write_safe_csv
 
 #: Columns of the records table, in order.
@@ -102,14 +103,15 @@ def read_csv(path: str | os.PathLike, required: tuple[str, ...] = ()) -> pd.Data
     required : tuple of str
         Columns that must be present; a missing one raises :class:`InputError`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"records file not found: {path}: give the path of a CSV written by 'reviewlib fetch'",
-                         source=str(path))
+    path, encoding = check_text_file(path, "records", "the path of a CSV written by 'reviewlib fetch'",
+                                     compressed_ok=True)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read records CSV {path}: {exc}; check it is a UTF-8 CSV with a header row",
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"records CSV {path} is empty: give a CSV with a header row", source=str(path)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read records CSV {path} ({reason}): check it is a UTF-8 CSV with a header row",
                          source=str(path)) from exc
     missing = [c for c in required if c not in raw.columns]
     if missing:

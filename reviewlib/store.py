@@ -202,7 +202,11 @@ class ReviewStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"review store {self.path} is a directory, not a file: give the review.sqlite "
+                             "inside it, or a new file name")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        existed = self.path.exists()
         try:
             self.connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                               check_same_thread=False)
@@ -214,8 +218,22 @@ class ReviewStore:
             if self.get_meta("schema_version") is None:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.DatabaseError as exc:
+            if not existed:  # a store this call began and could not finish (full disk, read-only folder)
+                self._discard_new()
+            if isinstance(exc, sqlite3.OperationalError):
+                from .oserrors import describe_sqlite
+                raise StoreError(describe_sqlite(exc, str(self.path))) from exc
             raise StoreError(f"cannot open review store {self.path}: {exc}; "
                              "is it a reviewlib store? move it aside to start afresh") from exc
+
+    def _discard_new(self) -> None:
+        """Close and remove a store file (and its WAL) this process just created and could not set up."""
+        try:
+            self.connection.close()
+        except Exception:  # noqa: BLE001 - best effort: the connection may never have opened
+            pass
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     # -- plumbing ---------------------------------------------------------
     @property

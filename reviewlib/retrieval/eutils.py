@@ -72,6 +72,7 @@ _PERMANENT = re.compile(
     r"cannot be larger than 9998|Invalid db name|ID list is empty|Neither query_key nor id|"
     r"Empty term and query_key|Invalid uid|Invalid query_key|Invalid WebEnv|Unknown (parameter|db)",
     re.I)
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _SECRET = re.compile(r"(api_key=)[^&\s'\"]+", re.I)
 
 
@@ -235,6 +236,9 @@ class EutilsClient:
         self.deadline = float(deadline if deadline is not None else env.deadline)
         self.clock = clock
         self._warned_email = False
+        if self.email and not _EMAIL.fullmatch(self.email):
+            logger.warning("NCBI_EMAIL %r is not an e-mail address: NCBI may block clients without a working "
+                           "one; export NCBI_EMAIL=you@example.org", self.email)
 
     def __repr__(self) -> str:
         return (f"EutilsClient(base_url={self.base_url!r}, email={self.email!r}, "

@@ -35,6 +35,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from ..errors import InputError
+from ..textfiles import check_text_file
 from ..safe_cells import unguard, write_csv as write_safe_csv
 from ..store import ReviewStore, utcnow
 
@@ -431,11 +432,9 @@ def export_csv(store: ReviewStore, path: str | os.PathLike, reviewer: str | None
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    if not path.is_file():
-        raise InputError(f"decisions file not found: {path}: give the CSV written by 'reviewlib decisions export'",
-                         source=str(path))
+    path, encoding = check_text_file(path, "decisions", "the CSV written by 'reviewlib decisions export'")
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
+        with open(path, encoding=encoding, newline="") as fh:
             reader = csv.DictReader(fh)
             rows = list(reader)
             header = [unguard(h.strip()) for h in (reader.fieldnames or [])]
