@@ -186,3 +186,21 @@ def test_ris_in_an_undecodable_encoding_names_it(tmp_path):
     path.write_bytes(b"\xff\xfeT\x00Y\x00" + b"\x00\xd8" * 3)   # UTF-16 BOM, then a lone surrogate
     with pytest.raises(InputError, match=r"cannot decode RIS file .* as utf-16"):
         read_ris(path)
+
+
+def test_full_disk_during_fetch_is_one_line_and_the_rerun_resumes(tmp_path, eutils_server):
+    from eutils_server import load_articles, renumbered
+    eutils_server.set_corpus(renumbered(load_articles(), 400))
+    env = {"REVIEWLIB_EUTILS_URL": eutils_server.url, "REVIEWLIB_EUTILS_BACKOFF": "0.01"}
+    with tmpfs(tmp_path / "small", size="2m") as small:
+        proc = reviewlib("fetch", "lupus[tiab]", "--out", str(small / "review"), "--batch-size", "50",
+                         "--no-progress", env=env)
+        line = one_line(proc)
+        assert "no space left" in line or "disk is full" in line, line
+        assert not [p for p in (small / "review").rglob(".*.tmp")]    # no half-written batch
+        # free space (a bigger disk): the same command resumes and finishes
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small)], check=True)
+        proc = reviewlib("fetch", "lupus[tiab]", "--out", str(small / "review"), "--batch-size", "50",
+                         "--no-progress", env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert len(read_csv(small / "review" / "records.csv")) == 400
