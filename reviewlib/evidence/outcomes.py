@@ -43,7 +43,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from ..atomic import write_with
+from ..safe_cells import unguard_frame, write_csv as write_safe_csv, write_xlsx
 from ..errors import InputError, ProtocolError
 from ..protocol import Protocol, section_of
 from ..store import ReviewStore
@@ -410,15 +410,13 @@ SHEET_COLUMNS = ["record_id", "study", "outcome", "current_value", "status", "ev
 
 
 def _safe(value: Any) -> Any:
-    """Neutralise spreadsheet formulas in untrusted text: a leading = + - @ gets an apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
+    """A cell value as written: the sheet writers (reviewlib.safe_cells) neutralise formulas for every cell."""
     return value
 
 
 def _cell(value: Any) -> str:
-    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).strip()
-    return text[1:] if text[:2] in ("'=", "'+", "'-", "'@") else text
+    """A cell read back as stripped text (the reader already removed safe_cells' guard)."""
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).strip()
 
 
 def export_sheet(store: ReviewStore, path: str | os.PathLike, outcomes: Sequence[str] | None = None,
@@ -444,14 +442,10 @@ def export_sheet(store: ReviewStore, path: str | os.PathLike, outcomes: Sequence
                          "corrected_value": "", "reviewer": "", "note": ""})
     sheet = pd.DataFrame(rows, columns=SHEET_COLUMNS)
     path = Path(path)
-    if path.suffix.lower() == ".xlsx":
-        def write(tmp):
-            with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-                sheet.to_excel(xl, sheet_name="outcomes", index=False)
-    else:
-        def write(tmp):
-            sheet.to_csv(tmp, index=False, encoding="utf-8")
-    write_with(path, write)
+    if path.suffix.lower() == ".xlsx":   # strings, never formulas (reviewlib.safe_cells)
+        write_xlsx({"outcomes": sheet}, path)
+    else:                                # formula-starting text guarded with a leading '
+        write_safe_csv(sheet, path)
     return path
 
 
@@ -468,7 +462,7 @@ def import_sheet(store: ReviewStore, path: str | os.PathLike, reviewer: str | No
         if path.suffix.lower() in (".xlsx", ".xlsm"):
             frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl").fillna("")
         else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame = unguard_frame(pd.read_csv(path, dtype=str, keep_default_na=False))
     except Exception as exc:  # openpyxl and pandas raise many kinds
         raise InputError(f"cannot read outcomes sheet {path}: {exc}; save it as CSV (UTF-8) or XLSX",
                          source=str(path)) from exc
