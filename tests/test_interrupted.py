@@ -66,3 +66,54 @@ def test_the_small_failure_marker_is_written_in_reserved_space(tmp_path):
     assert runstate.mark_stale_runs(tmp_path) == ["run"]
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["error"]["notebook"] == "02-screen.ipynb"
+
+
+def _run(*args: str, results: Path, reviews: Path, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "reviewlib", "run", "--offline", "--results", str(results),
+                             "--reviews", str(reviews), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"],
+                                            "HOME": os.environ.get("HOME", "/root")}, **popen)
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_way_is_listed_as_interrupted_by_the_next_run(tmp_path):
+    results, reviews = tmp_path / "results", tmp_path / "reviews"
+    root = results / "car-t-autoimmune"
+    killed = _run(results=results, reviews=reviews)
+    deadline = time.monotonic() + 240
+    while not list(root.glob("*/01-search.ipynb")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    killed.kill()                                                   # SIGKILL the run
+    killed.wait(timeout=60)
+    (killed_id,) = [p.name for p in root.iterdir() if p.is_dir() and not p.is_symlink()]
+    proc = _run(results=results, reviews=reviews)
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err
+    manifest = json.loads((root / killed_id / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert f"run {killed_id} was interrupted" in err
+    latest = (root / "latest").resolve().name
+    assert latest != killed_id
+    index = (root / "index.html").read_text()
+    assert killed_id in index and "interrupted" in index
+    new_manifest = json.loads((root / latest / "manifest.json").read_text())
+    assert (new_manifest.get("living") or {}).get("previous_run") != killed_id   # never the previous complete run
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_run_leaves_it_failed_and_no_complete_looking_notebook(tmp_path):
+    from test_os_errors import tmpfs
+    reviews = tmp_path / "reviews"
+    with tmpfs(tmp_path / "small", size="3m") as small:
+        proc = _run(results=small, reviews=reviews)
+        out, err = proc.communicate(timeout=900)
+        assert proc.returncode != 0
+        lines = [l for l in err.splitlines() if ": error: " in l]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert "no space left" in lines[0] or "disk is full" in lines[0] or "No space left" in lines[0]
+        (run,) = [p for p in (small / "car-t-autoimmune").iterdir() if p.is_dir() and not p.is_symlink()]
+        assert runstate.status_of(run, json.loads((run / "manifest.json").read_text())) == "failed"
+        for nb in run.glob("*.ipynb"):
+            json.loads(nb.read_text())                     # every .ipynb left is whole JSON
+        assert not (small / "car-t-autoimmune" / "latest").exists()
+        assert living.complete_runs(small / "car-t-autoimmune") == []
