@@ -170,3 +170,40 @@ def mark_stale_runs(results_root: str | os.PathLike, exclude: str | None = None)
                        run_dir.name, "interrupted" if status == "interrupted" else "failed")
         marked.append(run_dir.name)
     return marked
+
+
+def set_aside_truncated(run_dir: str | os.PathLike) -> list[Path]:
+    """Rename every notebook of ``run_dir`` that is not whole JSON (a write cut short) to ``*.ipynb.truncated``."""
+    moved = []
+    for nb in Path(run_dir).glob("*.ipynb"):
+        try:
+            json.loads(nb.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            try:
+                target = nb.with_name(nb.name + ".truncated")
+                os.replace(nb, target)
+                moved.append(target)
+                logger.warning("notebook %s was cut short (disk full?): kept as %s", nb.name, target.name)
+            except OSError:
+                pass
+    return moved
+
+
+def listed_runs(results_root: str | os.PathLike, exclude: str | None = None) -> list[tuple[Path, dict]]:
+    """Every run of ``results_root`` with its manifest (``status`` as :func:`status_of` gives it), oldest first."""
+    runs = []
+    root = Path(results_root)
+    if not root.is_dir():
+        return runs
+    for run_dir in root.iterdir():
+        if run_dir.is_symlink() or not run_dir.is_dir() or run_dir.name == exclude:
+            continue
+        try:
+            manifest = json.loads((run_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = {"run_id": run_dir.name, "status": "interrupted"}   # killed before its first manifest
+        manifest = dict(manifest, status=status_of(run_dir, manifest))
+        manifest.setdefault("run_id", run_dir.name)
+        runs.append((run_dir, manifest))
+    runs.sort(key=lambda item: (str(item[1].get("started_at", "")), item[0].name))
+    return runs

@@ -53,3 +53,15 @@ def test_bad_values_are_one_line(defaults, pairs, words):
     assert "\n" not in msg
     for w in words:
         assert w in msg
+
+
+def test_run_refuses_a_bad_value_before_the_first_notebook(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "reviewlib", "run", "--offline", "-p", "seed", "seven",
+                           "--results", str(tmp_path / "results"), "--reviews", str(tmp_path / "reviews")],
+                          capture_output=True, text=True, timeout=240,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "parameter seed='seven' must be a whole number" in lines[0]
+    assert not list((tmp_path / "results").rglob("manifest.json"))     # no run folder was made
+    assert not (tmp_path / "reviews").exists()
