@@ -1,7 +1,6 @@
 """-p NAME VALUE checked against the notebook parameter's form before the first notebook (issue 13)."""
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 import sys
 from pathlib import Path

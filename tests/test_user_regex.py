@@ -1,7 +1,6 @@
 """Protocol patterns are user input (issue 13): no catastrophic backtracking, unsafe ones refused by field."""
 from __future__ import annotations
 
-import copy
 import subprocess
 import sys
 from pathlib import Path

@@ -44,6 +44,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from ..safe_cells import unguard_frame, write_csv as write_safe_csv, write_xlsx
+from ..user_regex import UnsafePattern, compile_pattern
 from ..errors import InputError, ProtocolError
 from ..protocol import Protocol, section_of
 from ..store import ReviewStore
@@ -70,10 +71,13 @@ class Outcome:
 
 def _compile(pattern: Any, where: str, source: str) -> re.Pattern:
     try:
-        return re.compile(str(pattern), re.IGNORECASE)
+        return compile_pattern(str(pattern), re.IGNORECASE)  # protocol input: RE2 where it can run it
     except re.error as exc:
         raise ProtocolError(f"protocol {source}: {where}: {pattern!r} is not a valid regular expression ({exc}): "
                             "fix it", source=source) from None
+    except UnsafePattern as exc:
+        raise ProtocolError(f"protocol {source}: {where}: {pattern!r} is refused: {exc}; drop the look-around "
+                            "or the nested repetition", source=source) from None
 
 
 def load_outcomes(protocol: Protocol | str | dict | list | None = None) -> list[Outcome]:
