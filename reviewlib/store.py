@@ -207,6 +207,7 @@ class ReviewStore:
                              "inside it, or a new file name")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         existed = self.path.exists()
+        self._created = not existed
         try:
             self.connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                               check_same_thread=False)
@@ -264,8 +265,20 @@ class ReviewStore:
     def __enter__(self) -> "ReviewStore":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        # a store this block created and left empty because the block failed (a refused fetch) is not kept
+        discard = exc_type is not None and getattr(self, "_created", False) and self._is_empty()
         self.close()
+        if discard:
+            self._discard_new()
+
+    def _is_empty(self) -> bool:
+        try:
+            con = self.connection
+            return not any(con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+                           for t in ("searches", "records", "decisions", "extractions", "trials"))
+        except sqlite3.Error:
+            return False
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.connection.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -75,3 +75,30 @@ def test_ncbi_email_that_is_not_an_address_is_warned_about(monkeypatch, caplog, 
     assert bool(hits) is warned
     if warned:
         assert repr(email) in hits[0] and "export NCBI_EMAIL=you@example.org" in hits[0]
+
+
+def test_a_refused_registry_fetch_leaves_no_store(tmp_path):
+    out = tmp_path / "trials"
+    proc = subprocess.run([sys.executable, "-m", "reviewlib", "registry", "--cond", "lupus", "--out", str(out),
+                           "--page-size", "0"], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                               "REVIEWLIB_CTGOV_URL": "http://127.0.0.1:9/api/v2/"})
+    assert proc.returncode == 2, proc.stderr
+    assert "page size" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (out / "review.sqlite").exists()
+
+
+def test_a_store_kept_when_it_already_held_data(tmp_path):
+    from reviewlib.records import conform
+    from reviewlib.store import ReviewStore
+    import pandas as pd
+    path = tmp_path / "review.sqlite"
+    with pytest.raises(RuntimeError):
+        with ReviewStore(path) as store:
+            store.add_records(conform(pd.DataFrame([{"pmid": "1", "title": "x"}])))
+            raise RuntimeError("a later step failed")
+    assert path.exists() and len(ReviewStore(path).records()) == 1
+    with pytest.raises(RuntimeError):
+        with ReviewStore(tmp_path / "empty.sqlite"):
+            raise RuntimeError("refused before anything was stored")
+    assert not (tmp_path / "empty.sqlite").exists()
