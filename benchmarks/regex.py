@@ -1,7 +1,7 @@
 """Protocol regexes: Python's re against google-re2 on the same patterns and the same text, in one run.
 
 Inputs: every pattern the default protocol (notebooks/car-t-autoimmune.yaml) compiles
-(eligibility rules and extraction fields, with {NUM} expanded), and the title and abstract
+(eligibility rules, extraction fields with {NUM} expanded, outcome words), and the title and abstract
 sentences of the embedded demo snapshot (reviewlib/data/car-t-autoimmune-snapshot.xml.gz).
 
 It prints, for the patterns RE2 accepts:
@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import re2  # noqa: E402
 
 from reviewlib.evidence import extraction as ex  # noqa: E402
+from reviewlib.evidence import outcomes  # noqa: E402
 from reviewlib.screening import eligibility as el  # noqa: E402
 from reviewlib.sources.pubmed_xml import read_pubmed_xml  # noqa: E402
 
@@ -45,9 +46,9 @@ def protocol_patterns() -> list[str]:
         return real(pattern, flags)
     re.compile = spy
     try:
-        ex._ENGINE_CACHE.clear() if hasattr(ex, "_ENGINE_CACHE") else None
         ex.load_schema("car-t-autoimmune")
         el.load_rules("car-t-autoimmune")
+        outcomes.load_outcomes("car-t-autoimmune")
     finally:
         re.compile = real
     return list(dict.fromkeys(seen))
