@@ -36,20 +36,19 @@ MAX_PROTOCOL_BYTES = 1_000_000
 #: The most characters + nodes a protocol may expand to once its aliases are copied out.
 MAX_EXPANDED_SIZE = 5_000_000
 #: Top-level sections and the type each must have (None: read and checked by its own module).
-SECTIONS: dict[str, type | tuple[type, ...] | None] = {
-    "review": dict, "question": str, "pico": dict, "search": dict, "eligibility": dict, "extraction": dict,
-    "screening_data": dict,
-    # read by modules being added on other branches (registries, gap statements, outcomes, report, demo)
-    "registry": None, "registries": None, "gaps": None, "outcomes": None, "report": None, "figures": None,
-    "tables": None, "demo": None, "synthesis": None,
-}
-#: Keys of the sections checked here, and the type of each value.
+#: Written as pairs: "outcomes" here is a protocol section (and "pico" has an outcomes line), not a field.
+SECTIONS: dict[str, type | tuple[type, ...] | None] = dict([
+    ("review", dict), ("question", str), ("pico", dict), ("search", dict), ("eligibility", dict),
+    ("extraction", dict), ("screening_data", dict),
+    # read by the registry, gap-statement, outcome, report and demo modules
+    ("registry", None), ("registries", None), ("gaps", None), ("outcomes", None), ("report", None),
+    ("figures", None), ("tables", None), ("demo", None), ("synthesis", None),
+])
+#: Keys of the sections checked here, and the type of each value (pico's elements are free text).
 SECTION_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "review": {"name": str, "title": str, "version": (int, float, str), "authors": list, "description": str},
-    "search": {"query": str, "database": str, "mindate": (str, int, dt.date), "maxdate": (str, int, dt.date), "datetype": str,
-               "batch_size": int, "snapshot": str, "synthetic": bool},
-    "pico": {"population": str, "intervention": str, "comparison": str, "comparator": str, "outcomes": str,
-             "study_design": str, "setting": str, "timing": str},
+    "search": {"query": str, "database": str, "mindate": (str, int, dt.date), "maxdate": (str, int, dt.date),
+               "datetype": str, "batch_size": int, "snapshot": str, "synthetic": bool},
 }
 _TYPE_WORDS = {dict: "a mapping (key: value lines)", str: "text", list: "a list", int: "an integer",
                bool: "true or false", float: "a number",
@@ -125,6 +124,10 @@ def check_sections(raw: dict, path: Path | str) -> None:
             raise ProtocolError(f"protocol {path}: section {key!r} must be {_type_words(kind)}, not "
                                 f"{type(value).__name__} {_short(value)}: see notebooks/{DEFAULT_PROTOCOL}.yaml",
                                 source=str(path))
+    for key, value in (raw.get("pico") or {}).items():
+        if value is not None and not isinstance(value, str):
+            raise ProtocolError(f"protocol {path}: pico.{key} must be text, not {type(value).__name__} "
+                                f"{_short(value)}", source=str(path))
     for section, keys in SECTION_KEYS.items():
         for key, value in (raw.get(section) or {}).items():
             if key not in keys:

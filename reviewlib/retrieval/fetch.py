@@ -274,7 +274,7 @@ def check_arguments(query: str, *, mindate: str | None = None, maxdate: str | No
 def query_warnings(query: str) -> list[str]:
     """Warnings about a query's brackets and quotes, each naming the (1-based) character position.
 
-    PubMed does not refuse ``(lupus OR sle`` or ``"CAR T[tiab]``: it guesses, and the search
+    PubMed does not refuse ``(statin OR asthma`` or ``"heart failure[tiab]``: it guesses, and the search
     is silently another one.  Parentheses inside quotes are ignored, as PubMed does.
     """
     out: list[str] = []
