@@ -5,13 +5,16 @@ Each subcommand lives in the module that does its work; that module defines
 the chosen subcommand's module is imported, so ``reviewlib --help`` is quick.
 
 Errors derived from :class:`reviewlib.errors.ReviewlibError` print one line on
-stderr and exit non-zero; ``--debug`` shows the traceback as well.
+stderr and exit non-zero; ``--debug`` shows the traceback as well.  So do
+operating-system and SQLite errors (a read-only or full disk, a directory where
+a file is expected): :mod:`reviewlib.oserrors` gives their line, exit code 1.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
+import sqlite3
 import sys
 
 from . import __version__
@@ -69,9 +72,22 @@ def main(argv: list[str] | None = None) -> int:
             logging.exception("reviewlib %s failed", command)
         print(f"reviewlib {command or ''}: error: {exc}".replace("  ", " "), file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        from .oserrors import describe
+        return _fail(command, describe(exc), debug)
+    except sqlite3.Error as exc:
+        from .oserrors import describe_sqlite
+        return _fail(command, describe_sqlite(exc), debug)
     except KeyboardInterrupt:
         print(f"reviewlib {command or ''}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+
+
+def _fail(command: str | None, line: str, debug: bool) -> int:
+    if debug:
+        logging.exception("reviewlib %s failed", command)
+    print(f"reviewlib {command or ''}: error: {line}".replace("  ", " "), file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -56,6 +56,8 @@ from .screening import decisions
 from .errors import ConfigError, InputError, PipelineError, ReviewlibError
 from .protocol import Protocol, load_protocol
 from .store import ReviewStore
+from . import runstate
+from .parameters import check_values
 
 logger = logging.getLogger(__name__)
 
@@ -893,6 +895,7 @@ class RunPlan:
     manifest: dict[str, Any]
     render: bool = True
     started: float = field(default_factory=time.perf_counter)
+    lock: Any = None  # runstate.RunLock, released when the run is recorded or marked failed
 
     @property
     def secrets(self) -> list[str | None]:
@@ -925,13 +928,17 @@ def prepare_run(protocol: str | Path | None = None, *, offline: bool = True,
     known: set[str] = set().union(*declared.values())
     user = dict(parameters or {})
     _check_parameters(user, known)
+    defaults = {k: v for src in sources for k, v in notebook_parameters(src).items()}
+    user = check_values(user, defaults)  # -p seed seven, -p mindate yesterday: refused before any notebook
 
     results_root = Path(results_dir or project_root() / "results") / proto.name
     results_root.mkdir(parents=True, exist_ok=True)
     rdir = Path(review_dir) if review_dir else default_review_dir(proto.name, reviews_dir)
     run_id = _new_run_id(results_root, started)
     run_dir = results_root / run_id
+    runstate.mark_stale_runs(results_root)  # folders left 'running' by killed runs become 'interrupted'
     run_dir.mkdir(parents=True)
+    lock = runstate.begin(run_dir)  # held while this process runs; reserves the failure marker's space
     previous = living.previous_run(results_root, exclude=run_id)
     since = incremental_since(previous[1] if previous else None, proto, offline=offline, full_search=full_search)
     base = {"protocol": str(proto.path), "review_dir": str(rdir.resolve()), "output_dir": str(run_dir.resolve()),
@@ -944,7 +951,7 @@ def prepare_run(protocol: str | Path | None = None, *, offline: bool = True,
     plan = RunPlan(protocol=proto, notebook_dir=nb_dir, sources=sources, declared=declared, known=known,
                    parameters=base, replication=replication, results_root=results_root, review_dir=rdir,
                    run_id=run_id, run_dir=run_dir, previous=previous, since=since, manifest=manifest,
-                   render=render)
+                   render=render, lock=lock)
     living.write_json(run_dir / living.MANIFEST_FILE, _jsonable(manifest))
     return plan
 
@@ -975,14 +982,27 @@ def _first_manifest(proto: Protocol, run_id: str, base: Mapping[str, Any], known
 
 
 def mark_failed(plan: RunPlan, error: Mapping[str, Any], timings: list[dict[str, Any]] | None = None) -> None:
-    """Write the run's manifest as ``failed`` with ``error`` and scrub secrets from the run folder."""
-    report.scrub_secrets(plan.run_dir, plan.secrets)
-    plan.manifest.update(status="failed", error=dict(error),
-                         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    if timings is not None:
-        plan.manifest["notebooks"] = timings
-    living.write_json(plan.run_dir / living.MANIFEST_FILE, _jsonable(plan.manifest))
-    report.scrub_secrets(plan.run_dir, plan.secrets)
+    """Write the run's manifest as ``failed`` with ``error`` and scrub secrets from the run folder.
+
+    The small failure marker goes first, into space reserved when the run began, so a full disk
+    still leaves the run marked failed; a notebook the disk cut short is renamed ``*.ipynb.truncated``.
+    """
+    runstate.mark_failed_small(plan.run_dir, error)
+    runstate.set_aside_truncated(plan.run_dir)
+    try:
+        report.scrub_secrets(plan.run_dir, plan.secrets)
+        plan.manifest.update(status="failed", error=dict(error),
+                             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        if timings is not None:
+            plan.manifest["notebooks"] = timings
+        living.write_json(plan.run_dir / living.MANIFEST_FILE, _jsonable(plan.manifest))
+        report.scrub_secrets(plan.run_dir, plan.secrets)
+    except OSError as exc:  # full disk: the marker above already says failed
+        logger.warning("run %s: the failed manifest could not be written (%s); its failure marker says failed",
+                       plan.run_id, exc)
+    finally:
+        if plan.lock is not None:
+            plan.lock.release()
 
 
 def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1800) -> list[dict[str, Any]]:
@@ -1067,8 +1087,9 @@ def _write_indexes(plan: RunPlan, pages: list[Path], figures: list[str], changes
     manifest, run_id = plan.manifest, plan.run_id
     page_links = [(report.PAGE_TITLES.get(p.stem, p.stem), p.name) for p in pages]
     report.write_index(plan.run_dir / "index.html", manifest, pages=page_links, figures=figures, changes=changes)
-    runs = [(f"{run_id}/index.html", manifest)] + [
-        (f"{d.name}/index.html", m) for d, m in reversed(living.complete_runs(plan.results_root))]
+    runs = [(f"{run_id}/index.html", manifest)] + [  # interrupted and failed runs too, marked as such
+        (f"{d.name}/index.html" if m.get("status") == "complete" else f"{d.name}/{living.MANIFEST_FILE}", m)
+        for d, m in reversed(runstate.listed_runs(plan.results_root, exclude=run_id))]
     staged = plan.results_root / f".index.html.{run_id}"
     report.write_index(staged, manifest, pages=[(label, f"{run_id}/{h}") for label, h in page_links],
                        figures=[f"{run_id}/{f}" for f in figures], runs=runs, changes=changes)
@@ -1127,7 +1148,14 @@ def publish_run(plan: RunPlan, timings: list[dict[str, Any]]) -> RunResult:
 def record_run(plan: RunPlan) -> Path:
     """Step 4 of :func:`run_review`: write the manifest, last: from now on the run is complete."""
     path = plan.run_dir / living.MANIFEST_FILE
-    living.write_json(path, plan.manifest)
+    try:
+        living.write_json(path, plan.manifest)
+    except OSError as exc:
+        mark_failed(plan, {"notebook": None, "cell": None, "ename": type(exc).__name__, "evalue": str(exc),
+                           "message": "the manifest could not be written"})
+        raise
+    if plan.lock is not None:
+        plan.lock.release()
     return path
 
 

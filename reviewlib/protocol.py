@@ -4,9 +4,19 @@ A protocol has the sections ``review`` (name, title), ``question``, ``pico``,
 ``search`` (query, date range, batch size, optional offline snapshot),
 ``eligibility`` (screening rules, read by :mod:`reviewlib.screening.eligibility`) and
 ``extraction`` (fields to extract, read by :mod:`reviewlib.evidence.extraction`).
+
+A protocol is user input and is checked before anything runs: at most
+:data:`MAX_PROTOCOL_BYTES`; YAML aliases (``*name``, the default protocol
+reuses its term lists with them) expand to at most :data:`MAX_EXPANDED_SIZE`
+characters and nodes, so a 500-byte "billion laughs" is refused, as is an alias
+that contains itself; every section of the type it must have; and no
+unknown key (a typo such as ``mindat:`` is refused with the known keys and a
+"did you mean").  A module that reads a new section adds it to :data:`SECTIONS`.
 """
 from __future__ import annotations
 
+import datetime as dt
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -21,6 +31,118 @@ from .errors import ProtocolError
 PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_PROTOCOL = "car-t-autoimmune"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+#: The largest protocol read, in bytes (the default protocol is about 30 kB).
+MAX_PROTOCOL_BYTES = 1_000_000
+#: The most characters + nodes a protocol may expand to once its aliases are copied out.
+MAX_EXPANDED_SIZE = 5_000_000
+#: Top-level sections and the type each must have (None: read and checked by its own module).
+#: Written as pairs: "outcomes" here is a protocol section (and "pico" has an outcomes line), not a field.
+SECTIONS: dict[str, type | tuple[type, ...] | None] = dict([
+    ("review", dict), ("question", str), ("pico", dict), ("search", dict), ("eligibility", dict),
+    ("extraction", dict), ("screening_data", dict),
+    # read by the registry, gap-statement, outcome, report and demo modules
+    ("registry", None), ("registries", None), ("gaps", None), ("outcomes", None), ("report", None),
+    ("figures", None), ("tables", None), ("demo", None), ("synthesis", None),
+])
+#: Keys of the sections checked here, and the type of each value (pico's elements are free text).
+SECTION_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "review": {"name": str, "title": str, "version": (int, float, str), "authors": list, "description": str},
+    "search": {"query": str, "database": str, "mindate": (str, int, dt.date), "maxdate": (str, int, dt.date),
+               "datetype": str, "batch_size": int, "snapshot": str, "synthetic": bool},
+}
+_TYPE_WORDS = {dict: "a mapping (key: value lines)", str: "text", list: "a list", int: "an integer",
+               bool: "true or false", float: "a number",
+               dt.date: "a date"}
+
+
+def _type_words(kind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(_TYPE_WORDS.get(k, k.__name__) for k in kinds)
+
+
+def _did_you_mean(key: str, known) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _ExpansionError(Exception):
+    def __init__(self, message: str, line: int):
+        super().__init__(message)
+        self.line = line
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], open_: set[int]) -> int:
+    """Characters of scalars plus nodes, counting every alias as a full copy (as text it would be one)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in open_:
+        raise _ExpansionError("an alias refers to a value that contains it", node.start_mark.line + 1)
+    if isinstance(node, yaml.ScalarNode):
+        size = 1 + len(node.value)
+    else:
+        open_.add(key)
+        children = node.value if isinstance(node, yaml.SequenceNode) else [x for kv in node.value for x in kv]
+        size = 1
+        for child in children:
+            size += _expanded_size(child, memo, open_)
+            if size > MAX_EXPANDED_SIZE:
+                raise _ExpansionError(f"its aliases expand to more than {MAX_EXPANDED_SIZE:,} characters "
+                                      "(nested aliases, a 'billion laughs')", node.start_mark.line + 1)
+        open_.discard(key)
+    memo[key] = size
+    return size
+
+
+def _load_yaml(data: bytes) -> Any:
+    """``yaml.safe_load`` that first bounds what the aliases expand to."""
+    loader = yaml.SafeLoader(data)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, {}, set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def check_sections(raw: dict, path: Path | str) -> None:
+    """Refuse unknown top-level keys, sections of the wrong type, and unknown keys in review/search/pico.
+
+    Raises
+    ------
+    ProtocolError
+        One line naming the key, with the known keys and the closest one.
+    """
+    for key, value in raw.items():
+        if key not in SECTIONS:
+            raise ProtocolError(f"protocol {path}: unknown section {key!r}{_did_you_mean(str(key), SECTIONS)}: "
+                                f"the sections are {', '.join(SECTIONS)}", source=str(path))
+        kind = SECTIONS[key]
+        if kind is not None and value is not None and not isinstance(value, kind):
+            raise ProtocolError(f"protocol {path}: section {key!r} must be {_type_words(kind)}, not "
+                                f"{type(value).__name__} {_short(value)}: see notebooks/{DEFAULT_PROTOCOL}.yaml",
+                                source=str(path))
+    for key, value in (raw.get("pico") or {}).items():
+        if value is not None and not isinstance(value, str):
+            raise ProtocolError(f"protocol {path}: pico.{key} must be text, not {type(value).__name__} "
+                                f"{_short(value)}", source=str(path))
+    for section, keys in SECTION_KEYS.items():
+        for key, value in (raw.get(section) or {}).items():
+            if key not in keys:
+                raise ProtocolError(f"protocol {path}: unknown key {key!r} in {section}"
+                                    f"{_did_you_mean(str(key), keys)}: the keys of {section} are "
+                                    f"{', '.join(keys)}", source=str(path))
+            if value is not None and (not isinstance(value, keys[key])
+                                      or (isinstance(value, bool) and keys[key] is int)):
+                raise ProtocolError(f"protocol {path}: {section}.{key} must be {_type_words(keys[key])}, not "
+                                    f"{type(value).__name__} {_short(value)}", source=str(path))
+
+
+def _short(value: Any, n: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 @dataclass
@@ -112,6 +234,9 @@ def find_protocol(name_or_path: str | Path | None = None) -> Path:
     for c in candidates:
         if c.is_file():
             return c.resolve()
+        if c.is_dir():
+            raise ProtocolError(f"protocol {c} is a directory, not a YAML file: give the protocol file inside it",
+                                source=value)
     raise ProtocolError(f"protocol not found: {value}: give a path to a protocol YAML "
                         f"or the name of one in notebooks/ (e.g. {DEFAULT_PROTOCOL})", source=value)
 
@@ -130,17 +255,31 @@ def load_protocol(name_or_path: str | Path | None = None) -> Protocol:
         If the file is missing, is not YAML, or lacks ``review.name`` or ``search.query``.
     """
     path = find_protocol(name_or_path)
-    data = path.read_bytes()
+    size = path.stat().st_size
+    if size > MAX_PROTOCOL_BYTES:
+        raise ProtocolError(f"protocol {path} is {size:,} bytes, more than the {MAX_PROTOCOL_BYTES:,} a protocol "
+                            "may have: keep data (snapshots, labels) in files it names", source=str(path))
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_PROTOCOL_BYTES + 1)
+    if len(data) > MAX_PROTOCOL_BYTES:
+        raise ProtocolError(f"protocol {path} is more than {MAX_PROTOCOL_BYTES:,} bytes: keep data in files it "
+                            "names", source=str(path))
     try:
-        raw = yaml.safe_load(data)
+        raw = _load_yaml(data)
+    except _ExpansionError as exc:
+        raise ProtocolError(f"protocol {path} line {exc.line} is refused: {exc}: write the values out instead",
+                            source=str(path)) from exc
+    except RecursionError as exc:
+        raise ProtocolError(f"protocol {path} is nested too deeply to read: flatten it", source=str(path)) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ProtocolError(f"protocol {path}{where} is not valid YAML ({getattr(exc, 'problem', exc)}): "
+        raise ProtocolError(f"protocol {path}{where} is not valid YAML ({getattr(exc, 'problem', None) or exc}): "
                             "fix the syntax", source=str(path)) from exc
     if not isinstance(raw, dict):
         raise ProtocolError(f"protocol {path} is not a YAML mapping: start from notebooks/{DEFAULT_PROTOCOL}.yaml",
                             source=str(path))
+    check_sections(raw, path)
     review = raw.get("review") or {}
     name = str(review.get("name") or "")
     if not _NAME.match(name):

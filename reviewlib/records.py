@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import atomic_path
 from .errors import InputError
+from .textfiles import check_text_file
+from .safe_cells import unguard_frame, write_csv as write_safe_csv
 
 #: Columns of the records table, in order.
 COLUMNS: list[str] = [
@@ -74,6 +75,9 @@ def to_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a records table to CSV atomically (temp file, then rename).
 
+    Text cells that would start a spreadsheet formula are guarded with a
+    leading ``'`` (see :mod:`reviewlib.safe_cells`); :func:`read_csv` removes it.
+
     Parameters
     ----------
     frame : pandas.DataFrame
@@ -86,10 +90,7 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     pathlib.Path
         The path written.
     """
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        to_csv_frame(frame).to_csv(fh, index=False)
-    return path
+    return write_safe_csv(to_csv_frame(frame), path)
 
 
 def read_csv(path: str | os.PathLike, required: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -102,20 +103,21 @@ def read_csv(path: str | os.PathLike, required: tuple[str, ...] = ()) -> pd.Data
     required : tuple of str
         Columns that must be present; a missing one raises :class:`InputError`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"records file not found: {path}: give the path of a CSV written by 'reviewlib fetch'",
-                         source=str(path))
+    path, encoding = check_text_file(path, "records", "the path of a CSV written by 'reviewlib fetch'",
+                                     compressed_ok=True)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read records CSV {path}: {exc}; check it is a UTF-8 CSV with a header row",
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"records CSV {path} is empty: give a CSV with a header row", source=str(path)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read records CSV {path} ({reason}): check it is a UTF-8 CSV with a header row",
                          source=str(path)) from exc
     missing = [c for c in required if c not in raw.columns]
     if missing:
         raise InputError(f"records file {path} has no column {', '.join(missing)}: "
                          f"it needs at least {', '.join(required)}", source=str(path))
-    raw = raw.replace({"": None})
+    raw = unguard_frame(raw).replace({"": None})
     for col in LIST_COLUMNS:
         if col in raw:
             raw[col] = [[s for s in v.split(LIST_SEPARATOR) if s] if isinstance(v, str) else [] for v in raw[col]]

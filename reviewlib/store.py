@@ -202,7 +202,12 @@ class ReviewStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"review store {self.path} is a directory, not a file: give the review.sqlite "
+                             "inside it, or a new file name")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        existed = self.path.exists()
+        self._created = not existed
         try:
             self.connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                               check_same_thread=False)
@@ -214,8 +219,22 @@ class ReviewStore:
             if self.get_meta("schema_version") is None:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.DatabaseError as exc:
+            if not existed:  # a store this call began and could not finish (full disk, read-only folder)
+                self._discard_new()
+            if isinstance(exc, sqlite3.OperationalError):
+                from .oserrors import describe_sqlite
+                raise StoreError(describe_sqlite(exc, str(self.path))) from exc
             raise StoreError(f"cannot open review store {self.path}: {exc}; "
                              "is it a reviewlib store? move it aside to start afresh") from exc
+
+    def _discard_new(self) -> None:
+        """Close and remove a store file (and its WAL) this process just created and could not set up."""
+        try:
+            self.connection.close()
+        except Exception:  # noqa: BLE001 - best effort: the connection may never have opened
+            pass
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     # -- plumbing ---------------------------------------------------------
     @property
@@ -246,8 +265,20 @@ class ReviewStore:
     def __enter__(self) -> "ReviewStore":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        # a store this block created and left empty because the block failed (a refused fetch) is not kept
+        discard = exc_type is not None and getattr(self, "_created", False) and self._is_empty()
         self.close()
+        if discard:
+            self._discard_new()
+
+    def _is_empty(self) -> bool:
+        try:
+            con = self.connection
+            return not any(con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+                           for t in ("searches", "records", "decisions", "extractions", "trials"))
+        except sqlite3.Error:
+            return False
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.connection.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

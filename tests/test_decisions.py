@@ -315,10 +315,10 @@ def test_final_decisions_of_an_empty_stage(store):
 def test_an_undo_without_note_undoes_the_last_call(store, tmp_path):
     # a note on some row and none on the undo: pandas reads the missing note as float NaN (a crash before)
     sheet = tmp_path / "undo.csv"
-    sheet.write_text("record_id,reviewer,decision,kind,note,created_at\n"
-                     "pmid:1,ana,exclude,human,myeloma,2024-05-01T10:00:00Z\n"
-                     "pmid:1,ana,include,human,,2024-05-01T10:01:00Z\n"
-                     "pmid:1,ana,undo,undo,,2024-05-01T10:02:00Z\n")
+    sheet.write_text("record_id,reviewer,decision,reason,kind,note,created_at\n"
+                     "pmid:1,ana,exclude,wrong-population,human,myeloma,2024-05-01T10:00:00Z\n"
+                     "pmid:1,ana,include,,human,,2024-05-01T10:01:00Z\n"
+                     "pmid:1,ana,undo,,undo,,2024-05-01T10:02:00Z\n")
     assert decisions.import_csv(store, sheet) == 3
     assert decisions.current_decisions(store)["decision"].tolist() == ["exclude"]
     assert decisions.final_decisions(store)["decision"].tolist() == ["exclude"]
@@ -333,3 +333,19 @@ def test_exported_decisions_are_as_readable_as_any_file_the_user_writes(store, t
     assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~umask)
     assert [r["decision"] for r in _read(out)] == ["include"]
     assert [p.name for p in out.parent.iterdir()] == ["ana.csv"]
+
+
+def test_an_exclude_without_reason_is_refused_on_import_as_in_the_screener(store, tmp_path, capsys):
+    # one rule (decisions.reason_required) for the screener and for imports
+    sheet = tmp_path / "bob.csv"
+    sheet.write_text("pmid,reviewer,decision,reason\n1,bob,include,\n2,bob,exclude,\n")
+    code = main(["decisions", "import", "--store", str(store.path), str(sheet)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "row 3 column reason: an exclude needs an exclusion reason, as in the screener" in err
+    assert decisions.current_decisions(store).empty                      # nothing imported
+    assert main(["decisions", "import", "--store", str(store.path), str(sheet),
+                 "--allow-exclude-without-reason"]) == 0
+    assert decisions.current_decisions(store)["decision"].tolist() == ["include", "exclude"]
+    assert decisions.reason_required({"preclinical": "Preclinical"}) and not decisions.reason_required({})
+    assert not decisions.reason_required({"preclinical": "Preclinical"}, require_reason=False)

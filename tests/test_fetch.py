@@ -235,7 +235,7 @@ def test_offline_snapshot_is_one_search_loaded_once(tmp_path, data_dir, store):
     articles = load_articles(data_dir / "eutils" / "efetch")
     xml = b'<?xml version="1.0" ?>\n<PubmedArticleSet>\n' + b"\n".join(a.xml for a in articles) + b"\n</PubmedArticleSet>\n"
     (tmp_path / "snap.xml.gz").write_bytes(gzip.compress(xml))
-    protocol = load_protocol(write_protocol(tmp_path, snapshot="snap.xml.gz", synthetic="true"))
+    protocol = load_protocol(write_protocol(tmp_path, snapshot="snap.xml.gz", synthetic=True))
     result = run_search(protocol, store, offline=True)
     assert result.source == "snapshot" and result.n_records == result.count == len(articles)
     assert "offline snapshot snap.xml.gz" in result.translation and "SYNTHETIC" in result.translation

@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ..atomic import write_with
+from ..safe_cells import unguard_frame, write_csv as write_safe_csv, write_xlsx
 from ..errors import InputError
 from ..store import ReviewStore, utcnow
 
@@ -373,17 +373,13 @@ SHEET_COLUMNS = ["record_id", "study", "design", "tool", "item", "question", "al
 
 
 def _safe(value: Any) -> Any:
-    """Neutralise spreadsheet formulas: text starting with = + - @ gets a leading apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
+    """A cell value as written: the sheet writers (reviewlib.safe_cells) neutralise formulas for every cell."""
     return value
 
 
 def _unsafe(value: Any) -> str:
-    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
-    if text[:2] in ("'=", "'+", "'-", "'@"):
-        return text[1:]
-    return text
+    """A cell read back as text (the reader already removed safe_cells' guard)."""
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
 
 def export_sheet(store: ReviewStore, path: str | os.PathLike, studies: pd.DataFrame,
@@ -420,14 +416,10 @@ def export_sheet(store: ReviewStore, path: str | os.PathLike, studies: pd.DataFr
                          "answer": "", "support": "", "reviewer": reviewer or ""})
     sheet = pd.DataFrame(rows, columns=SHEET_COLUMNS)
     path = Path(path)
-    if path.suffix.lower() == ".xlsx":
-        def write(tmp):
-            with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-                sheet.to_excel(xl, sheet_name="appraisal", index=False)
-    else:
-        def write(tmp):
-            sheet.to_csv(tmp, index=False, encoding="utf-8")
-    write_with(path, write)
+    if path.suffix.lower() == ".xlsx":   # strings, never formulas (reviewlib.safe_cells)
+        write_xlsx({"appraisal": sheet}, path)
+    else:                                # formula-starting text guarded with a leading '
+        write_safe_csv(sheet, path)
     logger.info("wrote appraisal sheet %s (%d rows)", path, len(sheet))
     return path
 
@@ -446,7 +438,7 @@ def import_sheet(store: ReviewStore, path: str | os.PathLike, reviewer: str | No
         if path.suffix.lower() in (".xlsx", ".xlsm"):
             frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl").fillna("")
         else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame = unguard_frame(pd.read_csv(path, dtype=str, keep_default_na=False))
     except Exception as exc:  # openpyxl and pandas raise many kinds
         raise InputError(f"cannot read appraisal sheet {path}: {exc}; save it as CSV (UTF-8) or XLSX",
                          source=str(path)) from exc

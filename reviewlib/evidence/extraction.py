@@ -56,6 +56,7 @@ latest value win and says, per field, whether a value is ``machine`` or ``verifi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -67,11 +68,13 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 import yaml
 
-from ..atomic import write_with
 from ..errors import InputError, ProtocolError
 from ..protocol import Protocol, load_protocol, section_of
 from ..records import read_csv as read_records_csv
+from ..textfiles import check_text_file
+from ..safe_cells import unguard_frame, write_csv as write_safe_csv, write_xlsx
 from ..store import ReviewStore, record_id_for
+from ..user_regex import UnsafePattern, any_of, compile_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -176,9 +179,8 @@ class Field:
         """One regular expression matching wherever any synonym or cue of the field could match
         (a prefilter: sentences it does not match are skipped)."""
         if self._any is None:
-            parts = [syn.regex.pattern for syns in self.values.values() for syn in syns]
-            parts += [c.pattern for c in self.cues]
-            self._any = re.compile("|".join(f"(?:{p})" for p in parts) or r"(?!)", re.IGNORECASE)
+            parts = [syn.regex for syns in self.values.values() for syn in syns] + list(self.cues)
+            self._any = any_of(parts)  # RE2 patterns stay on RE2
         return self._any
 
     def normalise(self, raw: Any) -> str:
@@ -292,10 +294,13 @@ def _compile(pattern: str, where: str, source: str, numbered: bool = False) -> r
     else:
         text = text.replace("{NUM2}", NUMBER_REGEX).replace("{NUM}", NUMBER_REGEX)
     try:
-        return re.compile(text, re.IGNORECASE)
+        return compile_pattern(text, re.IGNORECASE)  # RE2 (linear time) where it can run it
     except re.error as exc:
         raise ProtocolError(f"protocol {source}: extraction {where}: pattern {pattern!r} is not a valid "
                             f"regular expression ({exc}): fix it", source=source) from exc
+    except UnsafePattern as exc:
+        raise ProtocolError(f"protocol {source}: extraction {where}: pattern {pattern!r} is refused: {exc}; "
+                            "drop the look-around or the nested repetition", source=source) from exc
 
 
 def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> Schema:
@@ -403,6 +408,11 @@ def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> 
             f.nouns = [str(x) for x in spec.get("nouns") or DEFAULT_NOUNS]
             for x in f.nouns:
                 _compile(x, where, source)
+            try:
+                _breakdown_regexes(f)
+            except UnsafePattern as exc:
+                raise ProtocolError(f"protocol {source}: extraction {where}: nouns {f.nouns!r} are refused: {exc}; "
+                                    "drop the look-around or the nested repetition", source=source) from exc
             f.allowed = [NOT_REPORTED]
         fb = spec.get("fallback")
         if fb is not None:
@@ -838,11 +848,18 @@ def _mentions(of: Field, text: str) -> list[tuple[int, int, str]]:
 
 
 def _breakdown_regexes(f: Field) -> tuple[re.Pattern, re.Pattern]:
-    nouns = "|".join(f.nouns) or r"(?!)"
-    before = re.compile(
+    return _breakdown_regexes_of(tuple(f.nouns))
+
+
+@functools.lru_cache(maxsize=64)
+def _breakdown_regexes_of(nouns_list: tuple[str, ...]) -> tuple[re.Pattern, re.Pattern]:
+    """The before/after patterns of a breakdown; the nouns are protocol input, so both are checked
+    by compile_pattern (they use look-around, so they run on re: UnsafePattern if a noun nests repeats)."""
+    nouns = "|".join(nouns_list) or r"(?!)"
+    before = compile_pattern(
         r"(?<![\w.,/-])(?:n\s*=\s*)?(?P<n>" + NUMBER_REGEX + r")\s+(?:(?:" + nouns + r")\s+)?"
         r"(?:(?:with|had|has|have|having)\s+)?(?:[\w'-]+\s+){0,2}?$", re.IGNORECASE)
-    after = re.compile(
+    after = compile_pattern(
         r"^(?:\s+[\w'-]+){0,2}?\s*(?:"
         r"\(\s*(?:n\s*=\s*)?(?P<a>" + NUMBER_REGEX + r")(?:\s+(?:" + nouns + r"))?\s*(?:[),;]|\()"
         r"|[:,]\s*(?:n\s*=\s*)?(?P<b>" + NUMBER_REGEX + r")(?=\s*(?:\(|[,;.)]|$|and\b|or\b))"
@@ -1117,16 +1134,13 @@ def export_sheet(store: ReviewStore, path: str | os.PathLike, record_ids: Iterab
                          "corrected_value": "", "reviewer": "", "note": ""})
     sheet = pd.DataFrame(rows, columns=SHEET_COLUMNS)
     path = Path(path)
-    if path.suffix.lower() == ".xlsx":
-        def write(tmp):
-            with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-                sheet.to_excel(xl, sheet_name="extraction", index=False)
-                pd.DataFrame([{"field": n, "kind": f.kind, "label": f.label, "allowed_values": "; ".join(f.allowed)}
-                              for n, f in schema.fields.items()]).to_excel(xl, sheet_name="fields", index=False)
+    if path.suffix.lower() == ".xlsx":  # strings, never formulas (safe_cells)
+        write_xlsx({"extraction": sheet,
+                    "fields": pd.DataFrame([{"field": n, "kind": f.kind, "label": f.label,
+                                             "allowed_values": "; ".join(f.allowed)}
+                                            for n, f in schema.fields.items()])}, path)
     else:
-        def write(tmp):
-            sheet.to_csv(tmp, index=False, encoding="utf-8")
-    write_with(path, write)
+        write_safe_csv(sheet, path)
     logger.info("wrote extraction sheet %s (%d rows)", path, len(sheet))
     return path
 
@@ -1134,13 +1148,19 @@ def export_sheet(store: ReviewStore, path: str | os.PathLike, record_ids: Iterab
 def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
     """Read a filled-in extraction sheet (CSV or XLSX) as strings."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"extraction sheet {path} is a directory, not a file: give the file written by "
+                         "export_sheet", source=str(path))
     if not path.is_file():
         raise InputError(f"extraction sheet not found: {path}: give the file written by export_sheet", source=str(path))
+    encoding = "utf-8"
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        path, encoding = check_text_file(path, "extraction sheet", "the CSV or XLSX written by export_sheet")
     try:
         if path.suffix.lower() in (".xlsx", ".xlsm"):
             frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl").fillna("")
         else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame = unguard_frame(pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding))
     except Exception as exc:  # openpyxl and pandas raise many kinds
         raise InputError(f"cannot read extraction sheet {path}: {exc}; save it as CSV (UTF-8) or XLSX",
                          source=str(path)) from exc
@@ -1302,8 +1322,8 @@ def evaluate(testset: str | os.PathLike | list[dict], protocol: Protocol | Schem
 
 # -- CLI -----------------------------------------------------------------------------------
 def write_evidence_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write an extraction frame to CSV atomically."""
-    return write_with(Path(path), lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8"))
+    """Write an extraction frame to CSV atomically (formula-starting text guarded, see safe_cells)."""
+    return write_safe_csv(frame, path)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -43,7 +43,8 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from ..atomic import write_with
+from ..safe_cells import unguard_frame, write_csv as write_safe_csv, write_xlsx
+from ..user_regex import UnsafePattern, compile_pattern
 from ..errors import InputError, ProtocolError
 from ..protocol import Protocol, section_of
 from ..store import ReviewStore
@@ -70,10 +71,13 @@ class Outcome:
 
 def _compile(pattern: Any, where: str, source: str) -> re.Pattern:
     try:
-        return re.compile(str(pattern), re.IGNORECASE)
+        return compile_pattern(str(pattern), re.IGNORECASE)  # protocol input: RE2 where it can run it
     except re.error as exc:
         raise ProtocolError(f"protocol {source}: {where}: {pattern!r} is not a valid regular expression ({exc}): "
                             "fix it", source=source) from None
+    except UnsafePattern as exc:
+        raise ProtocolError(f"protocol {source}: {where}: {pattern!r} is refused: {exc}; drop the look-around "
+                            "or the nested repetition", source=source) from None
 
 
 def load_outcomes(protocol: Protocol | str | dict | list | None = None) -> list[Outcome]:
@@ -410,15 +414,13 @@ SHEET_COLUMNS = ["record_id", "study", "outcome", "current_value", "status", "ev
 
 
 def _safe(value: Any) -> Any:
-    """Neutralise spreadsheet formulas in untrusted text: a leading = + - @ gets an apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
+    """A cell value as written: the sheet writers (reviewlib.safe_cells) neutralise formulas for every cell."""
     return value
 
 
 def _cell(value: Any) -> str:
-    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).strip()
-    return text[1:] if text[:2] in ("'=", "'+", "'-", "'@") else text
+    """A cell read back as stripped text (the reader already removed safe_cells' guard)."""
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).strip()
 
 
 def export_sheet(store: ReviewStore, path: str | os.PathLike, outcomes: Sequence[str] | None = None,
@@ -444,14 +446,10 @@ def export_sheet(store: ReviewStore, path: str | os.PathLike, outcomes: Sequence
                          "corrected_value": "", "reviewer": "", "note": ""})
     sheet = pd.DataFrame(rows, columns=SHEET_COLUMNS)
     path = Path(path)
-    if path.suffix.lower() == ".xlsx":
-        def write(tmp):
-            with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-                sheet.to_excel(xl, sheet_name="outcomes", index=False)
-    else:
-        def write(tmp):
-            sheet.to_csv(tmp, index=False, encoding="utf-8")
-    write_with(path, write)
+    if path.suffix.lower() == ".xlsx":   # strings, never formulas (reviewlib.safe_cells)
+        write_xlsx({"outcomes": sheet}, path)
+    else:                                # formula-starting text guarded with a leading '
+        write_safe_csv(sheet, path)
     return path
 
 
@@ -468,7 +466,7 @@ def import_sheet(store: ReviewStore, path: str | os.PathLike, reviewer: str | No
         if path.suffix.lower() in (".xlsx", ".xlsm"):
             frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl").fillna("")
         else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            frame = unguard_frame(pd.read_csv(path, dtype=str, keep_default_na=False))
     except Exception as exc:  # openpyxl and pandas raise many kinds
         raise InputError(f"cannot read outcomes sheet {path}: {exc}; save it as CSV (UTF-8) or XLSX",
                          source=str(path)) from exc

@@ -44,8 +44,8 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from ..atomic import write_with
 from ..errors import InputError
+from ..safe_cells import write_csv as write_safe_csv, write_xlsx
 from .extraction import NOT_REPORTED, ROLES, STATUS_VERIFIED, Schema, SchemaRef, load_schema, parse_breakdown
 
 __all__ = [
@@ -844,26 +844,22 @@ def export_csv(tables: Mapping[str, pd.DataFrame] | pd.DataFrame, folder: str | 
     if isinstance(tables, pd.DataFrame):
         tables = {name: tables}
     folder = Path(folder)
-    return [write_with(folder / f"{_slug(k)}.csv", lambda tmp, t=t: t.to_csv(tmp, index=False, encoding="utf-8"))
-            for k, t in tables.items()]
+    return [write_safe_csv(t, folder / f"{_slug(k)}.csv") for k, t in tables.items()]  # no live formulas
 
 
 def export_xlsx(tables: Mapping[str, pd.DataFrame], path: str | os.PathLike) -> Path:
     """Write the tables to one workbook, one sheet per table (names cut to 31 characters)."""
-    path = Path(path)
     used: set[str] = set()
-
-    def write(tmp):
-        with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-            for key, t in tables.items():
-                sheet = re.sub(r"[\[\]:*?/\\]", "-", key)[:31] or "table"
-                base, i = sheet, 2
-                while sheet.lower() in used:
-                    sheet = f"{base[:28]}-{i}"
-                    i += 1
-                used.add(sheet.lower())
-                t.to_excel(xl, sheet_name=sheet, index=False)
-    return write_with(path, write)
+    sheets = {}
+    for key, t in tables.items():
+        sheet = re.sub(r"[\[\]:*?/\\]", "-", key)[:31] or "table"
+        base, i = sheet, 2
+        while sheet.lower() in used:
+            sheet = f"{base[:28]}-{i}"
+            i += 1
+        used.add(sheet.lower())
+        sheets[sheet] = t
+    return write_xlsx(sheets, path)  # every text cell a string, never a formula
 
 
 def _offline_library() -> str:

@@ -20,6 +20,12 @@ Configuration comes from the environment:
 ``NCBI_API_KEY``
     Sent with every request; raises the rate to 10 per second.  It never
     appears in logs, error messages or saved files.
+``REVIEWLIB_MAX_WAIT``, ``REVIEWLIB_CONNECT_TIMEOUT``, ``REVIEWLIB_READ_TIMEOUT``, ``REVIEWLIB_DEADLINE``
+    The cap on any wait before a retry (120 s; a longer ``Retry-After`` stops
+    the request with the time to come back; ``REVIEWLIB_EUTILS_MAX_RETRY_AFTER``
+    overrides it for E-utilities only), the timeouts of one attempt (10 s to
+    connect, 30 s between bytes) and of one request over all its attempts
+    (300 s); see :mod:`reviewlib.retrieval.limits`.
 
 The transport and the sleep are plain callables so tests can assert the retry
 schedule against a local replay server.
@@ -39,7 +45,8 @@ from lxml import etree
 
 from ..errors import ConfigError, EutilsError, HistoryExpiredError
 from .http import HttpResponse  # noqa: F401  (re-exported: transports build it)
-from .http import (DEFAULT_MAX_RETRY_AFTER, GaveUp, RetryAfterTooLong, RetryPolicy, Transport,
+from . import limits
+from .http import (DeadlineExceeded, GaveUp, RetryAfterTooLong, RetryPolicy, Transport,
                    connection_reason)
 from .http import Retry as _Retry
 from .http import retry_after_seconds as _retry_after
@@ -65,6 +72,7 @@ _PERMANENT = re.compile(
     r"cannot be larger than 9998|Invalid db name|ID list is empty|Neither query_key nor id|"
     r"Empty term and query_key|Invalid uid|Invalid query_key|Invalid WebEnv|Unknown (parameter|db)",
     re.I)
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _SECRET = re.compile(r"(api_key=)[^&\s'\"]+", re.I)
 
 
@@ -176,12 +184,19 @@ class EutilsClient:
         jittered between half and all of it, or ``Retry-After`` if longer
         (``backoff_base`` default ``REVIEWLIB_EUTILS_BACKOFF`` or 1 second).
     max_retry_after : float, optional
-        Longest ``Retry-After`` waited for (default ``REVIEWLIB_EUTILS_MAX_RETRY_AFTER``
-        or 120 s); a longer one stops at once with a line saying when to run again.
+        Longest wait before a retry (default ``REVIEWLIB_EUTILS_MAX_RETRY_AFTER``, else
+        ``REVIEWLIB_MAX_WAIT``, else 120 s): backoff is cut to it, and a longer
+        ``Retry-After`` stops at once with a line saying when to run again.
     random : callable, optional
         Returns a float in [0, 1) for the jitter (default :func:`random.random`).
-    timeout : float
-        Seconds per HTTP request.
+    timeout : float or (float, float), optional
+        Seconds per HTTP attempt, or ``(connect, read)``; default
+        ``REVIEWLIB_CONNECT_TIMEOUT`` and ``REVIEWLIB_READ_TIMEOUT`` (10 s, 30 s).
+    deadline : float, optional
+        Seconds one request may take over all attempts and waits (default
+        ``REVIEWLIB_DEADLINE`` or 300 s).
+    clock : callable, optional
+        Monotonic seconds, for the deadline (default :func:`time.monotonic`).
 
     Examples
     --------
@@ -195,7 +210,9 @@ class EutilsClient:
                  sleep: Callable[[float], None] = time.sleep, limiter: RateLimiter | None = None,
                  max_attempts: int | None = None, backoff_base: float | None = None,
                  backoff_max: float = 60.0, max_retry_after: float | None = None,
-                 random: Callable[[], float] = _random.random, timeout: float = 120.0):
+                 random: Callable[[], float] = _random.random,
+                 timeout: float | tuple[float, float] | None = None, deadline: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         url = base_url or os.environ.get("REVIEWLIB_EUTILS_URL") or DEFAULT_URL
         if not re.match(r"^https?://[^/\s]+", url):
             raise ConfigError(f"E-utilities endpoint {redact(url)!r} is not an http(s) URL: "
@@ -212,10 +229,16 @@ class EutilsClient:
                                   else env_number("REVIEWLIB_EUTILS_BACKOFF", 1.0))
         self.backoff_max = backoff_max
         self.max_retry_after = float(max_retry_after if max_retry_after is not None
-                                     else env_number("REVIEWLIB_EUTILS_MAX_RETRY_AFTER", DEFAULT_MAX_RETRY_AFTER))
+                                     else env_number("REVIEWLIB_EUTILS_MAX_RETRY_AFTER", limits.max_wait()))
         self.random = random
-        self.timeout = timeout
+        env = limits.timeouts()
+        self.timeout = timeout if timeout is not None else env.per_attempt
+        self.deadline = float(deadline if deadline is not None else env.deadline)
+        self.clock = clock
         self._warned_email = False
+        if self.email and not _EMAIL.fullmatch(self.email):
+            logger.warning("NCBI_EMAIL %r is not an e-mail address: NCBI may block clients without a working "
+                           "one; export NCBI_EMAIL=you@example.org", self.email)
 
     def __repr__(self) -> str:
         return (f"EutilsClient(base_url={self.base_url!r}, email={self.email!r}, "
@@ -240,11 +263,19 @@ class EutilsClient:
         return out
 
     @property
+    def effective_deadline(self) -> float:
+        """The deadline, but never shorter than one wait the cap allows plus one attempt: a cap raised
+        on purpose (``REVIEWLIB_EUTILS_MAX_RETRY_AFTER=100000``) is honoured."""
+        per_attempt = sum(self.timeout) if isinstance(self.timeout, tuple) else float(self.timeout)
+        return max(self.deadline, self.max_retry_after + per_attempt)
+
+    @property
     def policy(self) -> RetryPolicy:
         """The retry policy from the client's current settings (see :class:`~reviewlib.retrieval.http.RetryPolicy`)."""
         return RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base,
-                           backoff_max=self.backoff_max, max_retry_after=self.max_retry_after,
-                           sleep=self.sleep, random=self.random)
+                           backoff_max=min(self.backoff_max, self.max_retry_after),  # no wait past the cap
+                           max_retry_after=self.max_retry_after, deadline=self.effective_deadline,
+                           sleep=self.sleep, clock=self.clock, random=self.random)
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
@@ -288,8 +319,14 @@ class EutilsClient:
             when = exc.retry_at()
             raise EutilsError(
                 f"NCBI asks to wait {exc.seconds:.0f} s before the next request to {url} (more than the "
-                f"{exc.cap:.0f} s this client waits; REVIEWLIB_EUTILS_MAX_RETRY_AFTER): run the same command "
+                f"{exc.cap:.0f} s this client waits; REVIEWLIB_MAX_WAIT): run the same command "
                 f"again after {when} to resume", url=url, status=exc.last.status) from None
+        except DeadlineExceeded as exc:
+            reason = f"; last: {redact(exc.last.reason)}" if exc.last else ""
+            raise EutilsError(
+                f"{endpoint} at {url} gave no good answer within the {exc.deadline:.0f} s deadline "
+                f"(REVIEWLIB_DEADLINE{reason}): check the network, then run the same command again to resume",
+                url=url, status=exc.last.status if exc.last else None) from None
         except GaveUp as exc:
             last = exc.last
             body = last.body[:300].decode("utf-8", "replace") if last.body else None

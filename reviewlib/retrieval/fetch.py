@@ -244,6 +244,59 @@ def _progress_bar(total: int, initial: int, enabled: bool, desc: str):
                 disable=None if enabled else True, leave=False)
 
 
+def check_arguments(query: str, *, mindate: str | None = None, maxdate: str | None = None,
+                    datetype: str = "pdat", batch_size: int = 500, since: str | None = None):
+    """Check a fetch's arguments before anything is created; returns ``(query, lo, hi)``.
+
+    Raises
+    ------
+    InputError
+        An empty query, an unknown datetype, a batch size out of range, a date
+        that is not ``YYYY[/MM[/DD]]``, mindate after maxdate, a bad --since date.
+    """
+    query = " ".join(str(query or "").split())
+    if not query:
+        raise InputError("the PubMed query is empty: give a query, e.g. 'statin[tiab] AND \"heart failure\"[tiab]'")
+    if datetype not in DATETYPES:
+        raise InputError(f"bad datetype {datetype!r}: use one of {', '.join(DATETYPES)}", source=str(datetype))
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_RECORDS:
+        raise InputError(f"bad batch size {batch_size!r}: use a whole number from 1 to {MAX_RECORDS}",
+                         source=str(batch_size))
+    lo = parse_date(mindate, name="mindate")
+    hi = parse_date(maxdate, upper=True, name="maxdate")
+    if lo and hi and lo > hi:
+        raise InputError(f"mindate {mindate} is after maxdate {maxdate}: swap them")
+    if since and since != "last":
+        parse_date(since, name="since date")
+    return query, lo, hi
+
+
+def query_warnings(query: str) -> list[str]:
+    """Warnings about a query's brackets and quotes, each naming the (1-based) character position.
+
+    PubMed does not refuse ``(statin OR asthma`` or ``"heart failure[tiab]``: it guesses, and the search
+    is silently another one.  Parentheses inside quotes are ignored, as PubMed does.
+    """
+    out: list[str] = []
+    opened: list[int] = []
+    quote: int | None = None
+    for i, ch in enumerate(query, start=1):
+        if ch == '"':
+            quote = i if quote is None else None
+        elif quote is None and ch == "(":
+            opened.append(i)
+        elif quote is None and ch == ")":
+            if opened:
+                opened.pop()
+            else:
+                out.append(f"the query has a ')' at position {i} with no '(' before it: check its brackets")
+    if quote is not None:
+        out.append(f"the query opens a quote at position {quote} and never closes it: add the closing '\"'")
+    for i in opened:
+        out.append(f"the query has a '(' at position {i} that is never closed: add the ')'")
+    return out
+
+
 def fetch_pubmed(query: str, store: ReviewStore, *, mindate: str | None = None, maxdate: str | None = None,
                  datetype: str = "pdat", batch_size: int = 500, since: str | None = None,
                  client: EutilsClient | None = None, progress: bool = True,
@@ -284,18 +337,10 @@ def fetch_pubmed(query: str, store: ReviewStore, *, mindate: str | None = None, 
     EutilsError
         E-utilities kept failing; run again to resume.
     """
-    query = " ".join(str(query or "").split())
-    if not query:
-        raise InputError("the PubMed query is empty: give a query, e.g. 'statin[tiab] AND \"heart failure\"[tiab]'")
-    if datetype not in DATETYPES:
-        raise InputError(f"bad datetype {datetype!r}: use one of {', '.join(DATETYPES)}", source=str(datetype))
-    if not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_RECORDS:
-        raise InputError(f"bad batch size {batch_size!r}: use a whole number from 1 to {MAX_RECORDS}",
-                         source=str(batch_size))
-    lo = parse_date(mindate, name="mindate")
-    hi = parse_date(maxdate, upper=True, name="maxdate")
-    if lo and hi and lo > hi:
-        raise InputError(f"mindate {mindate} is after maxdate {maxdate}: swap them")
+    query, lo, hi = check_arguments(query, mindate=mindate, maxdate=maxdate, datetype=datetype,
+                                    batch_size=batch_size, since=since)
+    for warning in query_warnings(query):
+        logger.warning("%s", warning)
     term = query
     if since:
         if since == "last":
@@ -527,10 +572,16 @@ def run_cli(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file: give a folder", source=str(out))
+    # everything that can be refused is checked before the store exists: a refused fetch leaves nothing
+    check_arguments(args.query, mindate=args.mindate, maxdate=args.maxdate, datetype=args.datetype,
+                    batch_size=args.batch_size, since=args.since)
+    client = EutilsClient()
+    if hasattr(client.limiter, "check"):  # the shared rate file (REVIEWLIB_RATE_FILE) must be usable
+        client.limiter.check()
     with ReviewStore(out / "review.sqlite") as store:
         result = fetch_pubmed(args.query, store, mindate=args.mindate, maxdate=args.maxdate,
                               datetype=args.datetype, batch_size=args.batch_size, since=args.since,
-                              progress=not args.no_progress, refresh=args.refresh)
+                              client=client, progress=not args.no_progress, refresh=args.refresh)
         records = store.records().drop(columns=["record_id"])
     records = records[records["pmid"].isna() | ~records["pmid"].duplicated()]
     path = write_csv(records, out / "records.csv")

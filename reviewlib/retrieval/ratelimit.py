@@ -23,6 +23,8 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
+from ..errors import ConfigError
+
 try:  # POSIX only; elsewhere the shared limiter is per process
     import fcntl
 except ImportError:  # pragma: no cover
@@ -140,7 +142,7 @@ class FileRateLimiter(RateLimiter):
         waited = 0.0
         with self._lock:
             while True:
-                with open(self.path, "a+b") as fh:
+                with self._open() as fh:
                     fcntl.flock(fh, fcntl.LOCK_EX)
                     now = self.clock()
                     recent = sorted(t for t in self._read(fh) if 0 <= now - t < self.period - 1e-9)
@@ -155,6 +157,19 @@ class FileRateLimiter(RateLimiter):
                 if delay > 0:
                     self.sleep(delay)
                     waited += delay
+
+    def check(self) -> None:
+        """Raise :class:`~reviewlib.errors.ConfigError` now if the rate file cannot be used."""
+        with self._open():
+            pass
+
+    def _open(self):
+        try:
+            return open(self.path, "a+b")
+        except OSError as exc:
+            from ..oserrors import describe
+            raise ConfigError(f"cannot use the NCBI rate file ({describe(exc)}): set REVIEWLIB_RATE_FILE to a "
+                              "file in a folder you can write to, e.g. ~/.cache/reviewlib-ncbi-rate") from exc
 
     def __repr__(self) -> str:
         return f"FileRateLimiter({str(self.path)!r}, max_calls={self.max_calls}, period={self.period})"

@@ -34,8 +34,9 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from ..atomic import atomic_path
 from ..errors import InputError
+from ..textfiles import check_text_file
+from ..safe_cells import unguard, write_csv as write_safe_csv
 from ..store import ReviewStore, utcnow
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,18 @@ def _vocabulary(store: ReviewStore, reasons: Mapping[str, str] | Iterable[str] |
         return set(reasons)
     from .eligibility import vocabulary
     return set(vocabulary(store))
+
+
+def reason_required(reasons: Mapping[str, str] | Iterable[str] | None, require_reason: bool = True) -> bool:
+    """The one rule, for the screener and for imports: an exclude needs a reason when the review has
+    an exclusion-reason vocabulary (PRISMA reports excluded records with reasons), unless turned off."""
+    return bool(require_reason and reasons)
+
+
+def missing_reason(decision: str, reason: str | None, reasons: Mapping[str, str] | Iterable[str] | None,
+                   require_reason: bool = True) -> bool:
+    """True when ``decision`` is an exclude without the reason :func:`reason_required` asks for."""
+    return decision == "exclude" and not reason and reason_required(reasons, require_reason)
 
 
 def _known_records(store: ReviewStore, ids: Iterable[str]) -> set[str]:
@@ -425,30 +438,27 @@ def export_csv(store: ReviewStore, path: str | os.PathLike, reviewer: str | None
                              f"(reviewers: {', '.join(known) or 'none'}): check the name")
         frame = frame[frame["reviewer"] == reviewer]
     frame = frame.sort_values(["created_at", "decision_id"])[CSV_COLUMNS]
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        frame.to_csv(fh, index=False)
+    path = write_safe_csv(frame, path)  # cells that would start a formula get a leading ' (safe_cells)
     logger.info("exported %d decisions to %s", len(frame), path)
     return path
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    if not path.is_file():
-        raise InputError(f"decisions file not found: {path}: give the CSV written by 'reviewlib decisions export'",
-                         source=str(path))
+    path, encoding = check_text_file(path, "decisions", "the CSV written by 'reviewlib decisions export'")
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
+        with open(path, encoding=encoding, newline="") as fh:
             reader = csv.DictReader(fh)
             rows = list(reader)
-            header = [h.strip() for h in (reader.fieldnames or [])]
+            header = [unguard(h.strip()) for h in (reader.fieldnames or [])]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"cannot read decisions CSV {path}: {exc}: save it as UTF-8 CSV", source=str(path)) from exc
-    rows = [{(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in r.items()} for r in rows]
+    rows = [{unguard((k or "").strip()): unguard(v or "").strip() if isinstance(v, str) else "" for k, v in r.items()}
+            for r in rows]
     return header, rows
 
 
 def import_csv(store: ReviewStore, path: str | os.PathLike, reviewer: str | None = None, *,
-               reasons: Mapping[str, str] | Iterable[str] | None = None) -> int:
+               reasons: Mapping[str, str] | Iterable[str] | None = None, require_reason: bool = True) -> int:
     """Merge decisions from a CSV into the store; returns the number of rows added.
 
     Columns: record_id (or pmid), decision, and optionally reviewer, stage
@@ -469,6 +479,9 @@ def import_csv(store: ReviewStore, path: str | os.PathLike, reviewer: str | None
     reasons : mapping or iterable, optional
         The exclusion-reason vocabulary (default: the store's, see
         :func:`reviewlib.screening.eligibility.vocabulary`).
+    require_reason : bool
+        Refuse an exclude (human or resolution) without a reason, as the screener
+        does (:func:`reason_required`, default True when there is a vocabulary).
 
     Raises
     ------
@@ -519,6 +532,9 @@ def import_csv(store: ReviewStore, path: str | os.PathLike, reviewer: str | None
         reason = raw.get("reason") or None
         if reason is not None and reason not in vocab:
             raise bad("reason", f"{reason!r} is not one of the exclusion reasons ({', '.join(sorted(vocab))})")
+        if kind != "undo" and missing_reason(decision, reason, vocab, require_reason):
+            raise bad("reason", f"an exclude needs an exclusion reason, as in the screener (one of "
+                                f"{', '.join(sorted(vocab))}); or import with --allow-exclude-without-reason")
         created = raw.get("created_at") or None
         if created is not None:
             try:
@@ -575,6 +591,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     imp.add_argument("--store", required=True, help="the review store (review.sqlite)")
     imp.add_argument("csv", help="the CSV file to read")
     imp.add_argument("--reviewer", help="only this reviewer's rows, or the reviewer of rows without one")
+    imp.add_argument("--allow-exclude-without-reason", action="store_true",
+                     help="accept excludes with an empty reason (refused by default, as in the screener)")
 
 
 def _open_existing(path: str) -> ReviewStore:
@@ -595,7 +613,8 @@ def run_cli(args: argparse.Namespace) -> int:
         else:
             if args.reviewer is not None:
                 _check_reviewer(args.reviewer)
-            n = import_csv(store, args.csv, reviewer=args.reviewer)
+            n = import_csv(store, args.csv, reviewer=args.reviewer,
+                           require_reason=not args.allow_exclude_without_reason)
             logger.info("added %d decisions from %s to %s", n, args.csv, args.store)
     finally:
         store.close()

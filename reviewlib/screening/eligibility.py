@@ -58,6 +58,7 @@ import pandas as pd
 from ..errors import InputError, ProtocolError
 from ..protocol import Protocol, find_protocol, load_protocol, section_of
 from ..store import record_id_for
+from ..user_regex import UnsafePattern, compile_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -183,10 +184,13 @@ def _compile(patterns: list[str], source: str, name: str) -> list[re.Pattern]:
     out = []
     for p in patterns:
         try:
-            out.append(re.compile(p, re.IGNORECASE))
+            out.append(compile_pattern(p, re.IGNORECASE))  # RE2 (linear time) where it can run it
         except re.error as exc:
             raise ProtocolError(f"{_where(source, name)}: pattern {p!r} is not a valid regular expression "
                                 f"({exc}): fix or quote it", source=source) from exc
+        except UnsafePattern as exc:
+            raise ProtocolError(f"{_where(source, name)}: pattern {p!r} is refused: {exc}; drop the "
+                                "look-around or the nested repetition", source=source) from exc
     return out
 
 

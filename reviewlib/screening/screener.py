@@ -348,7 +348,7 @@ class Screener:
         self.seed = seed
         self.rules = rules if rules is not None else (load_rules(protocol) if protocol is not None else None)
         self.reasons = dict(self.rules.reasons) if self.rules is not None else vocabulary(store)
-        self.require_reason = bool(require_reason and self.reasons)
+        self.require_reason = dec.reason_required(self.reasons, require_reason)  # the rule imports share
         self.min_interval = float(min_interval)
         self._clock = clock
         self.synthetic = bool(synthetic)
@@ -679,7 +679,7 @@ class Screener:
         record_id = self.current
         reason = self.reason.value
         dropped = ""
-        if decision == "exclude" and reason is None and self.require_reason:
+        if dec.missing_reason(decision, reason, self.reasons, self.require_reason):
             self._say("Not saved: pick an exclusion reason in the Reason menu, then click Exclude again.",
                       "rl-error")
             return None

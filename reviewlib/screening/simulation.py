@@ -70,6 +70,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..textfiles import check_text_file
 from ..errors import InputError
 from .prioritise import DEFAULT_MODEL, MODELS, Prioritiser
 from .stopping import DEFAULT_CONFIDENCE, DEFAULT_TARGET, random_sampling_stop
@@ -443,12 +444,10 @@ def load_dataset(path: str | Path, label_column: str) -> pd.DataFrame:
         Missing or unreadable file, no rows, no ``title`` column, no label
         column, or label values other than 0/1.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"dataset not found: {path}: give a CSV with title, abstract and a 0/1 label column",
-                         source=str(path))
+    path, encoding = check_text_file(path, "dataset", "a CSV with title, abstract and a 0/1 label column",
+                                     compressed_ok=True)
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the dataset is empty: give a CSV with a header row and one row per record",
                          source=str(path)) from None

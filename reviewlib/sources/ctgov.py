@@ -333,32 +333,10 @@ def trials_csv_frame(trials: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-#: Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection); tab and CR too.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _neutralise(value: Any) -> Any:
-    """A cell starting like a formula gets a leading ``'`` (list cells: each item is checked via the join)."""
-    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
-
-
-def _restore(value: Any) -> Any:
-    return value[1:] if isinstance(value, str) and value[:1] == "'" and value[1:].startswith(_FORMULA_START) \
-        else value
-
-
 def write_trials_csv(trials: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write the registry table to CSV atomically, CSV/Excel formula cells neutralised."""
-    from ..atomic import atomic_path
-    frame = trials_csv_frame(trials)
-    for col in frame.columns:
-        values = list(frame[col])
-        if any(isinstance(v, str) for v in values):
-            frame[col] = pd.Series([_neutralise(v) for v in values], dtype=object)
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        frame.to_csv(fh, index=False)
-    return path
+    """Write the registry table to CSV atomically, CSV/Excel formula cells neutralised (reviewlib.safe_cells)."""
+    from ..safe_cells import write_csv
+    return write_csv(trials_csv_frame(trials), path)
 
 
 def read_trials_csv(path: str | os.PathLike) -> pd.DataFrame:
@@ -369,12 +347,12 @@ def read_trials_csv(path: str | os.PathLike) -> pd.DataFrame:
     InputError
         The file is missing, not a CSV, or lacks ``nct_id``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"registry table not found: {path}: give a trials.csv written by 'reviewlib registry'",
-                         source=str(path))
+    from ..safe_cells import unguard_frame
+    from ..textfiles import check_text_file
+    path, encoding = check_text_file(path, "registry table", "a trials.csv written by 'reviewlib registry'",
+                                     compressed_ok=True)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        raw = unguard_frame(pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read registry table {path}: {exc}: give a UTF-8 CSV written by "
                          "'reviewlib registry'", source=str(path)) from None
@@ -388,8 +366,6 @@ def read_trials_csv(path: str | os.PathLike) -> pd.DataFrame:
     for col in _BOOL_COLUMNS:
         if col in raw:
             raw[col] = [None if v is None else v == "True" for v in raw[col]]
-    for col in raw.columns:        # undo the formula neutralisation of write_trials_csv
-        raw[col] = pd.Series([_restore(v) for v in raw[col]], dtype=object)
     return conform_trials(raw)
 
 

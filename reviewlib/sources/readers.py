@@ -43,6 +43,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .. import records
+from ..textfiles import check_text_file, read_text
 from ..errors import InputError
 from .inline import render_tags
 from .pubmed_xml import parse_medline_date
@@ -70,22 +71,15 @@ _YEAR_RE = re.compile(r"(1[5-9]\d\d|2\d\d\d)")
 
 
 def _check_file(path: str | os.PathLike, kind: str, what: str) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{kind} file not found: {path}: give the path of {what}", source=str(path))
-    return path
+    # missing, a directory, or gzip/ZIP/binary: one line each (reviewlib.textfiles)
+    return check_text_file(path, kind, f"the path of {what}")[0]
 
 
 def _read_text(path: Path, kind: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            # Older exports (Ovid, EndNote) are often Windows-1252.
-            return path.read_bytes().decode("cp1252")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"cannot decode {kind} file {path} ({exc}): save it again as UTF-8",
-                             source=str(path)) from exc
+    # UTF-8 (BOM or not), UTF-16/32 by their BOM or by their zero bytes; older exports (Ovid,
+    # EndNote) are often Windows-1252, the fallback for text that is not UTF-8
+    _, encoding = check_text_file(path, kind, "a text export")
+    return read_text(path, f"{kind} file", encoding)
 
 
 def split_labelled_abstract(text: str | None) -> tuple[str | None, list[dict[str, str]]]:
