@@ -8,6 +8,7 @@ import pytest
 
 from reviewlib.errors import InputError
 from reviewlib.evidence import appraisal
+from reviewlib.protocol import load_protocol
 from reviewlib.store import ReviewStore
 
 
@@ -132,7 +133,8 @@ STUDIES = pd.DataFrame([
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_sheet_round_trip(store, tmp_path, suffix):
-    path = appraisal.export_sheet(store, tmp_path / f"appraisal{suffix}", STUDIES, reviewer="ana")
+    path = appraisal.export_sheet(store, tmp_path / f"appraisal{suffix}", STUDIES, reviewer="ana",
+                                  design="design")
     sheet = pd.read_excel(path, dtype=str).fillna("") if suffix == ".xlsx" else pd.read_csv(path, dtype=str,
                                                                                           keep_default_na=False)
     assert len(sheet) == 8 + 10 + 6                      # the review has no tool: left out
@@ -157,7 +159,7 @@ def test_sheet_round_trip(store, tmp_path, suffix):
 
 
 def test_sheet_with_a_bad_answer_names_the_line_and_writes_nothing(store, tmp_path):
-    path = appraisal.export_sheet(store, tmp_path / "a.csv", STUDIES.iloc[:2], reviewer="ana")
+    path = appraisal.export_sheet(store, tmp_path / "a.csv", STUDIES.iloc[:2], reviewer="ana", design="design")
     sheet = pd.read_csv(path, dtype=str, keep_default_na=False)
     sheet.loc[0, "answer"] = "Yes"
     sheet.loc[3, "answer"] = "Probably"
@@ -169,7 +171,7 @@ def test_sheet_with_a_bad_answer_names_the_line_and_writes_nothing(store, tmp_pa
 
 
 def test_demo_appraiser_is_labelled_scripted_and_idempotent(store):
-    n = appraisal.demo_appraise(store, STUDIES)
+    n = appraisal.demo_appraise(store, STUDIES, load_protocol("car-t-autoimmune"))
     assert n == 8 + 10 + 6
     hist = appraisal.history(store)
     assert set(hist["reviewer"]) == {appraisal.DEMO_REVIEWER} and "demo" in appraisal.DEMO_REVIEWER
@@ -179,7 +181,7 @@ def test_demo_appraiser_is_labelled_scripted_and_idempotent(store):
     assert cur.loc[("pmid:11", "6"), "answer"] == "Yes"
     assert cur.loc[("pmid:12", "8"), "answer"] == "No"
     assert cur.loc[("pmid:12", "10"), "answer"] == "Not applicable"     # 8 patients, descriptive
-    assert appraisal.demo_appraise(store, STUDIES) == 0
+    assert appraisal.demo_appraise(store, STUDIES, load_protocol("car-t-autoimmune")) == 0
 
 
 def test_a_store_from_before_appraisals_gains_the_table_and_keeps_its_data(tmp_path):

@@ -25,7 +25,7 @@ def store(tmp_path):
 
 
 def test_save_writes_each_answer_and_moves_on(store):
-    app = Appraiser(store, "ana", STUDIES)
+    app = Appraiser(store, "ana", STUDIES, design="design")
     assert len(app.queue) == 2 and app.skipped == 1 and "left out" in app.status.value
     assert "&lt;script&gt;" in app.record.value and "<script>" not in app.record.value
     assert len(app.pickers) == 8                                   # JBI case report
@@ -40,7 +40,7 @@ def test_save_writes_each_answer_and_moves_on(store):
 
 def test_stored_answers_are_shown_and_unchanged_ones_not_appended(store):
     appraisal.record_judgement(store, "pmid:1", "jbi-case-report", "2", "Unclear", "ana", "no timeline")
-    app = Appraiser(store, "ana", STUDIES)
+    app = Appraiser(store, "ana", STUDIES, design="design")
     assert app.pickers["2"].value == "Unclear" and app.supports["2"].value == "no timeline"
     assert app.pickers["3"].value == UNANSWERED
     assert app.save() == 0
@@ -48,7 +48,7 @@ def test_stored_answers_are_shown_and_unchanged_ones_not_appended(store):
 
 
 def test_undo_appends_and_returns_to_the_study(store):
-    app = Appraiser(store, "ana", STUDIES)
+    app = Appraiser(store, "ana", STUDIES, design="design")
     app.answer("1", "Yes")
     app.save()
     app.undo_button.click()
@@ -60,4 +60,4 @@ def test_undo_appends_and_returns_to_the_study(store):
 
 def test_empty_reviewer_is_refused(store):
     with pytest.raises(InputError, match="reviewer name is empty"):
-        Appraiser(store, " ", STUDIES)
+        Appraiser(store, " ", STUDIES, design="design")

@@ -26,9 +26,9 @@ def test_synthesize_pools_grades_and_keeps_unpooled_outcomes(tmp_path):
     with ReviewStore(tmp_path / "r.sqlite") as store:
         found = oc.extract_outcomes(RECORDS, proto, n_patients=dict(zip(STUDIES.record_id, STUDIES.n_patients)))
         oc.save(store, found)
-        appraisal.demo_appraise(store, STUDIES)
+        appraisal.demo_appraise(store, STUDIES, load_protocol("car-t-autoimmune"))
         out = findings.synthesize(store, STUDIES, ["CRS any grade", "ICANS", "death"], subgroup="target",
-                                  by="disease",
+                                  by="disease", design="design",
                                   overrides={"CRS any grade": [{"domain": "indirectness", "downgrade": 1,
                                                                 "reason": "mixed diseases", "reviewer": "ana"}]})
     crs = out.results["CRS any grade"]

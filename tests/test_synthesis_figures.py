@@ -10,6 +10,7 @@ from reviewlib.errors import InputError
 from reviewlib.evidence import appraisal
 from reviewlib.evidence.synthesis import pool_proportions, pool_ratios
 from reviewlib.report import synthesis_figures as sf
+from reviewlib.protocol import load_protocol
 from reviewlib.store import ReviewStore
 
 BCG = pd.read_csv(Path(__file__).parent / "data" / "synthesis" / "dat_bcg.csv")
@@ -86,7 +87,7 @@ def judged(tmp_path):
                              "age_group": "adult", "follow_up_months": 12 if i % 2 else "not reported",
                              "lymphodepletion": "Flu/Cy", "disease": "SLE"} for i in range(1, 6)])
     with ReviewStore(tmp_path / "r.sqlite") as store:
-        appraisal.demo_appraise(store, studies)
+        appraisal.demo_appraise(store, studies, load_protocol("car-t-autoimmune"))
         yield appraisal.final_judgements(store), {f"pmid:{i}": f"Study {i}" for i in range(1, 6)}
 
 

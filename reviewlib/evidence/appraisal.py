@@ -24,8 +24,9 @@ Reviewers can also appraise in a spreadsheet: :func:`export_sheet` writes one ro
 item (CSV or XLSX) and :func:`import_sheet` checks every row, then appends the answers.
 
 :func:`demo_appraise` records scripted judgements for the demo, under the reviewer name
-``"demo appraiser (scripted)"``: they are computed from the study table's reported fields, not
-from reading the papers, and say so in their support text.
+``"demo appraiser (scripted)"``: they are computed from the study table's reported fields (the
+protocol's ``demo: appraisal`` ties items to fields), not from reading the papers, and say so in
+their support text.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Tool", "TOOLS", "DEMO_REVIEWER", "tool_for_design", "level_of", "record_judgement", "undo_last",
            "history", "current_judgements", "final_judgements", "agreement", "conflicts", "resolve",
-           "export_sheet", "import_sheet", "demo_appraise", "study_levels"]
+           "export_sheet", "import_sheet", "demo_appraise", "demo_items", "study_levels"]
 
 DEMO_REVIEWER = "demo appraiser (scripted)"
 KINDS = ("human", "resolution", "undo")
@@ -368,7 +369,7 @@ def resolve(store: ReviewStore, record_id: str, tool: str, item: str, resolver: 
 
 
 # -- sheets ---------------------------------------------------------------------------------------
-SHEET_COLUMNS = ["record_id", "study", "design", "tool", "item", "question", "allowed_answers", "current_answer",
+SHEET_COLUMNS = ["record_id", "study", "study_design", "tool", "item", "question", "allowed_answers", "current_answer",
                  "answer", "support", "reviewer"]
 
 
@@ -383,7 +384,7 @@ def _unsafe(value: Any) -> str:
 
 
 def export_sheet(store: ReviewStore, path: str | os.PathLike, studies: pd.DataFrame,
-                 reviewer: str | None = None) -> Path:
+                 reviewer: str | None = None, design: str | None = None) -> Path:
     """Write the appraisal sheet: one row per study x item of the tool its design calls for.
 
     Parameters
@@ -392,24 +393,31 @@ def export_sheet(store: ReviewStore, path: str | os.PathLike, studies: pd.DataFr
     path : path-like
         ``.csv`` or ``.xlsx``.
     studies : pandas.DataFrame
-        ``record_id``, ``design`` and optionally ``study`` (a label) and ``tool`` (overrides
-        the design's tool).
+        ``record_id``, the design column and optionally ``study`` (a label) and ``tool``
+        (overrides the design's tool).
     reviewer : str, optional
         Prefill ``current_answer`` with this reviewer's latest answers.
+    design : str, optional
+        The column of study designs; default the protocol's ``study_design`` role when the
+        study table carries its schema.
     """
+    from .tables import role_field
+
+    design = design or role_field("study_design", studies, required=False)
     cur = current_judgements(store, reviewer=reviewer) if reviewer else pd.DataFrame()
     known = {}
     if not cur.empty:
         known = {(r["record_id"], r["tool"], r["item"]): r["answer"] for r in cur.to_dict("records")}
     rows = []
     for s in studies.to_dict("records"):
-        tool = s.get("tool") or tool_for_design(s.get("design"))
+        shown = s.get(design) if design else None
+        tool = s.get("tool") or tool_for_design(shown)
         if tool is None:
-            logger.info("no appraisal tool for %s (design %r)", s.get("record_id"), s.get("design"))
+            logger.info("no appraisal tool for %s (design %r)", s.get("record_id"), shown)
             continue
         t = TOOLS[tool]
         for item in t.item_keys:
-            rows.append({"record_id": s["record_id"], "study": _safe(s.get("study", "")), "design": s.get("design"),
+            rows.append({"record_id": s["record_id"], "study": _safe(s.get("study", "")), "study_design": _safe(shown),
                          "tool": tool, "item": item, "question": t.question(item),
                          "allowed_answers": " | ".join(t.answers),
                          "current_answer": known.get((s["record_id"], tool, item), ""),
@@ -480,62 +488,97 @@ def _reported(value: Any) -> bool:
     return str(value).strip().lower() not in ("", "not reported", "nan", "none", "<na>")
 
 
-def _demo_answers(tool: str, s: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    n = pd.to_numeric(s.get("n_patients"), errors="coerce")
-    follow = s.get("follow_up_months")
-    age = s.get("age_group")
-    ld = s.get("lymphodepletion")
-    crs = s.get("crs_grade")
-    out = []
-    if tool == "jbi-case-report":
-        out = [("1", "Yes" if _reported(age) else "Unclear", f"age group {'reported: ' + str(age) if _reported(age) else 'not reported'}"),
-               ("2", "Unclear", "timeline not checked from the abstract"),
-               ("3", "Yes" if _reported(s.get("disease")) else "Unclear", "disease named"),
-               ("4", "Unclear", "diagnostic tests not checked from the abstract"),
-               ("5", "Yes" if _reported(s.get("target")) and _reported(ld) else "No",
-                f"CAR target {s.get('target')}; lymphodepletion {ld}"),
-               ("6", "Yes" if _reported(follow) else "No", f"follow-up {follow if _reported(follow) else 'not reported'}"),
-               ("7", "Yes" if _reported(crs) else "No", f"CRS {'grade ' + str(crs) if _reported(crs) else 'not reported'}"),
-               ("8", "Yes", "reports a first-in-disease experience")]
-    elif tool == "jbi-case-series":
-        out = [("1", "Unclear", "inclusion criteria not checked from the abstract"),
-               ("2", "Yes" if _reported(s.get("disease")) else "Unclear", "disease named"),
-               ("3", "Unclear", "classification criteria not checked from the abstract"),
-               ("4", "Unclear", "consecutive inclusion not stated"),
-               ("5", "Unclear", "complete inclusion not stated"),
-               ("6", "Yes" if _reported(age) else "Unclear", f"age group {age if _reported(age) else 'not reported'}"),
-               ("7", "Yes" if _reported(ld) else "No", f"lymphodepletion {ld}"),
-               ("8", "Yes" if _reported(follow) else "No", f"follow-up {follow if _reported(follow) else 'not reported'}"),
-               ("9", "Unclear", "sites not checked from the abstract"),
-               ("10", "Not applicable" if (pd.notna(n) and n < 10) else "Unclear",
-                f"{int(n) if pd.notna(n) else 'unknown'} patients; descriptive only")]
-    elif tool == "robins-i":
-        out = [("D1", "Serious", "no adjustment for confounding reported"),
-               ("D2", "Moderate", "selection into the cohort not described"),
-               ("D3", "Low", "CAR-T exposure is well defined"),
-               ("D4", "Low", "single infusion"),
-               ("D5", "No information" if not _reported(follow) else "Moderate", f"follow-up {follow}"),
-               ("D6", "Moderate", "outcome assessors not blinded"),
-               ("D7", "Moderate", "no registered analysis plan checked"),
-               ("overall", "Serious", "worst domain: confounding")]
-    elif tool == "rob2":
-        out = [("D1", "Low", "randomised, placebo-controlled"),
-               ("D2", "Low", "double-blind"),
-               ("D3", "Some concerns" if not _reported(follow) else "Low", f"follow-up {follow}"),
-               ("D4", "Low", "blinded outcome assessment"),
-               ("D5", "Some concerns", "protocol not checked"),
-               ("overall", "Some concerns", "worst domain: some concerns")]
+#: The scripted demo's answer per tool when the study reports what an item asks about, and when not.
+_DEMO_REPORTED = {"jbi-case-report": ("Yes", "No"), "jbi-case-series": ("Yes", "No"),
+                  "robins-i": ("Moderate", "No information"), "rob2": ("Low", "Some concerns")}
+#: The scripted demo's answer to every other item (nothing in a study table can settle it).
+_DEMO_FIXED = {
+    "jbi-case-report": {"2": ("Unclear", "timeline not checked from the abstract"),
+                        "4": ("Unclear", "diagnostic tests not checked from the abstract"),
+                        "8": ("Yes", "reports a first-in-disease experience")},
+    "jbi-case-series": {"1": ("Unclear", "inclusion criteria not checked from the abstract"),
+                        "3": ("Unclear", "classification criteria not checked from the abstract"),
+                        "4": ("Unclear", "consecutive inclusion not stated"),
+                        "5": ("Unclear", "complete inclusion not stated"),
+                        "9": ("Unclear", "sites not checked from the abstract")},
+    "robins-i": {"D1": ("Serious", "no adjustment for confounding reported"),
+                 "D2": ("Moderate", "selection into the cohort not described"),
+                 "D3": ("Low", "the intervention is well defined"),
+                 "D4": ("Low", "single administration"),
+                 "D6": ("Moderate", "outcome assessors not blinded"),
+                 "D7": ("Moderate", "no registered analysis plan checked"),
+                 "overall": ("Serious", "worst domain: confounding")},
+    "rob2": {"D1": ("Low", "randomised, placebo-controlled"), "D2": ("Low", "double-blind"),
+             "D4": ("Low", "blinded outcome assessment"), "D5": ("Some concerns", "protocol not checked"),
+             "overall": ("Some concerns", "worst domain: some concerns")},
+}
+
+
+def demo_items(protocol: Any) -> dict[str, dict[str, list[str]]]:
+    """The protocol's ``demo: appraisal`` section: per tool, item -> the field(s) whose being
+    reported answers it (e.g. ``{"jbi-case-series": {"8": ["follow_up"]}}``); {} when absent."""
+    section = (getattr(protocol, "demo", None) or {}).get("appraisal") or {}
+    if not isinstance(section, Mapping):
+        raise InputError("protocol demo: appraisal must map each tool to {item: field or [fields]}")
+    out: dict[str, dict[str, list[str]]] = {}
+    for tool, items in section.items():
+        if tool not in TOOLS:
+            raise InputError(f"protocol demo: appraisal names tool {tool!r}: tools are {', '.join(TOOLS)}")
+        out[tool] = {str(item): [str(f) for f in (fields if isinstance(fields, (list, tuple)) else [fields])]
+                     for item, fields in (items or {}).items()}
     return out
 
 
-def demo_appraise(store: ReviewStore, studies: pd.DataFrame) -> int:
+def _demo_answers(tool: str, s: Mapping[str, Any], items: Mapping[str, Sequence[str]],
+                  size_field: str | None) -> list[tuple[str, str, str]]:
+    """The scripted answers of one study: items the protocol ties to fields follow whether the
+    study reports them; the sample-size item of a case series follows its size; the rest fixed."""
+    yes, no = _DEMO_REPORTED[tool]
+    fixed = _DEMO_FIXED[tool]
+    out = []
+    for key, _question in TOOLS[tool].items:
+        if key in items:
+            fields = list(items[key])
+            shown = "; ".join(f"{f.replace('_', ' ')} {s.get(f) if _reported(s.get(f)) else 'not reported'}"
+                              for f in fields)
+            out.append((key, yes if all(_reported(s.get(f)) for f in fields) else no, shown))
+        elif tool == "jbi-case-series" and key == "10":
+            n = pd.to_numeric(s.get(size_field), errors="coerce") if size_field else float("nan")
+            out.append((key, "Not applicable" if (pd.notna(n) and n < 10) else "Unclear",
+                        f"{int(n) if pd.notna(n) else 'unknown'} patients; descriptive only"))
+        elif key in fixed:
+            out.append((key, *fixed[key]))
+        else:
+            out.append((key, "Unclear" if tool.startswith("jbi") else no, "not checked by the demo script"))
+    if "overall" in fixed:
+        out.append(("overall", *fixed["overall"]))
+    return out
+
+
+def demo_appraise(store: ReviewStore, studies: pd.DataFrame, protocol: Any = None) -> int:
     """Record scripted demo judgements for every study of the table; returns the rows appended.
 
-    The reviewer is :data:`DEMO_REVIEWER`; each answer follows from the study's design and
-    reported fields (age group, lymphodepletion, follow-up, CRS grade, patients), and its
-    support text starts with ``"demo (scripted from the study table): "``.  Studies that
-    already have demo judgements are skipped, so a rerun adds nothing.
+    The reviewer is :data:`DEMO_REVIEWER`; each answer follows from the study's design (the
+    protocol's ``study_design`` role), its size (``sample_size``) and whether it reports the
+    fields the protocol's ``demo: appraisal`` section ties to an item; its support text starts
+    with ``"demo (scripted from the study table): "``.  Studies that already have demo
+    judgements are skipped, so a rerun adds nothing.
+
+    Parameters
+    ----------
+    store : ReviewStore
+    studies : pandas.DataFrame
+        The study table (:func:`reviewlib.evidence.tables.study_table`).
+    protocol : Protocol, optional
+        For the roles and ``demo: appraisal``; default the protocol the study table was built with.
     """
+    from .tables import role_field
+    from .extraction import load_schema
+
+    schema = load_schema(protocol) if protocol is not None else None
+    design_field = role_field("study_design", studies, schema)
+    size_field = role_field("sample_size", studies, schema, required=False)
+    items = demo_items(protocol) if protocol is not None else {}
     done = set()
     cur = current_judgements(store, reviewer=DEMO_REVIEWER)
     if not cur.empty:
@@ -544,10 +587,10 @@ def demo_appraise(store: ReviewStore, studies: pd.DataFrame) -> int:
     rows = []
     for s in studies.to_dict("records"):
         rid = s.get("record_id")
-        tool = tool_for_design(s.get("design"))
+        tool = tool_for_design(s.get(design_field))
         if not rid or tool is None or rid in done:
             continue
-        for item, answer, why in _demo_answers(tool, s):
+        for item, answer, why in _demo_answers(tool, s, items.get(tool, {}), size_field):
             rows.append((rid, tool, item, answer, f"demo (scripted from the study table): {why}", DEMO_REVIEWER,
                          "human", now))
     if rows:

@@ -37,18 +37,25 @@ class Appraiser:
     reviewer : str
         Who appraises (their name goes with every judgement).
     studies : pandas.DataFrame
-        record_id, design, and optionally study (label), title, abstract, tool (overrides the design).
+        record_id, the design column, and optionally study (label), title, abstract, tool
+        (overrides the design).
+    design : str, optional
+        The column of study designs; default the protocol's ``study_design`` role when the
+        study table carries its schema (:func:`reviewlib.evidence.tables.study_table`).
     """
 
-    def __init__(self, store: ReviewStore, reviewer: str, studies: pd.DataFrame):
+    def __init__(self, store: ReviewStore, reviewer: str, studies: pd.DataFrame, design: str | None = None):
         import ipywidgets as w
 
         if not isinstance(reviewer, str) or not reviewer.strip():
             raise InputError("reviewer name is empty: give the reviewer's name or initials")
         self.store, self.reviewer = store, reviewer.strip()
+        from .tables import role_field
+
+        self.design = design or role_field("study_design", studies, required=False)
         rows = []
         for s in studies.to_dict("records"):
-            tool = s.get("tool") or appraisal.tool_for_design(s.get("design"))
+            tool = s.get("tool") or (appraisal.tool_for_design(s.get(self.design)) if self.design else None)
             if tool:
                 rows.append({**s, "tool": tool})
         self.skipped = len(studies) - len(rows)
@@ -103,7 +110,7 @@ class Appraiser:
         label = html.escape(str(study.get("study") or study["record_id"]))
         self.record.value = (f"<div style='white-space:normal;line-height:1.4'><div style='color:#555'>"
                              f"Study {self.position + 1} of {len(self.queue)}: {label} ({html.escape(study['record_id'])}), "
-                             f"{html.escape(str(study.get('design')))}; tool: {html.escape(tool.name)}</div>"
+                             f"{html.escape(str(study.get(self.design) if self.design else 'design not named'))}; tool: {html.escape(tool.name)}</div>"
                              f"<div style='font-weight:600;margin:.3em 0'>{title}</div>"
                              f"<div style='max-height:16em;overflow-y:auto'>{abstract}</div></div>")
         self.pickers, self.supports, rows = {}, {}, []

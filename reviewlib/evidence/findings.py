@@ -4,8 +4,8 @@
 
 1. the current events/n per study and outcome (:func:`outcomes.current_outcomes`, reviewer
    corrections winning), joined to the study table;
-2. per outcome, :func:`synthesis.pool_proportions` (subgroups by ``subgroup``, e.g. target),
-   and per disease (``by``) where a disease has enough studies;
+2. per outcome, :func:`synthesis.pool_proportions` (subgroups by ``subgroup``, e.g. the
+   intervention), and per population (``by``) where a population has enough studies;
 3. per outcome, the studies' risk-of-bias levels (:func:`appraisal.study_levels` of the final
    judgements) and :func:`certainty.assess` (with the reviewers' stored GRADE overrides);
 4. :func:`certainty.summary_of_findings` over them.
@@ -25,6 +25,7 @@ import pandas as pd
 from ..store import ReviewStore
 from . import appraisal, certainty, outcomes as oc
 from .synthesis import PoolResult, pool_proportions
+from .tables import role_field
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class Findings:
 
 def synthesize(store: ReviewStore, studies: pd.DataFrame, outcome_names: Sequence[str], *,
                method: str = "REML", transform: str = "logit", subgroup: str | None = None,
-               by: str | None = None, label: str = "study", design: str = "design",
+               by: str | None = None, label: str = "study", design: str | None = None,
                overrides: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
                current: pd.DataFrame | None = None) -> Findings:
     """Pool, appraise and grade every outcome.
@@ -62,17 +63,20 @@ def synthesize(store: ReviewStore, studies: pd.DataFrame, outcome_names: Sequenc
     store : ReviewStore
     studies : pandas.DataFrame
         The included studies, one row each: ``record_id``, the ``label`` column (unique study
-        labels), the ``design`` column, and the ``subgroup`` / ``by`` columns if given.
+        labels), the design column, and the ``subgroup`` / ``by`` columns if given.
     outcome_names : sequence of str
         The outcomes to report, in order (e.g. the protocol's ``outcomes`` names).
     method, transform : str
         Passed to :func:`pool_proportions`.
     subgroup : str, optional
-        Column whose values make the forest plots' subgroup panels (e.g. ``target``).
+        Column whose values make the forest plots' subgroup panels (e.g. the intervention).
     by : str, optional
-        Column giving one row of ``group_table`` per value (e.g. ``disease``); values with fewer
+        Column giving one row of ``group_table`` per value (e.g. the population); values with fewer
         than three studies are listed with their counts and not pooled, and studies with several
-        values (``"SLE; myositis"``) form one :data:`MIXED` group.
+        values (``"asthma; eczema"``) form one :data:`MIXED` group.
+    design : str, optional
+        The column of study designs (GRADE's starting level); default the protocol's
+        ``study_design`` role when the study table carries its schema.
     overrides : mapping outcome -> list of override mappings, optional
         Reviewer overrides of GRADE domains (see :func:`certainty.assess`); default the ones
         stored with :func:`certainty.record_override`.
@@ -80,6 +84,8 @@ def synthesize(store: ReviewStore, studies: pd.DataFrame, outcome_names: Sequenc
         The current events/n (default: read from the store).
     """
     current = oc.current_outcomes(store) if current is None else current
+    if design is None:
+        design = role_field("study_design", studies, required=False)
     if overrides is None:
         overrides = certainty.stored_overrides(store)
     final = appraisal.final_judgements(store)
@@ -96,11 +102,11 @@ def synthesize(store: ReviewStore, studies: pd.DataFrame, outcome_names: Sequenc
                                subgroups=table[subgroup] if subgroup and subgroup in table else None)
         results[name] = res
         certs[name] = certainty.assess(
-            name, res, designs=table[design].tolist() if design in table else None,
+            name, res, designs=table[design].tolist() if design and design in table else None,
             bias_levels=[levels.get(r) for r in table["record_id"]],
             overrides=(overrides or {}).get(name, ()))
         if by and by in table:
-            # a multi-valued cell ("SLE; systemic sclerosis", a basket study) cannot be split by outcome
+            # a multi-valued cell ("asthma; eczema", a basket study) cannot be split by outcome
             groups_of = table[by].map(lambda v: MIXED if isinstance(v, str) and ";" in v else v)
             for value, sub in table.groupby(groups_of, sort=True):
                 part = pool_proportions(sub["events"], sub["n"], method=method, transform=transform,

@@ -20,7 +20,7 @@ the sentence that states them, and keeps that sentence as evidence:
 * "no ICANS was observed", "none developed ICANS", "without CRS" -> 0 / the study's n
   (``none``).
 
-Numbers in "grade 3", "day 7", "CD19", "12 months" are never read as counts.  A clause that
+Numbers in "grade 3", "day 7", "IL-6", "HER2", "12 months" are never read as counts.  A clause that
 names an outcome's ``not_with`` words is left to the outcome it is about ("no grade >= 3 CRS"
 is a zero for severe CRS, not for CRS of any grade).  Nothing found means not reported: the
 extractor never guesses.  The study's n (``n_patients`` from the extraction) is the
@@ -92,9 +92,9 @@ def load_outcomes(protocol: Protocol | str | dict | list | None = None) -> list[
     if isinstance(protocol, list):
         section, source = protocol, "<outcomes list>"
     else:
-        section, source = section_of(protocol, "outcomes", "<outcomes mapping>")
-        if isinstance(section, dict) and "outcomes" in section and not isinstance(protocol, Protocol):
-            section = section["outcomes"]
+        section, source = section_of(protocol, SECTION, "<outcomes mapping>")
+        if isinstance(section, dict) and SECTION in section and not isinstance(protocol, Protocol):
+            section = section[SECTION]
     if section is None:
         return []
     if isinstance(section, dict):    # {name: {words: ...}} also accepted
@@ -126,6 +126,9 @@ def load_outcomes(protocol: Protocol | str | dict | list | None = None) -> list[
 
 
 # -- reading one sentence -------------------------------------------------------------------------
+#: The protocol section that declares the outcomes (a section name, not an extraction field).
+SECTION = "outcomes"
+
 _NUM = NUMBER_REGEX
 _NOUNS = r"(?:patients?|pts|participants?|subjects?|individuals?|cases?|recipients?|children|adults?|women|men)"
 # numbers that are not counts: grades, days, CD markers, durations, doses, ages, references
@@ -133,8 +136,10 @@ _MASKS = [
     re.compile(r"\bgrades?\s*(?:≥|>=|=>|>|≤|<=|<)?\s*(?:[0-5]|I{1,3}V?|IV|V)(?:\s*(?:-|–|to|or|and|/)\s*(?:[0-5]|I{1,3}V?|IV))?\b",
                re.IGNORECASE),
     re.compile(r"(?:≥|>=|=>|>|≤|<=|<)\s*(?:grade\s*)?[0-5]\b", re.IGNORECASE),
-    re.compile(r"\b(?:CD|IL-?|HLA-?|BCMA-?|day|days|week|weeks|month|months|year|years|d|m|w)\s*[+-]?\d+(?:[.,]\d+)?\b",
+    re.compile(r"\b(?:CD|IL-?|HLA-?|day|days|week|weeks|month|months|year|years|d|m|w)\s*[+-]?\d+(?:[.,]\d+)?\b",
                re.IGNORECASE),
+    # marker, gene and score names written in capitals with a number (HER2, PD-1, SLEDAI-2K)
+    re.compile(r"\b[A-Z][A-Z]{1,5}-?\d+[A-Z]?\b"),
     re.compile(r"\b\d+(?:[.,]\d+)?\s*(?:-|–)?\s*(?:days?|weeks?|months?|years?|yrs?|hours?|h|mg|kg|g|ml|mL|cells|"
                r"x\s*10|×\s*10|mg/m2|/kg|years?-old|-year-old)\b", re.IGNORECASE),
     re.compile(r"\b(?:19|20)\d\d\b"),
@@ -398,8 +403,8 @@ def events_table(current: pd.DataFrame, outcome: str, studies: pd.DataFrame | No
         :func:`current_outcomes` (or :func:`extract_outcomes`).
     outcome : str
     studies : pandas.DataFrame, optional
-        The study table (record_id, study label and other columns such as target, disease,
-        design, lymphodepletion for subgroups); only its studies are kept, in its order, and its
+        The study table (record_id, study label and other columns such as the intervention,
+        population or design for subgroups); only its studies are kept, in its order, and its
         columns are joined.
     """
     rows = current[current["outcome"] == outcome][["record_id", "events", "n", "evidence", "status"]]

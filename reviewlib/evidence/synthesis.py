@@ -3,7 +3,7 @@
 Two entry points, both returning a :class:`PoolResult`:
 
 * :func:`pool_proportions` for events among patients treated in single-arm studies
-  (the usual CAR-T case series), on the logit, Freeman-Tukey double-arcsine or raw scale;
+  (the usual case series of a new therapy), on the logit, Freeman-Tukey double-arcsine or raw scale;
 * :func:`pool_ratios` for the rare controlled studies: risk ratio (RR), odds ratio (OR) or
   risk difference (RD) by inverse variance, or by Mantel-Haenszel (``method="MH"``).
 
