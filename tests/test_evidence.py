@@ -424,3 +424,16 @@ def test_patient_totals_add_up_on_the_synthetic_demo(schema):
     mixed_n = int(pd.to_numeric(clinical.loc[clinical["disease"].str.contains(";"), "n_patients"]).sum())
     _additive(p, int(pd.to_numeric(clinical["n_patients"]).sum()))
     assert p.set_index("disease").loc[ev.MIXED, "Total"] == mixed_n
+
+
+def test_study_labels_are_unique_and_keep_surname_particles(handchecked, schema):
+    """Issue 10: two "Liu 2023" studies read "Liu 2023a" and "Liu 2023b"; "de Vries A" keeps its "de"."""
+    records = records_of(handchecked, [("ts01", "1", "Liu X", 2023), ("ts04", "2", "de Vries A", 2024),
+                                       ("ts05", "3", "Liu Y", 2023), ("ts22", "4", "van der Berg JH", 2022),
+                                       ("ts35", "5", "Smith, John", 2021), ("ts03", "6", "Lee J", 2020)])
+    records.insert(0, "record_id", [f"pmid:{i}" for i in range(1, 7)])
+    table = ev.study_table(ex.extract(records, schema), records, schema)
+    assert list(table["study"]) == ["Liu 2023a", "de Vries 2024", "Liu 2023b", "van der Berg 2022",
+                                    "Smith 2021", "Lee 2020"]
+    assert table["study"].is_unique
+    assert ev.unique_labels(["A 1"] * 28)[26:] == ["A 1aa", "A 1ab"]

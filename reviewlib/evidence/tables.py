@@ -39,6 +39,7 @@ import logging
 import os
 import re
 import unicodedata
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -51,6 +52,7 @@ from .extraction import NOT_REPORTED, ROLES, STATUS_VERIFIED, Schema, SchemaRef,
 __all__ = [
     "split_values",
     "study_table",
+    "unique_labels",
     "flag_same_cohort",
     "with_status",
     "breakdown_column",
@@ -212,8 +214,8 @@ def study_table(values: pd.DataFrame, records: pd.DataFrame | None = None,
             frame[c] = None
     frame["first_author"] = [_first_author(a) for a in frame["authors"]]
     frame["year"] = pd.to_numeric(frame["year"], errors="coerce").astype("Int64")
-    frame["study"] = [f"{a or 'Anonymous'} {y if pd.notna(y) else 'n.d.'}" for a, y in
-                      zip(frame["first_author"], frame["year"])]
+    frame["study"] = unique_labels([f"{a or 'Anonymous'} {y if pd.notna(y) else 'n.d.'}" for a, y in
+                                    zip(frame["first_author"], frame["year"])])
     frame = flag_same_cohort(frame, schema)
     cols = STUDY_INFO + fields + [f"{f}_status" for f in fields]
     if include_evidence:
@@ -225,10 +227,44 @@ def study_table(values: pd.DataFrame, records: pd.DataFrame | None = None,
     return out
 
 
+_INITIALS = re.compile(r"^(?:[A-Z][a-z]?\.?-?){1,4}$")
+
+
 def _first_author(authors: Any) -> str:
-    """The first author's surname ("Müller F." -> "Müller")."""
-    first = _first_listed(authors)
-    return first.split(",")[0].split()[0] if first.strip() else ""
+    """The first author's surname, particles kept: "Müller F." -> "Müller", "de Vries A" -> "de Vries",
+    "van der Berg JH" -> "van der Berg", "Smith, John" -> "Smith"."""
+    first = _first_listed(authors).strip()
+    if not first:
+        return ""
+    if "," in first:
+        return first.split(",")[0].strip()
+    words = first.split()
+    while len(words) > 1 and _INITIALS.match(words[-1]):
+        words.pop()
+    return " ".join(words)
+
+
+def unique_labels(labels: Iterable[str]) -> list[str]:
+    """Study labels made unique in order: a label shared by several studies gets a, b, c...
+    ("Liu 2023", "Liu 2023" -> "Liu 2023a", "Liu 2023b"); a label used once is kept."""
+    labels = [str(x) for x in labels]
+    counts = Counter(labels)
+    seen: Counter = Counter()
+    out = []
+    for label in labels:
+        if counts[label] == 1:
+            out.append(label)
+            continue
+        i = seen[label]
+        seen[label] += 1
+        suffix = ""
+        while True:      # a, b, ..., z, aa, ab ...
+            suffix = chr(ord("a") + i % 26) + suffix
+            i = i // 26 - 1
+            if i < 0:
+                break
+        out.append(label + suffix)
+    return out
 
 
 def flag_same_cohort(frame: pd.DataFrame, schema: Schema | None = None) -> pd.DataFrame:
