@@ -52,6 +52,7 @@ from typing import Any, Mapping
 from . import __version__
 from .report import living
 from .report import notebook as report
+from .report.synthesis_report import load_summary
 from .screening import decisions
 from .errors import ConfigError, InputError, PipelineError, ReviewlibError
 from .protocol import Protocol, load_protocol
@@ -1086,13 +1087,15 @@ def _write_indexes(plan: RunPlan, pages: list[Path], figures: list[str], changes
     """The run's index, and the review's index staged beside ``latest`` (moved in by :func:`point_latest`)."""
     manifest, run_id = plan.manifest, plan.run_id
     page_links = [(report.PAGE_TITLES.get(p.stem, p.stem), p.name) for p in pages]
-    report.write_index(plan.run_dir / "index.html", manifest, pages=page_links, figures=figures, changes=changes)
+    findings = load_summary(plan.run_dir)   # saved by the report notebook; the index leads with it
+    report.write_index(plan.run_dir / "index.html", manifest, pages=page_links, figures=figures, changes=changes,
+                       findings=findings)
     runs = [(f"{run_id}/index.html", manifest)] + [  # interrupted and failed runs too, marked as such
         (f"{d.name}/index.html" if m.get("status") == "complete" else f"{d.name}/{living.MANIFEST_FILE}", m)
         for d, m in reversed(runstate.listed_runs(plan.results_root, exclude=run_id))]
     staged = plan.results_root / f".index.html.{run_id}"
     report.write_index(staged, manifest, pages=[(label, f"{run_id}/{h}") for label, h in page_links],
-                       figures=[f"{run_id}/{f}" for f in figures], runs=runs, changes=changes)
+                       figures=[f"{run_id}/{f}" for f in figures], runs=runs, changes=changes, findings=findings)
     report.scrub_secrets(staged, plan.secrets)
 
 

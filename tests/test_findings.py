@@ -45,5 +45,8 @@ def test_synthesize_pools_grades_and_keeps_unpooled_outcomes(tmp_path):
     assert (row["computed"], row["override"], row["reviewer"]) == (0, 1, "ana")
     sle = out.group_table[(out.group_table.outcome == "CRS any grade") & (out.group_table.disease == "SLE")].iloc[0]
     assert (sle["studies"], sle["events"], sle["patients"], sle["poolable"]) == (2, 7, 13, False)
+    # per population: its own certainty and plain sentence, saying why it is not pooled
+    assert sle["level"] in ("high", "moderate", "low", "very low") and sle["certainty"].endswith(sle["level"])
+    assert "too few studies to pool" in sle["finding"] and "2 studies" in sle["finding"]
     mixed = out.group_table[out.group_table.disease == findings.MIXED]
     assert mixed["studies"].tolist() == [1]                         # the basket study, not split

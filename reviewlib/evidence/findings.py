@@ -112,8 +112,16 @@ def synthesize(store: ReviewStore, studies: pd.DataFrame, outcome_names: Sequenc
                 part = pool_proportions(sub["events"], sub["n"], method=method, transform=transform,
                                         labels=sub[label] if label in sub else sub["record_id"])
                 groups[(name, str(value))] = part
+                # the outcome's overrides hold for its per-population rows too (a reviewer's judgement of
+                # the outcome's evidence); the computed domains are the subset's own
+                sub_cert = certainty.assess(
+                    name, part, designs=sub[design].tolist() if design and design in sub else None,
+                    bias_levels=[levels.get(r) for r in sub["record_id"]], overrides=(overrides or {}).get(name, ()))
+                sof_row = certainty.summary_of_findings([sub_cert]).iloc[0]
                 group_rows.append({"outcome": name, by: value, "studies": part.k, "patients": part.patients,
-                                   "events": part.events, "estimate": part.summary(), "poolable": part.poolable})
+                                   "events": part.events, "estimate": part.summary(), "poolable": part.poolable,
+                                   "certainty": sof_row["certainty"], "level": sof_row["level"],
+                                   "finding": sof_row["finding"]})
     sof = certainty.summary_of_findings(list(certs.values()))
     missing = [name for name in outcome_names if name not in results]
     if missing:   # a gap is a finding too

@@ -274,7 +274,8 @@ def _run_facts(manifest: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequence[tuple[str, str]],
                 figures: Sequence[str] = (), runs: Sequence[tuple[str, Mapping[str, Any]]] = (),
-                changes: Any = None, captions: Mapping[str, str] | None = None) -> Path:
+                changes: Any = None, captions: Mapping[str, str] | None = None,
+                findings: Mapping[str, Any] | None = None) -> Path:
     """Write an ``index.html`` summarising a run (template ``index.html.j2``).
 
     Parameters
@@ -293,7 +294,12 @@ def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequenc
         The living-review comparison (default: the one the manifest records).
     captions : mapping, optional
         Figure captions by file stem (default: the manifest's ``figure_captions``).
+    findings : mapping, optional
+        The run's summary of findings (:func:`reviewlib.report.synthesis_report.load_summary`):
+        the page opens with it and its gaps; the run's metadata comes last.
     """
+    from .synthesis_report import SYNTHESIS_CSS
+
     path = Path(path)
     living = manifest.get("living") or {}
     title = manifest.get("title") or manifest.get("review") or "review"
@@ -305,7 +311,8 @@ def write_index(path: str | Path, manifest: Mapping[str, Any], *, pages: Sequenc
                          current="index.html", warning=living_warning(living))
     if changes is None and living:
         changes = _changes_from_manifest(living)
-    text = _render("index.html.j2", m=manifest, title=title, css=INDEX_CSS, header=Markup(header),
+    text = _render("index.html.j2", m=manifest, title=title, css=INDEX_CSS + SYNTHESIS_CSS, header=Markup(header),
+                   findings=findings,
                    run_facts=_run_facts(manifest), count_rows=count_rows(counts) if counts else [],
                    prisma_notes=(counts.get("prisma") or {}).get("notes") or [], changes_=changes,
                    pages=list(pages), figures=figure_rows, runs=list(runs))
