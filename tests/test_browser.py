@@ -164,6 +164,12 @@ def visited(browser, tmp_path_factory) -> dict[str, dict]:
             "probe_as_text": browser.evaluate(f"document.body.innerText.includes({json.dumps(XSS)})"),
             "probe_as_script": browser.evaluate("Array.from(document.scripts).filter(s => "
                                                 "s.textContent.trim() === 'alert(1)').length"),
+            # the synthesis tables: where each sits, and whether any cell reaches past the window's right edge
+            "synthesis": browser.evaluate("""Array.from(document.querySelectorAll('table.reviewlib-sof[id]')).map(t =>
+                ({id: t.id, top: t.getBoundingClientRect().top + window.scrollY,
+                  right: Math.max(...Array.from(t.querySelectorAll('th,td')).map(c => c.getBoundingClientRect().right)),
+                  width: document.documentElement.clientWidth,
+                  titles: t.querySelectorAll('[title]').length}))"""),
             "screenshot": browser.screenshot(shots / f"{name}.png"),
         }
     return out
@@ -238,3 +244,16 @@ def test_evidence_map_cell_labels_are_readable_on_the_index(browser, tmp_path_fa
     label_px = figures.MAP_LABEL_PT / 72 * figures.DPI * shown["width"] / shown["natural"]
     assert label_px >= 10, f"cell labels drawn {label_px:.1f} px high in a 1280 px window"
     assert shown["full_size"] and shown["full_size"].endswith("evidence_map.png")
+
+
+def test_summary_of_findings_leads_and_no_synthesis_column_is_out_of_view(visited):
+    """Issue 10: the index and the report open with the summary of findings; its tables fit the window
+    (1280 px) and every value carries its sources on hover."""
+    for name in ("index", "04-report"):
+        tables = {t["id"]: t for t in visited[name]["synthesis"]}
+        sof = tables["reviewlib-summary-of-findings"]
+        assert sof["titles"] > 0, name
+        assert sof["top"] < 1000, f"{name}: the summary of findings should be near the top, not at {sof['top']}px"
+        for t in tables.values():
+            assert t["right"] <= t["width"] + 1, f"{name}: table {t['id']} reaches {t['right']}px of {t['width']}px"
+    assert {"reviewlib-outcomes-table", "reviewlib-grade"} <= {t["id"] for t in visited["04-report"]["synthesis"]}

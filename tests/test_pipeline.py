@@ -104,7 +104,7 @@ def demo_run_once(tmp_path_factory) -> dict:
         else:
             os.environ["NCBI_API_KEY"] = old
     _RUNS["demo"] = {"base": base, "result": result, "tree": tree, "xss_pmid": xss_pmid, "protocol": protocol,
-                     "decision_rows": _decision_rows(base)}
+                     "decision_rows": _decision_rows(base), "synthesis_rows": _synthesis_rows(base)}
     return _RUNS["demo"]
 
 
@@ -112,6 +112,15 @@ def _decision_rows(base: Path) -> int:
     from reviewlib.store import ReviewStore
     with ReviewStore(base / "reviews" / "car-t-autoimmune" / pipeline.STORE_NAME) as store:
         return int(store.connection.execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
+
+
+def _synthesis_rows(base: Path) -> tuple[int, int]:
+    """Outcome values and appraisal judgements in the store (a rerun must append none)."""
+    from reviewlib.store import ReviewStore
+    with ReviewStore(base / "reviews" / "car-t-autoimmune" / pipeline.STORE_NAME) as store:
+        con = store.connection
+        return (int(con.execute("SELECT COUNT(*) FROM extractions WHERE field LIKE 'outcome:%'").fetchone()[0]),
+                int(con.execute("SELECT COUNT(*) FROM appraisals").fetchone()[0]))
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +144,8 @@ def rerun(demo_run) -> dict:
                          "--reviews", str(base / "reviews")])
     latest = pipeline.latest_run(base / "results" / "car-t-autoimmune")
     return {"code": code, "dropped": dropped, "run_dir": latest, "stdout": out.getvalue(), "stderr": err.getvalue(),
-            "manifest": json.loads((latest / "manifest.json").read_text()), "decision_rows": _decision_rows(base)}
+            "manifest": json.loads((latest / "manifest.json").read_text()), "decision_rows": _decision_rows(base),
+            "synthesis_rows": _synthesis_rows(base)}
 
 
 # -- the first run -----------------------------------------------------------------
@@ -352,6 +362,11 @@ def test_rerun_adds_no_decision_rows(rerun, demo_run):
     assert rerun["decision_rows"] == demo_run["decision_rows"] > 0
 
 
+def test_rerun_appends_no_outcome_value_and_no_demo_judgement(rerun, demo_run):
+    assert rerun["synthesis_rows"] == demo_run["synthesis_rows"]
+    assert min(demo_run["synthesis_rows"]) > 0
+
+
 def test_rerun_moves_latest_and_cli_prints_the_html(rerun):
     assert pipeline.latest_run(rerun["run_dir"].parent) == rerun["run_dir"]
     assert rerun["manifest"]["status"] == "complete"
@@ -540,3 +555,43 @@ def test_parameters_the_pipeline_sets_are_refused_with_the_option_to_use(tmp_pat
     from reviewlib.errors import ConfigError
     with pytest.raises(ConfigError, match="--results"):
         pipeline.run_review(PROTOCOL, parameters={"output_dir": str(tmp_path)}, results_dir=tmp_path)
+
+
+# -- the synthesis (issue 10) ---------------------------------------------------------
+def test_report_and_index_lead_with_the_summary_of_findings(demo_run):
+    from reviewlib.report import synthesis_report as sr
+    run_dir = demo_run["result"].run_dir
+    summary = json.loads((run_dir / sr.SOF_FILE).read_text())
+    assert summary["demo_appraisal"] is True and summary["gaps"]
+    reported = [r for r in summary["outcomes"] if r["studies"]]
+    assert len(reported) >= 4
+    for r in summary["outcomes"]:
+        if r["poolable"]:      # a pooled value never alone: k, patients, CI, PI, I2 with it
+            assert all(w in r["estimate"] for w in ("95% CI", "prediction interval", "studies", "patients", "I²"))
+            assert r["certainty"] and r["finding"]
+        for s in r["sources"]:
+            assert s["evidence"] and s["link"].startswith("https://pubmed.ncbi.nlm.nih.gov/")
+        # forest plot per outcome some study reports
+        assert (run_dir / "figures" / f"forest_{sr.figure_slug(r['outcome'])}.png").is_file() == bool(r["studies"])
+    assert list((run_dir / "figures").glob("rob_summary_*.png")) and list((run_dir / "figures").glob("rob_traffic_light_*.png"))
+    for name in ("summary-of-findings.csv", "grade.csv", "outcomes.csv", "synthesis.xlsx"):
+        assert (run_dir / "tables" / name).is_file(), name
+    index = (run_dir / "index.html").read_text()
+    assert index.index('id="reviewlib-summary-of-findings"') < index.index('id="gaps"') < index.index('id="run-metadata"')
+    page = (run_dir / "04-report.html").read_text()
+    assert page.index('id="reviewlib-summary-of-findings"') < page.index("PRISMA 2020 flow diagram</h2")
+    for html in (index, page):
+        doc = lhtml.document_fromstring(html)
+        cells = [td.text_content().strip().lower() for td in doc.iter("td")]
+        assert "nan" not in cells and not any(c.startswith("nan ") or "/nan" in c for c in cells)
+        assert doc.xpath('//table[@id="reviewlib-summary-of-findings"]//a[starts-with(@href, "https://pubmed")][@title]')
+    assert 'id="reviewlib-outcomes-table"' in page and 'id="reviewlib-grade"' in page
+
+
+def test_demo_appraisals_are_labelled_demo(demo_run):
+    from reviewlib.evidence import appraisal
+    from reviewlib.store import ReviewStore
+    with ReviewStore(demo_run["base"] / "reviews" / "car-t-autoimmune" / pipeline.STORE_NAME) as store:
+        hist = appraisal.history(store)
+    assert len(hist) and set(hist["reviewer"]) == {appraisal.DEMO_REVIEWER}
+    assert hist["support"].str.startswith("demo (scripted from the study table): ").all()

@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..errors import ProtocolError
+from ..errors import InputError, ProtocolError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SOF_FILE", "SynthesisReport", "synthesis_spec", "synthesize_review", "summary_html",
            "outcomes_html", "outcome_blocks", "SYNTHESIS_CSS", "tables", "show_summary_of_findings", "show_forest_plots", "show_risk_of_bias", "show_grade",
-           "show_outcomes", "load_summary", "source_link", "figure_slug"]
+           "show_outcomes", "save_png", "load_summary", "source_link", "figure_slug"]
 
 #: The run folder's summary of findings (written by :func:`synthesize_review`, read by the index page).
 SOF_FILE = "summary_of_findings.json"
@@ -45,10 +45,11 @@ _METHODS = ("DL", "REML", "PM", "FE")
 #: Styles of the synthesis tables (added to the notebook output and to the index page).
 SYNTHESIS_CSS = """
 table.reviewlib-sof{border-collapse:collapse;margin:.5em 0 1em 0;width:100%;table-layout:auto}
-table.reviewlib-sof th,table.reviewlib-sof td{border:1px solid #ccc;padding:.3em .5em;text-align:left;
+table.reviewlib-sof th,table.reviewlib-sof td{border:1px solid #ccc;padding:.3em .5em;text-align:left!important;
   vertical-align:top;white-space:normal;overflow-wrap:anywhere}
 table.reviewlib-sof thead th{background:#eef2f7}
-table.reviewlib-sof td.num,table.reviewlib-sof th.num{text-align:right;white-space:nowrap}
+table.reviewlib-sof td.num,table.reviewlib-sof th.num{text-align:right!important;white-space:nowrap}
+table.reviewlib-sof th.nowrap{white-space:nowrap}
 table.reviewlib-sof tr.group td,table.reviewlib-sof tr.group th{background:#fafafa;font-size:.93em}
 table.reviewlib-sof tr.block th{background:#f3f3f3}
 table.reviewlib-sof tr.total td,table.reviewlib-sof tr.total th{font-weight:600;border-top:2px solid #888}
@@ -380,10 +381,29 @@ def show_grade(report: SynthesisReport) -> None:
                                        report.spec["labels"])))
 
 
+def save_png(fig: Any, folder: str | Path, name: str) -> Path:
+    """Write ``fig`` as ``<folder>/<name>.png`` (atomically) and show it; PNG only: a forest or
+    traffic-light plot of a hundred studies takes seconds as SVG with its text as paths."""
+    from ..atomic import atomic_path
+    from . import figures as plots
+    from .notebook import _close, _figure_alt, _show_png
+
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise InputError(f"figure name {name!r} must be a plain file stem like 'forest_relapse' (no folders)")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{name}.png"
+    alt = _figure_alt(fig)
+    with atomic_path(final, suffix=".png.part") as tmp, open(tmp, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=plots.DPI, facecolor="white", metadata={"Software": None})
+    _close(fig)
+    _show_png(final.read_bytes(), alt or name.replace("_", " "))
+    return final
+
+
 def show_forest_plots(report: SynthesisReport, folder: str | Path, *, notice: str | None = None) -> list[str]:
     """Draw, save (``forest_<outcome>.png``) and show a forest plot per outcome some study reports."""
     from . import synthesis_figures as sf
-    from .notebook import save_and_show
 
     names = []
     for name in report.spec["outcomes"]:
@@ -392,7 +412,7 @@ def show_forest_plots(report: SynthesisReport, folder: str | Path, *, notice: st
             continue
         fig = sf.forest_plot(res, outcome=report.spec["labels"].get(name, name), notice=notice)
         stem = f"forest_{figure_slug(name)}"
-        save_and_show(fig, folder, stem)
+        save_png(fig, folder, stem)
         names.append(stem)
     return names
 
@@ -400,7 +420,7 @@ def show_forest_plots(report: SynthesisReport, folder: str | Path, *, notice: st
 def show_risk_of_bias(report: SynthesisReport, folder: str | Path, *, notice: str | None = None) -> list[str]:
     """Draw, save and show the robvis-style summary and traffic-light plots, per appraisal tool used."""
     from . import synthesis_figures as sf
-    from .notebook import save_and_show, say
+    from .notebook import say
 
     final = report.final
     if final is None or not len(final):
@@ -412,6 +432,6 @@ def show_risk_of_bias(report: SynthesisReport, folder: str | Path, *, notice: st
     for tool in final["tool"].value_counts().index:
         for kind, draw in (("summary", sf.summary_plot), ("traffic_light", sf.traffic_light_plot)):
             stem = f"rob_{kind}_{figure_slug(tool)}"
-            save_and_show(draw(final, tool=tool, labels=labels, notice=notice), folder, stem)
+            save_png(draw(final, tool=tool, labels=labels, notice=notice), folder, stem)
             names.append(stem)
     return names
