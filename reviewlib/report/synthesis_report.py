@@ -42,6 +42,9 @@ __all__ = ["SOF_FILE", "SynthesisReport", "synthesis_spec", "synthesize_review",
 #: The run folder's summary of findings (written by :func:`synthesize_review`, read by the index page).
 SOF_FILE = "summary_of_findings.json"
 _METHODS = ("DL", "REML", "PM", "FE")
+#: Resolution of the synthesis PNGs: a 100-study forest or traffic-light plot is tall, and its pixels
+#: are most of its cost (110 dpi, as the notebook's own figures are shown).
+SYNTHESIS_DPI = 110
 #: Styles of the synthesis tables (added to the notebook output and to the index page).
 SYNTHESIS_CSS = """
 table.reviewlib-sof{border-collapse:collapse;margin:.5em 0 1em 0;width:100%;table-layout:auto}
@@ -385,7 +388,6 @@ def save_png(fig: Any, folder: str | Path, name: str) -> Path:
     """Write ``fig`` as ``<folder>/<name>.png`` (atomically) and show it; PNG only: a forest or
     traffic-light plot of a hundred studies takes seconds as SVG with its text as paths."""
     from ..atomic import atomic_path
-    from . import figures as plots
     from .notebook import _close, _figure_alt, _show_png
 
     if not name or "/" in name or "\\" in name or name.startswith("."):
@@ -395,7 +397,7 @@ def save_png(fig: Any, folder: str | Path, name: str) -> Path:
     final = folder / f"{name}.png"
     alt = _figure_alt(fig)
     with atomic_path(final, suffix=".png.part") as tmp, open(tmp, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=plots.DPI, facecolor="white", metadata={"Software": None})
+        fig.savefig(handle, format="png", dpi=SYNTHESIS_DPI, facecolor="white", metadata={"Software": None})
     _close(fig)
     _show_png(final.read_bytes(), alt or name.replace("_", " "))
     return final
