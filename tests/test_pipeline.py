@@ -563,9 +563,9 @@ def test_report_and_index_lead_with_the_summary_of_findings(demo_run):
     run_dir = demo_run["result"].run_dir
     summary = json.loads((run_dir / sr.SOF_FILE).read_text())
     assert summary["demo_appraisal"] is True and summary["gaps"]
-    reported = [r for r in summary["outcomes"] if r["studies"]]
+    reported = [r for r in summary["findings"] if r["studies"]]
     assert len(reported) >= 4
-    for r in summary["outcomes"]:
+    for r in summary["findings"]:
         if r["poolable"]:      # a pooled value never alone: k, patients, CI, PI, I2 with it
             assert all(w in r["estimate"] for w in ("95% CI", "prediction interval", "studies", "patients", "I²"))
             assert r["certainty"] and r["finding"]
@@ -574,7 +574,7 @@ def test_report_and_index_lead_with_the_summary_of_findings(demo_run):
         # forest plot per outcome some study reports
         assert (run_dir / "figures" / f"forest_{sr.figure_slug(r['outcome'])}.png").is_file() == bool(r["studies"])
     assert list((run_dir / "figures").glob("rob_summary_*.png")) and list((run_dir / "figures").glob("rob_traffic_light_*.png"))
-    for name in ("summary-of-findings.csv", "grade.csv", "outcomes.csv", "synthesis.xlsx"):
+    for name in ("summary-of-findings.csv", "grade.csv", "outcomes-by-study.csv", "synthesis.xlsx"):
         assert (run_dir / "tables" / name).is_file(), name
     index = (run_dir / "index.html").read_text()
     assert index.index('id="reviewlib-summary-of-findings"') < index.index('id="gaps"') < index.index('id="run-metadata"')

@@ -39,7 +39,7 @@ def review(tmp_path):
 
 def test_spec_comes_from_the_protocol_and_bad_names_are_one_line():
     spec = sr.synthesis_spec(PROTOCOL)
-    assert spec["outcomes"][0] == "remission" and len(spec["outcomes"]) == 8
+    assert spec["names"][0] == "remission" and len(spec["names"]) == 8
     assert (spec["subgroup"], spec["by"], spec["method"]) == ("target", "disease", "REML")
     raw = {**PROTOCOL.raw, "report": {**PROTOCOL.raw["report"], "synthesis": {"outcomes": ["remision"]}}}
     bad = dataclasses.replace(PROTOCOL, raw=raw)
@@ -62,13 +62,13 @@ def test_source_link(record, link):
 def test_synthesis_traces_every_value_and_shows_no_pooled_number_alone(review):
     store, table, folder = review
     rep = sr.synthesize_review(store, table, RECORDS, PROTOCOL, demo=True, folder=folder, gaps=["Samples are small."])
-    crs = next(r for r in rep.summary["outcomes"] if r["outcome"] == "CRS any grade")
+    crs = next(r for r in rep.summary["findings"] if r["outcome"] == "CRS any grade")
     assert (crs["studies"], crs["patients"], crs["events"], crs["poolable"]) == (4, 23, 11, True)
     assert "95% CI" in crs["estimate"] and "prediction interval" in crs["estimate"] and "I²" in crs["estimate"]
     assert {s["study"] for s in crs["sources"]} == {"Liu 2023a", "Liu 2023b", "de Vries 2024", "=Müller 2022"}
     assert {s["link"] for s in crs["sources"]} >= {"https://pubmed.ncbi.nlm.nih.gov/1/",
                                                    "https://clinicaltrials.gov/study/NCT01234567"}
-    icans = next(r for r in rep.summary["outcomes"] if r["outcome"] == "ICANS")
+    icans = next(r for r in rep.summary["findings"] if r["outcome"] == "ICANS")
     assert not icans["poolable"] and icans["pooled"] is None and icans["estimate"].startswith("Not pooled: only 1 study")
     html = sr.summary_html(rep.summary)
     assert XSS not in html and "nan" not in html.lower().replace("nancy", "")
@@ -83,8 +83,8 @@ def test_synthesis_traces_every_value_and_shows_no_pooled_number_alone(review):
     assert out.index("Total, SLE") < out.index(">SSc<") and "11/23 (4)" in out
     # saved: JSON for the index, CSV/XLSX with each value's sentence and source, formulas neutralised
     saved = json.loads((folder / sr.SOF_FILE).read_text())
-    assert saved["gaps"] == ["Samples are small."] and saved["outcomes"][3]["outcome"] == "CRS any grade"
-    long = pd.read_csv(folder / "tables" / "outcomes.csv", dtype=str, keep_default_na=False)
+    assert saved["gaps"] == ["Samples are small."] and saved["findings"][3]["outcome"] == "CRS any grade"
+    long = pd.read_csv(folder / "tables" / "outcomes-by-study.csv", dtype=str, keep_default_na=False)
     row = long[(long["outcome"] == "CRS, any grade") & (long["study"] == "de Vries 2024")].iloc[0]
     assert (row["events/treated"], row["evidence"], row["source"]) == (
         "4/8", "CRS occurred in 4 of 8 patients.", "https://pubmed.ncbi.nlm.nih.gov/3/")

@@ -5,7 +5,7 @@ outcomes from the included records (saved with the extracted values, reviewer co
 winning), records the scripted demo appraiser's judgements when the run reads synthetic demo
 data (labelled demo), pools and grades every outcome (:func:`reviewlib.evidence.findings.synthesize`)
 and saves the tables in the run folder: ``summary_of_findings.json`` (read by the index page),
-``tables/summary-of-findings.csv``, ``tables/grade.csv``, ``tables/outcomes.csv`` and
+``tables/summary-of-findings.csv``, ``tables/grade.csv``, ``tables/outcomes-by-study.csv`` and
 ``tables/synthesis.xlsx``.
 
 What is pooled, by what and how comes from the protocol's ``report: synthesis`` section::
@@ -107,12 +107,12 @@ def synthesis_spec(protocol: Any) -> dict[str, Any]:
     if not isinstance(section, Mapping):
         raise ProtocolError("protocol report: synthesis must be a mapping (outcomes, subgroup, by, method, transform)")
     declared = {o.name: o for o in oc.load_outcomes(protocol)}
-    names = [str(n) for n in (section.get("outcomes") or list(declared))]
+    names = [str(n) for n in (section.get(oc.SECTION) or list(declared))]
     unknown = [n for n in names if n not in declared]
     if unknown:
         raise ProtocolError(f"protocol report: synthesis names outcome(s) {', '.join(map(repr, unknown))} that the "
                             f"outcomes section does not declare ({', '.join(declared) or 'none'}): fix the name")
-    spec = {"outcomes": names, "labels": {n: declared[n].label or n for n in names},
+    spec = {"names": names, "labels": {n: declared[n].label or n for n in names},
             "subgroup": section.get("subgroup", schema.role("intervention")),
             "by": section.get("by", schema.role("population")),
             "method": str(section.get("method", "REML")), "transform": str(section.get("transform", "logit"))}
@@ -214,13 +214,13 @@ def synthesize_review(store: Any, table: Any, records: Any, protocol: Any, *, de
     if demo and len(studies):
         appraisal.demo_appraise(store, studies, protocol)
     design = role_field("study_design", table, required=False)
-    result = fd.synthesize(store, studies, spec["outcomes"], method=spec["method"], transform=spec["transform"],
+    result = fd.synthesize(store, studies, spec["names"], method=spec["method"], transform=spec["transform"],
                            subgroup=spec["subgroup"], by=spec["by"], design=design, current=current)
     final = appraisal.final_judgements(store)
     if len(final):
         final = final[final["record_id"].isin(set(studies["record_id"]))]
     keep = [c for c in ("study", "record_id", "pmid", "doi", spec["by"], spec["subgroup"]) if c and c in studies]
-    sources = current[current["outcome"].isin(spec["outcomes"])].merge(
+    sources = current[current["outcome"].isin(spec["names"])].merge(
         studies[list(dict.fromkeys(keep))], on="record_id", how="inner")
     summary = _summary(result, sources, spec, demo=demo, gaps=gaps)
     report = SynthesisReport(result, studies, sources, final, spec, summary, demo=demo)
@@ -234,7 +234,7 @@ def _summary(result: Any, sources: Any, spec: Mapping[str, Any], *, demo: bool, 
     sof = result.table.set_index("outcome") if len(result.table) else None
     groups = result.group_table
     rows = []
-    for name in spec["outcomes"]:
+    for name in spec["names"]:
         res = result.results.get(name)
         s = sof.loc[name] if sof is not None and name in sof.index else {}
         mine = sources[sources["outcome"] == name]
@@ -257,7 +257,7 @@ def _summary(result: Any, sources: Any, spec: Mapping[str, Any], *, demo: bool, 
                                       "poolable": bool(g["poolable"]), "certainty": g.get("certainty", ""),
                                       "finding": g.get("finding", ""), "sources": _study_sources(part)})
         rows.append(row)
-    return {"outcomes": rows, "by": by, "by_label": spec.get("by_label"), "method": spec["method"],
+    return {"findings": rows, "by": by, "by_label": spec.get("by_label"), "method": spec["method"],
             "transform": spec["transform"], "demo_appraisal": demo, "gaps": [str(g) for g in gaps]}
 
 
@@ -283,20 +283,20 @@ def tables(report: SynthesisReport) -> dict[str, Any]:
                          "events": r["events"], "estimate (95% CI; prediction interval; I2)": r["estimate"],
                          "certainty": r["certainty"], "downgraded for": r["downgraded_for"], "finding": r["finding"],
                          "pooled from": "; ".join(f"{s['study']} {s['value']} ({s['link'] or s['record_id']})"
-                                                  for s in r["sources"])} for r in summ["outcomes"]])
+                                                  for s in r["sources"])} for r in summ["findings"]])
     group = pd.DataFrame([{by or "group": g["group"], "outcome": r["label"], "studies": g["studies"],
                            "patients": g["patients"], "events/treated (studies)":
                            f"{g['events']}/{g['patients']} ({g['studies']})", "estimate": g["estimate"],
                            "certainty": g["certainty"], "finding": g["finding"]}
-                          for r in summ["outcomes"] for g in r["groups"]])
+                          for r in summ["findings"] for g in r["groups"]])
     long = pd.DataFrame([{by or "group": g["group"], "outcome": r["label"], "study": s["study"],
                           "events/treated": s["value"], "events": s["events"], "treated": s["n"],
                           "status": s["status"], "evidence": s["evidence"], "source": s["link"] or s["record_id"]}
-                         for r in summ["outcomes"] for g in (r["groups"] or [{"group": "", "sources": r["sources"]}])
+                         for r in summ["findings"] for g in (r["groups"] or [{"group": "", "sources": r["sources"]}])
                          for s in g["sources"]])
     grade = report.findings.grade_table()
     out = {"summary of findings": sof, "summary of findings by " + (summ.get("by_label") or by or "group"): group,
-           "grade": grade, "outcomes": long}
+           "grade": grade, "outcomes by study": long}
     return {k: v.map(_safe) if len(v) else v for k, v in out.items()}
 
 
@@ -344,14 +344,14 @@ def outcome_blocks(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The outcomes table's blocks: one per population (then all studies), each with a row per
     outcome (events/treated (studies), estimate, certainty, sources) and its total row last."""
     blocks: dict[str, dict[str, Any]] = {}
-    for r in summary.get("outcomes") or []:
+    for r in summary.get("findings") or []:
         for g in r.get("groups") or []:
             block = blocks.setdefault(g["group"], {"group": g["group"], "rows": [], "studies": set()})
             block["rows"].append({"label": r["label"], **g})
             block["studies"] |= {s["record_id"] for s in g["sources"]}
     out = [{**b, "total": len(b["studies"])} for b in blocks.values()]
-    everything = {"group": "All studies", "rows": [{**r, "group": "All studies"} for r in summary.get("outcomes") or []],
-                  "total": len({s["record_id"] for r in summary.get("outcomes") or [] for s in r["sources"]})}
+    everything = {"group": "All studies", "rows": [{**r, "group": "All studies"} for r in summary.get("findings") or []],
+                  "total": len({s["record_id"] for r in summary.get("findings") or [] for s in r["sources"]})}
     return sorted(out, key=lambda b: (-b["total"], str(b["group"]))) + [everything]
 
 
@@ -408,7 +408,7 @@ def show_forest_plots(report: SynthesisReport, folder: str | Path, *, notice: st
     from . import synthesis_figures as sf
 
     names = []
-    for name in report.spec["outcomes"]:
+    for name in report.spec["names"]:
         res = report.findings.results.get(name)
         if res is None:
             continue
