@@ -579,7 +579,7 @@ def test_report_and_index_lead_with_the_summary_of_findings(demo_run):
     index = (run_dir / "index.html").read_text()
     assert index.index('id="reviewlib-summary-of-findings"') < index.index('id="gaps"') < index.index('id="run-metadata"')
     page = (run_dir / "04-report.html").read_text()
-    assert page.index('id="reviewlib-summary-of-findings"') < page.index("PRISMA 2020 flow diagram</h2")
+    assert page.index('id="reviewlib-summary-of-findings"') < page.index('id="PRISMA-2020-flow-diagram"')
     for html in (index, page):
         doc = lhtml.document_fromstring(html)
         cells = [td.text_content().strip().lower() for td in doc.iter("td")]
