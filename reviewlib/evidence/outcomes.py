@@ -128,6 +128,8 @@ def load_outcomes(protocol: Protocol | str | dict | list | None = None) -> list[
 # -- reading one sentence -------------------------------------------------------------------------
 #: The protocol section that declares the outcomes (a section name, not an extraction field).
 SECTION = "outcomes"
+#: The review sheet's worksheet name.
+SHEET_NAME = SECTION
 
 _NUM = NUMBER_REGEX
 _NOUNS = r"(?:patients?|pts|participants?|subjects?|individuals?|cases?|recipients?|children|adults?|women|men)"
@@ -452,7 +454,7 @@ def export_sheet(store: ReviewStore, path: str | os.PathLike, outcomes: Sequence
     sheet = pd.DataFrame(rows, columns=SHEET_COLUMNS)
     path = Path(path)
     if path.suffix.lower() == ".xlsx":   # strings, never formulas (reviewlib.safe_cells)
-        write_xlsx({"outcomes": sheet}, path)
+        write_xlsx({SHEET_NAME: sheet}, path)
     else:                                # formula-starting text guarded with a leading '
         write_safe_csv(sheet, path)
     return path

@@ -266,13 +266,6 @@ def _mixed() -> str:
     return MIXED
 
 
-def _safe(value: Any) -> Any:
-    """Neutralise spreadsheet formulas in untrusted text: a leading = + - @ gets an apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value
-
-
 def tables(report: SynthesisReport) -> dict[str, Any]:
     """The synthesis tables as data frames: summary of findings (overall and per population), GRADE,
     and the long outcomes table (one row per study x outcome: events/treated, sentence, link)."""
@@ -297,7 +290,7 @@ def tables(report: SynthesisReport) -> dict[str, Any]:
     grade = report.findings.grade_table()
     out = {"summary of findings": sof, "summary of findings by " + (summ.get("by_label") or by or "group"): group,
            "grade": grade, "outcomes by study": long}
-    return {k: v.map(_safe) if len(v) else v for k, v in out.items()}
+    return out   # the CSV/XLSX writers neutralise cells starting with = + - @
 
 
 def _save(report: SynthesisReport, folder: Path) -> list[Path]:
