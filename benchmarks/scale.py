@@ -23,7 +23,8 @@ Every step runs in a fresh child process, which reports its wall seconds and its
 * ``run``         ``reviewlib run --offline`` on a protocol whose snapshot is the input: a cold run, then
                   an unchanged rerun; store size after each, and the largest HTML page.
 
-It prints a table with seconds and peak RSS at each size and the growth exponent
+It prints a table with wall seconds (CPU seconds of the step's process, or of the run's processes,
+in brackets: the figure to compare on a shared machine) and peak RSS at each size and the growth exponent
 ``log(t_big / t_small) / log(big / small)`` (1 = linear), with the load average before and after.
 
     nice .venv/bin/python benchmarks/scale.py --sizes 10000            # development
@@ -210,6 +211,11 @@ def _own_peak_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_step(step: str, n: int, workdir: Path, extract_max: int | None) -> dict:
     """Run one step; returns its timings (seconds) and facts."""
     sys.path.insert(0, str(ROOT))
@@ -218,31 +224,35 @@ def run_step(step: str, n: int, workdir: Path, extract_max: int | None) -> dict:
     if step == "parse":
         from reviewlib.sources.pubmed_xml import read_pubmed_xml
         path = build_input(workdir, n)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         frame = read_pubmed_xml(path)
         out["seconds"] = time.perf_counter() - t0
+        out["cpu"] = time.process_time() - c0
         out["records"] = len(frame)
     elif step == "dedup":
         from reviewlib.screening import dedup
         records = _records(workdir, n)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = dedup.deduplicate(records)
         out["seconds"] = time.perf_counter() - t0
+        out["cpu"] = time.process_time() - c0
         out["removed"] = int(result.n_removed)
     elif step == "rules":
         from reviewlib.screening import eligibility
         records = _records(workdir, n)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rules = eligibility.load_rules(protocol)
         result = eligibility.apply_rules(records, rules)
         out["seconds"] = time.perf_counter() - t0
+        out["cpu"] = time.process_time() - c0
         out["decisions"] = result["decision"].value_counts().to_dict()
     elif step == "prioritiser":
         from reviewlib.screening import prioritise
         records = _records(workdir, n)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         prioritise.Prioritiser(records, seed=0, id_column="record_id")
         out["seconds"] = time.perf_counter() - t0
+        out["cpu"] = time.process_time() - c0
     elif step == "screener":
         from reviewlib.screening import eligibility, screener
         records = _records(workdir, n)
@@ -250,21 +260,25 @@ def run_step(step: str, n: int, workdir: Path, extract_max: int | None) -> dict:
         with tempfile.TemporaryDirectory(prefix="reviewlib-scale-") as tmp:
             store = _store_for(workdir, n, Path(tmp))
             out["stored_decisions"] = store.connection.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             s = screener.Screener(store, "ana", rules=rules, records=records, seed=0, min_interval=0)
             out["open"] = time.perf_counter() - t0
-            clicks = []
+            out["open_cpu"] = time.process_time() - c0
+            clicks, cpus = [], []
             for k in range(5):
                 if k % 2:
                     s.reason.value = "wrong-population"
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 s.decide("exclude" if k % 2 else "include")
                 clicks.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
             out["click"] = statistics.median(clicks)
+            out["click_cpu"] = statistics.median(cpus)
             out["clicks"] = clicks
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             s.undo()
             out["undo"] = time.perf_counter() - t0
+            out["undo_cpu"] = time.process_time() - c0
             out["seconds"] = out["click"]
             store.close()
     elif step == "extraction":
@@ -273,11 +287,13 @@ def run_step(step: str, n: int, workdir: Path, extract_max: int | None) -> dict:
         if extract_max:
             records = records.iloc[:extract_max]
         schema = extraction.load_schema(protocol)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         extraction.extract(records, schema)
         out["seconds"] = time.perf_counter() - t0
+        out["cpu"] = time.process_time() - c0
         out["records"] = len(records)
         out["ms_per_record"] = 1000 * out["seconds"] / max(len(records), 1)
+        out["ms_per_record_cpu"] = 1000 * out["cpu"] / max(len(records), 1)
     elif step == "run":
         snapshot = build_input(workdir, n)
         proto = protocol_for(workdir, snapshot)
@@ -286,9 +302,10 @@ def run_step(step: str, n: int, workdir: Path, extract_max: int | None) -> dict:
             for kind in ("cold", "rerun"):
                 cmd = [str(REVIEWLIB), "run", str(proto), "--offline", "--results", str(tmp / "results"),
                        "--reviews", str(tmp / "reviews")]
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), _children_cpu()
                 proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
                 wall = time.perf_counter() - t0
+                out[f"{kind}_cpu"] = _children_cpu() - c0
                 if proc.returncode != 0:
                     out[kind] = wall
                     out["error"] = proc.stderr.strip().splitlines()[-1:] if proc.stderr else ["failed"]
@@ -361,17 +378,21 @@ def main() -> None:
             print(f"  {step:<12} {n:>7,}: {json.dumps(r)}", flush=True)
     print(f"load average at the end {_load()}\n")
     sizes = args.sizes
-    head = "| step | " + " | ".join(f"{n:,} s | {n:,} peak RSS" for n in sizes) + \
+    head = "| step | " + " | ".join(f"{n:,} s (CPU s) | {n:,} peak RSS" for n in sizes) + \
         (f" | growth exponent |" if len(sizes) > 1 else " |")
     print(head)
     print("|" + "---|" * (1 + 2 * len(sizes) + (1 if len(sizes) > 1 else 0)))
 
-    def row(label: str, key: str, step: str, rss: bool = True) -> None:
+    def row(label: str, key: str, step: str, rss: bool = True, cpu_key: str | None = None) -> None:
         cells = []
         for n in sizes:
             r = results.get(step, {}).get(n, {})
             v = r.get(key)
-            cells.append("error" if "error" in r and v is None else (f"{v:.2f}" if isinstance(v, (int, float)) else ""))
+            cpu = r.get(cpu_key or (key + "_cpu" if key != "seconds" else "cpu"))
+            text = f"{v:.2f}" if isinstance(v, (int, float)) else ""
+            if isinstance(cpu, (int, float)) and text:
+                text += f" ({cpu:.2f})"
+            cells.append("error" if "error" in r and v is None else text)
             cells.append(f"{r['peak_rss_mb']:.0f} MB" if rss and "peak_rss_mb" in r else "")
         line = f"| {label} | " + " | ".join(cells)
         if len(sizes) > 1:
@@ -389,13 +410,13 @@ def main() -> None:
         row("screener: undo", "undo", "screener", rss=False)
     if "extraction" in results:
         row("extraction (all records)", "seconds", "extraction")
-        row("extraction, ms per record", "ms_per_record", "extraction", rss=False)
+        row("extraction, ms per record", "ms_per_record", "extraction", rss=False, cpu_key="ms_per_record_cpu")
     if "run" in results:
         row("`reviewlib run`, cold", "cold", "run")
         row("`reviewlib run`, unchanged rerun", "rerun", "run", rss=False)
-        row("store MB after cold run", "cold_store_mb", "run", rss=False)
-        row("store MB after rerun", "rerun_store_mb", "run", rss=False)
-        row("largest HTML page MB", "rerun_largest_page_mb", "run", rss=False)
+        row("store MB after cold run", "cold_store_mb", "run", rss=False, cpu_key="-")
+        row("store MB after rerun", "rerun_store_mb", "run", rss=False, cpu_key="-")
+        row("largest HTML page MB", "rerun_largest_page_mb", "run", rss=False, cpu_key="-")
     print(f"\nload average: {start_load} at the start, {_load()} at the end")
     if args.json:
         args.json.write_text(json.dumps({"commit": commit, "load_start": start_load, "load_end": _load(),
