@@ -61,8 +61,9 @@ HEADER = ('<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DT
           '2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n<PubmedArticleSet>\n')
 ARTICLE_RE = re.compile(r"<PubmedArticle>.*?</PubmedArticle>", re.S)
 PMID_RE = re.compile(r'(<PMID Version="\d+">)(\d+)(</PMID>)')
-TITLE_RE = re.compile(r"(<ArticleTitle>)(.*?)(</ArticleTitle>)", re.S)
-ABSTRACT_TEXT_RE = re.compile(r"(<AbstractText[^>]*>)(.*?)(</AbstractText>)", re.S)
+TITLE_RE = re.compile(r"(<ArticleTitle(?:\s[^>]*)?(?<!/)>)(.*?)(</ArticleTitle>)", re.S)
+ABSTRACT_TEXT_RE = re.compile(r"(<AbstractText(?:\s[^>]*)?(?<!/)>)(.*?)(</AbstractText>)", re.S)
+TAG_RE = re.compile(r"<[^>]+>")
 DOI_RE = re.compile(r'<(ELocationID|ArticleId) [^>]*(?:EIdType|IdType)="doi"[^>]*>.*?</\1>\s*', re.S)
 
 
@@ -96,15 +97,16 @@ def _articles(path: Path) -> list[str]:
 
 
 def _alter(article: str, copy: int, serial: int) -> str:
-    """An altered copy of a baseline article: a new PMID, no DOI, reversed title, rotated abstract."""
+    """An altered copy of a baseline article: a new PMID, no DOI, reversed title, rotated abstract
+    (inline markup of the title and abstract dropped, so the XML stays well formed)."""
     article = PMID_RE.sub(lambda m: f"{m.group(1)}{700000000 + copy * 10000000 + serial}{m.group(3)}", article,
                           count=1)
     article = DOI_RE.sub("", article)
-    article = TITLE_RE.sub(lambda m: m.group(1) + " ".join(reversed(m.group(2).split())) + m.group(3), article,
-                           count=1)
+    article = TITLE_RE.sub(lambda m: m.group(1) + " ".join(reversed(TAG_RE.sub("", m.group(2)).split()))
+                           + m.group(3), article, count=1)
 
     def rotate(m: re.Match) -> str:
-        parts = re.split(r"(?<=\.) ", m.group(2))
+        parts = re.split(r"(?<=\.) ", TAG_RE.sub("", m.group(2)))
         k = copy % len(parts) if parts else 0
         return m.group(1) + " ".join(parts[k:] + parts[:k]) + m.group(3)
     return ABSTRACT_TEXT_RE.sub(rotate, article)
