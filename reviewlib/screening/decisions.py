@@ -270,8 +270,12 @@ def undo_last(store: ReviewStore, reviewer: str, stage: str | None = None) -> di
     return {k: last[k] for k in CURRENT_COLUMNS}
 
 
-def final_decisions(store: ReviewStore, stage: str = "title-abstract") -> pd.DataFrame:
+def final_decisions(store: ReviewStore, stage: str = "title-abstract",
+                    current: pd.DataFrame | None = None) -> pd.DataFrame:
     """One resolved decision per record that has any decision at ``stage``.
+
+    ``current`` may give ``current_decisions(store, stage=stage)`` already computed (the
+    screener keeps it incrementally, see :class:`reviewlib.screening.state.DecisionState`).
 
     Returns
     -------
@@ -283,7 +287,8 @@ def final_decisions(store: ReviewStore, stage: str = "title-abstract") -> pd.Dat
         the order of their first current decision.
     """
     _check_stage(stage)
-    current = current_decisions(store, stage=stage)
+    if current is None:
+        current = current_decisions(store, stage=stage)
     if current.empty:
         return pd.DataFrame(columns=FINAL_COLUMNS, dtype=object)
     classes = current["kind"].map(_kind_class)
