@@ -65,7 +65,8 @@ PMID_RE = re.compile(r'(<PMID Version="\d+">)(\d+)(</PMID>)')
 TITLE_RE = re.compile(r"(<ArticleTitle(?:\s[^>]*)?(?<!/)>)(.*?)(</ArticleTitle>)", re.S)
 ABSTRACT_TEXT_RE = re.compile(r"(<AbstractText(?:\s[^>]*)?(?<!/)>)(.*?)(</AbstractText>)", re.S)
 TAG_RE = re.compile(r"<[^>]+>")
-DOI_RE = re.compile(r'<(ELocationID|ArticleId) [^>]*(?:EIdType|IdType)="doi"[^>]*>.*?</\1>\s*', re.S)
+DOI_RE = re.compile(r'<(ELocationID|ArticleId) [^>]*(?:EIdType|IdType)="doi"(?:[^>]*/>|[^>]*(?<!/)>.*?</\1>)\s*',
+                    re.S)
 
 
 # -- inputs -------------------------------------------------------------------------
