@@ -484,6 +484,9 @@ def import_csv(store: ReviewStore, path: str | os.PathLike, reviewer: str | None
     path = Path(path)
     if reviewer is not None:
         reviewer = _check_reviewer(reviewer)
+    if path.is_file():
+        from ..sources.memory import check_fits
+        check_fits(path, "decisions CSV")   # far larger than memory: say so before reading it
     header, rows = _read_rows(path)
     if "decision" not in header or not ({"record_id", "pmid"} & set(header)):
         raise InputError(f"decisions CSV {path} needs columns record_id (or pmid) and decision; it has "

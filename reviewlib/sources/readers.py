@@ -72,6 +72,8 @@ def _check_file(path: str | os.PathLike, kind: str, what: str) -> Path:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{kind} file not found: {path}: give the path of {what}", source=str(path))
+    from .memory import check_fits
+    check_fits(path, f"{kind} file")      # far larger than memory: say so before reading it
     return path
 
 
