@@ -12,7 +12,7 @@ import pandas as pd
 from reviewlib.protocol import load_protocol
 from reviewlib.report import living
 from reviewlib.retrieval import fetch
-from reviewlib.screening import dedup, eligibility
+from reviewlib.screening import dedup, eligibility, rule_cache
 from reviewlib.store import ReviewStore
 
 
@@ -39,7 +39,8 @@ def _screening_steps(store: ReviewStore, protocol, run_name: str) -> None:
     deduped = dedup.deduplicate(records)
     dedup.save(store, deduped)
     rules = eligibility.load_rules(protocol)
-    eligibility.save_rule_decisions(store, eligibility.apply_rules(deduped.records, rules), rules)
+    proposed = rule_cache.apply_rules_cached(store, deduped.records, rules)
+    eligibility.save_rule_decisions(store, proposed, rules)
 
 
 def test_unchanged_rerun_adds_no_record_copies(tmp_path):
@@ -93,3 +94,32 @@ def test_run_saved_before_content_addressing_still_loads(tmp_path):
     assert back.records["record_id"].tolist() == deduped.records["record_id"].tolist()
     assert back.records["title"].tolist() == deduped.records["title"].tolist()
     assert json.loads(store.connection.execute("SELECT data FROM dedup_records LIMIT 1").fetchone()[0])
+
+
+def test_rules_are_not_redone_for_unchanged_records(tmp_path, caplog):
+    protocol = load_protocol("car-t-autoimmune")
+    store = ReviewStore(tmp_path / "review.sqlite")
+    result = fetch.run_search(protocol, store, offline=True)
+    deduped = dedup.deduplicate(store.records(search_id=result.search_id))
+    dedup.save(store, deduped)
+    rules = eligibility.load_rules(protocol)
+    expected = eligibility.apply_rules(deduped.records, rules)
+    first = rule_cache.apply_rules_cached(store, deduped.records, rules)
+    pd.testing.assert_frame_equal(first, expected)
+    with caplog.at_level("INFO", logger="reviewlib.screening.rule_cache"):
+        again = rule_cache.apply_rules_cached(store, deduped.records, rules)
+    pd.testing.assert_frame_equal(again, expected)
+    assert "0 records evaluated, 398 unchanged read back" in caplog.text
+    # one record changes: only it is evaluated again, and the outcome follows the change
+    changed = deduped.records.copy()
+    row = int(expected.index[expected["decision"] == "include"][0])
+    changed.loc[row, "publication_types"] = [["Review"]]
+    changed_result = dedup.DedupResult(records=changed, audit=deduped.audit, n_removed=deduped.n_removed,
+                                       n_input=deduped.n_input)
+    dedup.save(store, changed_result)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="reviewlib.screening.rule_cache"):
+        third = rule_cache.apply_rules_cached(store, changed, rules)
+    assert "1 records evaluated, 397 unchanged read back" in caplog.text
+    pd.testing.assert_frame_equal(third, eligibility.apply_rules(changed, rules))
+    assert third.loc[row, "decision"] == "exclude"

@@ -46,6 +46,7 @@ group matched, else ``unsure``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -138,6 +139,8 @@ class Rules:
     animal_only_action: str | None = None
     required: list[TermGroup] = field(default_factory=list)
     excluding: list[TermGroup] = field(default_factory=list)
+    #: sha256 of the eligibility section the rules were loaded from (keys cached rule results)
+    digest: str | None = None
 
     def label(self, reason: str | None) -> str:
         """The label of a reason key (the key itself when unknown, '' for None)."""
@@ -329,6 +332,8 @@ def load_rules(protocol: Protocol | str | Path | dict | None = None) -> Rules:
 
     rules.required = _term_groups(section.get("required"), reasons, source, "required", "exclude")
     rules.excluding = _term_groups(section.get("excluding"), reasons, source, "excluding", "exclude")
+    rules.digest = hashlib.sha256(json.dumps(section, sort_keys=True, default=str, ensure_ascii=False)
+                                  .encode("utf-8")).hexdigest()
     return rules
 
 
