@@ -582,22 +582,203 @@ class Extracted:
     raw: Any = None  # numbers as float, categorical as list of values
 
 
-def _categorical(f: Field, sents: list[Sentence]) -> Extracted:
+#: Skip the patterns that cannot match a record, because their literals are not in its text (found
+#: for every pattern of the schema in one pass per record); False runs every pattern on every
+#: sentence, as before.  Same outputs either way (tests/test_extraction_fast.py).
+PRUNE = True
+_UNSAFE_IN_ALTERNATION = re.compile(r"\\[1-9]|\(\?P=|\(\?[aiLmsux]+\)")
+
+
+class _NeedleIndex:
+    """The literals every match of each of a schema's patterns must contain
+    (:func:`reviewlib.screening.eligibility.pattern_needles`), and a way to find them all in a text."""
+
+    def __init__(self, patterns: Iterable[Any]):
+        from ..screening.eligibility import pattern_needles
+        self.conditions: dict[int, tuple[tuple[str, ...], ...] | None] = {}
+        self._patterns = list(patterns)          # keeps the ids below valid
+        needles: set[str] = set()
+        for pat in self._patterns:
+            source = getattr(pat, "pattern", None)
+            conds = pattern_needles(source) if isinstance(source, str) else None
+            self.conditions[id(pat)] = conds
+            needles.update(n for cond in conds or () for n in cond)
+        self.needles = sorted(needles)
+        # needle -> the patterns it is a literal of; patterns without literals are always tried
+        self.by_needle: dict[str, set[int]] = {}
+        self.always: set[int] = set()
+        for key, conds in self.conditions.items():
+            if conds is None:
+                self.always.add(key)
+            for n in {n for cond in conds or () for n in cond}:
+                self.by_needle.setdefault(n, set()).add(key)
+        self._automaton = None
+        try:
+            import ahocorasick
+        except ImportError:          # one scan per needle instead: same answer
+            return
+        if self.needles:
+            self._automaton = ahocorasick.Automaton()
+            for k, needle in enumerate(self.needles):
+                self._automaton.add_word(needle, needle)
+            self._automaton.make_automaton()
+
+    def found(self, folded: str) -> set[str]:
+        """The needles that occur in ``folded`` (case-folded text)."""
+        if self._automaton is not None:
+            return {n for _, n in self._automaton.iter(folded)} if folded else set()
+        return {n for n in self.needles if n in folded}
+
+
+def _needle_index(schema: "Schema") -> _NeedleIndex:
+    index = schema.__dict__.get("_needle_index")
+    if index is None:
+        patterns = []
+        for f in schema.fields.values():
+            patterns += [syn.regex for syns in f.values.values() for syn in syns] + list(f.cues)
+            patterns += list(f.patterns) + list(f.sum_patterns) + [p for p, _ in f.constant]
+        index = schema.__dict__["_needle_index"] = _NeedleIndex(patterns)
+        # each field's (value, synonym) pairs in order, and which pairs each pattern is the regex of
+        index.pairs = {f.name: [(value, syn) for value, syns in f.values.items() for syn in syns]
+                       for f in schema.fields.values()}
+        index.owners = {}
+        index.always_pairs = {}
+        for name, pairs in index.pairs.items():
+            for pos, (_, syn) in enumerate(pairs):
+                key = id(syn.regex)
+                if index.conditions.get(key) is None:
+                    index.always_pairs.setdefault(name, []).append(pos)
+                else:
+                    index.owners.setdefault(key, []).append((name, pos))
+    return index
+
+
+class _Scan:
+    """Which patterns of the schema one record's sentences can match."""
+
+    def __init__(self, schema: "Schema", sents: list[Sentence]):
+        from ..screening.eligibility import _fold
+        self.index = _needle_index(schema)
+        self.folded = [_fold(s.text) for s in sents]
+        # the needles of each sentence (one Aho-Corasick pass each), and of the record
+        self._needle_where: dict[str, set[int]] = {}
+        for i, text in enumerate(self.folded):
+            for n in self.index.found(text):
+                self._needle_where.setdefault(n, set()).add(i)
+        present = self._needle_where.keys()
+        conditions = self.index.conditions
+        candidates = set(self.index.always)
+        for n in present:
+            candidates |= self.index.by_needle[n]
+        # the patterns whose every condition holds somewhere in the record
+        self.ok = {k for k in candidates if conditions[k] is None
+                   or all(any(n in present for n in cond) for cond in conditions[k])}
+        self._where: dict[int, set[int] | None] = {}
+        self._pairs: dict[str, list[int]] | None = None
+
+    def synonyms(self, f: "Field") -> list[tuple[str, Synonym]]:
+        """The field's (value, synonym) pairs, in order, whose regex may match the record."""
+        if self._pairs is None:
+            by_field: dict[str, list[int]] = {k: list(v) for k, v in self.index.always_pairs.items()}
+            for key in self.ok:
+                for name, pos in self.index.owners.get(key, ()):
+                    by_field.setdefault(name, []).append(pos)
+            self._pairs = by_field
+        positions = self._pairs.get(f.name)
+        if not positions:
+            return []
+        pairs = self.index.pairs[f.name]
+        return [pairs[pos] for pos in sorted(set(positions))]
+
+    def any_of(self, f: "Field") -> bool:
+        """False when none of the field's patterns can match the record."""
+        ids = f.__dict__.get("_pattern_ids")
+        if ids is None:
+            pats = ([syn.regex for syns in f.values.values() for syn in syns] + list(f.cues) + list(f.patterns)
+                    + list(f.sum_patterns) + [p for p, _ in f.constant])
+            ids = f.__dict__["_pattern_ids"] = (frozenset(id(p) for p in pats),
+                                                 any(id(p) not in self.index.conditions for p in pats))
+        return ids[1] or not ids[0].isdisjoint(self.ok)
+
+    def may(self, pat: Any) -> bool:
+        """False when ``pat`` cannot match any sentence of the record."""
+        return id(pat) in self.ok or id(pat) not in self.index.conditions
+
+    def may_in(self, pat: Any, i: int) -> bool:
+        """False when ``pat`` cannot match sentence ``i``."""
+        where = self.sentences(pat)
+        return where is None or i in where
+
+    def by_sentence(self, items: list, pattern_of=lambda item: item) -> list[list]:
+        """For each sentence, the ``items`` (in their order) whose pattern may match it."""
+        buckets: list[list] = [[] for _ in self.folded]
+        for item in items:
+            where = self.sentences(pattern_of(item))
+            for i in (range(len(buckets)) if where is None else where):
+                buckets[i].append(item)
+        return buckets
+
+    def sentences(self, pat: Any) -> set[int] | None:
+        """The sentences ``pat`` may match (None: any of them)."""
+        key = id(pat)
+        if key in self._where:
+            return self._where[key]
+        conds = self.index.conditions.get(key)
+        where: set[int] | None = None
+        if conds is not None:
+            if key not in self.ok:
+                where = set()
+            else:
+                for cond in conds:
+                    holding = set().union(*(self._holding(n) for n in cond))
+                    where = holding if where is None else where & holding
+        self._where[key] = where
+        return where
+
+    def _holding(self, needle: str) -> set[int]:
+        return self._needle_where.get(needle, set())
+
+    @staticmethod
+    def prunable(f: "Field") -> bool:
+        """The field's one "any mention" expression matches exactly where one of its patterns does
+        (no backreference or global flag that the alternation would change)."""
+        known = f.__dict__.get("_prunable")
+        if known is None:
+            parts = [syn.regex.pattern for syns in f.values.values() for syn in syns] + [c.pattern for c in f.cues]
+            known = f.__dict__["_prunable"] = all(isinstance(p, str) and not _UNSAFE_IN_ALTERNATION.search(p)
+                                                   for p in parts)
+        return known
+
+
+def _categorical(f: Field, sents: list[Sentence], scan: _Scan | None = None) -> Extracted:
     matches: list[Match] = []
-    anyre = f.any_mention()
-    for i, s in enumerate(sents):
-        if not anyre.search(s.text):
+    pruned = scan is not None and scan.prunable(f)
+    anyre = None if pruned else f.any_mention()
+    # (value, synonym) in the field's order: all of them, or (pruned) those that can match the record
+    if pruned:
+        synonyms = scan.synonyms(f)
+        cues = [c for c in f.cues if scan.may(c)] if f.cues else []
+    else:
+        synonyms = [(value, syn) for value, syns in f.values.items() for syn in syns]
+        cues = f.cues
+    sents_to_read: Iterable[tuple[int, Sentence]] = enumerate(sents) if synonyms or cues or not pruned else ()
+    if pruned and (synonyms or cues):   # each sentence with the synonyms and cues that may match it
+        synonyms_in = scan.by_sentence(synonyms, lambda pair: pair[1].regex)
+        cues_in = scan.by_sentence(list(cues))
+    for i, s in sents_to_read:
+        if anyre is not None and not anyre.search(s.text):
+            continue
+        if pruned and not synonyms_in[i] and not cues_in[i]:
             continue
         found: list[Match] = []
-        for value, syns in f.values.items():
-            for syn in syns:
-                for m in syn.regex.finditer(s.text):
-                    if syn.context is not None:
-                        w = syn.window if syn.window is not None else len(s.text)
-                        if not syn.context.search(s.text[max(0, m.start() - w): m.end() + w]):
-                            continue
-                    found.append(Match(value, m.start(), m.end(), i, syn.weight * s.weight, s.role))
-        for cue in f.cues:
+        for value, syn in (synonyms_in[i] if pruned else synonyms):
+            for m in syn.regex.finditer(s.text):
+                if syn.context is not None:
+                    w = syn.window if syn.window is not None else len(s.text)
+                    if not syn.context.search(s.text[max(0, m.start() - w): m.end() + w]):
+                        continue
+                found.append(Match(value, m.start(), m.end(), i, syn.weight * s.weight, s.role))
+        for cue in (cues_in[i] if pruned else cues):
             for m in cue.finditer(s.text):
                 if f.negated and is_negated(s.text, m.start(), m.end()):
                     found.append(Match(f.negated, m.start(), m.end(), i, s.weight, s.role))
@@ -669,10 +850,21 @@ def _categorical(f: Field, sents: list[Sentence]) -> Extracted:
     return Extracted(SEPARATOR.join(chosen), " | ".join(evidence), round(min(conf, 0.95), 2), chosen)
 
 
-def _numeric(f: Field, sents: list[Sentence]) -> Extracted:
+def _numeric(f: Field, sents: list[Sentence], scan: _Scan | None = None) -> Extracted:
     cands: list[tuple[float, int, str]] = []  # value, sentence, role
-    for i, s in enumerate(sents):
-        for pat in f.patterns:
+    patterns, sum_patterns, constant = f.patterns, f.sum_patterns, f.constant
+    if scan is not None:       # only the patterns that can match the record, in their order
+        if scan.any_of(f):
+            patterns = [p for p in patterns if scan.may(p)]
+            sum_patterns = [p for p in sum_patterns if scan.may(p)]
+            constant = [(p, v) for p, v in constant if scan.may(p)]
+        else:
+            patterns, sum_patterns, constant = [], [], []
+    if scan is not None and (patterns or sum_patterns or constant):
+        patterns_in, sums_in = scan.by_sentence(patterns), scan.by_sentence(sum_patterns)
+        constant_in = scan.by_sentence(constant, lambda pair: pair[0])
+    for i, s in enumerate(sents if patterns or sum_patterns or constant else ()):
+        for pat in (patterns_in[i] if scan is not None else patterns):
             for m in _overlapping(pat, s.text):
                 nums = [parse_number(m.group(g)) for g in ("n", "n2") if g in pat.groupindex and m.group(g)]
                 nums = [n for n in nums if n is not None]
@@ -686,13 +878,13 @@ def _numeric(f: Field, sents: list[Sentence]) -> Extracted:
                         continue
                     value *= factor
                 cands.append((value, i, s.role))
-        for pat in f.sum_patterns:
+        for pat in (sums_in[i] if scan is not None else sum_patterns):
             parts = list(pat.finditer(s.text))
             if len(parts) >= 2 and re.search(r"\band\b", s.text[parts[0].start():parts[-1].start()]):
                 nums = [parse_number(m.group("n")) for m in parts]
                 if all(n is not None for n in nums):
                     cands.append((float(sum(nums)), i, s.role))
-        for pat, value in f.constant:
+        for pat, value in (constant_in[i] if scan is not None else constant):
             if pat.search(s.text):
                 cands.append((value, i, s.role))
     if f.kind == "integer":
@@ -759,19 +951,20 @@ def extract_record(title: str | None, abstract: str | None, schema: Schema,
         field name -> :class:`Extracted` (value, evidence sentence, confidence).
     """
     sents = sentences_of(title, abstract, schema, sections)
+    scan = _Scan(schema, sents) if PRUNE else None
     result: dict[str, Extracted] = {}
     for f in schema.fields.values():
         if f.kind == "categorical":
-            result[f.name] = _categorical(f, sents)
+            result[f.name] = _categorical(f, sents, scan)
         elif f.kind in ("integer", "number"):
-            result[f.name] = _numeric(f, sents)
+            result[f.name] = _numeric(f, sents, scan)
         else:
             result[f.name] = Extracted("" if f.kind == "reference" else NOT_REPORTED, "", 0.5, None)
     for f in schema.fields.values():
         _apply_fallback(f, result)
     for f in schema.fields.values():
         if f.kind == "breakdown":
-            result[f.name] = _breakdown(f, sents, schema.fields[f.source], result)
+            result[f.name] = _breakdown(f, sents, schema.fields[f.source], result, scan)
     for f in schema.fields.values():
         for other, values in f.not_applicable_when.items():
             if result[other].value in values:
@@ -824,17 +1017,24 @@ def format_breakdown(parts: dict[str, int]) -> str:
     return SEPARATOR.join(f"{k}: {int(n)}" for k, n in parts.items()) if parts else NOT_REPORTED
 
 
-def _mentions(of: Field, text: str) -> list[tuple[int, int, str]]:
-    """Non-overlapping mentions of ``of``'s values (longest first), each extended to the end of its word."""
+def _mentions(of: Field, text: str, scan: _Scan | None = None, sentence: int | None = None
+              ) -> list[tuple[int, int, str]]:
+    """Non-overlapping mentions of ``of``'s values (longest first), each extended to the end of its word.
+
+    ``scan`` and ``sentence``: ``text`` is that sentence of the scanned record (patterns that
+    cannot match it are skipped)."""
     found = []
-    for value, syns in of.values.items():
-        for syn in syns:
-            for m in syn.regex.finditer(text):
-                if syn.context is not None:
-                    w = syn.window if syn.window is not None else len(text)
-                    if not syn.context.search(text[max(0, m.start() - w): m.end() + w]):
-                        continue
-                found.append((m.start(), m.end(), value))
+    pairs = (scan.synonyms(of) if scan is not None and sentence is not None
+             else [(value, syn) for value, syns in of.values.items() for syn in syns])
+    for value, syn in pairs:
+        if scan is not None and sentence is not None and not scan.may_in(syn.regex, sentence):
+            continue
+        for m in syn.regex.finditer(text):
+            if syn.context is not None:
+                w = syn.window if syn.window is not None else len(text)
+                if not syn.context.search(text[max(0, m.start() - w): m.end() + w]):
+                    continue
+            found.append((m.start(), m.end(), value))
     found.sort(key=lambda x: (-(x[1] - x[0]), x[0]))
     kept: list[tuple[int, int, str]] = []
     for a, b, v in found:
@@ -867,17 +1067,20 @@ def _breakdown_regexes_of(nouns_list: tuple[str, ...]) -> tuple[re.Pattern, re.P
     return before, after
 
 
-def _breakdown(f: Field, sents: list[Sentence], of: Field, result: dict[str, Extracted]) -> Extracted:
+def _breakdown(f: Field, sents: list[Sentence], of: Field, result: dict[str, Extracted],
+               scan: _Scan | None = None) -> Extracted:
     """Counts per value of ``of`` stated in one sentence (see the module docstring)."""
     total_ex = result.get(f.total) if f.total else None
     total = total_ex.raw if total_ex is not None and total_ex.value != NOT_REPORTED else None
     before, after = _breakdown_regexes(f)
     candidates = []  # (parts, sentence index)
-    for i, s in enumerate(sents):
+    # a split pairs numbers with two or more values: with fewer mentionable, no sentence can give one
+    readable = scan is None or len({value for value, _ in scan.synonyms(of)}) >= 2
+    for i, s in enumerate(sents if readable else ()):
         if s.role == "title":
             continue
         pairs: list[tuple[str, int]] = []
-        mentions = _mentions(of, s.text)
+        mentions = _mentions(of, s.text, scan, i)
         for k, (a, b, value) in enumerate(mentions):
             # look no further than the neighbouring mentions: "A and B (n = 4)" gives B only
             prev_end = mentions[k - 1][1] if k else 0

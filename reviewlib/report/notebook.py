@@ -263,9 +263,14 @@ def scrub_secrets(folder: str | Path, secrets: Iterable[str | None], replacement
 
 
 # -- notebook helpers (displayed in JupyterLab and in the HTML pages) -----------------
-def init_tables() -> None:
-    """Set up itables for offline HTML (the DataTables bundle embedded, nothing from a CDN)."""
+def init_tables(folder: str | Path | None = None) -> None:
+    """Set up itables for offline HTML (the DataTables bundle embedded, nothing from a CDN).
+
+    ``folder`` (the run's ``tables/``) receives the full CSV of a table too long for a page
+    (see :mod:`reviewlib.report.large_tables`)."""
     import itables
+    from . import large_tables
+    large_tables.set_folder(folder)
     itables.init_notebook_mode(all_interactive=False, connected=False)
 
 
@@ -283,7 +288,9 @@ def show_table(frame: Any, caption: str | None = None, **options: Any) -> None:
     """
     import itables
     import pandas as pd
+    from . import large_tables
     options.pop("allow_html", None)
+    frame, note = large_tables.limit(frame, caption)   # a long table: its first rows, the rest in CSV
     frame = frame.copy()
     for col in frame.columns:
         if frame[col].dtype == object:
@@ -297,6 +304,9 @@ def show_table(frame: Any, caption: str | None = None, **options: Any) -> None:
         options.setdefault("paging", False)
         options.setdefault("layout", {"topStart": None, "topEnd": None, "bottomStart": None, "bottomEnd": None})
     itables.show(frame, caption=caption, **options)
+    if note:
+        from IPython.display import HTML, display
+        display(HTML(note))
 
 
 def say(markdown: str, **values: Any) -> None:

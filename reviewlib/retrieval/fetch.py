@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,24 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` through a temporary file, synced before the rename."""
+    from ..atomic import atomic_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
 
 
 def _batch_key(sl: _Slice, retstart: int, retmax: int) -> str:
@@ -479,8 +498,9 @@ def load_snapshot(path: str | os.PathLike, store: ReviewStore, *, query: str | N
     if not path.is_file():
         raise InputError(f"snapshot file not found: {path}: regenerate it with 'python -m reviewlib.demo.snapshot'",
                          source=str(path))
-    data = path.read_bytes()
-    digest = _sha256(data)
+    from ..sources.memory import check_fits
+    check_fits(path, "snapshot")          # far larger than memory: say so now, not be killed half-way
+    digest = _sha256_file(path)            # streamed: the file is never held in memory whole
     row = store.connection.execute(
         "SELECT s.* FROM searches s JOIN batches b USING(search_id) WHERE s.source='snapshot' "
         "AND b.sha256=? AND s.status='complete' ORDER BY s.search_id DESC LIMIT 1", (digest,)).fetchone()
@@ -499,7 +519,7 @@ def load_snapshot(path: str | os.PathLike, store: ReviewStore, *, query: str | N
     search_id = store.add_search("snapshot", query, translation=note, count=len(frame), status="started")
     rel = Path("cache") / f"snapshot-{digest[:16]}{''.join(path.suffixes[-2:]) or '.xml'}"
     if not (store.folder / rel).is_file():
-        _atomic_write(store.folder / rel, data)
+        _atomic_copy(path, store.folder / rel)
     store.add_records(frame, search_id=search_id)
     store.add_batch(search_id, f"snapshot:{path.name}", len(frame), digest, rel.as_posix())
     store.update_search(search_id, status="complete")

@@ -283,8 +283,12 @@ def undo_last(store: ReviewStore, reviewer: str, stage: str | None = None) -> di
     return {k: last[k] for k in CURRENT_COLUMNS}
 
 
-def final_decisions(store: ReviewStore, stage: str = "title-abstract") -> pd.DataFrame:
+def final_decisions(store: ReviewStore, stage: str = "title-abstract",
+                    current: pd.DataFrame | None = None) -> pd.DataFrame:
     """One resolved decision per record that has any decision at ``stage``.
+
+    ``current`` may give ``current_decisions(store, stage=stage)`` already computed (the
+    screener keeps it incrementally, see :class:`reviewlib.screening.state.DecisionState`).
 
     Returns
     -------
@@ -296,7 +300,8 @@ def final_decisions(store: ReviewStore, stage: str = "title-abstract") -> pd.Dat
         the order of their first current decision.
     """
     _check_stage(stage)
-    current = current_decisions(store, stage=stage)
+    if current is None:
+        current = current_decisions(store, stage=stage)
     if current.empty:
         return pd.DataFrame(columns=FINAL_COLUMNS, dtype=object)
     classes = current["kind"].map(_kind_class)
@@ -492,6 +497,9 @@ def import_csv(store: ReviewStore, path: str | os.PathLike, reviewer: str | None
     path = Path(path)
     if reviewer is not None:
         reviewer = _check_reviewer(reviewer)
+    if path.is_file():
+        from ..sources.memory import check_fits
+        check_fits(path, "decisions CSV")   # far larger than memory: say so before reading it
     header, rows = _read_rows(path)
     if "decision" not in header or not ({"record_id", "pmid"} & set(header)):
         raise InputError(f"decisions CSV {path} needs columns record_id (or pmid) and decision; it has "

@@ -35,6 +35,7 @@ count.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -100,6 +101,21 @@ CREATE TABLE IF NOT EXISTS dedup_records (
     PRIMARY KEY (run_id, position)
 );
 """
+#: Content-addressed record copies (issue 15): a saved run's ``dedup_records.data`` holds
+#: ``CONTENT_REF + <content hash>`` and the record's JSON is stored once here, so saving an
+#: unchanged result again adds no copy; ``dedup_digests`` lets :func:`save` see that nothing changed.
+CONTENT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS record_contents (
+    content_hash TEXT PRIMARY KEY,     -- sha256 of data
+    data TEXT NOT NULL                 -- a record's row as JSON (all columns but record_id)
+);
+CREATE TABLE IF NOT EXISTS dedup_digests (
+    run_id INTEGER PRIMARY KEY REFERENCES dedup_runs(run_id),
+    digest TEXT NOT NULL               -- sha256 over the run's counts, audit and (record_id, content hash) list
+);
+"""
+#: Prefix of a ``dedup_records.data`` value that names a row of ``record_contents``.
+CONTENT_REF = "sha256:"
 
 
 @dataclass
@@ -457,30 +473,51 @@ def _ensure_schema(store) -> None:
 def save(store, result: DedupResult) -> int:
     """Save a deduplication result in the review store (one transaction); returns its run id.
 
-    The latest saved run is what :func:`load` returns and what PRISMA counts.
+    The latest saved run is what :func:`load` returns and what PRISMA counts.  Each record's
+    content is stored once, by its hash (``record_contents``); a result identical to the latest
+    saved run (same counts, audit and records) is not saved again: its run id is returned, so an
+    unchanged rerun adds nothing to the store.
     """
     _ensure_schema(store)
+    store.ensure_schema(CONTENT_SCHEMA)
     cols = [c for c in result.records.columns if c != "record_id"]
+    contents: dict[str, str] = {}
+    refs = []
+    for rid, *vals in result.records[["record_id"] + cols].itertuples(index=False):
+        data = json.dumps({c: _json_value(v) for c, v in zip(cols, vals)}, ensure_ascii=False)
+        digest = hashlib.sha256(data.encode("utf-8")).hexdigest()
+        contents[digest] = data
+        refs.append((rid, digest))
+    audit_rows = [(int(r.group_id), r.record_id, int(bool(r.kept)), r.rule,
+                   None if pd.isna(r.score) else float(r.score), r.matched_to, r.source,
+                   None if pd.isna(r.row) else int(r.row), r.title, r.reasons)
+                  for r in result.audit.itertuples(index=False)]
+    uncertain_rows = [(r.record_id_1, r.record_id_2, None if pd.isna(r.score) else float(r.score), r.reasons)
+                      for r in result.uncertain.itertuples(index=False)]
+    run_digest = hashlib.sha256(json.dumps(
+        [result.n_input, len(result.records), result.n_removed, float(result.threshold), cols, audit_rows,
+         uncertain_rows, refs], ensure_ascii=False, default=str).encode("utf-8")).hexdigest()
+    con = store.connection
+    latest = con.execute("SELECT r.run_id, d.digest FROM dedup_runs r LEFT JOIN dedup_digests d USING(run_id) "
+                         "ORDER BY r.run_id DESC LIMIT 1").fetchone()
+    if latest is not None and latest["digest"] == run_digest:
+        logger.info("dedup: result unchanged since run %d, not saved again", latest["run_id"])
+        return int(latest["run_id"])
     with store.transaction() as con:
         cur = con.execute("INSERT INTO dedup_runs(n_input, n_unique, n_removed, threshold, created_at) "
                           "VALUES(?, ?, ?, ?, ?)", (result.n_input, len(result.records), result.n_removed,
                                                     result.threshold, utcnow()))
         run_id = int(cur.lastrowid)
+        con.execute("INSERT INTO dedup_digests(run_id, digest) VALUES(?, ?)", (run_id, run_digest))
         con.executemany(
             "INSERT INTO dedup_audit(run_id, group_id, record_id, kept, rule, score, matched_to, source, row, "
-            "title, reasons) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(run_id, int(r.group_id), r.record_id, int(bool(r.kept)), r.rule,
-              None if pd.isna(r.score) else float(r.score), r.matched_to, r.source,
-              None if pd.isna(r.row) else int(r.row), r.title, r.reasons)
-             for r in result.audit.itertuples(index=False)])
-        con.executemany(
-            "INSERT INTO dedup_uncertain VALUES(?, ?, ?, ?, ?)",
-            [(run_id, r.record_id_1, r.record_id_2, None if pd.isna(r.score) else float(r.score), r.reasons)
-             for r in result.uncertain.itertuples(index=False)])
-        con.executemany(
-            "INSERT INTO dedup_records VALUES(?, ?, ?, ?)",
-            [(run_id, pos, rid, json.dumps({c: _json_value(v) for c, v in zip(cols, vals)}, ensure_ascii=False))
-             for pos, (rid, *vals) in enumerate(result.records[["record_id"] + cols].itertuples(index=False))])
+            "title, reasons) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [(run_id, *row) for row in audit_rows])
+        con.executemany("INSERT INTO dedup_uncertain VALUES(?, ?, ?, ?, ?)",
+                        [(run_id, *row) for row in uncertain_rows])
+        con.executemany("INSERT OR IGNORE INTO record_contents(content_hash, data) VALUES(?, ?)",
+                        list(contents.items()))
+        con.executemany("INSERT INTO dedup_records VALUES(?, ?, ?, ?)",
+                        [(run_id, pos, rid, CONTENT_REF + digest) for pos, (rid, digest) in enumerate(refs)])
     logger.info("dedup: saved run %d (%d removed) in %s", run_id, result.n_removed, store.path)
     return run_id
 
@@ -499,8 +536,12 @@ def load(store) -> DedupResult | None:
     audit["score"] = audit["score"].astype(float)
     uncertain = pd.read_sql_query("SELECT record_id_1, record_id_2, score, reasons FROM dedup_uncertain "
                                   "WHERE run_id=? ORDER BY rowid", con, params=(run["run_id"],))
-    rows = con.execute("SELECT record_id, data FROM dedup_records WHERE run_id=? ORDER BY position",
-                       (run["run_id"],)).fetchall()
+    store.ensure_schema(CONTENT_SCHEMA)
+    # runs saved before content addressing hold the JSON itself; later ones a reference to record_contents
+    rows = con.execute("SELECT d.record_id, COALESCE(c.data, d.data) AS data FROM dedup_records d "
+                       "LEFT JOIN record_contents c ON substr(d.data, 1, ?) = ? AND c.content_hash = substr(d.data, ?) "
+                       "WHERE d.run_id=? ORDER BY d.position",
+                       (len(CONTENT_REF), CONTENT_REF, len(CONTENT_REF) + 1, run["run_id"])).fetchall()
     if rows:
         records = conform(pd.DataFrame([json.loads(r["data"]) for r in rows]))
         records.insert(0, "record_id", [r["record_id"] for r in rows])

@@ -46,6 +46,7 @@ group matched, else ``unsure``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -53,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InputError, ProtocolError
@@ -138,6 +140,8 @@ class Rules:
     animal_only_action: str | None = None
     required: list[TermGroup] = field(default_factory=list)
     excluding: list[TermGroup] = field(default_factory=list)
+    #: sha256 of the eligibility section the rules were loaded from (keys cached rule results)
+    digest: str | None = None
 
     def label(self, reason: str | None) -> str:
         """The label of a reason key (the key itself when unknown, '' for None)."""
@@ -332,6 +336,8 @@ def load_rules(protocol: Protocol | str | Path | dict | None = None) -> Rules:
 
     rules.required = _term_groups(section.get("required"), reasons, source, "required", "exclude")
     rules.excluding = _term_groups(section.get("excluding"), reasons, source, "excluding", "exclude")
+    rules.digest = hashlib.sha256(json.dumps(section, sort_keys=True, default=str, ensure_ascii=False)
+                                  .encode("utf-8")).hexdigest()
     return rules
 
 
@@ -401,6 +407,12 @@ def evaluate(row: dict[str, Any], rules: Rules) -> tuple[str, list[str], list[st
 def apply_rules(records: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     """Apply the rules to every record.
 
+    Vectorised over the table: every text pattern runs once per field combination over all
+    records (a record already matched by an earlier pattern of its group is skipped), and
+    a pattern is searched only in the records whose case-folded text holds one of the
+    literal strings every match of it must contain (:func:`pattern_needles`).  The outcome
+    is the one :func:`evaluate` gives record by record.
+
     Parameters
     ----------
     records : pandas.DataFrame
@@ -415,15 +427,460 @@ def apply_rules(records: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         'unsure'), reasons (list of reason keys, every one that fired),
         fired (list of the criteria that fired, for the audit).
     """
-    out = []
-    for row in records.to_dict("records"):
-        rid = row.get("record_id") or record_id_for(row)
-        decision, reasons, fired = evaluate(row, rules)
-        out.append({"record_id": rid, "decision": decision, "reasons": reasons, "fired": fired})
-    frame = pd.DataFrame(out, columns=["record_id", "decision", "reasons", "fired"])
+    n = len(records)
+    columns = ["record_id", "decision", "reasons", "fired"]
+    if n == 0:
+        frame = pd.DataFrame(columns=columns)
+        logger.info("screening rules: no records")
+        return frame
+    ids = _record_ids(records)
+    texts = {f: _column_texts(records, f) for f in TEXT_FIELDS}
+    matcher = _TableMatcher(texts, _column_sets(records, "mesh_terms"),
+                            [p for g in rules.required + rules.excluding for p in g.patterns + g.unless_patterns])
+    pubtypes = _column_sets(records, "publication_types")
+    langs = _column_sets(records, "language")
+    abstracts = records["abstract"] if "abstract" in records.columns else pd.Series([None] * n)
+    has_abstract = [isinstance(a, str) and bool(a.strip()) for a in abstracts]
+    years = records["year"].tolist() if "year" in records.columns else [None] * n
+    fired: list[list[str]] = [[] for _ in range(n)]
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    unsure = np.zeros(n, dtype=bool)
+
+    def fire(rows: Iterable[int], label, action: str, reason: str | None) -> None:
+        """Criterion fired on ``rows`` (in the order :func:`evaluate` checks criteria)."""
+        for i in rows:
+            fired[i].append(label if isinstance(label, str) else label(i))
+            if action == "exclude":
+                if reason not in reasons[i]:
+                    reasons[i].append(reason)
+            else:
+                unsure[i] = True
+    if rules.publication_types:
+        hits = [types & rules.publication_types for types in pubtypes]
+        first = {}
+        for i, hit in enumerate(hits):
+            if hit and not pubtypes[i] & rules.publication_types_unless:
+                first[i] = sorted(hit)[0]
+        fire(first, lambda i: f"publication_types:{first[i]}", rules.publication_types_action,
+             rules.publication_types_reason)
+    if rules.languages:
+        rows = [i for i, lang in enumerate(langs) if lang and not (lang & rules.languages)]
+        fire(rows, lambda i: f"languages:{','.join(sorted(langs[i]))}", rules.languages_action,
+             rules.languages_reason)
+    if rules.year_min is not None or rules.year_max is not None:
+        out_of_range = {}
+        for i, year in enumerate(years):
+            if year is not None and not pd.isna(year):
+                year = int(year)
+                if (rules.year_min is not None and year < rules.year_min) or (
+                        rules.year_max is not None and year > rules.year_max):
+                    out_of_range[i] = year
+        fire(out_of_range, lambda i: f"years:{out_of_range[i]}", rules.years_action, rules.years_reason)
+    if rules.animal_only_action:
+        fire([i for i, mesh in enumerate(matcher.mesh) if "animals" in mesh and "humans" not in mesh],
+             "animal_only", rules.animal_only_action, rules.animal_only_reason)
+    for group in rules.excluding:
+        fire(np.flatnonzero(matcher.fires(group)).tolist(), f"excluding:{group.name}", group.action, group.reason)
+    missing = np.zeros(n, dtype=bool)
+    for group in rules.required:
+        rows = np.flatnonzero(~matcher.matches(group)).tolist()
+        missing[rows] = True
+        # without an abstract, a missing term proves little: ask a human
+        with_abstract = [i for i in rows if has_abstract[i]]
+        fire(with_abstract, f"required:{group.name}", group.action, group.reason)
+        if len(with_abstract) < len(rows):
+            fire([i for i in rows if not has_abstract[i]], f"required:{group.name}", "unsure", group.reason)
+    no_required = not rules.required
+    decisions = ["exclude" if reasons[i] else
+                 ("unsure" if unsure[i] or missing[i] or no_required else "include") for i in range(n)]
+    all_reasons, all_fired = reasons, fired
+    frame = pd.DataFrame({"record_id": ids, "decision": decisions, "reasons": all_reasons, "fired": all_fired},
+                         columns=columns)
     counts = frame["decision"].value_counts().to_dict()
     logger.info("screening rules: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no records")
     return frame
+
+
+# -- vectorised matching ----------------------------------------------------------
+#: Characters that a case-insensitive ``re`` match pairs with an ASCII letter although ``str.lower``
+#: does not turn them into it (dotted and dotless I, long s, Kelvin sign): folded before searching needles.
+_ASCII_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def _fold(text: str) -> str:
+    """Lower-case ``text`` so that every ASCII letter a case-insensitive match pairs with is lower-case ASCII."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_FOLD).lower()
+
+
+def _extend_run(run: set[str], op: Any, av: Any, exact: bool = False) -> set[str] | None:
+    """``run`` (the spellings of a run of literals) followed by one more parsed item, or None when
+    the item is not a literal, an optional literal (``a?``) or a small class of literals (``[sz]``)."""
+    from re import _constants as sre
+
+    def char(value: int) -> str | None:
+        if value >= 128:
+            return None
+        return chr(value) if exact else chr(value).lower()
+    if op is sre.LITERAL:
+        c = char(av)
+        return None if c is None else {r + c for r in run}
+    if len(run) > 4:
+        return None
+    if op is sre.IN and 0 < len(av) <= 4 and all(o is sre.LITERAL for o, _ in av):
+        chars = [char(v) for _, v in av]
+        return None if None in chars else {r + c for r in run for c in chars}
+    if (op is sre.MAX_REPEAT and av[0] == 0 and av[1] == 1 and len(av[2]) == 1
+            and av[2][0][0] is sre.LITERAL):
+        c = char(av[2][0][1])
+        return None if c is None else run | {r + c for r in run}
+    return None
+
+
+def _drop_redundant(spellings: set[str], prefix: bool = False) -> tuple[str, ...]:
+    """The spellings without those that contain (``prefix``: start with) another one: finding the
+    other one suffices."""
+    if prefix:
+        return tuple(sorted(s for s in spellings if not any(o != s and s.startswith(o) for o in spellings)))
+    return tuple(sorted(s for s in spellings if not any(o != s and o in s for o in spellings)))
+
+
+def _literal_needles(items: list) -> list[tuple[str, ...]]:
+    """Conditions a match of the parsed sequence ``items`` satisfies: each a tuple of lower-case ASCII
+    strings, one of which the match contains.
+
+    A run of literals is one condition; an optional literal (``a?``) or a small class of literals
+    (``[sz]``) inside a run makes it a condition with a few spellings.
+    """
+    from re import _constants as sre  # the stdlib's parser constants
+    conditions: list[tuple[str, ...]] = []
+    run: set[str] = {""}
+
+    def flush() -> None:
+        nonlocal run
+        if all(run):
+            conditions.append(_drop_redundant(run))
+        run = {""}
+
+    for op, av in items:
+        extended = _extend_run(run, op, av)
+        if extended is not None:
+            run = extended
+            continue
+        flush()
+        if op is sre.SUBPATTERN:
+            conditions.extend(_literal_needles(list(av[-1])))
+        elif op is sre.BRANCH:
+            branches = [_literal_needles(list(b)) for b in av[1]]
+            if branches and all(branches):
+                # any branch may match: one of each branch's most selective condition
+                conditions.append(tuple(sorted({n for b in branches for n in max(b, key=_selectivity)})))
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None)) and av[0] >= 1:
+            conditions.extend(_literal_needles(list(av[2])))
+        elif op is getattr(sre, "ATOMIC_GROUP", None):
+            conditions.extend(_literal_needles(list(av)))
+    flush()
+    return [c for c in conditions if c and all(c)]
+
+
+def _start_spellings(items: list, exact: bool = False) -> tuple[tuple[str, ...], bool] | None:
+    """The literal spellings every match of the parsed sequence ``items`` starts with (after
+    zero-width assertions such as ``\\b``), and whether they are case-sensitive; None when unknown."""
+    from re import _constants as sre
+    for k, (op, av) in enumerate(items):
+        if op is sre.AT:
+            continue
+        if op is sre.SUBPATTERN:
+            # a group: its start is the sequence's start (flags: (?-i:...) makes it case-sensitive)
+            add, delete = av[1], av[2]
+            inner = exact or bool(delete & sre.SRE_FLAG_IGNORECASE)
+            if add & sre.SRE_FLAG_IGNORECASE:
+                inner = False
+            return _start_spellings(list(av[-1]), inner)
+        if op is sre.BRANCH:
+            starts = [_start_spellings(list(b), exact) for b in av[1]]
+            if not starts or any(st is None for st in starts):
+                return None
+            if all(st[1] for st in starts):
+                return tuple(sorted({sp for st in starts for sp in st[0]})), True
+            return tuple(sorted({sp.lower() for st in starts for sp in st[0]})), False
+        run: set[str] = {""}
+        for op2, av2 in items[k:]:
+            extended = _extend_run(run, op2, av2, exact)
+            if extended is None:
+                break
+            run = extended
+        return (_drop_redundant(run, prefix=True), exact) if all(run) else None
+    return None
+
+
+def _selectivity(condition: tuple[str, ...]) -> int:
+    return min(len(n) for n in condition)
+
+
+@functools.lru_cache(maxsize=4096)
+def pattern_needles(source: str) -> tuple[tuple[str, ...], ...] | None:
+    r"""Literal conditions every match of the regular expression ``source`` meets, or None.
+
+    Each condition is a tuple of lower-case ASCII strings; a match contains one of them
+    (compared with the case-folded text), so a text holding none cannot match and need not
+    be searched.  The conditions come from the pattern's parse tree (stdlib ``re`` syntax);
+    for a pattern it cannot parse there are none, and every text is searched.  Used with
+    any compiled pattern object that has ``.search`` and ``.pattern`` (``re`` or another
+    engine with the same syntax for literals, such as RE2).
+
+    Examples
+    --------
+    >>> pattern_needles(r"\bCAR[\s-]?(?:T|NK|Treg)\b")
+    (('car',),)
+    >>> pattern_needles(r"tumou?rs?")
+    (('tumor', 'tumour'),)
+    """
+    try:
+        from re import _parser as sre_parse
+        tree = sre_parse.parse(source)
+    except Exception:       # another engine's syntax: no shortcut, search every text
+        return None
+    # one-letter needles rule out little and cost a scan each
+    conditions = [c for c in set(_literal_needles(list(tree))) if _selectivity(c) >= 2]
+    return tuple(sorted(conditions, key=lambda c: (-_selectivity(c), c))[:2]) or None
+
+
+@functools.lru_cache(maxsize=4096)
+def pattern_start(source: str) -> tuple[tuple[str, ...], bool] | None:
+    r"""The literal spellings every match of ``source`` starts with, and whether they are case-sensitive.
+
+    ``SLE`` gives ``(('sle',), False)``: a match can only start where the case-folded text holds
+    ``sle``, so :func:`apply_rules` tries the pattern at those places only (``pattern.match(text, pos)``)
+    instead of searching the whole text.  ``(?-i:ALL)`` gives ``(('ALL',), True)``.  None when the
+    pattern does not start with a literal (or is not stdlib ``re`` syntax).
+    """
+    try:
+        from re import _parser as sre_parse
+        tree = sre_parse.parse(source)
+    except Exception:
+        return None
+    return _start_spellings(list(tree))
+
+
+class _TableMatcher:
+    """Term groups matched over a whole records table (one boolean per record)."""
+
+    def __init__(self, texts: dict[str, list[str]], mesh: list[set[str]], patterns: Iterable = ()):
+        self.texts = texts
+        self.mesh = mesh
+        self.n = len(mesh)
+        # every needle of the patterns to come, found in one pass over each field (see _needle_table)
+        needles = sorted({nd for p in patterns if isinstance(getattr(p, "pattern", None), str)
+                          for cond in (pattern_needles(p.pattern) or ()) for nd in cond})
+        self._automaton_needles = {nd: k for k, nd in enumerate(needles)}
+        self._tables: dict[str, np.ndarray | None] = {}
+        self._joined: dict[tuple[str, ...], list[str]] = {}
+        self._folded_text: dict[tuple[str, ...], list[str]] = {}
+        self._pattern_hits: dict[tuple[Any, tuple[str, ...]], tuple[np.ndarray, np.ndarray]] = {}
+        self._needle_hits: dict[tuple[str, tuple[str, ...]], tuple[np.ndarray, np.ndarray]] = {}
+        self._mesh_text: list[str] | None = None
+
+    def _text(self, fields: tuple[str, ...]) -> list[str]:
+        """Each record's text of ``fields``, joined as :meth:`TermGroup._text` joins it."""
+        if fields not in self._joined:
+            cols = [self.texts[f] for f in fields]
+            self._joined[fields] = ([" \n ".join(t for t in parts if t) for parts in zip(*cols)]
+                                    if len(cols) > 1 else cols[0])
+        return self._joined[fields]
+
+    def _folded(self, fields: tuple[str, ...]) -> list[str]:
+        """:meth:`_text` case-folded for the needle scans (:func:`_fold`)."""
+        if fields not in self._folded_text:
+            self._folded_text[fields] = [_fold(t) for t in self._text(fields)]
+        return self._folded_text[fields]
+
+    def _any_text(self, patterns: list, fields: tuple[str, ...], todo: np.ndarray) -> np.ndarray:
+        hit = np.zeros(self.n, dtype=bool)
+        if not patterns or not todo.any():
+            return hit
+        text = self._text(fields)
+        for pat in patterns:
+            rows = np.flatnonzero(todo & ~hit)
+            if not len(rows):
+                break
+            source = getattr(pat, "pattern", None)
+            # a pattern's result on a record is kept for the other groups that search the same fields
+            found, done = self._pattern_hits.setdefault((source, fields) if isinstance(source, str) else
+                                                        (id(pat), fields),
+                                                        (np.zeros(self.n, dtype=bool), np.zeros(self.n, dtype=bool)))
+            needles = pattern_needles(source) if isinstance(source, str) else None
+            todo_rows = rows[~done[rows]]
+            for cond in needles or ():
+                if not len(todo_rows):
+                    break
+                possible = np.zeros(len(todo_rows), dtype=bool)
+                for nd in cond:
+                    possible |= self._holds(nd, fields, todo_rows)
+                todo_rows = todo_rows[possible]
+            start = pattern_start(source) if isinstance(pat, re.Pattern) else None
+            if start is None:
+                search = pat.search
+                for i in todo_rows.tolist():
+                    if search(text[i]):
+                        found[i] = True
+            else:
+                found[todo_rows] = self._match_at_starts(pat, start, fields, todo_rows)
+            done[rows] = True
+            hit[rows] = found[rows]
+        return hit
+
+    def _match_at_starts(self, pat: re.Pattern, start: tuple[tuple[str, ...], bool], fields: tuple[str, ...],
+                         rows: np.ndarray) -> list[bool]:
+        """``pat.search`` of each record in ``rows``, trying ``pat`` only where one of its start
+        spellings occurs (in the folded text, or the text itself when they are case-sensitive)."""
+        spellings, exact = start
+        text = self._text(fields)
+        folded = text if exact else self._folded(fields)
+        out = []
+        for i in rows.tolist():
+            t, hay = text[i], folded[i]
+            if len(hay) != len(t):          # folding changed the length: positions differ, search it all
+                out.append(bool(pat.search(t)))
+                continue
+            hit = False
+            for sp in spellings:
+                pos = hay.find(sp)
+                while pos >= 0:
+                    if pat.match(t, pos):
+                        hit = True
+                        break
+                    pos = hay.find(sp, pos + 1)
+                if hit:
+                    break
+            out.append(hit)
+        return out
+
+    def _holds(self, needle: str, fields: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
+        """Whether the folded text of ``fields`` of each record in ``rows`` contains ``needle`` (kept)."""
+        if len(fields) == 1 and self._automaton_needles:
+            table = self._needle_table(fields[0])
+            if table is not None and needle in self._automaton_needles:
+                return table[rows, self._automaton_needles[needle]]
+        key = (needle, fields)
+        if key not in self._needle_hits:
+            self._needle_hits[key] = (np.zeros(self.n, dtype=bool), np.zeros(self.n, dtype=bool))
+        holds, known = self._needle_hits[key]
+        new = rows[~known[rows]]
+        if len(new):
+            if len(fields) > 1 and "\n" not in needle and needle.strip() == needle:
+                # the fields are joined by " \n ", which such a needle cannot span: a field holds it
+                found = np.zeros(len(new), dtype=bool)
+                for f in fields:
+                    found |= self._holds(needle, (f,), new)
+                holds[new] = found
+            else:
+                folded = self._folded(fields)
+                holds[new] = [needle in folded[i] for i in new.tolist()]
+            known[new] = True
+        return holds[rows]
+
+    def _needle_table(self, field: str) -> np.ndarray | None:
+        """Records x needles: which needle each record's folded ``field`` holds, from one
+        Aho-Corasick pass per record (pyahocorasick); None without it (then each needle is a scan)."""
+        if field not in self._tables:
+            try:
+                import ahocorasick
+            except ImportError:          # the scans give the same answer, only slower
+                self._tables[field] = None
+                return None
+            automaton = ahocorasick.Automaton()
+            for needle, k in self._automaton_needles.items():
+                automaton.add_word(needle, k)
+            automaton.make_automaton()
+            table = np.zeros((self.n, len(self._automaton_needles)), dtype=bool)
+            rows, cols = [], []
+            for i, text in enumerate(self._folded((field,))):
+                if text:
+                    found = {k for _, k in automaton.iter(text)}
+                    rows.extend([i] * len(found))
+                    cols.extend(found)
+            table[rows, cols] = True
+            self._tables[field] = table
+        return self._tables[field]
+
+    def _any_mesh(self, wanted: list[str], todo: np.ndarray) -> np.ndarray:
+        hit = np.zeros(self.n, dtype=bool)
+        if not wanted or not todo.any():
+            return hit
+        exact = {w for w in wanted if not w.endswith("*")}
+        if exact:
+            hit |= np.array([not m.isdisjoint(exact) for m in self.mesh], dtype=bool)
+        for w in wanted:
+            if w.endswith("*"):
+                # a descriptor starting with the stem: the stem right after a separator of the joined names
+                stem = "\x00" + w[:-1]
+                hit |= np.array([stem in m for m in self._mesh_joined()], dtype=bool)
+        return hit & todo
+
+    def _mesh_joined(self) -> list[str]:
+        if self._mesh_text is None:
+            self._mesh_text = ["".join("\x00" + m for m in ms) for ms in self.mesh]
+        return self._mesh_text
+
+    def matches(self, group: TermGroup, todo: np.ndarray | None = None) -> np.ndarray:
+        """``group.matches`` for every record (only those in ``todo``, when given; False elsewhere)."""
+        todo = np.ones(self.n, dtype=bool) if todo is None else todo
+        hit = self._any_text(group.patterns, tuple(group.fields), todo)
+        return hit | self._any_mesh(group.mesh, todo & ~hit)
+
+    def fires(self, group: TermGroup) -> np.ndarray:
+        """True where the group matches and is not spared (an excluding criterion fires)."""
+        hit = self.matches(group)
+        spared = self._any_text(group.unless_patterns, tuple(group.fields), hit)
+        spared |= self._any_mesh(group.unless_mesh, hit & ~spared)
+        return hit & ~spared
+
+
+def _record_ids(records: pd.DataFrame) -> list[str]:
+    if "record_id" in records.columns:
+        given = records["record_id"].tolist()
+        if all(isinstance(r, str) and r for r in given):
+            return given
+    rows = records.to_dict("records")
+    return [row.get("record_id") or record_id_for(row) for row in rows]
+
+
+def _column_texts(records: pd.DataFrame, field: str) -> list[str]:
+    """A text field of every record as :func:`_texts_of` reads it ('' when missing)."""
+    if field not in records.columns:
+        return [""] * len(records)
+    if field == "keywords":
+        return ["; ".join(str(k) for k in kw) if isinstance(kw, list) else "" for kw in records[field]]
+    return [v if isinstance(v, str) else "" for v in records[field]]
+
+
+def _column_sets(records: pd.DataFrame, field: str) -> list[set[str]]:
+    """:func:`_lower_set` of every record's list (each distinct term normalised once)."""
+    if field not in records.columns:
+        return [set() for _ in range(len(records))]
+    norm: dict[str, str] = {}
+
+    def term(v: Any) -> str:
+        if isinstance(v, str):
+            out = norm.get(v)
+            if out is None:
+                out = norm[v] = v.split("/")[0].strip().strip("*").lower()
+            return out
+        return str(v).split("/")[0].strip().strip("*").lower()
+    seen: dict[tuple, set[str]] = {}
+
+    def normalised(value: Any) -> set[str]:
+        if not isinstance(value, list):
+            return set()
+        key = tuple(value)
+        try:
+            out = seen.get(key)
+        except TypeError:        # an unhashable term
+            return {term(v) for v in value if v}
+        if out is None:
+            out = seen[key] = {term(v) for v in value if v}
+        return out              # shared by records with the same list: read only
+    return [normalised(value) for value in records[field]]
 
 
 def reason_counts(result: pd.DataFrame, rules: Rules | None = None) -> pd.DataFrame:

@@ -42,8 +42,10 @@ broken by a seeded permutation).
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -140,6 +142,39 @@ class RemainingEstimate:
                 f"(found {self.found}; estimated recall {self.estimated_recall:.0%})")
 
 
+#: Bump when the cached TF-IDF matrices must not be reused (a change of record_texts, say).
+TFIDF_CACHE_VERSION = 1
+
+
+def _tfidf_cache_path(cache_dir: str | os.PathLike, texts: list[str], vectoriser: TfidfVectorizer,
+                      features: str = "word") -> Path:
+    """The cache file of the TF-IDF matrix of ``texts``: named by a hash of the texts and settings."""
+    import hashlib
+    import sklearn
+    digest = hashlib.sha256()
+    params = sorted((k, repr(v)) for k, v in vectoriser.get_params().items())
+    digest.update(repr((TFIDF_CACHE_VERSION, sklearn.__version__, params, features, len(texts))).encode())
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return Path(cache_dir) / f"tfidf-{digest.hexdigest()[:32]}.npz"
+
+
+def _save_tfidf(path: Path, X: sparse.csr_matrix) -> None:
+    """Keep ``X`` at ``path`` (atomically); a cache that cannot be written is only logged."""
+    from ..atomic import write_with
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_with(path, lambda tmp: sparse.save_npz(tmp, X, compressed=False))
+        # keep the two newest (this record set and the one before): the cache must not grow run by run
+        kept = sorted(path.parent.glob("tfidf-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[2:]:
+            old.unlink(missing_ok=True)
+    except OSError as exc:
+        logger.warning("prioritiser: could not keep the TF-IDF matrix in %s (%s)", path, exc)
+
+
 class Prioritiser:
     """A TF-IDF vectoriser fitted once on a corpus, and a classifier retrained on decisions.
 
@@ -167,7 +202,7 @@ class Prioritiser:
 
     def __init__(self, records: pd.DataFrame, *, seed: int = 0, model: str = DEFAULT_MODEL,
                  id_column: str | None = None, features: str = DEFAULT_FEATURES,
-                 relevant_weight: float = RELEVANT_WEIGHT):
+                 relevant_weight: float = RELEVANT_WEIGHT, cache_dir: str | os.PathLike | None = None):
         if model not in MODELS:
             raise InputError(f"unknown prioritisation model {model!r}: choose one of {', '.join(MODELS)}")
         if features not in FEATURES:
@@ -185,19 +220,28 @@ class Prioritiser:
         texts = record_texts(records)
         if not texts:
             raise InputError("no records to prioritise: the records table is empty")
-        try:
-            self.X = sparse.csr_matrix(self.vectoriser.fit_transform(texts))
-        except ValueError:  # every text empty or only stop words: fall back to a vocabulary-free matrix
-            self.X = sparse.csr_matrix((len(texts), 1), dtype=np.float32)
-        if features == "word+char":
-            self.char_vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
-                                                   min_df=2, max_df=0.95, strip_accents="unicode", dtype=np.float32)
+        cached = (_tfidf_cache_path(cache_dir, texts, self.vectoriser, features) if cache_dir is not None
+                  else None)
+        if cached is not None and cached.is_file():
+            # the same texts were vectorised before (the vectorisers depend on nothing else)
+            self.X = sparse.load_npz(cached).tocsr()
+        else:
             try:
-                chars = self.char_vectoriser.fit_transform(texts)
-                # each block has unit-norm rows: scaled by 1/sqrt(2), the joined rows stay unit-norm
-                self.X = sparse.csr_matrix(sparse.hstack([self.X, chars]) / np.sqrt(2.0), dtype=np.float32)
-            except ValueError:  # no character n-gram in two records: words alone
-                pass
+                self.X = sparse.csr_matrix(self.vectoriser.fit_transform(texts))
+            except ValueError:  # every text empty or only stop words: fall back to a vocabulary-free matrix
+                self.X = sparse.csr_matrix((len(texts), 1), dtype=np.float32)
+            if features == "word+char":
+                self.char_vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
+                                                       min_df=2, max_df=0.95, strip_accents="unicode",
+                                                       dtype=np.float32)
+                try:
+                    chars = self.char_vectoriser.fit_transform(texts)
+                    # each block has unit-norm rows: scaled by 1/sqrt(2), the joined rows stay unit-norm
+                    self.X = sparse.csr_matrix(sparse.hstack([self.X, chars]) / np.sqrt(2.0), dtype=np.float32)
+                except ValueError:  # no character n-gram in two records: words alone
+                    pass
+            if cached is not None:
+                _save_tfidf(cached, self.X)
         self._tiebreak = np.random.default_rng(self.seed).permutation(len(self.ids))
         self._classifiers: list[Any] = []
         self._trained_on: tuple[int, int] = (0, 0)
@@ -275,6 +319,9 @@ class Prioritiser:
         similarity to the centroid of the relevant records (or minus that of
         the irrelevant ones), and zero when nothing is labelled.
         """
+        if len(self._classifiers) == 1 and getattr(self, "_scored_key", None) == getattr(self, "_fit_key", None):
+            # scored every record once for this fit: row by row, the same numbers as scoring ``rows``
+            return self._all_scores if rows is None else self._all_scores[rows]
         X = self.X if rows is None else self.X[rows]
         if not self._classifiers:
             idx = getattr(self, "_fit_idx", np.array([], dtype=int))
@@ -286,9 +333,13 @@ class Prioritiser:
             return sign * np.asarray(X @ centroid).ravel()
         if len(self._classifiers) == 1:
             clf = self._classifiers[0]
-            # decision_function is monotone in the probability and does not saturate into ties
-            s = clf.decision_function(X) if hasattr(clf, "decision_function") else clf.predict_log_proba(X)[:, 1]
-            return np.asarray(s, dtype=float)
+            # decision_function is monotone in the probability and does not saturate into ties; every
+            # record is scored at once (slicing rows out of a 100,000-row matrix costs more than scoring it)
+            full = (clf.decision_function(self.X) if hasattr(clf, "decision_function")
+                    else clf.predict_log_proba(self.X)[:, 1])
+            self._all_scores = np.asarray(full, dtype=float)
+            self._scored_key = self._fit_key
+            return self._all_scores if rows is None else self._all_scores[rows]
         # ensemble: each member's scores turned into ranks among ``rows`` and averaged (scales do not matter)
         s = np.zeros(X.shape[0])
         for clf in self._classifiers:
@@ -343,7 +394,11 @@ class Prioritiser:
         else:  # the estimate always uses the logistic model's calibration
             clf, weights = self._make("logistic", self._fit_y)
             clf.fit(self.X[self._fit_idx], self._fit_y, sample_weight=weights)
-        logit = np.asarray(clf.decision_function(self.X[rows]), dtype=float) - np.log(self.relevant_weight)
+        if clf is self._classifiers[0] and len(self._classifiers) == 1:
+            decision = self.scores(rows)            # the single model's scores of this fit
+        else:
+            decision = np.asarray(clf.decision_function(self.X[rows]), dtype=float)
+        logit = decision - np.log(self.relevant_weight)
         return 1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))
 
     def estimate_relevant_remaining(self, labels: Mapping[Hashable, int] | None = None,

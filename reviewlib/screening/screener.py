@@ -49,6 +49,7 @@ from . import decisions as dec
 from ..errors import InputError, ReviewlibError
 from .eligibility import Rules, load_rules, vocabulary
 from .stopping import DEFAULT_CONFIDENCE, DEFAULT_TARGET, StoppingEstimate, estimate
+from .state import DecisionState, frame_of
 
 logger = logging.getLogger(__name__)
 
@@ -204,10 +205,21 @@ def full_text_links(record: Any) -> list[tuple[str, str]]:
 
 # -- static summary ---------------------------------------------------------------
 def summary_tables(store, stage: str | None = "title-abstract", reviewer: str | None = None,
-                   blind: bool = False) -> dict[str, pd.DataFrame]:
+                   blind: bool = False, state: DecisionState | None = None) -> dict[str, pd.DataFrame]:
     """Counts behind :func:`static_summary`: 'decisions' (reviewer x decision), 'reasons'
-    (exclusion reason x reviewer) and 'final' (final decision x basis)."""
-    current = dec.current_decisions(store, stage=stage, reviewer=reviewer if blind else None, blind=blind)
+    (exclusion reason x reviewer) and 'final' (final decision x basis).  ``state``: the
+    screener's :class:`~reviewlib.screening.state.DecisionState` of ``stage``, instead of a replay."""
+    if state is not None and state.stage == stage:
+        state.sync()
+        everyone = state.current()
+        if blind and not dec.is_revealed(store, stage):
+            current = everyone[everyone["reviewer"] == dec._check_reviewer(reviewer, allow_rules=True)]
+            current = current.reset_index(drop=True)
+        else:
+            current = everyone
+    else:
+        state = None
+        current = dec.current_decisions(store, stage=stage, reviewer=reviewer if blind else None, blind=blind)
     reasons = vocabulary(store)
     by_decision = (current.groupby(["reviewer", "decision"]).size().unstack(fill_value=0)
                    if not current.empty else pd.DataFrame())
@@ -221,14 +233,14 @@ def summary_tables(store, stage: str | None = "title-abstract", reviewer: str | 
         by_reason = pd.DataFrame()
     final = pd.DataFrame()
     if stage is not None and (not blind or dec.is_revealed(store, stage)):
-        fd = dec.final_decisions(store, stage)
+        fd = dec.final_decisions(store, stage, current=everyone if state is not None else None)
         if not fd.empty:
             final = fd.groupby(["decision", "basis"]).size().unstack(fill_value=0)
     return {"decisions": by_decision, "reasons": by_reason, "final": final}
 
 
 def static_summary(store, stage: str | None = "title-abstract", reviewer: str | None = None,
-                   blind: bool = False):
+                   blind: bool = False, state: DecisionState | None = None):
     """A static HTML summary of screening: counts by decision and by reason, per reviewer.
 
     Shown in place of the screener where no kernel runs (rendered notebooks).
@@ -238,7 +250,7 @@ def static_summary(store, stage: str | None = "title-abstract", reviewer: str | 
     IPython.display.HTML
     """
     from IPython.display import HTML
-    tables = summary_tables(store, stage=stage, reviewer=reviewer, blind=blind)
+    tables = summary_tables(store, stage=stage, reviewer=reviewer, blind=blind, state=state)
     title = f"Screening summary ({html.escape(stage)})" if stage else "Screening summary"
     parts = [f'<div class="rl-summary"><h4>{title}</h4>']
     captions = {"decisions": "Current decisions per reviewer",
@@ -257,6 +269,17 @@ def static_summary(store, stage: str | None = "title-abstract", reviewer: str | 
 
 
 # -- the widget ----------------------------------------------------------------------
+def _cache_option(module, store) -> dict[str, Any]:
+    """``cache_dir=`` for the prioritiser when it takes one: its TF-IDF kept in the review's cache."""
+    import inspect
+    try:
+        takes = "cache_dir" in inspect.signature(module.Prioritiser).parameters
+    except (TypeError, ValueError):
+        takes = False
+    folder = getattr(store, "folder", None)
+    return {"cache_dir": folder / "cache"} if takes and folder is not None else {}
+
+
 def _optional_prioritise():
     try:
         from . import prioritise
@@ -364,11 +387,14 @@ class Screener:
         self.records = records.reset_index(drop=True)
         self._by_id = {rid: k for k, rid in enumerate(self.records["record_id"])}
         self._order = [r for r in (order if order is not None else self.records["record_id"]) if r in self._by_id]
+        # the current decisions, kept up to date from the log (not replayed on every click)
+        self.state = DecisionState(store, self.stage)
         self._prioritiser = None
         module = _optional_prioritise() if prioritise else None
         if module is not None and len(self.records):
             try:
-                self._prioritiser = module.Prioritiser(self.records, seed=seed, id_column="record_id")
+                self._prioritiser = module.Prioritiser(self.records, seed=seed, id_column="record_id",
+                                                       **_cache_option(module, store))
             except (ReviewlibError, ValueError) as exc:
                 logger.warning("screener: prioritisation unavailable (%s); using the given order", exc)
         self._queue: list[str] = []
@@ -434,14 +460,15 @@ class Screener:
     # -- state --------------------------------------------------------------------
     def my_decisions(self) -> pd.DataFrame:
         """This reviewer's current decisions at this stage, on the records being screened."""
-        mine = dec.current_decisions(self.store, stage=self.stage, reviewer=self.reviewer)
-        mine = mine[mine["kind"] != "resolution"]
-        return mine[mine["record_id"].isin(self._by_id)]
+        self.state.sync()
+        return frame_of([r for r in self.state.current_rows(self.reviewer)
+                         if r["kind"] != "resolution" and r["record_id"] in self._by_id])
 
     def rule_excluded_ids(self) -> set[str]:
         """Records whose current protocol-rules decision at this stage is exclude."""
-        rules = dec.current_decisions(self.store, stage=self.stage, reviewer=dec.RULES_REVIEWER)
-        return set(rules.loc[rules["decision"] == "exclude", "record_id"]) & set(self._by_id)
+        self.state.sync()      # the incremental state, not a replay of the whole log
+        return {r["record_id"] for r in self.state.current_rows(dec.RULES_REVIEWER)
+                if r["decision"] == "exclude" and r["record_id"] in self._by_id}
 
     # -- random sampling and the stopping rule ---------------------------------------
     @property
@@ -634,7 +661,7 @@ class Screener:
     def _others_html(self, record_id: str | None) -> str:
         if record_id is None or (self.blind and not dec.is_revealed(self.store, self.stage)):
             return ""
-        current = dec.current_decisions(self.store, stage=self.stage)
+        current = frame_of(self.state.current_rows(record_id=record_id))
         others = current[(current["record_id"] == record_id) & (current["reviewer"] != self.reviewer)]
         if others.empty:
             return ""
@@ -718,7 +745,7 @@ class Screener:
     def undo(self) -> dict | None:
         """Undo this reviewer's last decision (an 'undo' row is appended) and show that record again."""
         try:
-            undone = dec.undo_last(self.store, self.reviewer, stage=self.stage)
+            undone = self.state.undo_last(self.reviewer)
         except InputError as exc:
             self._say(str(exc), "rl-warn")
             return None
@@ -744,7 +771,7 @@ class Screener:
     def summary(self):
         """:func:`static_summary` as this reviewer may see it."""
         return static_summary(self.store, stage=self.stage, reviewer=self.reviewer if self.blind else None,
-                              blind=self.blind)
+                              blind=self.blind, state=self.state)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})

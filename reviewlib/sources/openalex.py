@@ -221,6 +221,9 @@ def read_openalex(path: str | os.PathLike) -> pd.DataFrame:
     if not path.exists():
         raise InputError(f"OpenAlex file not found: {path}: give a Work JSON file, a folder or a .zip of them",
                          source=str(path))
+    if path.is_file():
+        from .memory import check_fits
+        check_fits(path, "OpenAlex file")     # far larger than memory: say so before reading it
     rows = [work_to_record(w) for w in _iter_works(path)]
     logger.info("read %d OpenAlex works from %s", len(rows), path)
     if not rows:

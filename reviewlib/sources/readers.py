@@ -72,7 +72,10 @@ _YEAR_RE = re.compile(r"(1[5-9]\d\d|2\d\d\d)")
 
 def _check_file(path: str | os.PathLike, kind: str, what: str) -> Path:
     # missing, a directory, or gzip/ZIP/binary: one line each (reviewlib.textfiles)
-    return check_text_file(path, kind, f"the path of {what}")[0]
+    path = check_text_file(path, kind, f"the path of {what}")[0]
+    from .memory import check_fits
+    check_fits(path, f"{kind} file")      # far larger than memory: say so before reading it
+    return path
 
 
 def _read_text(path: Path, kind: str) -> str:

@@ -1,0 +1,108 @@
+"""Rules are not redone for records that did not change (issue 15).
+
+:func:`apply_rules_cached` keeps each record's rule outcome keyed by the record's content hash
+(the one :func:`reviewlib.screening.dedup.save` stores it under) and the eligibility section's
+hash (:attr:`Rules.digest`): an unchanged rerun reads every outcome back, a changed record or
+protocol is evaluated again.  Only outcomes of the current section are kept.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Mapping
+
+import pandas as pd
+
+from .eligibility import Rules, apply_rules
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the rules' code changes what a record gets (the cached outcomes are then recomputed).
+RULES_CODE_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rule_results (
+    rules_digest TEXT NOT NULL,        -- sha256 of the eligibility section (and RULES_CODE_VERSION)
+    content_hash TEXT NOT NULL,        -- sha256 of the record's content (dedup's record_contents)
+    decision TEXT NOT NULL,
+    reasons TEXT NOT NULL,             -- JSON list
+    fired TEXT NOT NULL,               -- JSON list
+    PRIMARY KEY (rules_digest, content_hash)
+);
+"""
+
+
+def _digest(rules: Rules) -> str:
+    return hashlib.sha256(f"{RULES_CODE_VERSION}:{rules.digest}".encode()).hexdigest()
+
+
+def content_hashes(store, records: pd.DataFrame) -> dict[str, str]:
+    """record_id -> content hash, from the latest saved dedup run when it holds exactly ``records``."""
+    from . import dedup
+    store.ensure_schema(dedup.SCHEMA)
+    store.ensure_schema(dedup.CONTENT_SCHEMA)
+    con = store.connection
+    run = con.execute("SELECT MAX(run_id) FROM dedup_runs").fetchone()[0]
+    if run is None:
+        return {}
+    rows = con.execute("SELECT record_id, data FROM dedup_records WHERE run_id=? ORDER BY position", (run,)).fetchall()
+    if [r[0] for r in rows] != list(records["record_id"]):
+        return {}
+    ref = dedup.CONTENT_REF
+    return {r[0]: r[1][len(ref):] for r in rows if isinstance(r[1], str) and r[1].startswith(ref)}
+
+
+def apply_rules_cached(store, records: pd.DataFrame, rules: Rules,
+                       hashes: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """:func:`reviewlib.screening.eligibility.apply_rules`, reusing outcomes of unchanged records.
+
+    Parameters
+    ----------
+    store : ReviewStore
+        Where outcomes are kept (table ``rule_results``).
+    records : pandas.DataFrame
+        With ``record_id``: the records just saved by ``dedup.save`` (their content hashes are
+        read from it), or any records with ``hashes`` given.
+    rules : Rules
+        From :func:`reviewlib.screening.eligibility.load_rules` (its ``digest`` keys the outcomes;
+        without one nothing is cached).
+    hashes : mapping, optional
+        record_id -> content hash.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same frame as ``apply_rules(records, rules)``.
+    """
+    if rules.digest is None or "record_id" not in records.columns or not len(records):
+        return apply_rules(records, rules)
+    store.ensure_schema(SCHEMA)
+    hashes = dict(hashes) if hashes is not None else content_hashes(store, records)
+    digest = _digest(rules)
+    con = store.connection
+    known = {h: (d, json.loads(r), json.loads(f)) for h, d, r, f in con.execute(
+        "SELECT content_hash, decision, reasons, fired FROM rule_results WHERE rules_digest=?", (digest,))}
+    ids = records["record_id"].tolist()
+    todo = [i for i, rid in enumerate(ids) if hashes.get(rid) not in known]
+    fresh = apply_rules(records.iloc[todo], rules) if todo else None
+    out = {}
+    if fresh is not None:
+        for i, row in zip(todo, fresh.itertuples(index=False)):
+            out[i] = (row.decision, list(row.reasons), list(row.fired))
+    decisions, reasons, fired = [], [], []
+    for i, rid in enumerate(ids):
+        d, r, f = out[i] if i in out else known[hashes[rid]]
+        decisions.append(d)
+        reasons.append(list(r))
+        fired.append(list(f))
+    new_rows = {(hashes[ids[i]], d, json.dumps(r), json.dumps(f)) for i, (d, r, f) in out.items() if ids[i] in hashes}
+    if new_rows:
+        with store.transaction() as c:
+            c.executemany("INSERT OR IGNORE INTO rule_results VALUES(?, ?, ?, ?, ?)",
+                          [(digest, *row) for row in new_rows])
+            c.execute("DELETE FROM rule_results WHERE rules_digest != ?", (digest,))
+    logger.info("screening rules: %d records evaluated, %d unchanged read back", len(todo), len(ids) - len(todo))
+    frame = pd.DataFrame({"record_id": ids, "decision": decisions, "reasons": reasons, "fired": fired},
+                         columns=["record_id", "decision", "reasons", "fired"])
+    return frame

@@ -1,0 +1,76 @@
+"""Extraction prunes patterns that cannot match a record (issue 15) and gives the same outputs.
+
+``extraction.PRUNE = False`` runs the extractor as it was before: every sentence checked with the
+field's one big "any mention" expression, every synonym and pattern searched.  The tests compare
+the two, cell by cell, on the synthetic snapshot and on real records.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from reviewlib.evidence import extraction
+from reviewlib.protocol import PACKAGE_DATA
+from reviewlib.sources.openalex import read_openalex
+from reviewlib.sources.pubmed_xml import read_pubmed_xml
+from reviewlib.sources.readers import read_medline
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return extraction.load_schema("car-t-autoimmune")
+
+
+def _unpruned(records, schema, monkeypatch):
+    monkeypatch.setattr(extraction, "PRUNE", False)
+    try:
+        return extraction.extract(records, schema)
+    finally:
+        monkeypatch.setattr(extraction, "PRUNE", True)
+
+
+def _testsets() -> pd.DataFrame:
+    rows = []
+    for path in sorted((DATA / "extraction").glob("*.yaml")):
+        for item in yaml.safe_load(path.read_text(encoding="utf-8")):
+            rows.append({"record_id": f"{path.stem}:{item['id']}", "pmid": None, "title": item.get("title"),
+                         "abstract": item.get("abstract")})
+    return pd.DataFrame(rows)
+
+
+SETS = {
+    "synthetic snapshot": lambda: read_pubmed_xml(PACKAGE_DATA / "car-t-autoimmune-snapshot.xml.gz"),
+    "hand-checked extraction sets": _testsets,
+    "meijboom-2021 (OpenAlex)": lambda: read_openalex(PACKAGE_DATA / "meijboom-2021" / "works_1.zip"),
+    "efetch and MEDLINE fixtures": lambda: pd.concat(
+        [read_pubmed_xml(p) for p in sorted((DATA / "pubmed" / "efetch").rglob("*.xml"))]
+        + [read_medline(p) for p in sorted((DATA / "pubmed" / "medline").glob("*.txt"))], ignore_index=True),
+}
+
+
+@pytest.mark.parametrize("name", list(SETS))
+def test_pruned_extraction_gives_the_same_outputs(name, schema, monkeypatch):
+    records = SETS[name]()
+    assert len(records) > 10
+    fast = extraction.extract(records, schema)
+    slow = _unpruned(records, schema, monkeypatch)
+    assert list(fast.columns) == list(slow.columns) and len(fast) == len(slow)
+    for col in slow.columns:
+        assert fast[col].tolist() == slow[col].tolist(), col
+    found = (slow.drop(columns=["record_id", "pmid"]).astype(str) != extraction.NOT_REPORTED).to_numpy().sum()
+    assert found > len(records)                        # the extractor found things to compare
+
+
+def test_same_outputs_without_pyahocorasick(schema, monkeypatch):
+    import sys
+    records = SETS["synthetic snapshot"]().iloc[:120]
+    monkeypatch.setitem(sys.modules, "ahocorasick", None)
+    fresh = extraction.load_schema("car-t-autoimmune")        # its needle index built without the package
+    fast = extraction.extract(records, fresh)
+    slow = _unpruned(records, fresh, monkeypatch)
+    pd.testing.assert_frame_equal(fast, slow)
