@@ -164,3 +164,46 @@ def write_xlsx(sheets: Mapping[str, pd.DataFrame], path: str | os.PathLike) -> P
                 table.to_excel(xl, sheet_name=name, index=False)
                 harden_sheet(xl.sheets[name])
     return write_with(Path(path), write)
+
+
+def read_sheet(path: str | os.PathLike, kind: str, required: tuple[str, ...]) -> pd.DataFrame:
+    """Read a filled-in review sheet (CSV or XLSX, as written by an ``export_sheet``) as strings, unguarded.
+
+    Parameters
+    ----------
+    path : path-like
+        The sheet.
+    kind : str
+        What the sheet is, for messages ("extraction sheet", "appraisal sheet"...).
+    required : tuple of str
+        Columns the sheet must have.
+
+    Raises
+    ------
+    InputError
+        One line: missing file, a directory, a binary file given as CSV, unreadable, or a missing column.
+    """
+    from .errors import InputError
+    from .textfiles import check_text_file
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{kind} {path} is a directory, not a file: give the file written by export_sheet",
+                         source=str(path))
+    if not path.is_file():
+        raise InputError(f"{kind} not found: {path}: give the file written by export_sheet", source=str(path))
+    encoding = "utf-8"
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        path, encoding = check_text_file(path, kind, "the CSV or XLSX written by export_sheet")
+    try:
+        if path.suffix.lower() in (".xlsx", ".xlsm"):
+            frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl").fillna("")
+        else:
+            frame = unguard_frame(pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding))
+    except Exception as exc:  # openpyxl and pandas raise many kinds
+        raise InputError(f"cannot read {kind} {path}: {exc}; save it as CSV (UTF-8) or XLSX",
+                         source=str(path)) from exc
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise InputError(f"{kind} {path} has no column {', '.join(missing)}: start from the sheet "
+                         "written by export_sheet", source=str(path))
+    return frame

@@ -71,8 +71,7 @@ import yaml
 from ..errors import InputError, ProtocolError
 from ..protocol import Protocol, load_protocol, section_of
 from ..records import read_csv as read_records_csv
-from ..textfiles import check_text_file
-from ..safe_cells import unguard_frame, write_csv as write_safe_csv, write_xlsx
+from ..safe_cells import read_sheet as read_review_sheet, write_csv as write_safe_csv, write_xlsx
 from ..store import ReviewStore, record_id_for
 from ..user_regex import UnsafePattern, any_of, compile_pattern
 
@@ -1350,28 +1349,7 @@ def export_sheet(store: ReviewStore, path: str | os.PathLike, record_ids: Iterab
 
 def read_sheet(path: str | os.PathLike) -> pd.DataFrame:
     """Read a filled-in extraction sheet (CSV or XLSX) as strings."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"extraction sheet {path} is a directory, not a file: give the file written by "
-                         "export_sheet", source=str(path))
-    if not path.is_file():
-        raise InputError(f"extraction sheet not found: {path}: give the file written by export_sheet", source=str(path))
-    encoding = "utf-8"
-    if path.suffix.lower() not in (".xlsx", ".xlsm"):
-        path, encoding = check_text_file(path, "extraction sheet", "the CSV or XLSX written by export_sheet")
-    try:
-        if path.suffix.lower() in (".xlsx", ".xlsm"):
-            frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl").fillna("")
-        else:
-            frame = unguard_frame(pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding))
-    except Exception as exc:  # openpyxl and pandas raise many kinds
-        raise InputError(f"cannot read extraction sheet {path}: {exc}; save it as CSV (UTF-8) or XLSX",
-                         source=str(path)) from exc
-    missing = [c for c in ("record_id", "field", "corrected_value") if c not in frame.columns]
-    if missing:
-        raise InputError(f"extraction sheet {path} has no column {', '.join(missing)}: start from the sheet "
-                         "written by export_sheet", source=str(path))
-    return frame
+    return read_review_sheet(path, "extraction sheet", ("record_id", "field", "corrected_value"))
 
 
 def import_sheet(store: ReviewStore, path: str | os.PathLike, reviewer: str | None = None,

@@ -43,7 +43,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from ..safe_cells import unguard_frame, write_csv as write_safe_csv, write_xlsx
+from ..safe_cells import read_sheet, write_csv as write_safe_csv, write_xlsx
 from ..user_regex import UnsafePattern, compile_pattern
 from ..errors import InputError, ProtocolError
 from ..protocol import Protocol, section_of
@@ -467,20 +467,7 @@ def import_sheet(store: ReviewStore, path: str | os.PathLike, reviewer: str | No
     written.  A value equal to the current one is not appended again (importing twice adds nothing).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"outcomes sheet not found: {path}: give the file written by export_sheet", source=str(path))
-    try:
-        if path.suffix.lower() in (".xlsx", ".xlsm"):
-            frame = pd.read_excel(path, sheet_name=0, dtype=str, engine="openpyxl").fillna("")
-        else:
-            frame = unguard_frame(pd.read_csv(path, dtype=str, keep_default_na=False))
-    except Exception as exc:  # openpyxl and pandas raise many kinds
-        raise InputError(f"cannot read outcomes sheet {path}: {exc}; save it as CSV (UTF-8) or XLSX",
-                         source=str(path)) from exc
-    missing = [c for c in ("record_id", "outcome", "corrected_value") if c not in frame.columns]
-    if missing:
-        raise InputError(f"outcomes sheet {path} has no column {', '.join(missing)}: start from the sheet "
-                         "written by export_sheet", source=str(path))
+    frame = read_sheet(path, "outcomes sheet", ('record_id', 'outcome', 'corrected_value'))
     todo = []
     for line, r in enumerate(frame.to_dict("records"), start=2):
         value = _cell(r.get("corrected_value"))
