@@ -1521,8 +1521,8 @@ def _is_trials_csv(path: str | os.PathLike) -> bool:
     try:
         with open(path, encoding="utf-8-sig") as handle:
             return handle.readline().split(",", 1)[0].strip().strip('"') == "nct_id"
-    except OSError:
-        return False                 # the records reader says what is wrong with the path
+    except (OSError, UnicodeDecodeError):
+        return False                 # the records reader says what is wrong with the file (binary, gzip...)
 
 
 def run_cli(args: argparse.Namespace) -> int:
