@@ -120,7 +120,11 @@ def test_page_shows_the_wss_that_replicate_computes(meijboom_run):
 def test_cli_says_what_ran_and_where_the_html_is(meijboom_run):
     out = meijboom_run["stdout"]
     assert "882 records identified, 37 included" in out and "WSS@95" in out
-    assert f"HTML: {(meijboom_run['run_dir'] / 'index.html').resolve()}" in out
+    # the path the README names (results/<review>/latest/index.html), which leads to this run's index
+    shown = next(line for line in out.splitlines() if line.startswith("HTML: ")).split()[1]
+    assert shown.endswith("meijboom-2021/latest/index.html")
+    assert Path(shown).resolve() == (meijboom_run["run_dir"] / "index.html").resolve()
+    assert f"latest -> {meijboom_run['run_dir'].name}" in out
 
 
 def test_replication_needs_no_review_store(meijboom_run):
