@@ -528,13 +528,23 @@ def table_specs(source: Any) -> list[dict[str, Any]]:
     ``fields``: each ``{field, show: values|levels|grade, label, at_least}``), ``composition``
     (``by``, ``fields``).
     """
-    specs = report_section(source).get("tables") or []
+    return declared_entries(source, "tables", "tables (kind, title, fields)", TABLE_KINDS, ("title",),
+                            "a kind (one of {kinds}) and a title")
+
+
+def declared_entries(source: Any, section: str, what: str, kinds: Iterable[str], needs: tuple[str, ...],
+                     needs_text: str) -> list[dict[str, Any]]:
+    """The entries of ``report: <section>`` (tables, figures, gaps), each checked for a known ``kind``
+    and the keys in ``needs``; one line naming the entry otherwise (``needs_text`` says what it needs,
+    ``{kinds}`` filled with the known kinds)."""
+    specs = report_section(source).get(section) or []
     if not isinstance(specs, list):
-        raise InputError("protocol report: tables must be a list of tables (kind, title, fields)")
+        raise InputError(f"protocol report: {section} must be a list of {what}")
+    kinds = list(kinds)
     for i, spec in enumerate(specs):
-        if not isinstance(spec, dict) or spec.get("kind") not in TABLE_KINDS or not spec.get("title"):
-            raise InputError(f"protocol report: tables entry {i + 1} ({spec!r}) needs a kind (one of "
-                             f"{', '.join(TABLE_KINDS)}) and a title")
+        if not isinstance(spec, dict) or spec.get("kind") not in kinds or not all(spec.get(k) for k in needs):
+            raise InputError(f"protocol report: {section} entry {i + 1} ({spec!r}) needs "
+                             + needs_text.format(kinds=", ".join(kinds)))
     return list(specs)
 
 
@@ -745,15 +755,10 @@ def gap_specs(source: Any) -> list[dict[str, Any]]:
     An optional ``when_none`` sentence replaces ``statement`` when nothing was counted (no controlled
     study, no study of the subset).
     """
-    specs = report_section(source).get("gaps") or []
-    if not isinstance(specs, list):
-        raise InputError("protocol report: gaps must be a list of gap statements (kind, statement, otherwise)")
+    specs = declared_entries(source, "gaps", "gap statements (kind, statement, otherwise)", GAP_KINDS,
+                             ("statement", "otherwise"), "a kind (one of {kinds}), a statement and an otherwise sentence")
     out = []
     for i, spec in enumerate(specs):
-        if (not isinstance(spec, dict) or spec.get("kind") not in GAP_KINDS or not spec.get("statement")
-                or not spec.get("otherwise")):
-            raise InputError(f"protocol report: gaps entry {i + 1} ({spec!r}) needs a kind (one of "
-                             f"{', '.join(GAP_KINDS)}), a statement and an otherwise sentence")
         if spec["kind"] in ("regimen", "compared", "subsets") and not spec.get("field"):
             raise InputError(f"protocol report: gaps entry {i + 1} ({spec['kind']}) needs a field")
         out.append({**_GAP_DEFAULTS[spec["kind"]], **spec})

@@ -37,7 +37,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullForm
 
 from ..atomic import atomic_path
 from ..errors import InputError
-from ..evidence.tables import MIXED, allocate_patients, report_section, role_field
+from ..evidence.tables import MIXED, allocate_patients, declared_entries, role_field
 
 logger = logging.getLogger(__name__)
 
@@ -1184,13 +1184,9 @@ def figure_specs(source: Any) -> list[dict[str, Any]]:
     entry has a ``name`` (the file stem), a ``kind`` (a key of :data:`FIGURE_KINDS`), an optional
     ``caption`` for the index, and the keys of its kind.
     """
-    specs = report_section(source).get("figures") or []
-    if not isinstance(specs, list):
-        raise InputError("protocol report: figures must be a list of figures (name, kind, fields)")
-    for i, spec in enumerate(specs):
-        if not isinstance(spec, dict) or spec.get("kind") not in FIGURE_KINDS or not spec.get("name"):
-            raise InputError(f"protocol report: figures entry {i + 1} ({spec!r}) needs a name and a kind "
-                             f"(one of {', '.join(FIGURE_KINDS)})")
+    specs = declared_entries(source, "figures", "figures (name, kind, fields)", FIGURE_KINDS, ("name",),
+                             "a name and a kind (one of {kinds})")
+    for spec in specs:
         unknown = set(spec) - {"name", "kind", "caption", *FIGURE_KINDS[spec["kind"]]}
         if unknown:
             raise InputError(f"protocol report: figure {spec['name']!r} ({spec['kind']}) has unknown key(s) "
