@@ -382,3 +382,39 @@ def test_benchmark_loader_refuses_a_wrongly_shaped_set_with_one_line(tmp_path):
     (tmp_path / "merged_record_ids.csv").unlink()
     with pytest.raises(InputError, match="merged_record_ids.csv is missing"):
         bench.load_labelled_set(tmp_path)
+
+
+def test_identical_title_and_author_list_in_one_journal_outweighs_conflicting_ids(data_dir):
+    """Liu & Yetton, J Inf Technol 24(1) / 25(1), two DOIs: one paper a database mis-recorded; but a recurring
+    "Special Section" with the same editors in two volumes stays two items."""
+    records = _bib_records(data_dir / DEDUP / "digital_work_same_title_and_authors_conflicting_ids.csv")
+    result = dedup.deduplicate(records)
+    assert _groups(result) == [["id_1003663", "id_1003664"]]
+    merged = result.audit.loc[~result.audit["kept"]].iloc[0]
+    assert "all 2 authors the same in one journal" in merged["reasons"] and "DOIs differ" in merged["reasons"]
+    # one co-author more, or another given name, and the conflicting identifiers win again
+    row = records.index[records["record_id"] == "id_1003664"][0]
+    for authors in (["Liu, Li", "Yetton, Philip", "Sauer, Chris"], ["Liu, Wei", "Yetton, Philip"]):
+        other = records.copy()
+        other.at[row, "authors"] = authors
+        assert dedup.deduplicate(other).n_removed == 0
+
+
+def test_recurring_minitrack_introductions_stay_apart(data_dir):
+    """HICSS 2021 and 2022: the same title and chairs each year, two DOIs (bib-dedupe's special cases)."""
+    result = dedup.deduplicate(_bib_records(data_dir / DEDUP / "special_cases_recurring_minitrack_introduction.csv"))
+    assert result.n_removed == 0
+
+
+def test_a_heading_before_the_title_is_a_duplicate_but_a_reply_is_not(data_dir):
+    """Harvard Business Review 2016: "How did it ... Upwork's CEO on ..." and the bare title, no volume on one."""
+    records = _bib_records(data_dir / DEDUP / "digital_work_heading_before_title.csv")
+    result = dedup.deduplicate(records)
+    assert result.n_removed == 1
+    assert "one title ends the other" in result.audit.loc[~result.audit["kept"], "reasons"].iloc[0]
+    short = records["title"].str.len().idxmin()
+    reply = records.copy()
+    reply.loc[reply.index != short, "title"] = "Reply to " + records.at[short, "title"]
+    result = dedup.deduplicate(reply)
+    assert result.n_removed == 0
+    assert len(result.uncertain) == 1          # close, so listed for a person

@@ -32,7 +32,14 @@ development data; tests/test_dedup.py pins each with a real example):
 * First pages a few apart (a typo, "945" / "948") merge only a near-identical record: ratio >= 98,
   same first author, volume, year and journal.
 * A weaker title match (ratio >= 85, or one cleaned title the start of the other: a dropped
-  subtitle) needs venue corroboration and compatible authors.
+  subtitle) needs venue corroboration and compatible authors.  One title that ends the other after a
+  few words that are not a reply's or a notice's ("How did it ... <title>": a section heading) is a
+  duplicate with the same first author, year and journal when one record has no volume or page to
+  compare.
+* *Twins* (:func:`twins`): the same long title and the same author list (two or more, given names
+  agreeing) in one journal within a year outweigh different DOIs, volumes or first pages, a
+  database's metadata error; titles of recurring items ("Special Section: ...", "Introduction to the
+  Minitrack on ...") are never twins.
 * Different titles are one report only when one is a translation (bracketed, or in another
   language) and journal, volume, full page range, first author and year agree.
 * The same DOI is a duplicate when the titles agree (ratio >= 95; author spellings aside), or
@@ -496,8 +503,55 @@ def pages_close(i: int, j: int, f: Features) -> bool:
     return bool(a and b) and a != b and abs(int(a) - int(b)) <= CLOSE_PAGES
 
 
+#: Conflicts a database's metadata error can explain: waived for :func:`twins`.
+_WAIVED_FOR_TWINS = ("DOIs differ", "volumes differ", "first pages differ")
+#: Words that make a title containing another title a different item (a reply, a comment, a notice).
+_RESPONSE_WORDS = re.compile(r"\b(?:reply|replies|response|respond|responses|comments?|commentary|rejoinder|"
+                             r"erratum|errata|correction|corrigendum|retraction|retracted|discussion|authors?|"
+                             r"re|letter|review|notice|concern)\b")
+#: Titles of items that recur, issue after issue or year after year, under the same title and editors.
+_RECURRING = re.compile(r"^(?:introduction to|introducing|special (?:section|issue|theme|focus)|minitrack|mini track|"
+                        r"track|editorial|editor s|editors|guest editor|preface|foreword|call for|in memoriam|"
+                        r"reviewers|acknowledg|annual|welcome|message from|report of|report from|news)\b")
+#: Significant words a title needs before two identical titles can outweigh conflicting identifiers.
+TWIN_TITLE_WORDS = 5
+
+
+def twins(i: int, j: int, f: Features) -> bool:
+    """The same long title and the same author list (two or more authors, given names agreeing) in one
+    journal, within a year, of one kind: one paper whose DOI, volume or pages a database got wrong.
+
+    Such a pair survives "DOIs differ", "volumes differ" and "first pages differ" (a digital-work pair:
+    "Sponsorship and IT vendor management of projects", Liu & Yetton, J Inf Technol 24(1) and 25(1)).
+    Different numbers in the titles, kinds, or years more than one apart still keep them apart, and so
+    do titles of recurring items ("Special Section: ...", "Introduction to the Minitrack on ...": the same
+    editors under the same title each year).
+    """
+    ti, tj = f.titles[i], f.titles[j]
+    if not ti or ti != tj or f.generic[i] or _RECURRING.match(ti) or len([w for w in ti.split() if w not in _STOP]) < TWIN_TITLE_WORDS:
+        return False
+    ai, aj = f.authors[i], f.authors[j]
+    if len(ai) < 2 or len(ai) != len(aj):
+        return False
+    for (si, gi, _), (sj, gj, _) in zip(ai, aj):
+        if si != sj or not gi or not gj or gi[0] != gj[0]:
+            return False
+    if not (f.journals[i] and f.journals[j] and journals_agree(f.journals[i], f.journals[j])):
+        return False
+    if f.kinds[i] != f.kinds[j]:
+        return False
+    return f.years[i] is not None and f.years[j] is not None and abs(f.years[i] - f.years[j]) <= 1
+
+
 def hard_conflict(i: int, j: int, f: Features) -> str | None:
     """Why two records cannot be one report, or None."""
+    why = _field_conflict(i, j, f)
+    if why in _WAIVED_FOR_TWINS and twins(i, j, f):
+        return None
+    return why
+
+
+def _field_conflict(i: int, j: int, f: Features) -> str | None:
     if f.dois[i] and f.dois[j] and f.dois[i] != f.dois[j]:
         return "DOIs differ"
     if f.kinds[i] and f.kinds[j] and f.kinds[i] != f.kinds[j] and {f.kinds[i], f.kinds[j]} != _PROCEEDINGS:
@@ -515,6 +569,18 @@ def hard_conflict(i: int, j: int, f: Features) -> str | None:
     return None
 
 
+def _ends_other(ti: str, tj: str) -> bool:
+    """One title is the end of the other after a few words that do not make it a reply or a notice
+    ("How did it ... Upwork's CEO on how an introverted engineer learned to lead")."""
+    if not ti or not tj or ti == tj:
+        return False
+    short, long_ = (ti, tj) if len(ti) < len(tj) else (tj, ti)
+    if len(short) < 30 or not long_.endswith(" " + short):
+        return False
+    head = long_[: -len(short)].split()
+    return 0 < len(head) <= 4 and not _RESPONSE_WORDS.search(" ".join(head))
+
+
 def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[str | None, str, float]:
     """("duplicate" | "uncertain" | None, the reasons in words, title ratio) for one pair."""
     ti, tj = f.titles[i], f.titles[j]
@@ -525,8 +591,11 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
     if f.pmids[i] and f.pmids[i] == f.pmids[j]:
         # one PubMed record (the store keeps one record per PMID too), whatever copies of it disagree on
         return "duplicate", "same PMID", 100.0
-    conflict = hard_conflict(i, j, f)
+    conflict = _field_conflict(i, j, f)
     same_doi = bool(f.dois[i]) and f.dois[i] == f.dois[j]
+    if conflict in _WAIVED_FOR_TWINS and twins(i, j, f):
+        return ("duplicate", f"title {ratio:.1f} and all {len(f.authors[i])} authors the same in one journal; "
+                f"{conflict} (one database's error?)", ratio)
     if conflict:
         return None, conflict, ratio
     authors = authors_agree(f.authors[i], f.authors[j])
@@ -535,6 +604,7 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
             return "duplicate", f"PMIDs differ but title {ratio:.1f}, same year, same first author", ratio
         return ("uncertain" if ratio >= WEAK_TITLE else None), "PMIDs differ", ratio
     prefix = bool(ti and tj) and min(len(ti), len(tj)) >= 20 and (ti.startswith(tj) or tj.startswith(ti))
+    contained = _ends_other(ti, tj)
     same_volume = bool(f.volumes[i]) and f.volumes[i] == f.volumes[j]
     same_page = bool(f.pages[i]) and f.pages[i] == f.pages[j]
     journal_agree = bool(f.journals[i] and f.journals[j]) and journals_agree(f.journals[i], f.journals[j])
@@ -590,9 +660,13 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
         if authors in ("same", None) and not journal_clash and not f.journals[i] and not f.journals[j]:
             return "duplicate", reasons, ratio     # nothing but a year one apart disagrees, nothing to corroborate
         return "uncertain", reasons, ratio
-    if ratio >= WEAK_TITLE or prefix:
+    if ratio >= WEAK_TITLE or prefix or contained:
         if venue and authors in ("same", "partial", None) and (not journal_clash or same_volume):
             return "duplicate", reasons, ratio
+        nothing_to_compare = not (f.volumes[i] or f.pages[i]) or not (f.volumes[j] or f.pages[j])
+        if (contained and authors == "same" and f.years[i] is not None and f.years[i] == f.years[j]
+                and journal_agree and nothing_to_compare):
+            return "duplicate", reasons + "; one title ends the other (a section heading before it?)", ratio
         return "uncertain", reasons, ratio
     full_range = (same_volume and same_page and f.last_pages[i] is not None and f.last_pages[i] == f.last_pages[j]
                   and f.last_pages[i] != f.pages[i])
