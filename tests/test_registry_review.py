@@ -25,6 +25,7 @@ from reviewlib.report import registry as repreg
 from reviewlib.screening import dedup, registrations
 from reviewlib.sources import links
 from reviewlib.sources.ctgov import read_ctgov, registry_records, write_trials_csv
+from reviewlib.errors import InputError
 from reviewlib.store import ReviewStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +158,50 @@ def test_registrations_merge_by_register_ids_only_never_with_a_publication_by_ti
     # the plain dedup, blind to what a registration is, merges some of them by their shared title
     assert dedup.deduplicate(records.drop(columns=[c for c in trials.columns if c in records and c not in
                                                   ("title", "keywords", "source")])).n_removed >= 1
+
+
+def _three_registrations():
+    """The real NCT02552212, a copy sharing its EudraCT number, and a same-titled registration without one."""
+    real = _study("study_NCT02552212.json")
+    shared = _renamed(real, "NCT99999901", briefTitle="Another title entirely")
+    same_title = _renamed(real, "NCT99999902")
+    same_title["protocolSection"]["identificationModule"]["secondaryIdInfos"] = []
+    same_title["protocolSection"]["identificationModule"]["orgStudyIdInfo"] = {"id": "OTHER-1"}
+    trials = read_ctgov({"studies": [real, shared, same_title]})
+    regs = registry_records(trials)
+    regs.insert(0, "record_id", [f"nct:{n}" for n in trials["nct_id"]])
+    return trials, regs
+
+
+def test_reviewers_marks_on_registrations_hold_in_every_run(tmp_path):
+    """A "not duplicates" mark splits a shared-register-id pair; a "duplicates" mark merges two registrations;
+    both survive a rerun of `dedup.run`, and a withdrawal restores the register's link."""
+    trials, regs = _three_registrations()
+    with ReviewStore(tmp_path / "review.sqlite") as store:
+        sid = store.add_search("ctgov", "{}", status="complete")
+        store.add_trials(trials, sid)
+        store.add_records(regs.drop(columns=["record_id"]), sid)
+        assert dedup.run(store).removed_ids == {"nct:NCT99999901"}
+        apart = dedup.mark_not_duplicates(store, ["nct:NCT02552212", "nct:NCT99999901"], "ana", note="two trials")
+        dedup.mark_duplicates(store, ["nct:NCT02552212", "nct:NCT99999902"], "ana")
+        for _ in range(2):                                   # and again: the marks are in the store
+            result = dedup.run(store)
+            assert result.removed_ids == {"nct:NCT99999902"}
+            row = result.audit[result.audit["record_id"] == "nct:NCT99999902"].iloc[0]
+            assert (row["rule"], row["matched_to"]) == ("reviewer", "nct:NCT02552212")
+        dedup.withdraw_mark(store, apart, "ana")
+        assert dedup.run(store).removed_ids == {"nct:NCT99999901", "nct:NCT99999902"}
+
+
+def test_a_mark_joining_a_registration_and_a_publication_is_refused(tmp_path):
+    trials, regs = _three_registrations()
+    pub = regs.iloc[[0]].drop(columns=["record_id"]).assign(source="pubmed", pmid="35296532")
+    with ReviewStore(tmp_path / "review.sqlite") as store:
+        sid = store.add_search("ctgov", "{}", status="complete")
+        store.add_records(pd.concat([pub, regs.drop(columns=["record_id"])], ignore_index=True), sid)
+        with pytest.raises(InputError, match=r"nct:NCT02552212 is a registration and pmid:35296532 a publication"):
+            dedup.mark_duplicates(store, ["pmid:35296532", "nct:NCT02552212"], "ana")
+        assert len(store.dedup_marks()) == 0
 
 
 # -- extraction ---------------------------------------------------------------------------------------

@@ -557,6 +557,10 @@ def load(store) -> DedupResult | None:
 
 
 # -- reviewers' marks ------------------------------------------------------------
+#: The record_id prefix of registrations (ClinicalTrials.gov records).
+REGISTRATION_PREFIX = "nct:"
+
+
 def _check_mark(store, record_ids: list[str], reviewer: str) -> list[str]:
     if not isinstance(reviewer, str) or not reviewer.strip():
         raise InputError("dedup mark: no reviewer given; say who decides (e.g. --reviewer ana)")
@@ -569,6 +573,13 @@ def _check_mark(store, record_ids: list[str], reviewer: str) -> list[str]:
     if unknown:
         raise InputError(f"dedup mark: record {unknown[0]!r} is not in the store {store.path}; "
                          "use the record_id shown in the dedup audit (e.g. pmid:123, doi:10....)", source=unknown[0])
+    registrations = [r for r in ids if r.startswith(REGISTRATION_PREFIX)]
+    if registrations and len(registrations) < len(ids):
+        publication = next(r for r in ids if not r.startswith(REGISTRATION_PREFIX))
+        raise InputError(f"dedup mark: {registrations[0]} is a registration and {publication} a publication; a "
+                         "publication reports a registered trial, it is not a duplicate of it (the two are linked "
+                         "by the trial number): mark registrations with registrations, publications with "
+                         "publications", source=registrations[0])
     return ids
 
 
@@ -635,8 +646,14 @@ def _mark_pairs(marks: pd.DataFrame | None, position: dict[str, list[int]]):
 
 
 def run(store, records: pd.DataFrame | None = None) -> DedupResult:
-    """Deduplicate the store's records (or ``records``) honouring every reviewer's mark, and save the result."""
-    result = deduplicate(store.records() if records is None else records, marks=current_marks(store))
+    """Deduplicate the store's records (or ``records``) honouring every reviewer's mark, and save the result.
+
+    Publications and registrations are deduplicated as notebook 02 does
+    (:func:`reviewlib.screening.registrations.deduplicate`): registrations only among themselves.
+    """
+    from .registrations import deduplicate as deduplicate_both
+    result = deduplicate_both(store.records() if records is None else records, store.trials(),
+                              marks=current_marks(store))
     save(store, result)
     return result
 

@@ -63,9 +63,11 @@ def deduplicate(records: pd.DataFrame, trials: pd.DataFrame | None = None,
     threshold : float
         The fuzzy title threshold for publications.
     marks : pandas.DataFrame, optional
-        Reviewers' duplicate marks (:func:`dedup.current_marks`), applied to the
-        publications; a mark naming a registration is not applied here (registrations
-        merge by register ids only) and is logged.
+        Reviewers' duplicate marks (:func:`dedup.current_marks`). Marks on publications go to
+        :func:`dedup.deduplicate`; marks on registrations are applied here: "not duplicates" keeps
+        registrations apart that share a register id, "duplicates" merges registrations (rule
+        ``'reviewer'``). For one pair the latest mark wins. (A mark mixing the two is refused when
+        it is made.)
 
     Returns
     -------
@@ -78,37 +80,36 @@ def deduplicate(records: pd.DataFrame, trials: pd.DataFrame | None = None,
     from ..sources.ctgov import registry_duplicates
     reg = is_registration(records)
     pubs, regs = records[~reg], records[reg]
+    reg_marks = None
     if marks is not None and len(marks):
-        pub_ids = set(pubs["record_id"])
-        applies = [all(r in pub_ids for r in ids) for ids in marks["record_ids"]]
-        if not all(applies):
-            logger.warning("%d duplicate mark(s) name a registration: not applied (registrations merge by "
-                           "register ids)", applies.count(False))
-        marks = marks[applies]
+        pub_ids, reg_ids = set(pubs["record_id"]), set(regs["record_id"])
+        on_regs = [bool(ids) and all(r in reg_ids for r in ids) for ids in marks["record_ids"]]
+        reg_marks = marks[on_regs]
+        marks = marks[[any(r in pub_ids for r in ids) and not on for ids, on in zip(marks["record_ids"], on_regs)]]
     result = dedup.deduplicate(pubs, threshold=threshold, marks=marks)
     removed: set[str] = set()
     audit_rows: list[dict[str, Any]] = []
+    links: list[tuple[str, str, str]] = []           # (kept-side id, other id, rule)
     if len(regs) and trials is not None and len(trials):
         reg_ids = set(regs["record_id"])
         known = trials[[f"nct:{n}" in reg_ids for n in trials["nct_id"]]]
-        pairs = registry_duplicates(known)
+        links = [(f"nct:{p.duplicate_of}", f"nct:{p.nct_id}", f"{REGISTRY_RULE} ({p.how})")
+                 for p in registry_duplicates(known).itertuples(index=False)]
+    if len(regs):
+        groups = _registration_groups(list(regs["record_id"]), links, reg_marks)
         group = int(result.audit["group_id"].max()) if len(result.audit) else 0
         titles = dict(zip(regs["record_id"], regs["title"]))
         rows_of = {rid: i for i, rid in enumerate(records["record_id"])}
-        for kept, members in pairs.groupby("duplicate_of", sort=False):
+        for kid, members in groups:
             group += 1
-            kid = f"nct:{kept}"
             audit_rows.append({"group_id": group, "record_id": kid, "kept": True, "rule": None, "score": None,
                                "matched_to": None, "source": REGISTRY_SOURCE, "row": rows_of.get(kid),
                                "title": titles.get(kid)})
-            for m in members.itertuples(index=False):
-                mid = f"nct:{m.nct_id}"
-                if mid in removed or mid == kid:
-                    continue
+            for mid, parent, rule in members:
                 removed.add(mid)
-                audit_rows.append({"group_id": group, "record_id": mid, "kept": False,
-                                   "rule": f"{REGISTRY_RULE} ({m.how})", "score": 100.0, "matched_to": kid,
-                                   "source": REGISTRY_SOURCE, "row": rows_of.get(mid), "title": titles.get(mid)})
+                audit_rows.append({"group_id": group, "record_id": mid, "kept": False, "rule": rule,
+                                   "score": 100.0, "matched_to": parent, "source": REGISTRY_SOURCE,
+                                   "row": rows_of.get(mid), "title": titles.get(mid)})
     unique_regs = regs[~regs["record_id"].isin(removed)]
     kept_pubs = result.records
     # the unique records in input order: publications as dedup kept them (merged fields), registrations as given
@@ -126,6 +127,58 @@ def deduplicate(records: pd.DataFrame, trials: pd.DataFrame | None = None,
     return dedup.DedupResult(records=both.reset_index(drop=True), audit=audit, n_removed=n_removed,
                              n_input=len(records), threshold=threshold,
                              groups=int(audit["group_id"].nunique()) if len(audit) else 0)
+
+
+def _registration_groups(ids: list[str], links: list[tuple[str, str, str]],
+                         marks: pd.DataFrame | None) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """Registrations joined by register ids and reviewers' marks, never across a "not duplicates" mark.
+
+    Returns ``(kept id, [(member id, the id it was joined to, rule), ...])`` for each group of two or
+    more, the kept one the first in ``ids``; a reviewer's merge is rule ``'reviewer'``.
+    """
+    order = {r: i for i, r in enumerate(ids)}
+    latest: dict[tuple[str, str], str] = {}
+    if marks is not None:
+        for kind, marked in zip(marks["kind"], marks["record_ids"]):
+            marked = [r for r in marked if r in order]
+            for a in range(len(marked)):
+                for b in range(a + 1, len(marked)):
+                    latest[tuple(sorted((marked[a], marked[b])))] = kind
+    apart = {pair for pair, kind in latest.items() if kind == "not-duplicates"}
+    edges = [(a, b, "reviewer") for (a, b), kind in latest.items() if kind == "duplicates"]
+    edges += [(a, b, rule) for a, b, rule in links if a in order and b in order
+              and tuple(sorted((a, b))) not in latest]
+    group_of = {r: [r] for r in ids}
+    joined: dict[str, list[tuple[str, str, str]]] = {}
+    for a, b, rule in edges:
+        ga, gb = group_of[a], group_of[b]
+        if ga is gb or any(tuple(sorted((x, y))) in apart for x in ga for y in gb):
+            continue
+        ga.extend(gb)
+        for r in gb:
+            group_of[r] = ga
+        joined.setdefault(id(ga), []).extend(joined.pop(id(gb), []))
+        joined[id(ga)].append((a, b, rule))
+    out = []
+    for group in {id(g): g for g in group_of.values()}.values():
+        if len(group) < 2:
+            continue
+        kept = min(group, key=order.get)
+        # each member once, with the link that reached it from the kept one (breadth-first)
+        adjacent: dict[str, list[tuple[str, str]]] = {}
+        for a, b, rule in joined[id(group)]:
+            adjacent.setdefault(a, []).append((b, rule))
+            adjacent.setdefault(b, []).append((a, rule))
+        seen, queue, members = {kept}, [kept], []
+        while queue:
+            cur = queue.pop(0)
+            for nxt, rule in sorted(adjacent.get(cur, []), key=lambda e: order[e[0]]):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    queue.append(nxt)
+                    members.append((nxt, cur, rule))
+        out.append((kept, members))
+    return sorted(out, key=lambda g: order[g[0]])
 
 
 def curation(protocol: Any) -> dict[str, str] | None:
