@@ -30,7 +30,8 @@ def _private_ctgov_env(tmp_path, monkeypatch):
     monkeypatch.setenv("REVIEWLIB_CTGOV_RATE_FILE", str(tmp_path / "ctgov-rate"))
     for name in ("REVIEWLIB_CTGOV_URL", "REVIEWLIB_CTGOV_RATE", "REVIEWLIB_CTGOV_ATTEMPTS",
                  "REVIEWLIB_CTGOV_BACKOFF", "REVIEWLIB_CTGOV_MAX_RETRY_AFTER", "REVIEWLIB_CTGOV_DEADLINE",
-                 "REVIEWLIB_CTGOV_CONNECT_TIMEOUT", "REVIEWLIB_CTGOV_READ_TIMEOUT"):
+                 "REVIEWLIB_CTGOV_CONNECT_TIMEOUT", "REVIEWLIB_CTGOV_READ_TIMEOUT", "REVIEWLIB_MAX_WAIT",
+                 "REVIEWLIB_CONNECT_TIMEOUT", "REVIEWLIB_READ_TIMEOUT", "REVIEWLIB_DEADLINE"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -148,10 +149,25 @@ def test_retry_after_above_the_cap_stops_at_once_saying_when_to_come_back(server
 
 def test_retry_after_cap_is_configurable(server, monkeypatch):
     monkeypatch.setenv("REVIEWLIB_CTGOV_MAX_RETRY_AFTER", "600")
+    monkeypatch.setenv("REVIEWLIB_DEADLINE", "900")          # a 300 s wait needs a deadline beyond it
     server.add_fault("rate-limit", retry_after="300")
     client = fast_client(server)
     client.study("NCT02552212")
     assert client.sleeps == [300.0]
+
+
+def test_the_limits_every_client_shares_apply_unless_ctgov_has_its_own(monkeypatch):
+    """REVIEWLIB_READ_TIMEOUT, REVIEWLIB_DEADLINE, ... (retrieval/limits.py) hold for ClinicalTrials.gov too."""
+    defaults = CtgovClient("http://127.0.0.1:9/")
+    assert defaults.timeout == (10.0, 30.0) and defaults.policy.deadline == 300.0
+    assert defaults.policy.max_retry_after == 120.0
+    for name, value in (("REVIEWLIB_CONNECT_TIMEOUT", "4"), ("REVIEWLIB_READ_TIMEOUT", "7"),
+                        ("REVIEWLIB_DEADLINE", "50"), ("REVIEWLIB_MAX_WAIT", "20")):
+        monkeypatch.setenv(name, value)
+    shared = CtgovClient("http://127.0.0.1:9/")
+    assert shared.timeout == (4.0, 7.0) and shared.policy.deadline == 50.0 and shared.policy.max_retry_after == 20.0
+    monkeypatch.setenv("REVIEWLIB_CTGOV_READ_TIMEOUT", "2")
+    assert CtgovClient("http://127.0.0.1:9/").timeout == (4.0, 2.0)
 
 
 def test_retry_after_as_http_date():

@@ -28,12 +28,13 @@ Configuration from the environment (arguments override it):
 ``REVIEWLIB_CTGOV_ATTEMPTS``, ``REVIEWLIB_CTGOV_BACKOFF``
     Attempts per request (default 6) and the first backoff in seconds (default 2).
 ``REVIEWLIB_CTGOV_MAX_RETRY_AFTER``
-    Longest ``Retry-After`` waited for, in seconds (default 120).
+    Longest ``Retry-After`` waited for, in seconds (default ``REVIEWLIB_MAX_WAIT``, 120).
 ``REVIEWLIB_CTGOV_DEADLINE``
-    Seconds allowed for one request over all its attempts (default 600).
+    Seconds allowed for one request over all its attempts (default ``REVIEWLIB_DEADLINE``, 300).
 ``REVIEWLIB_CTGOV_CONNECT_TIMEOUT``, ``REVIEWLIB_CTGOV_READ_TIMEOUT``
-    Seconds to connect (default 10) and to wait for data on a connection (default 60);
-    a server that accepts and never answers is a timed-out attempt, retried like a 503.
+    Seconds to connect and to wait for data on a connection (defaults ``REVIEWLIB_CONNECT_TIMEOUT``,
+    10, and ``REVIEWLIB_READ_TIMEOUT``, 30: :mod:`reviewlib.retrieval.limits`, shared with the
+    E-utilities client); a server that accepts and never answers is a timed-out attempt, retried like a 503.
 
 The transport and the sleep are plain callables so tests can assert the retry
 schedule against the local stand-in server (tests/ctgov_server.py).
@@ -54,8 +55,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import requests
 
 from ..errors import ConfigError, CtgovError
+from . import limits
 from .ratelimit import DEFAULT_PERIOD, FileRateLimiter, RateLimiter, fcntl
-from .http import (env_number, DEFAULT_MAX_RETRY_AFTER, DeadlineExceeded, GaveUp, HttpResponse, Retry, RetryAfterTooLong,
+from .http import (env_number, DeadlineExceeded, GaveUp, HttpResponse, Retry, RetryAfterTooLong,
                    RetryPolicy, Transport, connection_reason, retry_after_seconds, session_transport)
 
 logger = logging.getLogger(__name__)
@@ -209,12 +211,15 @@ class CtgovClient:
         between half and all of it, or ``Retry-After`` if longer (base default
         ``REVIEWLIB_CTGOV_BACKOFF`` or 2 s; max 60 s).
     max_retry_after : float, optional
-        Longest ``Retry-After`` waited for (default ``REVIEWLIB_CTGOV_MAX_RETRY_AFTER`` or 120 s).
+        Longest ``Retry-After`` waited for (default ``REVIEWLIB_CTGOV_MAX_RETRY_AFTER``, else
+        ``REVIEWLIB_MAX_WAIT`` or 120 s).
     connect_timeout, read_timeout : float, optional
         Seconds to connect and to wait for each read of an answer (default
-        ``REVIEWLIB_CTGOV_CONNECT_TIMEOUT`` or 10, ``REVIEWLIB_CTGOV_READ_TIMEOUT`` or 60).
+        ``REVIEWLIB_CTGOV_CONNECT_TIMEOUT``, else ``REVIEWLIB_CONNECT_TIMEOUT`` or 10;
+        ``REVIEWLIB_CTGOV_READ_TIMEOUT``, else ``REVIEWLIB_READ_TIMEOUT`` or 30).
     deadline : float, optional
-        Seconds for one request over all its attempts (default ``REVIEWLIB_CTGOV_DEADLINE`` or 600).
+        Seconds for one request over all its attempts (default ``REVIEWLIB_CTGOV_DEADLINE``, else
+        ``REVIEWLIB_DEADLINE`` or 300).
     random, clock : callable, optional
         Jitter source in [0, 1) and monotonic clock (for tests).
 
@@ -239,6 +244,7 @@ class CtgovClient:
         self.base_url = url if url.endswith("/") else url + "/"
         self.transport = transport or session_transport()
         self.limiter = limiter or ctgov_limiter(rate)
+        shared = limits.timeouts()          # every client's limits (REVIEWLIB_DEADLINE, ...), then ctgov's own
         self.policy = RetryPolicy(
             max_attempts=max(1, int(max_attempts if max_attempts is not None
                                     else env_number("REVIEWLIB_CTGOV_ATTEMPTS", 6))),
@@ -246,13 +252,15 @@ class CtgovClient:
                                else env_number("REVIEWLIB_CTGOV_BACKOFF", 2.0)),
             backoff_max=backoff_max,
             max_retry_after=float(max_retry_after if max_retry_after is not None
-                                  else env_number("REVIEWLIB_CTGOV_MAX_RETRY_AFTER", DEFAULT_MAX_RETRY_AFTER)),
-            deadline=float(deadline if deadline is not None else env_number("REVIEWLIB_CTGOV_DEADLINE", 600.0)),
+                                  else env_number("REVIEWLIB_CTGOV_MAX_RETRY_AFTER", limits.max_wait())),
+            deadline=float(deadline if deadline is not None
+                           else env_number("REVIEWLIB_CTGOV_DEADLINE", shared.deadline)),
             sleep=sleep, clock=clock, random=random)
         self.timeout = (
             float(connect_timeout if connect_timeout is not None
-                  else env_number("REVIEWLIB_CTGOV_CONNECT_TIMEOUT", 10.0)),
-            float(read_timeout if read_timeout is not None else env_number("REVIEWLIB_CTGOV_READ_TIMEOUT", 60.0)))
+                  else env_number("REVIEWLIB_CTGOV_CONNECT_TIMEOUT", shared.connect)),
+            float(read_timeout if read_timeout is not None
+                  else env_number("REVIEWLIB_CTGOV_READ_TIMEOUT", shared.read)))
 
     def __repr__(self) -> str:
         return f"CtgovClient(base_url={self.base_url!r}, limiter={self.limiter!r})"
