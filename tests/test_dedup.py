@@ -418,3 +418,18 @@ def test_a_heading_before_the_title_is_a_duplicate_but_a_reply_is_not(data_dir):
     result = dedup.deduplicate(reply)
     assert result.n_removed == 0
     assert len(result.uncertain) == 1          # close, so listed for a person
+
+
+def test_an_erratum_in_its_articles_issue_joins_it_one_in_a_later_issue_does_not(data_dir):
+    """J Inf Technol 33(2): article 151-170, "Erratum to - <title>" on 171, labelled one report; errata in later
+    issues (26(4) -> 27(2), 32(2) -> 33(4)) and an unsigned correction in the same issue are labelled apart."""
+    records = _bib_records(data_dir / DEDUP / "digital_work_errata_same_and_later_issue.csv")
+    result = dedup.deduplicate(records)
+    assert _groups(result) == [["id_1005082", "id_1005083"]]
+    merged = result.audit.loc[~result.audit["kept"]].iloc[0]
+    assert merged["record_id"] == "id_1005083"                 # the article is the record kept
+    assert "an erratum printed in its article's issue (33(2))" in merged["reasons"]
+    # the same erratum moved to the next issue stays a record of its own
+    later = records.copy()
+    later.loc[later["record_id"] == "id_1005083", "issue"] = "3"
+    assert dedup.deduplicate(later).n_removed == 0

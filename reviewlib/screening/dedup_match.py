@@ -40,6 +40,10 @@ development data; tests/test_dedup.py pins each with a real example):
   agreeing) in one journal within a year outweigh different DOIs, volumes or first pages, a
   database's metadata error; titles of recurring items ("Special Section: ...", "Introduction to the
   Minitrack on ...") are never twins.
+* An erratum printed in its article's issue ("Erratum to <title>", same first author, journal, year,
+  volume and issue, a later first page) is part of that report (:func:`erratum_in_same_issue`); an
+  erratum in a later issue is a notice of its own.  This follows the digital-work labels (one erratum
+  merged, in its article's issue; five in later issues kept apart) and was written on them.
 * Different titles are one report only when one is a translation (bracketed, or in another
   language) and journal, volume, full page range, first author and year agree.
 * The same DOI is a duplicate when the titles agree (ratio >= 95; author spellings aside), or
@@ -543,25 +547,73 @@ def twins(i: int, j: int, f: Features) -> bool:
     return f.years[i] is not None and f.years[j] is not None and abs(f.years[i] - f.years[j]) <= 1
 
 
+_ERRATUM_PREFIX = re.compile(r"^(?:erratum|errata|corrigendum|correction)(?: to)?\s+")
+#: Conflicts an erratum printed in its article's issue has with it by nature.
+_WAIVED_FOR_ERRATA = ("DOIs differ", "first pages differ", "kinds differ (erratum / article)",
+                      "kinds differ (article / erratum)")
+
+
+def erratum_in_same_issue(i: int, j: int, f: Features) -> bool:
+    """An erratum of one article printed in the same issue, after it: part of the report as published.
+
+    "Erratum to <the article's title>" (title ratio >= 95 once "Erratum to" is dropped), the same first
+    author, journal, year, volume and issue, and a later first page.  An erratum in a later issue stays
+    a record of its own (a notice published afterwards), as the digital-work labels keep it (5 of 5);
+    the one erratum they merge with its article is in that article's issue (J Inf Technol 33(2), 171).
+    """
+    for e, a in ((i, j), (j, i)):
+        if f.kinds[e] == "erratum" and f.kinds[a] in ("article", None):
+            break
+    else:
+        return False
+    stripped = _ERRATUM_PREFIX.sub("", f.titles[e])
+    if not f.titles[a] or stripped == f.titles[e] or fuzz.ratio(stripped, f.titles[a]) < STRONG_TITLE:
+        return False
+    if authors_agree(f.authors[e], f.authors[a]) != "same":
+        return False
+    if not (f.journals[e] and f.journals[a] and journals_agree(f.journals[e], f.journals[a])):
+        return False
+    if f.years[e] is None or f.years[e] != f.years[a]:
+        return False
+    if not (f.volumes[e] and f.volumes[e] == f.volumes[a] and f.issues[e] and f.issues[e] == f.issues[a]):
+        return False
+    return bool(f.pages[e] and f.pages[a]) and int(f.pages[e]) > int(f.pages[a])
+
+
+def _waived(conflict: str | None, i: int, j: int, f: Features) -> str | None:
+    """Why the field conflicts of a pair do not count (a database's error, an erratum printed with its
+    article), or None: every conflict the pair has must be one the rule explains."""
+    if conflict in _WAIVED_FOR_TWINS and twins(i, j, f) and _field_conflict(i, j, f, _WAIVED_FOR_TWINS) is None:
+        return (f"title and all {len(f.authors[i])} authors the same in one journal; {conflict} "
+                "(one database's error?)")
+    if conflict in _WAIVED_FOR_ERRATA and erratum_in_same_issue(i, j, f) \
+            and _field_conflict(i, j, f, _WAIVED_FOR_ERRATA) is None:
+        return f"an erratum printed in its article's issue ({f.volumes[i]}({f.issues[i]})); {conflict}"
+    return None
+
+
 def hard_conflict(i: int, j: int, f: Features) -> str | None:
     """Why two records cannot be one report, or None."""
     why = _field_conflict(i, j, f)
-    if why in _WAIVED_FOR_TWINS and twins(i, j, f):
+    if why and _waived(why, i, j, f):
         return None
     return why
 
 
-def _field_conflict(i: int, j: int, f: Features) -> str | None:
-    if f.dois[i] and f.dois[j] and f.dois[i] != f.dois[j]:
+def _field_conflict(i: int, j: int, f: Features, skip: tuple[str, ...] = ()) -> str | None:
+    """The first field that keeps two records apart, or None; conflicts named in ``skip`` are passed over."""
+    if f.dois[i] and f.dois[j] and f.dois[i] != f.dois[j] and "DOIs differ" not in skip:
         return "DOIs differ"
     if f.kinds[i] and f.kinds[j] and f.kinds[i] != f.kinds[j] and {f.kinds[i], f.kinds[j]} != _PROCEEDINGS:
-        return f"kinds differ ({f.kinds[i]} / {f.kinds[j]})"
+        why = f"kinds differ ({f.kinds[i]} / {f.kinds[j]})"
+        if why not in skip:
+            return why
     if f.years[i] is not None and f.years[j] is not None and abs(f.years[i] - f.years[j]) > 1:
         return "years differ by more than one"
-    if f.volumes[i] and f.volumes[j] and f.volumes[i] != f.volumes[j]:
+    if f.volumes[i] and f.volumes[j] and f.volumes[i] != f.volumes[j] and "volumes differ" not in skip:
         return "volumes differ"
     if f.pages[i] and f.pages[j] and f.pages[i] != f.pages[j] and not (f.dois[i] and f.dois[i] == f.dois[j]) \
-            and not pages_close(i, j, f):
+            and not pages_close(i, j, f) and "first pages differ" not in skip:
         return "first pages differ"       # (article numbers and page numbers of one DOI differ)
     if f.titles[i] and f.titles[j] and _numbers(f.titles[i]) != _numbers(f.titles[j]) and not (
             f.volumes[i] and f.volumes[i] == f.volumes[j] and f.pages[i] and f.pages[i] == f.pages[j]):
@@ -593,9 +645,9 @@ def judge(i: int, j: int, f: Features, strong: float = STRONG_TITLE) -> tuple[st
         return "duplicate", "same PMID", 100.0
     conflict = _field_conflict(i, j, f)
     same_doi = bool(f.dois[i]) and f.dois[i] == f.dois[j]
-    if conflict in _WAIVED_FOR_TWINS and twins(i, j, f):
-        return ("duplicate", f"title {ratio:.1f} and all {len(f.authors[i])} authors the same in one journal; "
-                f"{conflict} (one database's error?)", ratio)
+    waived = _waived(conflict, i, j, f) if conflict else None
+    if waived:
+        return "duplicate", f"title {ratio:.1f}; {waived}", ratio
     if conflict:
         return None, conflict, ratio
     authors = authors_agree(f.authors[i], f.authors[j])
