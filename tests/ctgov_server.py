@@ -33,17 +33,18 @@ studies with new NCT ids, e.g. 2,500 of :func:`small_studies` to span three full
 from __future__ import annotations
 
 import base64
-import collections
 import copy
 import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
+
+from stand_in_http import StandInServer
 
 DATA = Path(__file__).resolve().parent / "data" / "ctgov"
 ERRORS = DATA / "errors"
@@ -122,7 +123,7 @@ class Fault:
     reached: threading.Event = field(default_factory=threading.Event)
 
 
-class CtgovServer:
+class CtgovServer(StandInServer):
     """The stand-in server; use as a context manager or call :meth:`start`/:meth:`stop`.
 
     Parameters
@@ -131,76 +132,26 @@ class CtgovServer:
         The corpus (default: the real studies of tests/data/ctgov/).
     """
 
+    url_path = "/api/v2/"
+
     def __init__(self, studies: list[dict] | None = None):
+        super().__init__()
         real, bodies = load_studies()
         self.studies = studies if studies is not None else real
         self.bodies = bodies if studies is None else {}
         self.by_nct = {nct_of(s): s for s in self.studies}
-        self.faults: collections.deque[Fault] = collections.deque()
-        self.log: list[dict] = []
         #: Called with each request's params before it is answered (e.g. to change the corpus mid-search).
         self.on_request: Callable[[dict], None] | None = None
-        self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
     def add_fault(self, kind: str, **kwargs) -> Fault:
         """Queue a fault (see :class:`Fault`) and return it (``hold`` faults: set ``.release``)."""
-        fault = Fault(kind, **kwargs)
-        with self._lock:
-            self.faults.append(fault)
-        return fault
-
-    def start(self) -> "CtgovServer":
-        server = self
-
-        class Handler(_Handler):
-            stand_in = server
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        with self._lock:
-            for f in self.faults:
-                f.release.set()
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-
-    def __enter__(self) -> "CtgovServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The base URL to give the client (ends with '/')."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/api/v2/"
+        return self._queue(Fault(kind, **kwargs))
 
     # -- inspection -------------------------------------------------------------
     def requests(self, path: str | None = None) -> list[dict]:
         """Logged requests (optionally only those to ``path``, e.g. 'studies'), oldest first."""
         with self._lock:
             return [r for r in self.log if path is None or r["path"] == path]
-
-    def max_in_window(self, window: float = 1.0, since: int = 0) -> int:
-        """The most requests that arrived within any ``window`` seconds (sliding)."""
-        times = sorted(r["time"] for r in self.requests()[since:])
-        best, lo = 0, 0
-        for hi, t in enumerate(times):
-            while t - times[lo] >= window:
-                lo += 1
-            best = max(best, hi - lo + 1)
-        return best
-
-    def min_gap(self, since: int = 0) -> float:
-        """The shortest time between two consecutive requests (inf with fewer than two)."""
-        times = sorted(r["time"] for r in self.requests()[since:])
-        return min((b - a for a, b in zip(times, times[1:])), default=float("inf"))
 
     def _take_fault(self, params: dict) -> Fault | None:
         with self._lock:
@@ -344,6 +295,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
+
+
+CtgovServer.handler = _Handler
 
 
 def main() -> None:  # pragma: no cover - manual use: python tests/ctgov_server.py

@@ -21,7 +21,6 @@ articles with new PMIDs and dates (e.g. 12,000 to exceed the 9,999 cap).
 """
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import json
 import random
@@ -29,12 +28,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
+
+from stand_in_http import StandInServer
 
 DATA = Path(__file__).resolve().parent / "data" / "eutils"
 EFETCH_DIR = DATA / "efetch"
@@ -195,7 +196,7 @@ class Fault:
     reached: threading.Event = field(default_factory=threading.Event)
 
 
-class ReplayServer:
+class ReplayServer(StandInServer):
     """The replay server; use as a context manager or call :meth:`start`/:meth:`stop`.
 
     Parameters
@@ -206,15 +207,14 @@ class ReplayServer:
         Words PubMed does not know: reported as PhraseNotFound and dropped from the query.
     """
 
+    handler_attr = "replay"
+    url_path = "/entrez/eutils/"
+
     def __init__(self, articles: list[Article] | None = None, not_found=("abcXYZ",)):
+        super().__init__()
         self.set_corpus(articles if articles is not None else load_articles())
         self.not_found = {w.lower() for w in not_found}
-        self.faults: collections.deque[Fault] = collections.deque()
-        self.log: list[dict] = []
         self.history: dict[str, dict[str, list[str]]] = {}
-        self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- set-up -------------------------------------------------------------
     def set_corpus(self, articles: list[Article]) -> None:
@@ -224,67 +224,18 @@ class ReplayServer:
 
     def add_fault(self, kind: str, endpoint: str | None = None, **kwargs) -> Fault:
         """Queue a fault (see :class:`Fault`) and return it (``hold`` faults: set ``.release``)."""
-        fault = Fault(kind, endpoint, **kwargs)
-        with self._lock:
-            self.faults.append(fault)
-        return fault
+        return self._queue(Fault(kind, endpoint, **kwargs))
 
     def expire_history(self) -> None:
         """Forget every WebEnv, as NCBI does after a while."""
         with self._lock:
             self.history.clear()
 
-    def start(self) -> "ReplayServer":
-        server = self
-
-        class Handler(_Handler):
-            replay = server
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        with self._lock:
-            for f in self.faults:
-                f.release.set()
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-
-    def __enter__(self) -> "ReplayServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The base URL to give the client (ends with '/')."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/entrez/eutils/"
-
     # -- inspection ------------------------------------------------------------
     def requests(self, endpoint: str | None = None) -> list[dict]:
         """Logged requests (optionally of one endpoint), oldest first."""
         with self._lock:
             return [r for r in self.log if endpoint is None or r["endpoint"] == endpoint]
-
-    def max_in_window(self, window: float = 1.0, since: int = 0) -> int:
-        """The most requests that arrived within any ``window`` seconds (sliding).
-
-        ``since`` skips the first requests of the log, to look at one process's run.
-        """
-        times = sorted(r["time"] for r in self.requests()[since:])
-        best, lo = 0, 0
-        for hi, t in enumerate(times):
-            while t - times[lo] >= window:
-                lo += 1
-            best = max(best, hi - lo + 1)
-        return best
 
     # -- behaviour -------------------------------------------------------------
     def _take_fault(self, endpoint: str, params: dict) -> Fault | None:
@@ -449,6 +400,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
+
+
+ReplayServer.handler = _Handler
 
 
 def main() -> None:  # pragma: no cover - manual use: python tests/eutils_server.py
