@@ -579,7 +579,11 @@ def _safety_sentences(rng: Random, n: int) -> list[str]:
     else:
         k = 1 if n == 1 else rng.randint(1, n)
         g = _weighted(rng, ((1, 70), (2, 25), (3, 5)))
-        who = "The patient" if n == 1 else f"{_cap(_num(k)) if k <= 20 else k} patients"
+        if g >= 3:
+            # severe CRS is rare in the published autoimmune series (a patient or two, not most of a cohort)
+            k = 1 + (k - 1) % min(2, n)
+        who = ("The patient" if n == 1 else "One patient" if k == 1
+               else f"{_cap(_num(k)) if k <= 20 else k} patients")
         out.append(_pick(rng, (f"{who} developed grade {g} CRS.",
                                f"Cytokine release syndrome (maximum ASTCT grade {g}) occurred in "
                                f"{'the patient' if n == 1 else f'{k}/{n} patients'}.",
