@@ -149,12 +149,12 @@ def fmt(values: list[float], spec: str) -> str:
 
 
 def print_tables(report: dict, data: dict[str, pd.DataFrame], tuned: set[str], ai: str, seeds: int,
-                 use_asr: bool) -> None:
+                 use_asr: bool, seed_start: int = 0) -> None:
     """The comparison and stopping tables of ``report`` (also from a saved JSON: --tables-from)."""
     args = argparse.Namespace(ai=ai, seeds=seeds)
     names = list(report["datasets"])
     mark = {n: " (tuned on)" if n in tuned else "" for n in names}
-    print(f"\nWSS@95 and RRF@10, mean over seeds 0..{args.seeds - 1} (same priors for both tools; priors not counted). "
+    print(f"\nWSS@95 and RRF@10, mean over seeds {seed_start}..{seed_start + args.seeds - 1} (same priors for both tools; priors not counted). "
           "Random screening: WSS@95 0, RRF@10 10.")
     print(f"| dataset | records | included | reviewlib WSS@95 | ASReview {args.ai} WSS@95 | reviewlib RRF@10 | "
           f"ASReview RRF@10 | reviewlib s/run | ASReview s/run |")
@@ -216,6 +216,8 @@ def print_tables(report: dict, data: dict[str, pd.DataFrame], tuned: set[str], a
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seed-start", type=int, default=0,
+                        help="first seed (e.g. 5 with --seeds 10: seeds 5-14, for more stopping-rule runs)")
     parser.add_argument("--ai", default="elas_u4", help="ASReview model (default: its default, elas_u4)")
     parser.add_argument("--skip-asreview", action="store_true")
     parser.add_argument("--skip-retrain", action="store_true", help="skip the retrain timing at 10,000 records")
@@ -233,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads(args.tables_from.read_text())
         all_data, tuned = datasets(args.extra)
         use_asr = any(rows["asreview"]["wss95"] for rows in report["datasets"].values())
-        print_tables(report, all_data, tuned, report.get("asreview_ai", args.ai), report["seeds"], use_asr)
+        print_tables(report, all_data, tuned, report.get("asreview_ai", args.ai), report["seeds"], use_asr,
+                     report.get("seed_start", 0))
         return 0
 
     problem = None if args.skip_asreview else ensure_asreview()
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         version = subprocess.run([str(ASR_PY), "-c", "import asreview; print(asreview.__version__)"],
                                  capture_output=True, text=True).stdout.strip()
         print(f"ASReview LAB {version} (model {args.ai}) from {ASR_VENV}")
-    report: dict = {"seeds": args.seeds, "asreview_ai": args.ai, "datasets": {}, "retrain": {}, "stopping": {}}
+    report: dict = {"seeds": args.seeds, "seed_start": args.seed_start, "asreview_ai": args.ai, "datasets": {}, "retrain": {}, "stopping": {}}
     all_data, tuned = datasets(args.extra)
     data = {k: v for k, v in all_data.items() if not args.only or k in args.only}
     report["tuned_on"] = sorted(tuned)
@@ -256,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = {tool: {"wss95": [], "rrf10": [], "seconds": [], "priors": []} for tool in ("ours", "asreview")}
             stops = {"consecutive_irrelevant": [], "hypergeometric": [], "ranked": []}
             print(f"\n{name}: {len(frame)} records, {int(y.sum())} included", flush=True)
-            for seed in range(args.seeds):
+            for seed in range(args.seed_start, args.seed_start + args.seeds):
                 priors = draw_priors(y, seed)
                 ours = simulate(frame, "label_included", seed, priors=priors)
                 rows["ours"]["wss95"].append(ours.wss95)
@@ -317,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(line, flush=True)
 
     if report["datasets"]:
-        print_tables(report, all_data, tuned, args.ai, args.seeds, use_asr)
+        print_tables(report, all_data, tuned, args.ai, args.seeds, use_asr, args.seed_start)
     for size, entry in report["retrain"].items():
         ours = statistics.median(entry["ours"]["seconds"])
         text = f"retrain at {args.records:,} records, {size} labelled: reviewlib {ours:.3f} s"
