@@ -125,6 +125,7 @@ GRID = [
     Setting("lr5_stop", relevant_weight=5.0, stop_words="english"),
     Setting("lr5_lsa100", relevant_weight=5.0, lsa=100),
     Setting("lr5_lsa100_half", relevant_weight=5.0, lsa=100, lsa_scale=0.5),
+    Setting("lr_ratio9.8", relevant_weight="ratio9.8", notes="LR with ASReview's balanced weights (ratio 9.8)"),
 ]
 
 
@@ -160,7 +161,7 @@ class GridPrioritiser:
 
     def _weights(self, y: np.ndarray, model: str) -> np.ndarray:
         n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
-        if model == "svm":
+        if model == "svm" or self.setting.relevant_weight == "ratio9.8":
             w = np.where(y == 1, 1.0, n_pos / (9.8 * n_neg))
         elif model == "nb" or self.setting.relevant_weight == "balanced":
             w = np.where(y == 1, len(y) / (2 * n_pos), len(y) / (2 * n_neg))
