@@ -200,7 +200,7 @@ def print_tables(report: dict, data: dict[str, pd.DataFrame], tuned: set[str], a
             ok = [r["review_recall"] >= 0.95 - 1e-12 for r in runs]
             totals[rule] += ok
             shares[rule] += [r["screened"] / r["n"] for r in runs]
-            cells += [f"{sum(ok)}/{len(ok)}", f"{min(r['review_recall'] for r in runs):.3f}",
+            cells += [f"{sum(ok)}/{len(ok)}", f"{min(r['review_recall'] for r in runs):.4f}",
                       f"{np.mean([r['screened'] / r['n'] for r in runs]):.0%}"]
         print(f"| {name}{mark[name]} | {len(report['stopping'][name][rules[0]])} | " + " | ".join(cells) + " |")
     promised = {"hypergeometric": "; promised >= 95 %", "ranked": "; 95 % if its assumption held",
