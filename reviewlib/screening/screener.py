@@ -27,8 +27,8 @@ confidence).  Before that phase begins the screener shows no recall guarantee an
 says so; it shows instead the ranked-order estimate of
 :func:`reviewlib.screening.stopping.ranked_line` (buscar's test on the
 decisions in the order screened), which states its assumption (the model's
-order at least as good as random) and that it is not a guarantee.  A maybe counts as an include for the rule (it
-may still be one).
+order at least as good as random) and that it is not a guarantee.  A maybe
+counts as an include for both rules (it may still be one).
 
 Without a kernel (a notebook rendered to HTML), widgets are dead; the bundle
 published by :meth:`Screener.display` carries :func:`static_summary` as its

@@ -56,8 +56,8 @@ Two other rules are computed for comparison:
     **Assumption**: the prioritised order is at least as good as random, i.e. a record the model
     ranked earlier is at least as likely to be included as one still unscreened, so the window
     holds at least as many includes as a random sample would (then ``p_n`` only overstates the
-    chance of so few).  Nothing checks that assumption: a model that has stopped finding a
-    cluster of includes it never learned (the issue's 12 %-recall case) breaks it.  The minimum
+    chance of so few).  Nothing checks that assumption: a model blind to a cluster of includes
+    unlike the ones it learned from ranks that cluster worse than random, and breaks it.  The minimum
     over windows and the test after every record are not corrected for either: with a tail that is
     exactly random it stops below the target in 9-11 % of runs (``tests/test_stopping_ranked.py``),
     and on the eight development sets it stopped below 95 % recall in 15 of 120 runs, every one on
@@ -461,7 +461,8 @@ def ranked_line(ranked_labels: Sequence[int], n_total: int, *, target: float = D
     """
     _check(target, confidence)
     p = ranked_p(ranked_labels, n_total, target)
-    verdict = (f"recall < {target:.0%} rejected, p = {p:.3f} < {1 - confidence:.2f}: you may stop" if p < 1 - confidence
+    verdict = (f"recall < {target:.0%} rejected, p = {p:.3f} < {1 - confidence:.2f}: by this estimate you may stop"
+               if p < 1 - confidence
                else f"recall >= {target:.0%} not shown (p = {p:.3f})")
     return (f"ranked-order estimate (buscar): {verdict}. It assumes the model's order is at least as good "
             "as random, which nothing checks: an estimate, not a guarantee (random sampling gives one)")
