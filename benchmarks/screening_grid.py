@@ -98,6 +98,7 @@ class Setting:
     stop_words: str | None = None     # "english": scikit-learn's English stop-word list removed
     lsa: int = 0                      # > 0: append this many latent semantic dimensions (truncated SVD of TF-IDF)
     lsa_scale: float = 1.0            # weight of the LSA block against the word block (both unit-norm rows)
+    group_z: bool = False             # standardise scores separately among title-only records and the others
     notes: str = field(default="", compare=False)
 
 
@@ -126,6 +127,8 @@ GRID = [
     Setting("lr5_lsa100", relevant_weight=5.0, lsa=100),
     Setting("lr5_lsa100_half", relevant_weight=5.0, lsa=100, lsa_scale=0.5),
     Setting("lr_ratio9.8", relevant_weight="ratio9.8", notes="LR with ASReview's balanced weights (ratio 9.8)"),
+    Setting("lr5_groupz", relevant_weight=5.0, group_z=True,
+            notes="title-only records ranked against each other (the includes left at 95 % recall are mostly title-only)"),
 ]
 
 
@@ -157,6 +160,7 @@ class GridPrioritiser:
             X = sparse.hstack([X, sparse.csr_matrix(dense)]).tocsr() / np.sqrt(1.0 + setting.lsa_scale ** 2)
         self.X = sparse.csr_matrix(X, dtype=np.float32)
         self.tiebreak = np.random.default_rng(seed).permutation(self.X.shape[0])
+        self.title_only = (frame["abstract"].fillna("").astype(str).str.strip() == "").to_numpy()
         self.clfs: list = []
 
     def _weights(self, y: np.ndarray, model: str) -> np.ndarray:
@@ -198,7 +202,13 @@ class GridPrioritiser:
                     s += (raw - raw.mean()) / (raw.std() or 1.0)
                 else:
                     s += rankdata(raw) / len(rows)
-        order = np.lexsort((self.tiebreak[rows], -np.asarray(s, dtype=float)))
+        s = np.asarray(s, dtype=float)
+        if self.setting.group_z:
+            s = s.copy()
+            for group in (self.title_only[rows], ~self.title_only[rows]):
+                if group.sum() > 1:
+                    s[group] = (s[group] - s[group].mean()) / (s[group].std() or 1.0)
+        order = np.lexsort((self.tiebreak[rows], -s))
         return list(rows[order])
 
 
