@@ -15,9 +15,11 @@ read from ../shared/data/screening.  reviewlib's default model was chosen on the
 eight sets (benchmarks/screening_grid.py), so every one of them is marked "tuned on"; sets given
 with --extra (e.g. held-out reviews) are not.
 
-Stopping rules, on reviewlib's runs: the old heuristic (max(50, 5 % of N) consecutive irrelevant)
-and the hypergeometric rule (random sampling once the heuristic fires, stop when recall < 95 % is
-rejected at 95 % confidence; reviewlib.screening.stopping); the table gives the share of runs whose
+Stopping rules, on reviewlib's runs: the old heuristic (max(50, 5 % of N) consecutive irrelevant),
+the hypergeometric rule (random sampling once the heuristic fires, stop when recall < 95 % is
+rejected at 95 % confidence; reviewlib.screening.stopping) and the ranked rule (buscar's test on
+the model's order alone, no random phase; an estimate whose assumption, an order at least as good
+as random, nothing checks); the table gives the share of runs whose
 recall at the stop (the prior included record counted: the reviewer's recall) reaches 95 %.
 
     nice -n 10 .venv/bin/python benchmarks/screening.py                 # 5 seeds, 8 sets, both tools
@@ -147,12 +149,12 @@ def fmt(values: list[float], spec: str) -> str:
 
 
 def print_tables(report: dict, data: dict[str, pd.DataFrame], tuned: set[str], ai: str, seeds: int,
-                 use_asr: bool) -> None:
+                 use_asr: bool, seed_start: int = 0) -> None:
     """The comparison and stopping tables of ``report`` (also from a saved JSON: --tables-from)."""
     args = argparse.Namespace(ai=ai, seeds=seeds)
     names = list(report["datasets"])
     mark = {n: " (tuned on)" if n in tuned else "" for n in names}
-    print(f"\nWSS@95 and RRF@10, mean over seeds 0..{args.seeds - 1} (same priors for both tools; priors not counted). "
+    print(f"\nWSS@95 and RRF@10, mean over seeds {seed_start}..{seed_start + args.seeds - 1} (same priors for both tools; priors not counted). "
           "Random screening: WSS@95 0, RRF@10 10.")
     print(f"| dataset | records | included | reviewlib WSS@95 | ASReview {args.ai} WSS@95 | reviewlib RRF@10 | "
           f"ASReview RRF@10 | reviewlib s/run | ASReview s/run |")
@@ -181,30 +183,41 @@ def print_tables(report: dict, data: dict[str, pd.DataFrame], tuned: set[str], a
         print(f"reviewlib >= ASReview on WSS@95 in {wins['wss95']} of {len(names)} sets, "
               f"on RRF@10 in {wins['rrf10']} of {len(names)}")
 
+    rules = [r for r in ("consecutive_irrelevant", "hypergeometric", "ranked")
+             if all(r in report["stopping"][name] for name in names)]
+    label = {"consecutive_irrelevant": "heuristic", "hypergeometric": "hypergeometric", "ranked": "ranked (buscar)"}
     print("\nStopping rules on reviewlib's runs: share of runs whose recall at the stop (prior included counted) "
           "reaches 95 %, and records screened at the stop (share of N)")
-    print("| dataset | runs | heuristic: runs >= 95 % | heuristic: min recall | heuristic: screened | "
-          "hypergeometric: runs >= 95 % | hypergeometric: min recall | hypergeometric: screened |")
-    print("|---|---|---|---|---|---|---|---|")
-    totals = {"consecutive_irrelevant": [], "hypergeometric": []}
+    print("| dataset | runs | " + " | ".join(f"{label[r]}: runs >= 95 % | {label[r]}: min recall | {label[r]}: screened"
+                                            for r in rules) + " |")
+    print("|---|---|" + "---|" * (3 * len(rules)))
+    totals = {r: [] for r in rules}
+    shares = {r: [] for r in rules}
     for name in names:
         cells = []
-        for rule in ("consecutive_irrelevant", "hypergeometric"):
+        for rule in rules:
             runs = report["stopping"][name][rule]
             ok = [r["review_recall"] >= 0.95 - 1e-12 for r in runs]
             totals[rule] += ok
-            cells += [f"{sum(ok)}/{len(ok)}", f"{min(r['review_recall'] for r in runs):.3f}",
+            shares[rule] += [r["screened"] / r["n"] for r in runs]
+            cells += [f"{sum(ok)}/{len(ok)}", f"{min(r['review_recall'] for r in runs):.4f}",
                       f"{np.mean([r['screened'] / r['n'] for r in runs]):.0%}"]
-        print(f"| {name}{mark[name]} | {args.seeds} | " + " | ".join(cells) + " |")
-    h, c = totals["hypergeometric"], totals["consecutive_irrelevant"]
-    print(f"| **all** | {len(h)} | {sum(c)}/{len(c)} ({sum(c) / len(c):.0%}) | | | {sum(h)}/{len(h)} "
-          f"({sum(h) / len(h):.0%}; promised >= 95 %) | | |")
-
+        print(f"| {name}{mark[name]} | {len(report['stopping'][name][rules[0]])} | " + " | ".join(cells) + " |")
+    promised = {"hypergeometric": "; promised >= 95 %", "ranked": "; 95 % if its assumption held",
+                "consecutive_irrelevant": "; no promise"}
+    cells = []
+    for rule in rules:
+        ok = totals[rule]
+        cells += [f"{sum(ok)}/{len(ok)} ({sum(ok) / len(ok):.0%}{promised[rule]})", "",
+                  f"{np.mean(shares[rule]):.0%}"]
+    print(f"| **all** | {len(totals[rules[0]])} | " + " | ".join(cells) + " |")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seed-start", type=int, default=0,
+                        help="first seed (e.g. 5 with --seeds 10: seeds 5-14, for more stopping-rule runs)")
     parser.add_argument("--ai", default="elas_u4", help="ASReview model (default: its default, elas_u4)")
     parser.add_argument("--skip-asreview", action="store_true")
     parser.add_argument("--skip-retrain", action="store_true", help="skip the retrain timing at 10,000 records")
@@ -222,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads(args.tables_from.read_text())
         all_data, tuned = datasets(args.extra)
         use_asr = any(rows["asreview"]["wss95"] for rows in report["datasets"].values())
-        print_tables(report, all_data, tuned, report.get("asreview_ai", args.ai), report["seeds"], use_asr)
+        print_tables(report, all_data, tuned, report.get("asreview_ai", args.ai), report["seeds"], use_asr,
+                     report.get("seed_start", 0))
         return 0
 
     problem = None if args.skip_asreview else ensure_asreview()
@@ -233,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         version = subprocess.run([str(ASR_PY), "-c", "import asreview; print(asreview.__version__)"],
                                  capture_output=True, text=True).stdout.strip()
         print(f"ASReview LAB {version} (model {args.ai}) from {ASR_VENV}")
-    report: dict = {"seeds": args.seeds, "asreview_ai": args.ai, "datasets": {}, "retrain": {}, "stopping": {}}
+    report: dict = {"seeds": args.seeds, "seed_start": args.seed_start, "asreview_ai": args.ai, "datasets": {}, "retrain": {}, "stopping": {}}
     all_data, tuned = datasets(args.extra)
     data = {k: v for k, v in all_data.items() if not args.only or k in args.only}
     report["tuned_on"] = sorted(tuned)
@@ -243,9 +257,9 @@ def main(argv: list[str] | None = None) -> int:
             frame.to_csv(csv, index=False)
             y = frame["label_included"].to_numpy()
             rows = {tool: {"wss95": [], "rrf10": [], "seconds": [], "priors": []} for tool in ("ours", "asreview")}
-            stops = {"consecutive_irrelevant": [], "hypergeometric": []}
+            stops = {"consecutive_irrelevant": [], "hypergeometric": [], "ranked": []}
             print(f"\n{name}: {len(frame)} records, {int(y.sum())} included", flush=True)
-            for seed in range(args.seeds):
+            for seed in range(args.seed_start, args.seed_start + args.seeds):
                 priors = draw_priors(y, seed)
                 ours = simulate(frame, "label_included", seed, priors=priors)
                 rows["ours"]["wss95"].append(ours.wss95)
@@ -267,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
                     line += f" | ASReview WSS@95 {wss(seq):.3f} RRF@10 {rrf(seq):5.1f}"
                 h = stops["hypergeometric"][-1]
                 c = stops["consecutive_irrelevant"][-1]
+                r = stops["ranked"][-1]
                 line += (f" | stop: heuristic {c['screened']} recall {c['review_recall']:.3f}, "
-                         f"hypergeometric {h['screened']} recall {h['review_recall']:.3f}")
+                         f"hypergeometric {h['screened']} recall {h['review_recall']:.3f}, "
+                         f"ranked {r['screened']} recall {r['review_recall']:.3f}")
                 print(line, flush=True)
             report["datasets"][name] = rows
             report["stopping"][name] = stops
@@ -304,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(line, flush=True)
 
     if report["datasets"]:
-        print_tables(report, all_data, tuned, args.ai, args.seeds, use_asr)
+        print_tables(report, all_data, tuned, args.ai, args.seeds, use_asr, args.seed_start)
     for size, entry in report["retrain"].items():
         ours = statistics.median(entry["ours"]["seconds"])
         text = f"retrain at {args.records:,} records, {size} labelled: reviewlib {ours:.3f} s"

@@ -90,6 +90,15 @@ class Setting:
     relevant_weight: float | str = 20.0   # weight of an included record (or "balanced")
     C: float = 1.0                    # LR inverse regularisation
     query: str = "max"                # "max" or "max_random" (5 % of picks at random)
+    combine: str = "rank"             # ensembles: "rank" (mean rank) or "z" (mean of standardised decision values)
+    char_max_features: int | None = None  # word+char: keep only the most frequent character n-grams
+    char_ngrams: tuple = (3, 5)       # word+char: character n-gram lengths (within word boundaries)
+    min_df: int = 1                   # word n-grams seen in fewer records are dropped
+    title_repeat: int = 1             # the title is read this many times (weights title words up)
+    stop_words: str | None = None     # "english": scikit-learn's English stop-word list removed
+    lsa: int = 0                      # > 0: append this many latent semantic dimensions (truncated SVD of TF-IDF)
+    lsa_scale: float = 1.0            # weight of the LSA block against the word block (both unit-norm rows)
+    group_z: bool = False             # standardise scores separately among title-only records and the others
     notes: str = field(default="", compare=False)
 
 
@@ -104,6 +113,22 @@ GRID = [
     Setting("lr20+svm", models=("lr", "svm")),
     Setting("lr20+svm_char", features="word+char", models=("lr", "svm")),
     Setting("lr20_maxrandom", query="max_random"),
+    # issue 14, second round (screening2): ensembles and cheaper character features around LR weight 5
+    Setting("lr5+svm", relevant_weight=5.0, models=("lr", "svm")),
+    Setting("lr5+svm_z", relevant_weight=5.0, models=("lr", "svm"), combine="z"),
+    Setting("lr10", relevant_weight=10.0),
+    Setting("lr5_char", relevant_weight=5.0, features="word+char"),
+    Setting("lr5_char20k", relevant_weight=5.0, features="word+char", char_max_features=20_000),
+    Setting("lr5_char44_20k", relevant_weight=5.0, features="word+char", char_ngrams=(4, 4),
+            char_max_features=20_000),
+    Setting("lr5_mindf2", relevant_weight=5.0, min_df=2),
+    Setting("lr5_title2", relevant_weight=5.0, title_repeat=2),
+    Setting("lr5_stop", relevant_weight=5.0, stop_words="english"),
+    Setting("lr5_lsa100", relevant_weight=5.0, lsa=100),
+    Setting("lr5_lsa100_half", relevant_weight=5.0, lsa=100, lsa_scale=0.5),
+    Setting("lr_ratio9.8", relevant_weight="ratio9.8", notes="LR with ASReview's balanced weights (ratio 9.8)"),
+    Setting("lr5_groupz", relevant_weight=5.0, group_z=True,
+            notes="title-only records ranked against each other (the includes left at 95 % recall are mostly title-only)"),
 ]
 
 
@@ -114,21 +139,33 @@ class GridPrioritiser:
         self.setting = setting
         self.seed = seed
         texts = record_texts(frame)
-        word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_df=0.95, strip_accents="unicode",
+        if setting.title_repeat > 1:
+            titles = frame["title"].fillna("").astype(str).tolist()
+            texts = [" ".join([t] * (setting.title_repeat - 1) + [text]) for t, text in zip(titles, texts)]
+        word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_df=0.95, min_df=setting.min_df,
+                               stop_words=setting.stop_words, strip_accents="unicode",
                                dtype=np.float32).fit_transform(texts)
         if setting.features == "word+char":
-            char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2, max_df=0.95,
+            char = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(setting.char_ngrams), sublinear_tf=True,
+                                   min_df=2, max_df=0.95, max_features=setting.char_max_features,
                                    strip_accents="unicode", lowercase=True, dtype=np.float32).fit_transform(texts)
             X = sparse.hstack([word, char]).tocsr() / np.sqrt(2.0)   # each block unit-norm: rows stay unit-norm
         else:
             X = word
+        if setting.lsa:
+            from sklearn.decomposition import TruncatedSVD
+            from sklearn.preprocessing import normalize
+            k = max(1, min(setting.lsa, word.shape[1] - 1, word.shape[0] - 1))
+            dense = normalize(TruncatedSVD(k, random_state=0).fit_transform(word)) * setting.lsa_scale
+            X = sparse.hstack([X, sparse.csr_matrix(dense)]).tocsr() / np.sqrt(1.0 + setting.lsa_scale ** 2)
         self.X = sparse.csr_matrix(X, dtype=np.float32)
         self.tiebreak = np.random.default_rng(seed).permutation(self.X.shape[0])
+        self.title_only = (frame["abstract"].fillna("").astype(str).str.strip() == "").to_numpy()
         self.clfs: list = []
 
     def _weights(self, y: np.ndarray, model: str) -> np.ndarray:
         n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
-        if model == "svm":
+        if model == "svm" or self.setting.relevant_weight == "ratio9.8":
             w = np.where(y == 1, 1.0, n_pos / (9.8 * n_neg))
         elif model == "nb" or self.setting.relevant_weight == "balanced":
             w = np.where(y == 1, len(y) / (2 * n_pos), len(y) / (2 * n_neg))
@@ -156,13 +193,22 @@ class GridPrioritiser:
         if len(self.clfs) == 1:
             clf = self.clfs[0]
             s = clf.decision_function(X) if hasattr(clf, "decision_function") else clf.predict_log_proba(X)[:, 1]
-        else:  # rank average: each member's scores turned into ranks, so scales do not matter
+        else:  # rank average (scales do not matter) or mean of standardised decision values
             s = np.zeros(len(rows))
             for clf in self.clfs:
                 raw = (clf.decision_function(X) if hasattr(clf, "decision_function")
                        else clf.predict_log_proba(X)[:, 1] - clf.predict_log_proba(X)[:, 0])
-                s += rankdata(raw) / len(rows)
-        order = np.lexsort((self.tiebreak[rows], -np.asarray(s, dtype=float)))
+                if self.setting.combine == "z":
+                    s += (raw - raw.mean()) / (raw.std() or 1.0)
+                else:
+                    s += rankdata(raw) / len(rows)
+        s = np.asarray(s, dtype=float)
+        if self.setting.group_z:
+            s = s.copy()
+            for group in (self.title_only[rows], ~self.title_only[rows]):
+                if group.sum() > 1:
+                    s[group] = (s[group] - s[group].mean()) / (s[group].std() or 1.0)
+        order = np.lexsort((self.tiebreak[rows], -s))
         return list(rows[order])
 
 

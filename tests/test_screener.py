@@ -314,6 +314,24 @@ def test_stopping_rule_is_no_guarantee_before_random_sampling(big_store, rules):
     assert "estimated recall" not in text
 
 
+def test_ranked_estimate_before_random_sampling_says_it_is_no_guarantee(big_store, rules):
+    s = screener(big_store, "ana", rules, prioritise=False, require_reason=False)
+    for _ in range(5):                                # the five lupus records, found first
+        s.buttons["include"].click()
+    for _ in range(95):
+        s.buttons["exclude"].click()
+    # 5 found, 20 unscreened: H0 needs 1 include among them; best window the 95 excludes: p = 20/115
+    assert "p = 0.174" in s.ranked_estimate and "you may stop" not in s.stopping_view.value
+    for _ in range(15):
+        s.buttons["exclude"].click()
+    # 5 unscreened: p = 5/115 = 0.043 < 0.05, and the line still says what it assumes and that it is no guarantee
+    text = s.stopping_view.value
+    assert "p = 0.043" in text and "you may stop" in text and "not a guarantee" in text
+    assert "at least as good as random" in text and s.stopping.guaranteed is False
+    s.start_random_sampling()
+    assert s.ranked_estimate is None and "buscar" not in s.stopping_view.value
+
+
 def test_random_sampling_phase_gives_the_estimate_and_resumes(big_store, rules):
     s = screener(big_store, "ana", rules, prioritise=False, require_reason=False, seed=3)
     for _ in range(5):                                # the five lupus records, found first

@@ -159,6 +159,14 @@ def test_cli_json_in_a_subprocess(tmp_path):
     assert hyper["review_recall"] == pytest.approx((hyper["included_found"] + 1) / out["included"])
     # it screens at least as far as the heuristic, so finds at least as many
     assert hyper["included_found"] >= out["stopping"]["consecutive_irrelevant"]["included_found"]
+    # the ranked (buscar) rule: on the model's own order, the stop recomputed from the recall curve's labels
+    ranked = out["stopping"]["ranked"]
+    assert ranked["guarantee"] is False and "not a guarantee" in ranked["rule"]
+    labels = np.diff(np.r_[0.0, np.asarray(curve) * (out["included"] - 1)]).round().astype(int)
+    from reviewlib.screening.stopping import ranked_stop
+    again = ranked_stop([1, 0] + labels.tolist(), out["n"], start=2)
+    assert ranked["screened"] == again["screened"] - 2 and ranked["included_found"] == again["found"] - 1
+    assert ranked["review_recall"] == pytest.approx(again["found"] / out["included"])
 
 
 def test_cli_summary_is_readable(capsys, tmp_path):

@@ -23,9 +23,12 @@ random order over every unscreened record (rule-excluded ones too) and the
 progress shows the hypergeometric stopping rule of
 :mod:`reviewlib.screening.stopping` (records screened, includes found, estimated
 recall with its interval, and whether recall >= 95 % is shown at 95 %
-confidence).  Before that phase begins the screener shows no recall estimate and
-says that it is not a guarantee.  A maybe counts as an include for the rule (it
-may still be one).
+confidence).  Before that phase begins the screener shows no recall guarantee and
+says so; it shows instead the ranked-order estimate of
+:func:`reviewlib.screening.stopping.ranked_line` (buscar's test on the
+decisions in the order screened), which states its assumption (the model's
+order at least as good as random) and that it is not a guarantee.  A maybe
+counts as an include for both rules (it may still be one).
 
 Without a kernel (a notebook rendered to HTML), widgets are dead; the bundle
 published by :meth:`Screener.display` carries :func:`static_summary` as its
@@ -48,7 +51,7 @@ import pandas as pd
 from . import decisions as dec
 from ..errors import InputError, ReviewlibError
 from .eligibility import Rules, load_rules, vocabulary
-from .stopping import DEFAULT_CONFIDENCE, DEFAULT_TARGET, StoppingEstimate, estimate
+from .stopping import DEFAULT_CONFIDENCE, DEFAULT_TARGET, StoppingEstimate, estimate, ranked_line
 from .state import DecisionState, frame_of
 
 logger = logging.getLogger(__name__)
@@ -558,6 +561,11 @@ class Screener:
                 self._estimate = f"~{rate * len(queue):.0f} (include rate so far)"
         self.current = queue[0] if queue else None
         self.stopping = self.stopping_estimate(mine)
+        self.ranked_estimate = None
+        if phase is None and len(mine):     # decisions in history order: the order they were screened in
+            relevant = mine["decision"].isin(["include", "maybe"]).astype(int).tolist()
+            self.ranked_estimate = ranked_line(relevant, len(self._by_id), target=self.target,
+                                               confidence=self.confidence)
         self._render(mine)
 
     def _render(self, mine: pd.DataFrame) -> None:
@@ -579,8 +587,11 @@ class Screener:
                                "under each record as <i>Other calls</i>).</div>")
         if self.stopping is not None:
             cls = "rl-ok" if self.stopping.stop else "rl-warn"
+            ranked = getattr(self, "ranked_estimate", None)
             self.stopping_view.value = (f"<div class='rl-progress'><span class='{cls}'>"
-                                        f"{html.escape(self.stopping.line())}</span></div>")
+                                        f"{html.escape(self.stopping.line())}</span></div>"
+                                        + (f"<div class='rl-progress'><span class='rl-warn'>{html.escape(ranked)}"
+                                           "</span></div>" if ranked else ""))
         self.bar.max = max(total, 1)
         self.bar.value = min(n_done, self.bar.max)
         self.record_view.value = _STYLE + (self._record_html(self.current) if self.current is not None

@@ -54,6 +54,13 @@ reviewer gets):
     Müller-Hansen's test rejects "recall < 95 %" at 95 % confidence (level split
     over the includes found in the sample).  Guarantee: recall >= 95 % in at
     least 95 % of runs.
+``ranked`` (:func:`reviewlib.screening.stopping.ranked_stop`)
+    No random phase: after every record screened in the model's order (priors
+    first), the buscar test treats the last n records as a random sample of
+    themselves plus the unscreened ones, for every n, and stops when the
+    smallest p of "recall < 95 %" is below 0.05.  It assumes the model's order
+    is at least as good as random; nothing checks that, so it is an estimate,
+    not a guarantee.
 """
 from __future__ import annotations
 
@@ -73,7 +80,7 @@ import pandas as pd
 from ..textfiles import check_text_file
 from ..errors import InputError
 from .prioritise import DEFAULT_MODEL, MODELS, Prioritiser
-from .stopping import DEFAULT_CONFIDENCE, DEFAULT_TARGET, random_sampling_stop
+from .stopping import DEFAULT_CONFIDENCE, DEFAULT_TARGET, random_sampling_stop, ranked_stop
 
 logger = logging.getLogger(__name__)
 
@@ -272,11 +279,30 @@ class SimulationResult:
                 "recall": found / int(np.sum(self.labels)), "review_recall": out["found"] / self.n_included,
                 "included_found": found, "p_value": out["p_value"], "recall_target": target, "confidence": confidence}
 
+    def ranked_stop(self, target: float = DEFAULT_TARGET, confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
+        """The ranked (buscar) rule's verdict on the model's order alone, tested after every record.
+
+        Returns rule, screened (after the priors), recall, review_recall, included_found, p_value,
+        stopped, recall_target, confidence and guarantee (always False: see
+        :func:`reviewlib.screening.stopping.ranked_p`).
+        """
+        order = [1, 0] + list(self.labels)                      # the priors were screened first
+        out = ranked_stop(order, self.n_records, target=target, confidence=confidence, start=len(self.priors))
+        found = out["found"] - 1
+        return {"rule": f"ranked: last n prioritised records as a random sample (buscar), stop when recall < "
+                        f"{target:.0%} is rejected at {confidence:.0%}; assumes the model's order is at least as "
+                        "good as random, not a guarantee",
+                "screened": out["screened"] - len(self.priors), "recall": found / int(np.sum(self.labels)),
+                "review_recall": out["found"] / self.n_included, "included_found": found,
+                "p_value": out["p_value"], "stopped": out["stopped"], "recall_target": target,
+                "confidence": confidence, "guarantee": False}
+
     def stops(self) -> dict[str, dict[str, Any]]:
         """Every stopping rule's verdict, by rule name (see the module docstring)."""
         heuristic = self.stop()
         heuristic["review_recall"] = (heuristic["included_found"] + 1) / self.n_included
-        return {"consecutive_irrelevant": heuristic, "hypergeometric": self.hypergeometric_stop()}
+        return {"consecutive_irrelevant": heuristic, "hypergeometric": self.hypergeometric_stop(),
+                "ranked": self.ranked_stop()}
 
     def to_dict(self, curve: bool = True) -> dict[str, Any]:
         """JSON-ready summary (the ``--json`` output)."""
@@ -752,6 +778,7 @@ def summary_text(result: SimulationResult, source: str) -> str:
     """The readable summary printed by ``reviewlib simulate``."""
     stop = result.stop()
     hyper = result.hypergeometric_stop()
+    ranked = result.ranked_stop()
     n = result.n
     lines = [
         f"Simulated screening of {source} (model {result.model}, seed {result.seed})",
@@ -767,6 +794,9 @@ def summary_text(result: SimulationResult, source: str) -> str:
         f"  stopping rule (random sampling, hypergeometric test at {hyper['confidence']:.0%} confidence): "
         f"stop after {hyper['screened']} records ({hyper['switched_at']} prioritised + {hyper['sampled']} random), "
         f"recall {hyper['recall']:.1%} ({hyper['included_found']} of {result.n_included - 1})",
+        f"  stopping rule (ranked, buscar's test on the model's order; assumes that order is at least as good "
+        f"as random, not a guarantee): stop after {ranked['screened']} records, "
+        f"recall {ranked['recall']:.1%} ({ranked['included_found']} of {result.n_included - 1})",
         f"  {result.retrains} retrains in {result.seconds:.1f} s",
     ]
     return "\n".join(lines)
