@@ -283,6 +283,23 @@ def _cache_option(module, store) -> dict[str, Any]:
     return {"cache_dir": folder / "cache"} if takes and folder is not None else {}
 
 
+def prepare_prioritiser(store, records: pd.DataFrame) -> bool:
+    """Build the prioritiser's TF-IDF of ``records`` into the review's cache, where a :class:`Screener`
+    of the same records reads it, so a reviewer's first opening skips the fit (a minute at 100,000
+    records).  ``reviewlib run`` does this in notebook 02.  Returns whether the cache now holds it.
+    """
+    module = _optional_prioritise()
+    option = _cache_option(module, store) if module is not None else {}
+    if not option or not len(records) or "record_id" not in records.columns:
+        return False
+    try:
+        module.Prioritiser(records.reset_index(drop=True), id_column="record_id", **option)
+    except (ReviewlibError, ValueError) as exc:
+        logger.warning("screener: prioritiser features not prepared (%s)", exc)
+        return False
+    return True
+
+
 def _optional_prioritise():
     try:
         from . import prioritise
