@@ -393,20 +393,31 @@ class ReviewStore:
         memo = self.__dict__.setdefault("_records_memo", {})
         if key[1] is not None and key in memo:
             return memo[key].copy()
-        frame = self._read_records(search_id)
         for old in [k for k in memo if k[1] != key[1]]:
             del memo[old]                         # records were written: what was read before is stale
+        frame = None
+        if memo:
+            # the same records as a table already read (one search found them all, say): that table
+            ids = [r[0] for r in self.connection.execute(self._records_sql(search_id, "r.record_id"),
+                                                         () if search_id is None else (search_id,))]
+            frame = next((f for f in memo.values() if len(f) == len(ids) and f["record_id"].tolist() == ids),
+                         None)
+        if frame is None:
+            frame = self._read_records(search_id)
         if key[1] is not None:
             memo[key] = frame
         return frame.copy()
 
-    def _read_records(self, search_id: int | None) -> pd.DataFrame:
+    @staticmethod
+    def _records_sql(search_id: int | None, columns: str) -> str:
         if search_id is None:
-            cur = self.connection.execute("SELECT record_id, data FROM records ORDER BY rowid")
-        else:
-            cur = self.connection.execute(
-                "SELECT r.record_id, r.data FROM records r JOIN record_sources s USING(record_id) "
-                "WHERE s.search_id=? ORDER BY r.rowid", (search_id,))
+            return f"SELECT {columns} FROM records r ORDER BY r.rowid"
+        return (f"SELECT {columns} FROM records r JOIN record_sources s USING(record_id) "
+                "WHERE s.search_id=? ORDER BY r.rowid")
+
+    def _read_records(self, search_id: int | None) -> pd.DataFrame:
+        cur = self.connection.execute(self._records_sql(search_id, "r.record_id, r.data"),
+                                      () if search_id is None else (search_id,))
         rows = cur.fetchall()
         if not rows:
             frame = empty_records()

@@ -33,16 +33,16 @@ def test_records_read_once_until_records_are_written(tmp_path, monkeypatch):
     first.loc[0, "title"] = "changed"
     first["abstract"] = None
     pd.testing.assert_frame_equal(store.records(), again)
-    assert len(store.records(search_id=sid)) == 3 and reads == [None, sid]
+    assert len(store.records(search_id=sid)) == 3 and reads == [None]    # the same records: not read again
     # decisions and meta are not records: still no new read
     store.append_decision("pmid:1", "ana", "title-abstract", "include")
     store.set_meta("something", "else")
     store.records()
-    assert reads == [None, sid]
+    assert reads == [None]
     # a write of records: read again, and the new record is there
     store.add_records(_frame([4]), search_id=sid)
     assert list(store.records()["record_id"]) == ["pmid:1", "pmid:2", "pmid:3", "pmid:4"]
-    assert len(store.records(search_id=sid)) == 4 and reads == [None, sid, None, sid]
+    assert len(store.records(search_id=sid)) == 4 and reads == [None, None]
     # a record updated in place (same PMID, new title) is read again too
     store.add_records(_frame([2], title="Corrected"))
     assert store.records().set_index("record_id").loc["pmid:2", "title"] == "Corrected 2"
@@ -64,3 +64,18 @@ def test_an_empty_store_reads_an_empty_table(tmp_path):
     assert store.records().empty and list(store.records().columns)[0] == "record_id"
     store.add_records(_frame([1]))
     assert len(store.records()) == 1
+
+
+def test_a_search_that_found_every_record_gives_the_whole_table_once(tmp_path, monkeypatch):
+    store = ReviewStore(tmp_path / "review.sqlite")
+    sid = store.add_search("pubmed", "q", count=3, status="complete")
+    store.add_records(_frame([1, 2, 3]), search_id=sid)
+    reads = _counting(store, monkeypatch)
+    by_search = store.records(search_id=sid)
+    everything = store.records()
+    pd.testing.assert_frame_equal(by_search, everything)
+    assert reads == [sid]                                    # the same records: read once
+    store.add_records(_frame([4]))                           # a record no search found
+    assert len(store.records(search_id=sid)) == 3 and len(store.records()) == 4
+    assert reads == [sid, sid, None]
+    pd.testing.assert_frame_equal(store.records(), store._read_records(None))
