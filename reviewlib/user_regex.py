@@ -21,6 +21,7 @@ text with non-ASCII letters next to a match the two can differ (measured by
 """
 from __future__ import annotations
 
+import functools
 import re
 from re import _constants as C
 from re import _parser
@@ -254,6 +255,14 @@ def compile_pattern(pattern: str, flags: int = re.IGNORECASE):
     UnsafePattern
         RE2 cannot run it and it may backtrack exponentially.
     """
+    return _compile_pattern(pattern, flags)
+
+
+@functools.lru_cache(maxsize=8192)
+def _compile_pattern(pattern: str, flags: int):
+    """:func:`compile_pattern`, kept per (pattern, flags): compiled patterns are immutable, and a
+    protocol's schema is loaded several times per run (the backtracking check of look-around
+    patterns alone took seconds each time).  A refused pattern is not kept: it raises each time."""
     compiled = re.compile(pattern, flags)
     try:
         return re2.compile(pattern, _OPTIONS if flags & re.IGNORECASE else _OPTIONS_CASE)

@@ -162,6 +162,11 @@ def test_save_and_load_round_trip_and_screening_records(tmp_path, cross_source):
     screened = dedup.screening_records(store)
     assert len(screened) == len(store.records()) - 3
     assert not set(screened["record_id"]) & back.removed_ids
+    # issue 15: screening_records reads only the audit, not every record: the same set and table
+    assert dedup._latest_removed_ids(store) == back.removed_ids and len(back.removed_ids) == 3
+    records = store.records()
+    pd.testing.assert_frame_equal(screened, records[~records["record_id"].isin(back.removed_ids)]
+                                  .reset_index(drop=True))
 
 
 # -- issue 12: evidence-based matching on real labelled records (tests/data/dedup, see its README lines) --

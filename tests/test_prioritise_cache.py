@@ -29,3 +29,34 @@ def test_cached_tfidf_gives_the_same_scores_and_ranking(tmp_path):
     Prioritiser(records.iloc[:300], seed=3, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("tfidf-*.npz"))) == 2
     del ids
+
+
+def test_the_run_prepares_the_features_a_reviewers_first_opening_reads(tmp_path, monkeypatch):
+    """Notebook 02 (``reviewlib run``) calls ``screener.prepare_prioritiser``: the screener opened
+    later on the same records reads the TF-IDF from the review's cache instead of fitting it."""
+    import pandas as pd
+    from reviewlib.records import conform
+    from reviewlib.screening import screener, tfidf
+    from reviewlib.screening.eligibility import load_rules
+    from reviewlib.protocol import load_protocol
+    from reviewlib.store import ReviewStore
+
+    store = ReviewStore(tmp_path / "review" / "review.sqlite")
+    works = read_openalex(PACKAGE_DATA / "meijboom-2021" / "works_1.zip").iloc[:300]
+    store.add_records(conform(pd.DataFrame({"title": works["title"], "abstract": works["abstract"],
+                                            "doi": works.get("doi"), "year": 2020})))
+    records = store.records().iloc[::-1]            # any index: the screener resets it
+    assert screener.prepare_prioritiser(store, records)
+    assert len(list((store.folder / "cache").glob("tfidf-*.npz"))) == 1
+    fits = []
+    real_fit = tfidf.FastTfidfVectorizer.fit_transform
+    monkeypatch.setattr(tfidf.FastTfidfVectorizer, "fit_transform",
+                        lambda self, docs, y=None: fits.append(1) or real_fit(self, docs))
+    rules = load_rules(load_protocol("car-t-autoimmune"))
+    s = screener.Screener(store, "ana", rules=rules, records=records, seed=0, min_interval=0)
+    assert s._prioritiser is not None and fits == []          # read, not fitted
+    reference = Prioritiser(records.reset_index(drop=True), id_column="record_id")
+    assert fits == [1] and (reference.X != s._prioritiser.X).nnz == 0
+    # a different record set is fitted (and cached) anew
+    assert screener.prepare_prioritiser(store, records.iloc[:100]) and fits == [1, 1]
+    assert not screener.prepare_prioritiser(store, records.iloc[:0])

@@ -116,3 +116,14 @@ def test_unsafe_breakdown_noun_is_refused_at_load(tmp_path):
         d["extraction"]["fields"]["n_by_disease"]["nouns"] = ["patients", r"(?:pt\w*)+"]
     with pytest.raises(ProtocolError, match=r"field 'n_by_disease'.*nouns.*exponential time"):
         ex.load_schema(load_protocol(_protocol(tmp_path, change)))
+
+
+def test_compiled_patterns_are_kept_and_refusals_repeat():
+    """Issue 15: a schema loaded again reuses its compiled patterns; an unsafe one is refused every time."""
+    from reviewlib import user_regex
+    first = user_regex.compile_pattern(r"(?<=CD)19\b")
+    assert user_regex.compile_pattern(r"(?<=CD)19\b") is first
+    assert user_regex.compile_pattern(r"(?<=CD)19\b", 0) is not first       # other flags: its own pattern
+    for _ in range(2):
+        with pytest.raises(user_regex.UnsafePattern):
+            user_regex.compile_pattern(r"(?=x)(a+)+$")

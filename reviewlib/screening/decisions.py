@@ -30,7 +30,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
@@ -233,14 +233,34 @@ def current_decisions(store: ReviewStore, stage: str | None = None, reviewer: st
         _check_stage(stage)
     if blind and not reviewer:
         raise InputError("blind screening needs the reviewer whose view this is: pass reviewer='name'")
-    effective = _replay(_history(store, stage))
-    current = effective[effective["_top"]] if not effective.empty else effective
+    current = _kept(store, ("current", stage), lambda: _current_all(store, stage))
     if reviewer is not None:
         reviewer = _check_reviewer(reviewer, allow_rules=True)
         if not blind or not is_revealed(store, stage or "title-abstract"):
-            current = current[current["reviewer"] == reviewer]
+            return current[current["reviewer"] == reviewer].reset_index(drop=True)
+    return current.copy()
+
+
+def _current_all(store: ReviewStore, stage: str | None) -> pd.DataFrame:
+    effective = _replay(_history(store, stage))
+    current = effective[effective["_top"]] if not effective.empty else effective
     current = current.reindex(columns=CURRENT_COLUMNS).reset_index(drop=True)
     return current.astype(object).where(current.notna(), None).astype({"decision_id": "int64"})
+
+
+def _kept(store: ReviewStore, what: tuple, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """``compute()``, kept on ``store`` while the decision log is unchanged (issue 15: a notebook derives
+    the current decisions a dozen times, each a replay of 100,000 rows).  The log is append-only
+    (no row is ever changed or deleted), so its largest id and its length say whether it changed,
+    whichever connection wrote.  Callers get the kept frame itself: copy before changing it."""
+    log = tuple(store.connection.execute("SELECT MAX(decision_id), COUNT(*) FROM decisions").fetchone())
+    memo = store.__dict__.setdefault("_decisions_memo", {})
+    key = (what, log)
+    if key not in memo:
+        for old in [k for k in memo if k[1] != log]:
+            del memo[old]                  # the log grew: what was derived before is stale
+        memo[key] = compute()
+    return memo[key]
 
 
 def history(store: ReviewStore, record_id: str) -> pd.DataFrame:
@@ -301,7 +321,8 @@ def final_decisions(store: ReviewStore, stage: str = "title-abstract",
     """
     _check_stage(stage)
     if current is None:
-        current = current_decisions(store, stage=stage)
+        return _kept(store, ("final", stage),
+                     lambda: final_decisions(store, stage, current=current_decisions(store, stage=stage))).copy()
     if current.empty:
         return pd.DataFrame(columns=FINAL_COLUMNS, dtype=object)
     classes = current["kind"].map(_kind_class)

@@ -664,11 +664,23 @@ def screening_records(store) -> pd.DataFrame:
     This is the set a reviewer screens.  Without a saved result, every record.
     """
     records = store.records()
-    result = load(store)
-    if result is None:
+    removed = _latest_removed_ids(store)
+    if removed is None:
         return records
-    removed = result.removed_ids
     return records[~records["record_id"].isin(removed)].reset_index(drop=True)
+
+
+def _latest_removed_ids(store) -> set[str] | None:
+    """``load(store).removed_ids`` from the audit table alone (``load`` decodes every record too:
+    seconds at 100,000); None without a saved result."""
+    _ensure_schema(store)
+    con = store.connection
+    run = con.execute("SELECT run_id FROM dedup_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    if run is None:
+        return None
+    rows = con.execute("SELECT record_id, kept FROM dedup_audit WHERE run_id=?", (run["run_id"],)).fetchall()
+    kept = {r["record_id"] for r in rows if bool(r["kept"])}
+    return {r["record_id"] for r in rows if not bool(r["kept"])} - kept
 
 
 # -- command line ------------------------------------------------------------------

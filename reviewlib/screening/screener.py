@@ -283,6 +283,23 @@ def _cache_option(module, store) -> dict[str, Any]:
     return {"cache_dir": folder / "cache"} if takes and folder is not None else {}
 
 
+def prepare_prioritiser(store, records: pd.DataFrame) -> bool:
+    """Build the prioritiser's TF-IDF of ``records`` into the review's cache, where a :class:`Screener`
+    of the same records reads it, so a reviewer's first opening skips the fit (a minute at 100,000
+    records).  ``reviewlib run`` does this in notebook 02.  Returns whether the cache now holds it.
+    """
+    module = _optional_prioritise()
+    option = _cache_option(module, store) if module is not None else {}
+    if not option or not len(records) or "record_id" not in records.columns:
+        return False
+    try:
+        module.Prioritiser(records.reset_index(drop=True), id_column="record_id", **option)
+    except (ReviewlibError, ValueError) as exc:
+        logger.warning("screener: prioritiser features not prepared (%s)", exc)
+        return False
+    return True
+
+
 def _optional_prioritise():
     try:
         from . import prioritise
@@ -390,6 +407,9 @@ class Screener:
         self.records = records.reset_index(drop=True)
         self._by_id = {rid: k for k, rid in enumerate(self.records["record_id"])}
         self._order = [r for r in (order if order is not None else self.records["record_id"]) if r in self._by_id]
+        self._ids = self.records["record_id"].to_numpy(dtype=object)
+        # records the given order leaves out (the prioritised queue is used only when there are none left)
+        self._unordered = set(self._by_id) - set(self._order)
         # the current decisions, kept up to date from the log (not replayed on every click)
         self.state = DecisionState(store, self.stage)
         self._prioritiser = None
@@ -469,9 +489,23 @@ class Screener:
 
     def rule_excluded_ids(self) -> set[str]:
         """Records whose current protocol-rules decision at this stage is exclude."""
+        return set(self._rule_excluded()[0])
+
+    def _rule_excluded(self) -> tuple[frozenset, "np.ndarray"]:
+        """The rule-excluded record ids and a mask of them over ``self.records``'s rows, kept until
+        the rules' decisions change (a click changes only the reviewer's: 100,000 rule rows are
+        not gathered again on each one)."""
+        import numpy as np
         self.state.sync()      # the incremental state, not a replay of the whole log
-        return {r["record_id"] for r in self.state.current_rows(dec.RULES_REVIEWER)
-                if r["decision"] == "exclude" and r["record_id"] in self._by_id}
+        key = self.state.version(dec.RULES_REVIEWER)
+        cached = getattr(self, "_rule_excluded_cache", None)
+        if cached is None or cached[0] != key:
+            ids = frozenset(r["record_id"] for r in self.state.current_rows(dec.RULES_REVIEWER, ordered=False)
+                            if r["decision"] == "exclude" and r["record_id"] in self._by_id)
+            mask = np.zeros(len(self._by_id), dtype=bool)
+            mask[[self._by_id[r] for r in ids]] = True
+            cached = self._rule_excluded_cache = (key, ids, mask)
+        return cached[1], cached[2]
 
     # -- random sampling and the stopping rule ---------------------------------------
     @property
@@ -517,23 +551,41 @@ class Screener:
         return estimate(len(self._by_id), ranked, sample if phase else [], target=self.target,
                         confidence=self.confidence)
 
+    def _any_left(self, done: set[str]) -> bool:
+        """Whether the given order holds a record not in ``done``."""
+        return any(r not in done for r in self._order)
+
+    def _sampling_order(self, seed: int) -> list[str]:
+        """:func:`sampling_order` of every record (kept per seed: the order of a subset is this one filtered)."""
+        cached = getattr(self, "_sampling_cache", None)
+        if cached is None or cached[0] != seed:
+            cached = self._sampling_cache = (seed, sampling_order(list(self._by_id), seed))
+        return cached[1]
+
     def _labels(self, mine: pd.DataFrame) -> dict[str, int]:
         decided = mine[mine["decision"].isin(["include", "exclude"])]
         return {r: int(d == "include") for r, d in zip(decided["record_id"], decided["decision"])}
 
     def refresh(self) -> None:
         """Recompute the queue (priority order) and show the next record."""
+        import numpy as np
         mine = self.my_decisions()
         done = set(mine["record_id"])
         labels = self._labels(mine)
-        queue = [r for r in self._order if r not in done]
         self._estimate = None
-        if self._prioritiser is not None and queue:
+        # the queue is worked out on row positions (numpy), not by walking 100,000 ids several times
+        done_mask = np.zeros(len(self._by_id), dtype=bool)
+        done_mask[[self._by_id[r] for r in done]] = True
+        queue_rows = None          # row positions of the queue, when the prioritiser ordered it
+        if self._prioritiser is not None and self._any_left(done):
             try:
-                ranked = self._prioritiser.rank(labels)
-                ranked = [r for r in ranked if r not in done]
-                if set(ranked) == set(queue):
-                    queue = ranked
+                self._prioritiser.fit(labels)
+                labelled = np.zeros(len(self._by_id), dtype=bool)
+                labelled[[self._by_id[r] for r in labels]] = True
+                ranked = self._prioritiser.rank_indices(np.flatnonzero(~labelled))   # what rank(labels) orders
+                ranked = ranked[~done_mask[ranked]]
+                if self._unordered <= done:    # the same records as the given order's queue
+                    queue_rows = ranked
                 if len(set(labels.values())) == 2:
                     # a model fitted on one class only says "all relevant" or "none": not an estimate
                     est = self._prioritiser.estimate_relevant_remaining(labels)
@@ -541,13 +593,21 @@ class Screener:
             except (ReviewlibError, ValueError) as exc:
                 logger.warning("screener: prioritisation failed (%s); using the given order", exc)
         phase = self.sampling_phase()
-        rule_excluded = self.rule_excluded_ids() - done
-        self.n_rule_excluded = len(rule_excluded)
+        rule_ids, rule_mask = self._rule_excluded()
+        self.n_rule_excluded = len(rule_ids) - sum(1 for r in done if r in rule_ids)
         if phase is not None:      # random sampling: every unscreened record, in the phase's random order
-            queue = sampling_order([r for r in self._by_id if r not in done], phase["seed"])
-        elif rule_excluded:
-            kept = [r for r in queue if r not in rule_excluded]
-            queue = kept + ([r for r in queue if r in rule_excluded] if self.rule_excluded == "last" else [])
+            queue = [r for r in self._sampling_order(phase["seed"]) if r not in done]
+        elif queue_rows is not None:
+            if self.n_rule_excluded:
+                excluded = rule_mask[queue_rows]
+                queue_rows = (np.concatenate([queue_rows[~excluded], queue_rows[excluded]])
+                              if self.rule_excluded == "last" else queue_rows[~excluded])
+            queue = self._ids[queue_rows].tolist()
+        else:
+            queue = [r for r in self._order if r not in done]
+            if self.n_rule_excluded:
+                kept = [r for r in queue if r not in rule_ids]
+                queue = kept + ([r for r in queue if r in rule_ids] if self.rule_excluded == "last" else [])
         self._queue = queue
         if self._estimate is None:
             if not queue:
@@ -672,15 +732,17 @@ class Screener:
     def _others_html(self, record_id: str | None) -> str:
         if record_id is None or (self.blind and not dec.is_revealed(self.store, self.stage)):
             return ""
-        current = frame_of(self.state.current_rows(record_id=record_id))
-        others = current[(current["record_id"] == record_id) & (current["reviewer"] != self.reviewer)]
-        if others.empty:
+        # the rows as they are (a frame of two rows costs more than the whole page)
+        others = [r for r in self.state.current_rows(record_id=record_id)
+                  if r["record_id"] == record_id and r["reviewer"] != self.reviewer]
+        if not others:
             return ""
         items = ", ".join(
-            ("protocol rules propose" if r.reviewer == dec.RULES_REVIEWER else f"{html.escape(str(r.reviewer))}:")
-            + f" {html.escape(str(r.decision))}"
-            + (f" ({html.escape(self.reasons.get(r.reason, str(r.reason)))})" if r.reason else "")
-            for r in others.itertuples(index=False))
+            ("protocol rules propose" if r["reviewer"] == dec.RULES_REVIEWER
+             else f"{html.escape(str(r['reviewer']))}:")
+            + f" {html.escape(str(r['decision']))}"
+            + (f" ({html.escape(self.reasons.get(r['reason'], str(r['reason'])))})" if r["reason"] else "")
+            for r in others)
         return f"<div class='rl-record' style='color:#555'>Other calls: {items}</div>"
 
     def _criteria_html(self) -> str:

@@ -105,21 +105,54 @@ def links_from_pubmed_xml(sources: Any) -> pd.DataFrame:
         sources = [sources]
     rows = []
     for source in sources:
-        data, name = _xml_bytes(source)
+        stream, name = _xml_stream(source)
         try:
-            for _, el in etree.iterparse(io.BytesIO(data), events=("end",), tag="PubmedArticle", **_PARSER_KW):
-                pmid = (el.findtext("MedlineCitation/PMID") or "").strip()
-                if pmid:
-                    for bank in el.iterfind("MedlineCitation/Article/DataBankList/DataBank"):
-                        if (bank.findtext("DataBankName") or "").strip().lower() != "clinicaltrials.gov":
-                            continue
-                        for acc in bank.iterfind("AccessionNumberList/AccessionNumber"):
-                            for nct in find_nct_ids((acc.text or "").strip()):
-                                rows.append((f"pmid:{pmid}", nct, "pubmed databank"))
-                el.clear()
+            with stream:
+                # streamed (a 100,000-record snapshot is over a gigabyte of XML): each article is dropped
+                # once parsed, and Python sees only the rare DataBank elements, in document order
+                for _, el in etree.iterparse(stream, events=("end",), tag=("DataBank", "PubmedArticle"),
+                                             **_PARSER_KW):
+                    if el.tag == "PubmedArticle":
+                        el.clear()
+                        while el.getprevious() is not None:
+                            del el.getparent()[0]
+                        continue
+                    citation = _ancestor(el, ("DataBankList", "Article", "MedlineCitation"))
+                    if citation is None or (citation.getparent() is None
+                                            or citation.getparent().tag != "PubmedArticle"):
+                        continue
+                    pmid = (citation.getparent().findtext("MedlineCitation/PMID") or "").strip()
+                    if not pmid or (el.findtext("DataBankName") or "").strip().lower() != "clinicaltrials.gov":
+                        continue
+                    for acc in el.iterfind("AccessionNumberList/AccessionNumber"):
+                        for nct in find_nct_ids((acc.text or "").strip()):
+                            rows.append((f"pmid:{pmid}", nct, "pubmed databank"))
         except etree.XMLSyntaxError as exc:
             raise InputError(f"{name} is not well-formed PubMed XML ({exc}): fetch it again", source=name) from None
     return _frame(rows)
+
+
+def _ancestor(el: Any, tags: tuple[str, ...]) -> Any:
+    """The element reached from ``el`` through parents tagged ``tags`` in turn (None if the chain differs)."""
+    for tag in tags:
+        el = el.getparent()
+        if el is None or el.tag != tag:
+            return None
+    return el
+
+
+def _xml_stream(source: Any) -> tuple[Any, str]:
+    """A binary stream of efetch XML (gunzipped as it is read) and its name for messages."""
+    if isinstance(source, (bytes, bytearray)):
+        data, name = _xml_bytes(source)
+        return io.BytesIO(data), name
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"PubMed XML file not found: {path}: give an efetch XML file (.xml or .xml.gz)",
+                         source=str(path))
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    return (gzip.open(path, "rb") if gzipped else open(path, "rb")), str(path)
 
 
 def links_from_trials(trials: pd.DataFrame) -> pd.DataFrame:
