@@ -52,3 +52,32 @@ def test_a_value_built_as_markup_keeps_its_markup_and_escapes_its_parts(tmp_path
     doc = lhtml.document_fromstring(path.read_bytes())
     code = doc.find_class("query")[0]
     assert code.tag == "code" and code.text_content() == f"car {XSS}"
+
+
+def test_figures_are_embedded_as_the_same_pixels_in_fewer_bytes():
+    """A forest-plot-like figure: lossless WebP of the saved PNG, pixel for pixel, and smaller; bytes that are
+    no image are embedded as given."""
+    import io
+
+    import numpy as np
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from reviewlib.report.notebook import embeddable_image
+
+    fig = Figure(figsize=(8, 12), dpi=110)
+    ax = fig.add_subplot()
+    for i in range(80):
+        ax.plot([0.2 + i % 7 / 20, 0.8], [i, i], color="#0072B2")
+        ax.text(0, i, f"Study {i} 2024  {i % 9}/{i % 13 + 9}", fontsize=8)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", facecolor="white")
+    png = buffer.getvalue()
+    mime, data = embeddable_image(png)
+    assert mime == "image/webp" and len(data) < 0.7 * len(png)
+    with Image.open(io.BytesIO(png)) as a, Image.open(io.BytesIO(data)) as b:
+        assert a.size == b.size
+        assert np.array_equal(np.asarray(a.convert("RGBA")), np.asarray(b.convert("RGBA")))
+    assert embeddable_image(b"not an image") == ("image/png", b"not an image")
+    html = pages.snippet("image", "QUJD", 'alt "x" <b>', "image/webp")
+    assert html.startswith('<img src="data:image/webp;base64,QUJD"') and "&lt;b&gt;" in html
