@@ -10,15 +10,7 @@ from reviewlib.screening import decisions
 from reviewlib.screening.practice import practice_notice, practice_store
 from reviewlib.screening.screener import Screener
 from reviewlib.store import ReviewStore
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        self.now += 5.0
-        return self.now
+from stepping_clock import SteppingClock
 
 
 @pytest.fixture
@@ -42,7 +34,7 @@ def test_screener_clicks_in_practice_mode_never_reach_the_review_store(review, t
     practice = practice_store(review)
     assert practice.path == review.path.parent / "practice.sqlite"
     s = Screener(practice, "ana", records=review.records().assign(record_id=lambda f: "pmid:" + f["pmid"]),
-                 prioritise=False, require_reason=False, clock=Clock())
+                 prioritise=False, require_reason=False, clock=SteppingClock())
     assert s.decide("exclude") is not None and s.decide("include") is not None
     assert _rows(review) == before                                   # the demo's store: untouched
     assert set(decisions.current_decisions(review)["reviewer"]) == {"demo reviewer"}

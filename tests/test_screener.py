@@ -15,22 +15,9 @@ from reviewlib.records import conform
 from reviewlib.screening.screener import Screener, highlight, static_summary
 from reviewlib.screening.eligibility import load_rules
 from reviewlib.store import ReviewStore
+from stepping_clock import SteppingClock
 
 UNTRUSTED = 'CD19 CAR T cells in lupus <script>alert("x")</script> & <b>bold</b> claims'
-
-
-class SteppingClock:
-    """A clock that moves ``step`` seconds at each reading: every click comes well after the last."""
-
-    def __init__(self, step: float = 5.0):
-        self.now, self.step = 0.0, step
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def screener(store, reviewer, rules, **kw):

@@ -14,6 +14,7 @@ from reviewlib.screening.eligibility import load_rules
 from reviewlib.protocol import load_protocol
 from reviewlib.screening.screener import Screener, sampling_order
 from reviewlib.store import ReviewStore
+from stepping_clock import SteppingClock
 
 WORDS = ("lupus CAR T cells myositis sclerosis statins heart failure belimumab rituximab nephritis "
          "trial cohort mice vitro remission relapse safety cytokine").split()
@@ -72,22 +73,13 @@ def _store(tmp_path, n: int = 80) -> ReviewStore:
     return store
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        self.now += 5.0
-        return self.now
-
-
 @pytest.mark.parametrize("rule_excluded,order_subset", [("last", False), ("omit", False), ("last", True)])
 def test_queue_after_random_clicks_undos_and_skips_equals_the_code_before(tmp_path, rules, rule_excluded,
                                                                            order_subset):
     store = _store(tmp_path)
     ids = list(store.records()["record_id"])
     order = ids[::-1][:60] if order_subset else None      # a given order leaving records out
-    s = Screener(store, "ana", rules=rules, seed=3, clock=Clock(), rule_excluded=rule_excluded, order=order)
+    s = Screener(store, "ana", rules=rules, seed=3, clock=SteppingClock(), rule_excluded=rule_excluded, order=order)
     same_as_before(s)
     rng = random.Random(7)
     for step in range(45):
@@ -116,7 +108,7 @@ def test_queue_after_random_clicks_undos_and_skips_equals_the_code_before(tmp_pa
 
 def test_random_sampling_queue_equals_the_code_before(tmp_path, rules):
     store = _store(tmp_path, n=50)
-    s = Screener(store, "ana", rules=rules, seed=5, clock=Clock())
+    s = Screener(store, "ana", rules=rules, seed=5, clock=SteppingClock())
     for k in range(8):
         s.reason.value = "wrong-population"
         s.decide("include" if k % 3 == 0 else "exclude")
@@ -133,7 +125,7 @@ def test_random_sampling_queue_equals_the_code_before(tmp_path, rules):
 
 def test_rule_excluded_ids_follow_new_rule_decisions(tmp_path, rules):
     store = _store(tmp_path, n=20)
-    s = Screener(store, "ana", rules=rules, seed=0, clock=Clock(), prioritise=False)
+    s = Screener(store, "ana", rules=rules, seed=0, clock=SteppingClock(), prioritise=False)
     before = s.rule_excluded_ids()
     assert before == {f"pmid:{i}" for i in range(1, 21, 4)}
     store.append_decision("pmid:2", "rules", "title-abstract", "exclude", "wrong-population", None, kind="rule")
