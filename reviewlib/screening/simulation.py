@@ -80,7 +80,7 @@ import pandas as pd
 from ..textfiles import check_text_file
 from ..errors import InputError
 from .prioritise import DEFAULT_MODEL, MODELS, Prioritiser
-from .stopping import DEFAULT_CONFIDENCE, DEFAULT_TARGET, random_sampling_stop, ranked_stop
+from .stopping import DEFAULT_CONFIDENCE, DEFAULT_TARGET, consecutive_irrelevant, random_sampling_stop, ranked_stop
 
 logger = logging.getLogger(__name__)
 
@@ -175,14 +175,8 @@ def default_patience(n: int) -> int:
     return max(50, math.ceil(0.05 * n))
 
 
-def consecutive_irrelevant_stop(sequence: Sequence[int], patience: int) -> int:
-    """Number screened when ``patience`` irrelevant records in a row were seen (len(sequence) if never)."""
-    run = 0
-    for k, label in enumerate(sequence, start=1):
-        run = 0 if label else run + 1
-        if run >= patience:
-            return k
-    return len(sequence)
+#: Number screened when ``patience`` irrelevant records in a row were seen (the stopping module's rule).
+consecutive_irrelevant_stop = consecutive_irrelevant
 
 
 # --------------------------------------------------------------------------- results
