@@ -41,7 +41,7 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -238,6 +238,21 @@ class _UnionFind:
         return True
 
 
+def _links_from(kept: int, edges: Mapping[int, list[tuple]], blank: tuple = ()) -> dict[int, tuple]:
+    """Breadth-first from the kept record of a group: ``{member: (the member it was reached from, *that
+    edge's data)}``, so each member's rule is the link that reached it; the kept one maps to
+    ``(None, *blank)``.  ``edges[i]`` lists ``(j, *data)`` for every link of ``i``."""
+    via: dict[int, tuple] = {kept: (None, *blank)}
+    queue = [kept]
+    while queue:
+        cur = queue.pop(0)
+        for nxt, *data in edges.get(cur, ()):
+            if nxt not in via:
+                via[nxt] = (cur, *data)
+                queue.append(nxt)
+    return via
+
+
 def _clean_id(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return None
@@ -403,15 +418,7 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD,
         kept = group[choose_kept([rows[m] for m in group], group)]
         keep_rows.append(kept)
         filled[kept] = _fill_from(rows[kept], [rows[m] for m in group if m != kept])
-        # breadth-first from the kept record: each member's rule is the link that reached it
-        via: dict[int, tuple] = {kept: (None, None, None, None)}
-        queue = [kept]
-        while queue:
-            cur = queue.pop(0)
-            for nxt, rule, score, reasons in edges[cur]:
-                if nxt not in via:
-                    via[nxt] = (cur, rule, score, reasons)
-                    queue.append(nxt)
+        via = _links_from(kept, edges, blank=(None, None, None))
         for m in sorted(group):
             parent, rule, score, reasons = via[m]
             audit_rows.append({"group_id": group_no, "record_id": ids[m], "kept": m == kept, "rule": rule,

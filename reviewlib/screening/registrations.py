@@ -22,6 +22,7 @@ tables count published reports; the registry section counts registrations).
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from typing import Any, Mapping
 
 import pandas as pd
@@ -131,54 +132,39 @@ def deduplicate(records: pd.DataFrame, trials: pd.DataFrame | None = None,
 
 def _registration_groups(ids: list[str], links: list[tuple[str, str, str]],
                          marks: pd.DataFrame | None) -> list[tuple[str, list[tuple[str, str, str]]]]:
-    """Registrations joined by register ids and reviewers' marks, never across a "not duplicates" mark.
+    """Registrations joined by reviewers' marks and register ids, never across a "not duplicates" mark
+    (the latest mark on a pair wins, as for publications: :func:`dedup._mark_pairs`).
 
     Returns ``(kept id, [(member id, the id it was joined to, rule), ...])`` for each group of two or
     more, the kept one the first in ``ids``; a reviewer's merge is rule ``'reviewer'``.
     """
     order = {r: i for i, r in enumerate(ids)}
-    latest: dict[tuple[str, str], str] = {}
-    if marks is not None:
-        for kind, marked in zip(marks["kind"], marks["record_ids"]):
-            marked = [r for r in marked if r in order]
-            for a in range(len(marked)):
-                for b in range(a + 1, len(marked)):
-                    latest[tuple(sorted((marked[a], marked[b])))] = kind
-    apart = {pair for pair, kind in latest.items() if kind == "not-duplicates"}
-    edges = [(a, b, "reviewer") for (a, b), kind in latest.items() if kind == "duplicates"]
-    edges += [(a, b, rule) for a, b, rule in links if a in order and b in order
-              and tuple(sorted((a, b))) not in latest]
-    group_of = {r: [r] for r in ids}
-    joined: dict[str, list[tuple[str, str, str]]] = {}
-    for a, b, rule in edges:
-        ga, gb = group_of[a], group_of[b]
-        if ga is gb or any(tuple(sorted((x, y))) in apart for x in ga for y in gb):
-            continue
-        ga.extend(gb)
-        for r in gb:
-            group_of[r] = ga
-        joined.setdefault(id(ga), []).extend(joined.pop(id(gb), []))
-        joined[id(ga)].append((a, b, rule))
+    apart, together = dedup._mark_pairs(marks, {r: [i] for r, i in order.items()})
+    uf = dedup._UnionFind(len(ids))
+    members: dict[int, list[int]] = {i: [i] for i in range(len(ids))}
+    edges: dict[int, list[tuple[int, str]]] = defaultdict(list)
+
+    def join(a: int, b: int, rule: str) -> None:
+        ra, rb = uf.find(a), uf.find(b)
+        if ra == rb or any((min(x, y), max(x, y)) in apart for x in members[ra] for y in members[rb]):
+            return
+        uf.union(a, b)
+        root = uf.find(a)
+        members[root].extend(members.pop(rb if root == ra else ra))
+        edges[a].append((b, rule))
+        edges[b].append((a, rule))
+
+    for a, b in together:
+        join(a, b, "reviewer")
+    for a, b, rule in links:
+        if a in order and b in order:
+            join(order[a], order[b], rule)
     out = []
-    for group in {id(g): g for g in group_of.values()}.values():
-        if len(group) < 2:
-            continue
-        kept = min(group, key=order.get)
-        # each member once, with the link that reached it from the kept one (breadth-first)
-        adjacent: dict[str, list[tuple[str, str]]] = {}
-        for a, b, rule in joined[id(group)]:
-            adjacent.setdefault(a, []).append((b, rule))
-            adjacent.setdefault(b, []).append((a, rule))
-        seen, queue, members = {kept}, [kept], []
-        while queue:
-            cur = queue.pop(0)
-            for nxt, rule in sorted(adjacent.get(cur, []), key=lambda e: order[e[0]]):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    queue.append(nxt)
-                    members.append((nxt, cur, rule))
-        out.append((kept, members))
-    return sorted(out, key=lambda g: order[g[0]])
+    for kept, group in sorted(members.items()):        # the root is the group's first record
+        if len(group) > 1:
+            via = dedup._links_from(kept, edges)
+            out.append((ids[kept], [(ids[m], ids[via[m][0]], via[m][1]) for m in sorted(group) if m != kept]))
+    return out
 
 
 def curation(protocol: Any) -> dict[str, str] | None:
