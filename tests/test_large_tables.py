@@ -23,15 +23,20 @@ def _records(n: int) -> pd.DataFrame:
                          "publication types": [["Journal Article", "Case Reports"]] * n})
 
 
-def test_long_table_is_cut_in_the_page_and_written_whole_to_csv(tmp_path):
-    folder = tmp_path / "tables"
+def _shown_page(folder, records, caption) -> str:
+    """The HTML ``report.show_table`` displays, with the run's tables folder set to ``folder``."""
     report.init_tables(folder)
     try:
         with capture_output() as shown:
-            report.show_table(_records(20_000), caption="20000 records in this run")
+            report.show_table(records, caption=caption)
     finally:
         large_tables.set_folder(None)
-    page = "".join(o.data.get("text/html", "") for o in shown.outputs)
+    return "".join(o.data.get("text/html", "") for o in shown.outputs)
+
+
+def test_long_table_is_cut_in_the_page_and_written_whole_to_csv(tmp_path):
+    folder = tmp_path / "tables"
+    page = _shown_page(folder, _records(20_000), "20000 records in this run")
     assert len(page.encode()) < 1_000_000                      # 20,000 rows would be several MB
     assert "Report 499 " in page and "Report 500 " not in page
     assert "The first 500 of 20,000 rows are shown" in page
@@ -43,13 +48,7 @@ def test_long_table_is_cut_in_the_page_and_written_whole_to_csv(tmp_path):
 
 
 def test_short_table_is_shown_whole_and_nothing_written(tmp_path):
-    report.init_tables(tmp_path / "tables")
-    try:
-        with capture_output() as shown:
-            report.show_table(_records(40), caption="forty")
-    finally:
-        large_tables.set_folder(None)
-    page = "".join(o.data.get("text/html", "") for o in shown.outputs)
+    page = _shown_page(tmp_path / "tables", _records(40), "forty")
     assert "Report 39 " in page and "rows are shown" not in page
     assert not (tmp_path / "tables").exists()
 
