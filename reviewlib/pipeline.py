@@ -57,7 +57,7 @@ from .screening import decisions
 from .errors import ConfigError, InputError, PipelineError, ReviewlibError
 from .protocol import Protocol, load_protocol
 from .store import ReviewStore
-from . import runstate
+from . import run_inputs, runstate
 from .parameters import check_values
 
 logger = logging.getLogger(__name__)
@@ -492,6 +492,8 @@ class RunResult:
     manifest: dict[str, Any]
     index: Path
     pages: list[Path] = field(default_factory=list)
+    #: True when nothing ran: the newest complete run read the same inputs (``run_inputs``), so it is current.
+    current: bool = False
 
     @property
     def changes(self) -> dict[str, Any]:
@@ -814,7 +816,7 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
                results_dir: str | Path | None = None, reviews_dir: str | Path | None = None,
                review_dir: str | Path | None = None, notebooks: str | Path | None = None,
                shared_kernel: bool = True, full_search: bool = False, kernel_name: str = "python3",
-               timeout: int = 1800, render: bool = True) -> RunResult:
+               timeout: int = 1800, render: bool = True, force: bool = False) -> RunResult:
     """Run a review's notebooks in order and publish the run.
 
     Five steps, each a function of its own: :func:`prepare_run` (check the
@@ -853,6 +855,11 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
         (otherwise only records added since the previous run are fetched).
     render : bool
         Render HTML pages and index (the benchmark can turn it off).
+    force : bool
+        Run even when nothing changed.  By default an offline run whose inputs (protocol and the
+        files it names, notebooks, reviewlib's code, library versions, parameters, the review store's
+        bytes: :func:`reviewlib.run_inputs.fingerprint`) equal those of the newest complete run makes
+        no new run and returns that one, ``current=True``.
 
     Returns
     -------
@@ -868,7 +875,9 @@ def run_review(protocol: str | Path | None = None, *, offline: bool = True, para
     """
     plan = prepare_run(protocol, offline=offline, parameters=parameters, results_dir=results_dir,
                        reviews_dir=reviews_dir, review_dir=review_dir, notebooks=notebooks,
-                       shared_kernel=shared_kernel, full_search=full_search, render=render)
+                       shared_kernel=shared_kernel, full_search=full_search, render=render, force=force)
+    if plan.current is not None:
+        return current_result(plan.current)
     timings = execute_run(plan, kernel_name=kernel_name, timeout=timeout)
     result = publish_run(plan, timings)
     record_run(plan)
@@ -897,6 +906,10 @@ class RunPlan:
     render: bool = True
     started: float = field(default_factory=time.perf_counter)
     lock: Any = None  # runstate.RunLock, released when the run is recorded or marked failed
+    #: What the run reads (run_inputs.fingerprint, the store as it was before the run), for the manifest.
+    inputs: dict[str, Any] | None = None
+    #: Set instead of a new run folder when the newest complete run read the same inputs (nothing to do).
+    current: Path | None = None
 
     @property
     def secrets(self) -> list[str | None]:
@@ -908,12 +921,14 @@ def prepare_run(protocol: str | Path | None = None, *, offline: bool = True,
                 parameters: Mapping[str, Any] | None = None, results_dir: str | Path | None = None,
                 reviews_dir: str | Path | None = None, review_dir: str | Path | None = None,
                 notebooks: str | Path | None = None, shared_kernel: bool = True, full_search: bool = False,
-                render: bool = True) -> RunPlan:
+                render: bool = True, force: bool = False) -> RunPlan:
     """Step 1 of :func:`run_review`: check everything, then make the run folder and its first manifest.
 
     Nothing is written before the protocol, the notebooks and the parameters
     are known to be good.  The manifest written here says ``running``, so a
-    folder left by a killed run is never taken for a complete one.
+    folder left by a killed run is never taken for a complete one.  Unless
+    ``force``, an offline run that would read what the newest complete run read
+    makes no folder: the plan's ``current`` names that run.
     """
     started = datetime.now(timezone.utc)
     _skip_slow_imports()
@@ -935,6 +950,16 @@ def prepare_run(protocol: str | Path | None = None, *, offline: bool = True,
     results_root = Path(results_dir or project_root() / "results") / proto.name
     results_root.mkdir(parents=True, exist_ok=True)
     rdir = Path(review_dir) if review_dir else default_review_dir(proto.name, reviews_dir)
+    inputs = run_inputs.fingerprint(proto, sources, dict(user, review_dir=str(rdir.resolve())), rdir / STORE_NAME,
+                                    offline=offline, versions=package_versions())
+    current = None if force else run_inputs.current_run(results_root, inputs)
+    if current is not None:
+        logger.info("run %s of %s read the same inputs (snapshot, protocol, notebooks, code, parameters, store): "
+                    "it is current, nothing to run", current.name, proto.name)
+        return RunPlan(protocol=proto, notebook_dir=nb_dir, sources=sources, declared=declared, known=known,
+                       parameters=user, replication=replication, results_root=results_root, review_dir=rdir,
+                       run_id=current.name, run_dir=current, previous=None, since=None, manifest={},
+                       render=render, inputs=inputs, current=current)
     run_id = _new_run_id(results_root, started)
     run_dir = results_root / run_id
     runstate.mark_stale_runs(results_root)  # folders left 'running' by killed runs become 'interrupted'
@@ -952,7 +977,7 @@ def prepare_run(protocol: str | Path | None = None, *, offline: bool = True,
     plan = RunPlan(protocol=proto, notebook_dir=nb_dir, sources=sources, declared=declared, known=known,
                    parameters=base, replication=replication, results_root=results_root, review_dir=rdir,
                    run_id=run_id, run_dir=run_dir, previous=previous, since=since, manifest=manifest,
-                   render=render, lock=lock)
+                   render=render, lock=lock, inputs=inputs)
     living.write_json(run_dir / living.MANIFEST_FILE, _jsonable(manifest))
     return plan
 
@@ -1019,6 +1044,9 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
     PipelineError
         A notebook failed; the run is marked failed and the partly executed notebook kept.
     """
+    if plan.current is not None:
+        raise PipelineError(f"run {plan.current.name} is current (nothing changed): there is no new run to execute; "
+                            "prepare the run with force=True to run again")
     timings: list[dict[str, Any]] = []
     kernel = _Kernel(plan.manifest.get("kernel") == "shared", kernel_name)
     try:
@@ -1149,9 +1177,16 @@ def publish_run(plan: RunPlan, timings: list[dict[str, Any]]) -> RunResult:
 
 
 def record_run(plan: RunPlan) -> Path:
-    """Step 4 of :func:`run_review`: write the manifest, last: from now on the run is complete."""
+    """Step 4 of :func:`run_review`: write the manifest, last: from now on the run is complete.
+
+    The manifest keeps what the run read (``inputs``), with the review store as the run left it, so
+    that the next offline run can tell whether anything changed since.
+    """
     path = plan.run_dir / living.MANIFEST_FILE
     try:
+        if plan.inputs is not None and plan.manifest.get("status") == "complete":
+            plan.manifest["inputs"] = dict(plan.inputs,
+                                           store=run_inputs.store_digest(plan.review_dir / STORE_NAME))
         living.write_json(path, plan.manifest)
     except OSError as exc:
         mark_failed(plan, {"notebook": None, "cell": None, "ename": type(exc).__name__, "evalue": str(exc),
@@ -1160,6 +1195,13 @@ def record_run(plan: RunPlan) -> Path:
     if plan.lock is not None:
         plan.lock.release()
     return path
+
+
+def current_result(run_dir: Path) -> RunResult:
+    """The :class:`RunResult` of a complete run found current (nothing changed since it): nothing is written."""
+    manifest = json.loads((run_dir / living.MANIFEST_FILE).read_text(encoding="utf-8"))
+    pages = [run_dir / f"{Path(name).stem}.html" for name in (manifest.get("inputs") or {}).get("notebooks", {})]
+    return RunResult(run_dir=run_dir, manifest=manifest, index=run_dir / "index.html", pages=pages, current=True)
 
 
 def point_latest(plan: RunPlan) -> Path:
@@ -1187,6 +1229,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reviews", default=None, help="folder of review stores (default: reviews/)")
     parser.add_argument("--full", action="store_true",
                         help="online: search the whole date range, not only what was added since the last run")
+    parser.add_argument("--force", action="store_true",
+                        help="run even when nothing changed since the newest complete run (offline: same snapshot, "
+                             "protocol, notebooks, code, parameters and review store)")
     parser.add_argument("--kernel-per-notebook", action="store_true",
                         help="start a fresh kernel for each notebook (slower; the default shares one)")
 
@@ -1198,10 +1243,13 @@ def run_cli(args: argparse.Namespace) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     result = run_review(args.protocol, offline=args.offline, parameters=parse_parameters(args.parameter),
                         results_dir=args.results, reviews_dir=args.reviews, full_search=args.full,
-                        shared_kernel=not args.kernel_per_notebook)
+                        shared_kernel=not args.kernel_per_notebook, force=args.force)
     m = result.manifest
     counts = m.get("pmids", {})
-    if m.get("kind") == "replication":
+    if result.current:
+        print(f"reviewlib run: {m['review']}: nothing changed since run {m['run_id']} (same snapshot, protocol, "
+              f"notebooks, code, parameters and review store): its pages are current; --force runs it again")
+    elif m.get("kind") == "replication":
         sim = (m.get("replication") or {}).get("simulation") or {}
         stages = m.get("counts") or {}
         print(f"reviewlib run: {m['review']} run {m['run_id']} complete in {m['duration_seconds']:.1f} s: "
@@ -1215,7 +1263,8 @@ def run_cli(args: argparse.Namespace) -> int:
     if m.get("living", {}).get("dropped_included"):
         print(f"WARNING: {result.manifest['warnings'][-1]}", file=sys.stderr)
     results_root = result.run_dir.parent
-    print(f"HTML: {_shown_path(results_root / 'latest' / 'index.html')} (this run: latest -> {result.run_dir.name})")
+    print(f"HTML: {_shown_path(results_root / 'latest' / 'index.html')} "
+          f"({'the current run' if result.current else 'this run'}: latest -> {result.run_dir.name})")
     print(f"      {_shown_path(results_root / 'index.html')} (all runs)")
     return 0
 

@@ -1,0 +1,160 @@
+"""What a run's pages are made from, as content hashes: the check behind "nothing changed since run X".
+
+An offline run reads only things on this machine: the protocol and the data files it names (snapshot,
+registry snapshot, demo decisions, labels), the notebooks, reviewlib's own code and data, the versions of
+the libraries it draws with, the notebook parameters and the review store.  :func:`fingerprint` hashes
+each of them; :func:`record_run` keeps the fingerprint in the run's manifest (``inputs``), taken once the
+run has written everything it writes to the store.  When the next offline run finds the same fingerprint
+as the newest complete run (:func:`current_run`), its pages are the pages that run would make again, so
+``reviewlib run`` says so and makes no copy (``--force`` runs the notebooks anyway).  Any reviewer
+decision, mark or correction changes the store's bytes and so the fingerprint.
+
+An online run asks PubMed, whose answer is not on this machine: it always runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: Parameters that name this run rather than what it reads (a new run id each time).
+RUN_OWN_PARAMETERS = ("run_name", "output_dir")
+_CHUNK = 1 << 20
+
+
+def file_digest(path: str | Path) -> str:
+    """BLAKE2b of a file's bytes (hex), read in 1 MiB chunks."""
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def store_digest(store_path: str | Path) -> str:
+    """The review store's content: its file and, when SQLite left one, its write-ahead log.
+
+    ``"absent"`` when there is no store yet (a first run, or a replication, which has none).
+    """
+    path = Path(store_path)
+    if not path.is_file():
+        return "absent"
+    parts = [file_digest(path)]
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size:
+        parts.append("wal:" + file_digest(wal))
+    return "+".join(parts)
+
+
+def _package_files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
+            yield path
+
+
+def tree_digest(root: str | Path, files: Iterable[Path] | None = None) -> str:
+    """One hash of every file under ``root`` (relative names and bytes), ``__pycache__`` left out."""
+    root = Path(root)
+    digest = hashlib.blake2b(digest_size=20)
+    for path in (files if files is not None else _package_files(root)):
+        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        digest.update(file_digest(path).encode("ascii") + b"\0")
+    return digest.hexdigest()
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def protocol_files(protocol: Any) -> dict[str, str]:
+    """Digest of every data file the protocol names, found where the protocol looks for them.
+
+    Any string value of the protocol that names a file next to the protocol or in the package data
+    counts (snapshot, registry snapshot, demo decisions, screening labels ...).
+    """
+    from .protocol import PACKAGE_DATA
+    found: dict[str, str] = {}
+    for text in set(_strings(protocol.raw)):
+        if not text or len(text) > 300 or "\n" in text:
+            continue
+        for base in (Path(protocol.path).parent, PACKAGE_DATA):
+            candidate = base / text
+            try:
+                if candidate.is_file():
+                    found[text] = file_digest(candidate)
+                    break
+            except (OSError, ValueError):  # a pattern or sentence that is not a usable path
+                break
+    return dict(sorted(found.items()))
+
+
+def fingerprint(protocol: Any, notebooks: Iterable[Path], parameters: Mapping[str, Any], store_path: str | Path,
+                *, offline: bool, versions: Mapping[str, str]) -> dict[str, Any]:
+    """The content hashes of everything an offline run reads.
+
+    Parameters
+    ----------
+    protocol : reviewlib.protocol.Protocol
+    notebooks : iterable of path
+        The notebooks the run executes, in order.
+    parameters : mapping
+        The notebook parameters; the run's own id and output folder are left out.
+    store_path : path-like
+        The review store.
+    offline : bool
+    versions : mapping
+        Library versions (``pipeline.package_versions()``).
+
+    Returns
+    -------
+    dict
+        JSON-ready; two fingerprints are equal when the runs read the same things.
+    """
+    return {
+        "offline": bool(offline),
+        "protocol": protocol.sha256,
+        "protocol_files": protocol_files(protocol),
+        "notebooks": {Path(nb).name: file_digest(nb) for nb in notebooks},
+        "code": tree_digest(PACKAGE_DIR),
+        "versions": dict(sorted(versions.items())),
+        "parameters": {k: _plain(v) for k, v in sorted(parameters.items()) if k not in RUN_OWN_PARAMETERS},
+        "store": store_digest(store_path),
+    }
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def current_run(results_root: str | Path, inputs: Mapping[str, Any]) -> Path | None:
+    """The newest complete run whose recorded inputs equal ``inputs``, if its pages are all still there.
+
+    Only the newest complete run counts: an older one with the same inputs is not current when a later
+    run (say on another snapshot) came after it.  An online fingerprint never matches.
+    """
+    from . import runstate
+    if not inputs.get("offline"):
+        return None
+    runs = [(d, m) for d, m in runstate.listed_runs(Path(results_root)) if m.get("status") == "complete"]
+    if not runs:
+        return None
+    run_dir, manifest = runs[-1]
+    if manifest.get("inputs") != dict(inputs):
+        return None
+    pages = [run_dir / "index.html"] + [run_dir / (Path(nb).stem + ".html") for nb in inputs["notebooks"]]
+    missing = [p.name for p in pages if not p.is_file()]
+    if missing:
+        logger.info("run %s read the same inputs but its %s is gone: running again", run_dir.name, missing[0])
+        return None
+    return run_dir
