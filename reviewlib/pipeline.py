@@ -910,6 +910,8 @@ class RunPlan:
     inputs: dict[str, Any] | None = None
     #: Set instead of a new run folder when the newest complete run read the same inputs (nothing to do).
     current: Path | None = None
+    #: The last row of each table a reviewer writes to, as the notebooks began (run_inputs.reviewer_marks).
+    reviewer_marks: dict[str, int] | None = None
 
     @property
     def secrets(self) -> list[str | None]:
@@ -1048,6 +1050,8 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
         raise PipelineError(f"run {plan.current.name} is current (nothing changed): there is no new run to execute; "
                             "prepare the run with force=True to run again")
     timings: list[dict[str, Any]] = []
+    if not plan.replication:
+        plan.reviewer_marks = run_inputs.reviewer_marks(plan.review_dir / STORE_NAME)
     kernel = _Kernel(plan.manifest.get("kernel") == "shared", kernel_name)
     try:
         for i, src in enumerate(plan.sources):
@@ -1184,9 +1188,14 @@ def record_run(plan: RunPlan) -> Path:
     """
     path = plan.run_dir / living.MANIFEST_FILE
     try:
-        if plan.inputs is not None and plan.manifest.get("status") == "complete":
-            plan.manifest["inputs"] = dict(plan.inputs,
-                                           store=run_inputs.store_digest(plan.review_dir / STORE_NAME))
+        store_path = plan.review_dir / STORE_NAME
+        meanwhile = run_inputs.reviewer_rows_since(store_path, plan.reviewer_marks, run_authors(plan.protocol)) \
+            if plan.reviewer_marks is not None else 0
+        if meanwhile:
+            logger.warning("run %s: a reviewer wrote %d row(s) to the store while it ran; its pages may not show "
+                           "them, so the next run runs again", plan.run_id, meanwhile)
+        elif plan.inputs is not None and plan.manifest.get("status") == "complete":
+            plan.manifest["inputs"] = dict(plan.inputs, store=run_inputs.store_digest(store_path))
         living.write_json(path, plan.manifest)
     except OSError as exc:
         mark_failed(plan, {"notebook": None, "cell": None, "ename": type(exc).__name__, "evalue": str(exc),
@@ -1195,6 +1204,15 @@ def record_run(plan: RunPlan) -> Path:
     if plan.lock is not None:
         plan.lock.release()
     return path
+
+
+def run_authors(protocol: Protocol) -> set[str]:
+    """The reviewer names a run writes under itself: the rules, the demo's scripted reviewer and
+    appraiser, and the protocol's registry curation (every other name in the store is a person's)."""
+    from .evidence.appraisal import DEMO_REVIEWER as DEMO_APPRAISER
+    from .screening.registrations import curation
+    cur = curation(protocol) or {}
+    return {"rules", DEMO_REVIEWER, DEMO_APPRAISER} | ({str(cur["reviewer"])} if cur.get("reviewer") else set())
 
 
 def current_result(run_dir: Path) -> RunResult:

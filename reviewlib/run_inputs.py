@@ -158,3 +158,63 @@ def current_run(results_root: str | Path, inputs: Mapping[str, Any]) -> Path | N
         logger.info("run %s read the same inputs but its %s is gone: running again", run_dir.name, missing[0])
         return None
     return run_dir
+
+
+#: The tables a reviewer writes to; a row counts when its reviewer is not one of the run's own authors
+#: (the rules, the demo's scripted reviewer and appraiser, the registry curation), extractions only when
+#: a reviewer (not the machine) wrote them.
+REVIEWER_TABLES = {"decisions": "1", "extractions": "method = 'reviewer'", "appraisals": "1",
+                   "grade_overrides": "1", "dedup_marks": "1"}
+
+
+def _read_only(store_path: Path):
+    import sqlite3
+    return sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=30)
+
+
+def _tables(con) -> set[str]:
+    return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def reviewer_marks(store_path: str | Path) -> dict[str, int]:
+    """The last row id of each table a reviewer writes to (read-only: the store's bytes stay as they are)."""
+    path = Path(store_path)
+    if not path.is_file():
+        return {}
+    con = _read_only(path)
+    try:
+        names = _tables(con)
+        return {t: int(con.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {t}").fetchone()[0])
+                for t in REVIEWER_TABLES if t in names}
+    finally:
+        con.close()
+
+
+def reviewer_rows_since(store_path: str | Path, marks: Mapping[str, int], run_authors: Iterable[str]) -> int:
+    """How many rows a reviewer (not the run itself) added after ``marks`` (:func:`reviewer_marks`).
+
+    A decision made in the screener while a run ran is in the store the run leaves, but perhaps not
+    in its pages; a run that saw one does not record its inputs, so the next run runs.
+
+    Parameters
+    ----------
+    store_path : path-like
+    marks : mapping
+        From :func:`reviewer_marks` as the run began.
+    run_authors : iterable of str
+        The reviewer names the run writes under itself (``pipeline.run_authors``).
+    """
+    path = Path(store_path)
+    if not path.is_file():
+        return 0
+    authors = sorted(set(run_authors))
+    placeholders = ",".join("?" for _ in authors) or "NULL"
+    con = _read_only(path)
+    try:
+        names = _tables(con)
+        return sum(int(con.execute(f"SELECT COUNT(*) FROM {t} WHERE rowid > ? AND {where} AND "
+                                   f"COALESCE(reviewer, '') NOT IN ({placeholders})",
+                                   (int(marks.get(t, 0)), *authors)).fetchone()[0])
+                   for t, where in REVIEWER_TABLES.items() if t in names)
+    finally:
+        con.close()

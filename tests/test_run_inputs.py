@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from lxml import etree
 
@@ -151,8 +152,36 @@ def test_a_reviewers_decision_makes_the_next_run_run_and_force_runs_anyway(first
     assert manifest["status"] == "complete" and manifest["inputs"]["store"] != first_run["manifest"]["inputs"]["store"]
     code, out = _run(first_run["protocol"], base)          # now current again
     assert code == 0 and f"nothing changed since run {new[0]}" in out and len(_runs(base)) == len(before) + 1
-    code, out = _run(first_run["protocol"], base, "--force")
-    assert code == 0 and "nothing changed" not in out and len(_runs(base)) == len(before) + 2
+    # forced (the steps of run_review, as the CLI's --force does), with a reviewer deciding while it runs
+    plan = pipeline.prepare_run(first_run["protocol"], results_dir=base / "results", reviews_dir=base / "reviews",
+                                force=True)
+    assert plan.current is None and plan.run_dir.name not in before
+    timings = pipeline.execute_run(plan)
+    with ReviewStore(store_path) as store:
+        decisions.record_decision(store, record_id, "bob", "include")
+    pipeline.publish_run(plan, timings)
+    pipeline.record_run(plan)
+    pipeline.point_latest(plan)
+    manifest = json.loads((plan.run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and "inputs" not in manifest   # bob's decision may not be in its pages
+    assert run_inputs.current_run(first_run["run_dir"].parent, _fingerprint(first_run)) is None
+
+
+def test_only_rows_a_reviewer_wrote_count_as_written_meanwhile(tmp_path):
+    path = tmp_path / "review.sqlite"
+    with ReviewStore(path) as store:
+        store.add_records(pd.DataFrame([{"record_id": "pmid:1", "pmid": "1", "title": "CAR-T in lupus"}]))
+        marks = run_inputs.reviewer_marks(path)
+        digest = run_inputs.store_digest(path)
+        store.connection.execute("INSERT INTO decisions (record_id, reviewer, stage, decision, kind, created_at) "
+                                 "VALUES ('pmid:1', 'rules', 'title-abstract', 'exclude', 'rule', 'now')")
+        store.connection.commit()
+        assert run_inputs.reviewer_rows_since(path, marks, {"rules"}) == 0       # the run's own rule decision
+        decisions.record_decision(store, "pmid:1", "alice", "include")
+        assert run_inputs.reviewer_rows_since(path, marks, {"rules"}) == 1
+        assert run_inputs.reviewer_rows_since(path, marks, {"rules", "alice"}) == 0
+    assert run_inputs.store_digest(path) != digest
+    assert run_inputs.reviewer_marks(tmp_path / "none.sqlite") == {}
 
 
 def test_a_run_whose_pages_are_gone_is_not_current(first_run, tmp_path):
