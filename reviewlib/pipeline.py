@@ -668,6 +668,28 @@ class _Kernel:
             "import matplotlib.pyplot as _plt; _plt.close('all'); del _plt")])
         NotebookClient(nb, km=self.km, kernel_name=self.kernel_name, timeout=60).execute()
 
+    def memory(self) -> dict[str, float]:
+        """The shared kernel's resident and peak memory (MB, from /proc), or {} where it can't be read."""
+        if self.km is None or not self.km.has_kernel:
+            return {}
+        import nbformat
+        from nbclient import NotebookClient
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+            "def _mem():\n"
+            "    try:\n"
+            "        f = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
+            "        return {'rss_mb': int(f['VmRSS'].split()[0]) / 1024, 'peak_mb': int(f['VmHWM'].split()[0]) / 1024}\n"
+            "    except (OSError, KeyError, ValueError):\n"
+            "        return {}\n"
+            "print(__import__('json').dumps(_mem())); del _mem")])
+        try:
+            NotebookClient(nb, km=self.km, kernel_name=self.kernel_name, timeout=60).execute()
+            text = "".join(o.get("text", "") for o in nb.cells[0].get("outputs", []) if o.get("name") == "stdout")
+            return {k: round(float(v), 1) for k, v in json.loads(text or "{}").items()}
+        except Exception as exc:  # memory is a measurement, never a reason to fail a run
+            logger.debug("kernel memory: %s", exc)
+            return {}
+
     def shutdown(self) -> None:
         if self.km is not None and self.km.has_kernel:
             from jupyter_core.utils import run_sync
@@ -1039,7 +1061,8 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
     Returns
     -------
     list of dict
-        ``{"notebook", "seconds"}`` per notebook.
+        ``{"notebook", "seconds"}`` per notebook, with the shared kernel's ``rss_mb`` and ``peak_mb``
+        after it (where /proc can be read).
 
     Raises
     ------
@@ -1062,7 +1085,7 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
             _execute(kernel, src, plan.run_dir / src.name,
                      {k: v for k, v in plan.parameters.items() if k in plan.declared[src.name]},
                      plan.notebook_dir, timeout)
-            timings.append({"notebook": src.name, "seconds": round(time.perf_counter() - t, 2)})
+            timings.append({"notebook": src.name, "seconds": round(time.perf_counter() - t, 2), **kernel.memory()})
     except PipelineError as exc:
         kernel.shutdown()
         mark_failed(plan, {"notebook": exc.notebook, "cell": exc.cell, "ename": exc.ename,

@@ -89,6 +89,13 @@ def test_the_run_records_what_it_read(first_run):
     assert _fingerprint(first_run) == inputs   # what the next run computes, before anything changed
 
 
+def test_the_manifest_has_the_kernels_memory_after_each_notebook(first_run):
+    rows = first_run["manifest"]["notebooks"]
+    assert [r["notebook"] for r in rows] == list(first_run["manifest"]["inputs"]["notebooks"])
+    assert all(0 < r["rss_mb"] <= r["peak_mb"] for r in rows)
+    assert [r["peak_mb"] for r in rows] == sorted(r["peak_mb"] for r in rows)   # one kernel: its peak only grows
+
+
 def test_an_unchanged_rerun_makes_no_new_run_and_says_which_run_is_current(first_run):
     before = _runs(first_run["base"])
     code, out = _run(first_run["protocol"], first_run["base"])
