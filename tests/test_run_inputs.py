@@ -198,3 +198,23 @@ def test_a_run_whose_pages_are_gone_is_not_current(first_run, tmp_path):
     assert run_inputs.current_run(copy, inputs) == copy / first_run["run_dir"].name
     (copy / first_run["run_dir"].name / "04-report.html").unlink()
     assert run_inputs.current_run(copy, inputs) is None
+
+
+def test_a_kernel_holding_more_than_the_limit_is_restarted_and_the_run_is_the_same(first_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("REVIEWLIB_KERNEL_RESTART_MB", "1")    # every kernel holds more than 1 MB
+    result = pipeline.run_review(first_run["protocol"], results_dir=tmp_path / "results",
+                                 reviews_dir=tmp_path / "reviews")
+    rows = result.manifest["notebooks"]
+    assert [bool(r.get("fresh_kernel")) for r in rows] == [False] + [True] * (len(rows) - 1)
+    assert all(r["rss_mb"] > 0 for r in rows)
+    same = json.loads((first_run["run_dir"] / "pmids.json").read_text())
+    assert json.loads((result.run_dir / "pmids.json").read_text()) == same
+    assert result.manifest["counts"] == first_run["manifest"]["counts"]
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5"])
+def test_a_kernel_limit_that_is_not_a_positive_number_is_refused(monkeypatch, value):
+    from reviewlib.errors import ConfigError
+    monkeypatch.setenv("REVIEWLIB_KERNEL_RESTART_MB", value)
+    with pytest.raises(ConfigError, match="REVIEWLIB_KERNEL_RESTART_MB.*positive number of megabytes"):
+        pipeline.kernel_restart_mb()
