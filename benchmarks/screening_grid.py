@@ -129,6 +129,17 @@ GRID = [
     Setting("lr_ratio9.8", relevant_weight="ratio9.8", notes="LR with ASReview's balanced weights (ratio 9.8)"),
     Setting("lr5_groupz", relevant_weight=5.0, group_z=True,
             notes="title-only records ranked against each other (the includes left at 95 % recall are mostly title-only)"),
+    # issue 14, third round (screening3): weights that follow the labelled data, stronger regularisation,
+    # NB-scaled features, uncertainty picks
+    Setting("lr_capbal5", relevant_weight="capbal5",
+            notes="include weight min(5, n_excluded/n_included of the labelled records): 'balanced', capped at 5"),
+    Setting("lr_capbal10", relevant_weight="capbal10", notes="include weight min(10, n_excluded/n_included)"),
+    Setting("lr5_C0.3", relevant_weight=5.0, C=0.3),
+    Setting("lr20_C0.3", relevant_weight=20.0, C=0.3),
+    Setting("nblr5", relevant_weight=5.0, models=("nblr",),
+            notes="LR weight 5 on TF-IDF scaled by the NB log-count ratio of the labelled records (Wang & Manning 2012)"),
+    Setting("lr5_unc10", relevant_weight=5.0, query="max_uncertain",
+            notes="10 % of picks: the record whose decision value is nearest 0 (most uncertain)"),
 ]
 
 
@@ -162,9 +173,14 @@ class GridPrioritiser:
         self.tiebreak = np.random.default_rng(seed).permutation(self.X.shape[0])
         self.title_only = (frame["abstract"].fillna("").astype(str).str.strip() == "").to_numpy()
         self.clfs: list = []
+        self.nb_ratio = None
 
     def _weights(self, y: np.ndarray, model: str) -> np.ndarray:
         n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+        rw = self.setting.relevant_weight
+        if isinstance(rw, str) and rw.startswith("capbal"):
+            w = np.where(y == 1, min(float(rw[len("capbal"):]), n_neg / max(n_pos, 1)), 1.0)
+            return w * (len(y) / w.sum())
         if model == "svm" or self.setting.relevant_weight == "ratio9.8":
             w = np.where(y == 1, 1.0, n_pos / (9.8 * n_neg))
         elif model == "nb" or self.setting.relevant_weight == "balanced":
@@ -175,7 +191,21 @@ class GridPrioritiser:
 
     def fit(self, idx: np.ndarray, y: np.ndarray) -> None:
         self.clfs = []
+        self.nb_ratio = None
         for model in self.setting.models:
+            if model == "nblr":  # NB log-count ratio of the labelled rows (binarised counts, alpha 1)
+                B = (self.X[idx] > 0).astype(np.float32)
+                p = 1.0 + np.asarray(B[y == 1].sum(axis=0)).ravel()
+                q = 1.0 + np.asarray(B[y == 0].sum(axis=0)).ravel()
+                self.nb_ratio = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+                clf = LogisticRegression(C=self.setting.C, solver="liblinear", dual=True, max_iter=1000,
+                                         random_state=self.seed)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    clf.fit(sparse.csr_matrix(self.X[idx].multiply(self.nb_ratio)), y,
+                            sample_weight=self._weights(y, model))
+                self.clfs.append(clf)
+                continue
             if model == "lr":
                 clf = LogisticRegression(C=self.setting.C, solver="liblinear", dual=True, max_iter=1000,
                                          random_state=self.seed)
@@ -190,6 +220,8 @@ class GridPrioritiser:
 
     def rank(self, rows: np.ndarray) -> list[int]:
         X = self.X[rows]
+        if self.nb_ratio is not None:
+            X = sparse.csr_matrix(X.multiply(self.nb_ratio))
         if len(self.clfs) == 1:
             clf = self.clfs[0]
             s = clf.decision_function(X) if hasattr(clf, "decision_function") else clf.predict_log_proba(X)[:, 1]
@@ -209,6 +241,7 @@ class GridPrioritiser:
                 if group.sum() > 1:
                     s[group] = (s[group] - s[group].mean()) / (s[group].std() or 1.0)
         order = np.lexsort((self.tiebreak[rows], -s))
+        self.last_abs_scores = list(np.abs(s[order]))    # |decision value| in the ranked order
         return list(rows[order])
 
 
@@ -236,7 +269,11 @@ def simulate_setting(frame: pd.DataFrame, setting: Setting, seed: int) -> dict:
         pick = 0
         if setting.query == "max_random" and rng.random() < 0.05:
             pick = int(rng.integers(len(ranked)))
+        if setting.query == "max_uncertain" and rng.random() < 0.10:
+            pick = int(np.argmin(model.last_abs_scores))
         row = ranked.pop(pick)
+        if setting.query == "max_uncertain":
+            model.last_abs_scores.pop(pick)
         screened[row] = True
         labelled.append(row)
         seq.append(int(y[row]))
