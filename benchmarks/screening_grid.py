@@ -98,6 +98,7 @@ class Setting:
     stop_words: str | None = None     # "english": scikit-learn's English stop-word list removed
     lsa: int = 0                      # > 0: append this many latent semantic dimensions (truncated SVD of TF-IDF)
     lsa_scale: float = 1.0            # weight of the LSA block against the word block (both unit-norm rows)
+    nb_beta: float = 1.0              # nblr: features scaled by (1 - nb_beta) + nb_beta * |NB log-count ratio|
     group_z: bool = False             # standardise scores separately among title-only records and the others
     notes: str = field(default="", compare=False)
 
@@ -144,6 +145,10 @@ GRID = [
     Setting("lr5+nblr5", relevant_weight=5.0, models=("lr", "nblr"), notes="rank average of lr5 and nblr5"),
     Setting("lr5+nblr5_z", relevant_weight=5.0, models=("lr", "nblr"), combine="z"),
     Setting("nblr20", relevant_weight=20.0, models=("nblr",)),
+    # fifth round: only |r| matters to the LR (the sign goes into the coefficient), so the NB scale is
+    # shrunk towards 1, (1 - beta) + beta |r|: beta 0 is lr5, beta 1 is nblr5 (one fit per retrain)
+    Setting("nblr5_b0.25", relevant_weight=5.0, models=("nblr",), nb_beta=0.25),
+    Setting("nblr5_b0.5", relevant_weight=5.0, models=("nblr",), nb_beta=0.5),
 ]
 
 
@@ -196,7 +201,7 @@ class GridPrioritiser:
         self.clfs = []
         for model in self.setting.models:
             if model == "nblr":  # LR on TF-IDF scaled by the NB log-count ratio of the labelled rows
-                clf = NBScaledLogistic(C=self.setting.C, random_state=self.seed)
+                clf = NBScaledLogistic(C=self.setting.C, beta=self.setting.nb_beta, random_state=self.seed)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     clf.fit(self.X[idx], y, sample_weight=self._weights(y, model))
@@ -299,6 +304,8 @@ def lodo(results: dict[str, dict[str, dict]]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seed-start", type=int, default=0,
+                        help="first seed (e.g. --seed-start 2 --seeds 3: seeds 2-4, merged with an earlier 0-1 run)")
     parser.add_argument("--only", nargs="+", help="names of the settings to run (default: all)")
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--merge", nargs="+", type=Path, default=[], help="results JSON of earlier runs to include")
@@ -308,14 +315,21 @@ def main(argv: list[str] | None = None) -> int:
     grid = [s for s in GRID if not args.only or s.name in args.only]
     data = development_sets()
     results: dict[str, dict[str, dict]] = {}
-    for path in args.merge:
-        results.update(json.loads(path.read_text())["results"])
+    for path in args.merge:  # a setting met again (another file, other seeds): its runs are appended
+        for st, per in json.loads(path.read_text())["results"].items():
+            if st not in results:
+                results[st] = per
+                continue
+            for d, entry in per.items():
+                for k, values in entry.items():
+                    results[st][d][k] = list(results[st][d][k]) + list(values)
     for name in args.exclude:
         results.pop(name, None)
     for setting in grid:
         results[setting.name] = {}
         for name, frame in data.items():
-            runs = [simulate_setting(frame, setting, seed) for seed in range(args.seeds)]
+            runs = [simulate_setting(frame, setting, seed)
+                    for seed in range(args.seed_start, args.seed_start + args.seeds)]
             results[setting.name][name] = {k: [r[k] for r in runs] for k in runs[0]}
             e = results[setting.name][name]
             print(f"{setting.name:>16} {name:>30}: WSS@95 {np.mean(e['wss95']):.3f} RRF@10 {np.mean(e['rrf10']):5.1f} "
@@ -323,9 +337,14 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
         if args.json_out:
             args.json_out.parent.mkdir(parents=True, exist_ok=True)
-            args.json_out.write_text(json.dumps({"seeds": args.seeds, "results": results}, indent=1, default=str))
+            args.json_out.write_text(json.dumps({"seeds": args.seeds, "seed_start": args.seed_start,
+                                                 "results": {k: v for k, v in results.items()
+                                                             if k in {s.name for s in grid}}},
+                                                indent=1, default=str))
     sets = list(data)
-    print(f"\nMean over seeds 0..{args.seeds - 1}; score = (WSS@95 + RRF@10/100) / 2")
+    print(f"\nMean over each setting's seeds (runs per set: "
+          f"{sorted({len(e['wss95']) for per in results.values() for e in per.values()})}); "
+          "score = (WSS@95 + RRF@10/100) / 2")
     print("| setting | " + " | ".join(sets) + " | mean WSS@95 | mean RRF@10 | mean score |")
     print("|---|" + "---|" * (len(sets) + 3))
     for st, per in results.items():

@@ -131,3 +131,41 @@ def test_unknown_features_and_bad_weight_are_input_errors(cohen):
         Prioritiser(cohen, features="mesh")
     with pytest.raises(InputError, match="relevant_weight"):
         Prioritiser(cohen, relevant_weight=0)
+
+
+# ------------------------------------------------------------------ issue 14, third round: NB-scaled features
+def test_log_count_ratio_is_the_smoothed_share_of_records_holding_each_feature():
+    from scipy import sparse
+    from reviewlib.screening.prioritise import NBScaledLogistic
+    # feature 0 in both relevant records, feature 1 in the irrelevant one only, feature 2 nowhere
+    X = sparse.csr_matrix(np.array([[0.5, 0.0, 0.0], [0.2, 0.0, 0.0], [0.0, 0.9, 0.0]], dtype=np.float32))
+    y = np.array([1, 1, 0])
+    p = np.array([1 + 2, 1 + 0, 1 + 0], dtype=float)
+    q = np.array([1 + 0, 1 + 1, 1 + 0], dtype=float)
+    expected = np.log((p / p.sum()) / (q / q.sum()))
+    assert np.allclose(NBScaledLogistic(alpha=1.0).log_count_ratio(X, y), expected, atol=1e-6)
+    assert expected[0] > 0 > expected[1]
+
+
+def test_nb_scaled_decision_values_are_those_of_the_scaled_matrix(cohen, first_100_labels):
+    from scipy import sparse
+    from reviewlib.screening.prioritise import NBScaledLogistic
+    p = Prioritiser(cohen, seed=0)
+    idx, y = p.indices(first_100_labels)
+    clf = NBScaledLogistic(random_state=0).fit(p.X[idx], y)
+    scaled = sparse.csr_matrix(p.X.multiply(clf.ratio_))
+    assert np.allclose(clf.decision_function(p.X), clf.logistic_.decision_function(scaled), atol=1e-5)
+
+
+def test_nb_scaled_model_learns_from_decisions(cohen, first_100_labels):
+    order = rank(cohen, first_100_labels, seed=0, model="nblogistic")
+    truth = dict(zip(cohen["record_id"], cohen[LABEL].astype(int)))
+    assert len(order) == len(cohen) - 100
+    # measured 0.40 against a base rate of 0.31 (weaker early than the plain LR, as its RRF@10 in the grid)
+    assert np.mean([truth[r] for r in order[:50]]) >= np.mean([truth[r] for r in order]) + 0.05
+
+
+def test_unfitted_nb_scaled_model_is_an_input_error(cohen):
+    from reviewlib.screening.prioritise import NBScaledLogistic
+    with pytest.raises(InputError, match="not fitted"):
+        NBScaledLogistic().decision_function(Prioritiser(cohen, seed=0).X)

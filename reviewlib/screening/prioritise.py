@@ -75,7 +75,7 @@ from .tfidf import FastTfidfVectorizer
 logger = logging.getLogger(__name__)
 
 #: Models understood by :class:`Prioritiser` ("a+b": rank-averaged ensemble of a and b).
-MODELS = ("logistic", "svm", "nb", "logistic+svm", "logistic+nb")
+MODELS = ("logistic", "nblogistic", "svm", "nb", "logistic+svm", "logistic+nb", "logistic+nblogistic")
 DEFAULT_MODEL = "logistic"
 #: Feature sets: TF-IDF word 1-2 grams, or those plus character 3-5 grams (within word boundaries).
 FEATURES = ("word", "word+char")
@@ -172,13 +172,20 @@ class NBScaledLogistic:
         Inverse regularisation of the logistic regression.
     alpha : float
         Smoothing count added to every feature's two document counts.
+    beta : float
+        Shrinkage of the scale towards 1: features are scaled by
+        ``(1 - beta) + beta * r`` (with ``beta`` < 1, by ``(1 - beta) + beta * |r|``:
+        only the size of the scale matters to the logistic regression, its
+        sign goes into the coefficient).  ``beta=1`` is the NB-scaled model,
+        ``beta=0`` the plain logistic regression.
     random_state : int
         Seed of liblinear's coordinate order.
     """
 
-    def __init__(self, C: float = 1.0, alpha: float = 1.0, random_state: int = 0):
+    def __init__(self, C: float = 1.0, alpha: float = 1.0, beta: float = 1.0, random_state: int = 0):
         self.C = C
         self.alpha = alpha
+        self.beta = beta
         self.random_state = random_state
         self.ratio_: np.ndarray | None = None
 
@@ -195,7 +202,8 @@ class NBScaledLogistic:
     def fit(self, X: sparse.csr_matrix, y: np.ndarray, sample_weight: np.ndarray | None = None) -> "NBScaledLogistic":
         """Measure ``r`` on ``(X, y)`` and fit the logistic regression on ``X * r``."""
         y = np.asarray(y, dtype=int)
-        self.ratio_ = self.log_count_ratio(X, y)
+        r = self.log_count_ratio(X, y)
+        self.ratio_ = r if self.beta == 1.0 else ((1.0 - self.beta) + self.beta * np.abs(r)).astype(np.float32)
         self.logistic_ = LogisticRegression(C=self.C, solver="liblinear", dual=True, max_iter=1000,
                                             random_state=self.random_state)
         self.logistic_.fit(sparse.csr_matrix(X).multiply(self.ratio_).tocsr(), y, sample_weight=sample_weight)
@@ -340,6 +348,9 @@ class Prioritiser:
             weights = np.where(y == 1, self.relevant_weight, 1.0)
             return (LogisticRegression(C=1.0, solver="liblinear", dual=True, max_iter=1000,
                                        random_state=self.seed), weights * (len(y) / weights.sum()))
+        if kind == "nblogistic":
+            weights = np.where(y == 1, self.relevant_weight, 1.0)
+            return (NBScaledLogistic(C=1.0, random_state=self.seed), weights * (len(y) / weights.sum()))
         if kind == "svm":
             n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
             weights = np.where(y == 1, 1.0, n_pos / (9.8 * n_neg))
@@ -459,7 +470,7 @@ class Prioritiser:
         if not self._classifiers or n_pos == 0 or n_neg == 0:
             prior = n_pos / (n_pos + n_neg) if n_pos + n_neg else 0.0
             return np.full(len(rows), prior)
-        if self.model.split("+")[0] == "logistic":
+        if self.model.split("+")[0] in ("logistic", "nblogistic"):
             clf = self._classifiers[0]
         else:  # the estimate always uses the logistic model's calibration
             clf, weights = self._make("logistic", self._fit_y)
