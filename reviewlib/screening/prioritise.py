@@ -2,7 +2,7 @@
 
 The model is a TF-IDF representation of "title + abstract" (word 1-2 grams,
 sublinear term frequency, accents stripped) and a linear classifier trained on
-the decisions made so far, with class balancing because relevant records are
+the decisions made so far, with class weighting because relevant records are
 rare.  The unscreened records are then ordered most-likely-relevant first
 (ASReview's "max" query strategy).
 
@@ -13,14 +13,34 @@ for the measured time at 10,000 records).
 
 Models (``model=``):
 
-``"logistic"`` (default)
+``"nblogistic"`` (default since issue 14's third round)
+    :class:`NBScaledLogistic`: at each retrain every TF-IDF feature is scaled
+    by ``0.75 + 0.25 |r|``, ``r`` its naive-Bayes log-count ratio among the
+    labelled records (Wang and Manning 2012), then the L2 logistic regression
+    below (C=1, liblinear dual, relevant records weighted
+    :data:`RELEVANT_WEIGHT` = 5) is fitted: features that separate the
+    labelled includes from the excludes are penalised less.  One fit per
+    retrain, as the plain model.  Chosen by ``benchmarks/screening_grid.py``
+    on the mean, over the eight development sets (Cohen 2006 antihistamines,
+    ADHD, estrogens, NSAIDs, oral hypoglycaemics, triptans, urinary
+    incontinence; SYNERGY Meijboom 2021; seeds 0 and 1), of
+    (WSS@95 + RRF@10/100)/2: 0.3418 against 0.3352 for the plain weight-5 LR
+    below (leave-one-dataset-out over the whole grid of three rounds: 0.3418,
+    this setting chosen in 8 of 8 folds;
+    ``benchmarks/results/screening_grid_stage3_tables.txt``).  Its WSS@95 mean
+    is higher (0.324 vs 0.306), its RRF@10 mean a little lower (36.0 vs 36.4).
+    The same round measured: the full NB scale (beta 1) 0.3047 (WSS@95 0.338
+    but RRF@10 27.2), beta 0.5 0.3273, the include weight
+    min(5, n_excluded/n_included) of the labelled records 0.3250 (cap 10:
+    0.3216; the cap seldom binds, so it is nearly scikit-learn's "balanced"),
+    C=0.3 0.3343 (weight 20 with C=0.3: 0.3171), 10 % most-uncertain picks
+    0.3324.  The differences are within seed-to-seed noise.
+``"logistic"``
     L2 logistic regression (C=1, liblinear dual solver) on TF-IDF word 1-2
     grams, each relevant record weighted :data:`RELEVANT_WEIGHT` (5) times an
-    irrelevant one, weights scaled to mean 1.  Chosen (issue 14) by
-    ``benchmarks/screening_grid.py`` on the mean, over the eight development
-    sets (Cohen 2006 antihistamines, ADHD, estrogens, NSAIDs, oral
-    hypoglycaemics, triptans, urinary incontinence; SYNERGY Meijboom 2021;
-    seeds 0 and 1), of (WSS@95 + RRF@10/100)/2, among settings whose retrain
+    irrelevant one, weights scaled to mean 1 (the default before).  Chosen
+    (issue 14, first two rounds) by ``benchmarks/screening_grid.py`` on the
+    same sets, seeds and score, among settings whose retrain
     stays under 0.5 s at 10,000 records: weight 5 scored 0.3352, weight 20 (the
     model before) 0.3296, balanced classes 0.3209, C=4 0.3293, ASReview's
     ELAS u4 re-implemented 0.3271, LR+NB and LR+SVM rank ensembles 0.3244 and
@@ -76,12 +96,14 @@ logger = logging.getLogger(__name__)
 
 #: Models understood by :class:`Prioritiser` ("a+b": rank-averaged ensemble of a and b).
 MODELS = ("logistic", "nblogistic", "svm", "nb", "logistic+svm", "logistic+nb", "logistic+nblogistic")
-DEFAULT_MODEL = "logistic"
+DEFAULT_MODEL = "nblogistic"
 #: Feature sets: TF-IDF word 1-2 grams, or those plus character 3-5 grams (within word boundaries).
 FEATURES = ("word", "word+char")
 DEFAULT_FEATURES = "word"
-#: Weight of a relevant record relative to an irrelevant one in the default model.
+#: Weight of a relevant record relative to an irrelevant one in the logistic models.
 RELEVANT_WEIGHT = 5.0
+#: Shrinkage of the default model's NB scale towards 1 (features scaled by ``1 - beta + beta |r|``).
+NB_BETA = 0.25
 #: Columns tried, in order, for a record's id when none is named.
 ID_COLUMNS = ("record_id", "pmid", "openalex_id", "doi")
 
@@ -350,7 +372,8 @@ class Prioritiser:
                                        random_state=self.seed), weights * (len(y) / weights.sum()))
         if kind == "nblogistic":
             weights = np.where(y == 1, self.relevant_weight, 1.0)
-            return (NBScaledLogistic(C=1.0, random_state=self.seed), weights * (len(y) / weights.sum()))
+            return (NBScaledLogistic(C=1.0, beta=NB_BETA, random_state=self.seed),
+                    weights * (len(y) / weights.sum()))
         if kind == "svm":
             n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
             weights = np.where(y == 1, 1.0, n_pos / (9.8 * n_neg))
@@ -460,7 +483,7 @@ class Prioritiser:
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         """Prior-corrected probabilities of relevance for ``rows`` (for estimates, not ranking).
 
-        The default model weights relevant records :data:`RELEVANT_WEIGHT`
+        The logistic models weight relevant records :data:`RELEVANT_WEIGHT`
         times, which multiplies the odds of relevance by about that much; the
         log of it is subtracted from the logit.  The labelled set is richer in
         relevant records than the queue (they were screened first), so the
@@ -548,6 +571,6 @@ def estimate_relevant_remaining(records: pd.DataFrame, labels: Mapping[Hashable,
     return p.estimate_relevant_remaining(labels, order=list(order) if order is not None else None)
 
 
-__all__ = ["Prioritiser", "RemainingEstimate", "rank", "estimate_relevant_remaining", "record_texts",
+__all__ = ["Prioritiser", "NBScaledLogistic", "NB_BETA", "RemainingEstimate", "rank", "estimate_relevant_remaining", "record_texts",
            "record_ids", "MODELS", "DEFAULT_MODEL", "FEATURES", "DEFAULT_FEATURES"]
 
