@@ -169,3 +169,28 @@ def test_unfitted_nb_scaled_model_is_an_input_error(cohen):
     from reviewlib.screening.prioritise import NBScaledLogistic
     with pytest.raises(InputError, match="not fitted"):
         NBScaledLogistic().decision_function(Prioritiser(cohen, seed=0).X)
+
+
+def test_nb_scale_shrinks_towards_one_and_beta_zero_is_the_plain_logistic(cohen, first_100_labels):
+    from sklearn.linear_model import LogisticRegression
+    from reviewlib.screening.prioritise import NBScaledLogistic
+    p = Prioritiser(cohen, seed=0)
+    idx, y = p.indices(first_100_labels)
+    r = NBScaledLogistic().log_count_ratio(p.X[idx], y)
+    shrunk = NBScaledLogistic(beta=0.25).fit(p.X[idx], y)
+    assert np.allclose(shrunk.ratio_, 0.75 + 0.25 * np.abs(r), atol=1e-6)
+    plain = NBScaledLogistic(beta=0.0, random_state=0).fit(p.X[idx], y)
+    lr = LogisticRegression(C=1.0, solver="liblinear", dual=True, max_iter=1000, random_state=0).fit(p.X[idx], y)
+    assert np.allclose(plain.decision_function(p.X), lr.decision_function(p.X), atol=1e-5)
+
+
+def test_default_model_is_the_nb_scaled_logistic_with_the_chosen_beta(cohen, first_100_labels):
+    from reviewlib.screening.prioritise import DEFAULT_MODEL, NB_BETA, NBScaledLogistic
+    p = Prioritiser(cohen, seed=0).fit(first_100_labels)
+    (clf,) = p._classifiers
+    assert DEFAULT_MODEL == "nblogistic" and isinstance(clf, NBScaledLogistic) and clf.beta == NB_BETA == 0.25
+    # the remaining-relevant estimate still comes from the default model's (prior-corrected) decision values
+    rest = np.arange(100, len(cohen))
+    probs = p.probabilities(rest)
+    assert np.all((probs > 0) & (probs < 1))
+    assert np.allclose(probs, 1 / (1 + np.exp(-(p.scores(rest) - np.log(p.relevant_weight)))))
