@@ -215,10 +215,11 @@ class NBScaledLogistic:
         """``r`` of each column of ``X`` (rows labelled ``y``): counts of records with a non-zero entry."""
         X = sparse.csr_matrix(X)
         n_features = X.shape[1]
-        pos = X[np.flatnonzero(y == 1)]
-        neg = X[np.flatnonzero(y == 0)]
-        p = self.alpha + np.bincount(pos.indices[pos.data != 0], minlength=n_features)
-        q = self.alpha + np.bincount(neg.indices[neg.data != 0], minlength=n_features)
+        # the label of each stored entry's row, without slicing the rows of either class out of X
+        entry_label = np.repeat(np.asarray(y, dtype=int), np.diff(X.indptr))
+        held = X.data != 0
+        p = self.alpha + np.bincount(X.indices[held & (entry_label == 1)], minlength=n_features)
+        q = self.alpha + np.bincount(X.indices[held & (entry_label == 0)], minlength=n_features)
         return np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
 
     def fit(self, X: sparse.csr_matrix, y: np.ndarray, sample_weight: np.ndarray | None = None) -> "NBScaledLogistic":
@@ -228,7 +229,9 @@ class NBScaledLogistic:
         self.ratio_ = r if self.beta == 1.0 else ((1.0 - self.beta) + self.beta * np.abs(r)).astype(np.float32)
         self.logistic_ = LogisticRegression(C=self.C, solver="liblinear", dual=True, max_iter=1000,
                                             random_state=self.random_state)
-        self.logistic_.fit(sparse.csr_matrix(X).multiply(self.ratio_).tocsr(), y, sample_weight=sample_weight)
+        scaled = sparse.csr_matrix(X, copy=True)
+        scaled.data *= self.ratio_[scaled.indices]     # X * r, entry by entry (no COO round trip)
+        self.logistic_.fit(scaled, y, sample_weight=sample_weight)
         # X @ (r * w) + b is the decision value of X * r: no scaled copy of the whole corpus to score it
         self.coef_ = (self.logistic_.coef_.ravel() * self.ratio_).astype(np.float64)
         self.intercept_ = float(self.logistic_.intercept_[0])
