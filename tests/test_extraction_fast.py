@@ -74,3 +74,21 @@ def test_same_outputs_without_pyahocorasick(schema, monkeypatch):
     fast = extraction.extract(records, fresh)
     slow = _unpruned(records, fresh, monkeypatch)
     pd.testing.assert_frame_equal(fast, slow)
+
+
+def test_a_schema_is_built_once_per_content_and_again_when_a_section_changes():
+    """Issue 15: notebooks load the schema several times; checking and compiling its patterns is done once."""
+    import copy
+
+    from reviewlib.evidence.extraction import load_schema
+    from reviewlib.protocol import load_protocol
+
+    protocol = load_protocol("car-t-autoimmune")
+    first = load_schema(protocol)
+    assert load_schema(load_protocol("car-t-autoimmune")) is first
+    section = copy.deepcopy(protocol.section("extraction"))
+    name = next(iter(section["fields"]))
+    section["fields"][name]["label"] = "Relabelled"
+    changed = load_schema(section)
+    assert changed is not first and changed.fields[name].label == "Relabelled"
+    assert load_schema(protocol).fields[name].label != "Relabelled"

@@ -316,7 +316,32 @@ def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> 
         One line naming the field at fault: no values, unknown kind, bad regular expression,
         a reference to an unknown field or value.
     """
+    if not isinstance(protocol, (dict, Protocol)):
+        protocol = load_protocol(protocol)
     section, source = section_of(protocol, "extraction", "(extraction section)")
+    if isinstance(protocol, dict):
+        report = section.get("report") if isinstance(section, dict) else None
+    else:
+        report = section_of(protocol, "report")[0]
+    try:    # the same sections give the same schema: checking and compiling its patterns is done once
+        key = json.dumps([section, report, source], sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        key = None
+    if key is not None and key in _SCHEMAS:
+        return _SCHEMAS[key]
+    schema = _build_schema(section, source, report)
+    if key is not None:
+        while len(_SCHEMAS) >= 16:
+            _SCHEMAS.pop(next(iter(_SCHEMAS)))
+        _SCHEMAS[key] = schema
+    return schema
+
+
+#: Schemas built by :func:`load_schema`, by the JSON of the sections they were built from.
+_SCHEMAS: dict[str, "Schema"] = {}
+
+
+def _build_schema(section: Any, source: str, report: Any) -> Schema:
     if not isinstance(section, dict) or not isinstance(section.get("fields"), dict) or not section["fields"]:
         raise ProtocolError(f"protocol {source} has no extraction.fields: declare the fields to extract "
                             "(see the default protocol in notebooks/)", source=source)
@@ -452,7 +477,6 @@ def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> 
                     raise ProtocolError(f"protocol {source}: extraction field {f.name!r}: fallback value "
                                         f"{rule.get('value')!r} is not one of its values", source=source)
     cues = [_compile(c, "study_cues", source) for c in section.get("study_cues") or []]
-    report = section.get("report") if isinstance(protocol, dict) else section_of(protocol, "report")[0]
     if report is not None and not isinstance(report, dict):
         raise ProtocolError(f"protocol {source}: section 'report' must be a mapping (tables, figures, gaps), "
                             f"not {type(report).__name__}", source=source)
