@@ -18,7 +18,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
@@ -415,10 +415,38 @@ class ReviewStore:
         return (f"SELECT {columns} FROM records r JOIN record_sources s USING(record_id) "
                 "WHERE s.search_id=? ORDER BY r.rowid")
 
+    def record_ids(self, search_id: int | None = None) -> list[str]:
+        """The ``record_id`` column of :meth:`records` (same order), read without decoding any record."""
+        return [r[0] for r in self.connection.execute(self._records_sql(search_id, "r.record_id"),
+                                                      () if search_id is None else (search_id,))]
+
+    def records_by_id(self, record_ids: Iterable[str]) -> pd.DataFrame:
+        """The records table of ``record_ids`` only (store order), decoding only those records."""
+        wanted = list(dict.fromkeys(record_ids))
+        rows = []
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            rows += self.connection.execute(
+                f"SELECT rowid, record_id, data FROM records WHERE record_id IN ({','.join('?' * len(chunk))})",
+                chunk).fetchall()
+        return self._decode(sorted(rows, key=lambda r: r[0]))
+
+    def records_matching(self, *globs: str) -> pd.DataFrame:
+        """The records whose stored JSON matches one of the SQLite GLOB patterns (store order), decoding
+        only those: a prefilter for a search over the text of a large review."""
+        if not globs:
+            return self._decode([])
+        where = " OR ".join("data GLOB ?" for _ in globs)
+        return self._decode(self.connection.execute(
+            f"SELECT record_id, data FROM records WHERE {where} ORDER BY rowid", globs).fetchall())
+
     def _read_records(self, search_id: int | None) -> pd.DataFrame:
         cur = self.connection.execute(self._records_sql(search_id, "r.record_id, r.data"),
                                       () if search_id is None else (search_id,))
-        rows = cur.fetchall()
+        return self._decode(cur.fetchall())
+
+    @staticmethod
+    def _decode(rows: list) -> pd.DataFrame:
         if not rows:
             frame = empty_records()
             frame.insert(0, "record_id", pd.Series([], dtype=object))

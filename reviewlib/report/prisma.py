@@ -304,7 +304,7 @@ def counts(store, search_ids: Iterable[int] | None = None) -> PrismaCounts:
     >>> c.screened, c.included                                              # doctest: +SKIP
     """
     notes: list[str] = []
-    records = store.records()
+    records = pd.DataFrame({"record_id": pd.Series(store.record_ids(), dtype=object)})  # ids only: none decoded
     sources = store.record_sources()
     if search_ids is not None:
         records, sources = _run_scope(store, search_ids, records, sources)

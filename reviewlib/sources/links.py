@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 LINK_COLUMNS = ["record_id", "nct_id", "how"]
 #: An NCT id in free text: 'NCT' and 8 digits, optionally one space or hyphen between (normalised away).
 NCT_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])NCT[ \-]?(\d{8})(?!\d)", re.I)
+#: SQLite GLOBs over a stored record's JSON that every record with an NCT id in its title or abstract
+#: matches (``NCT`` in any case, then a digit, a space or a hyphen): the records worth decoding.
+NCT_GLOBS = tuple(f"*[Nn][Cc][Tt]{sep}[0-9]*" for sep in ("", " ", "-"))
 _PARSER_KW = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
 
 
@@ -298,9 +301,10 @@ def review_links(store: Any, records: pd.DataFrame | None = None) -> pd.DataFram
     store : reviewlib.store.ReviewStore
         The review store (``trials()``, and ``cache/`` beside it for PubMed's DataBankList).
     records : DataFrame, optional
-        Default: every record in the store.
+        Default: every record in the store that could hold an NCT id (only those are decoded:
+        :data:`NCT_GLOBS`).
     """
-    records = store.records() if records is None else records
+    records = store.records_matching(*NCT_GLOBS) if records is None else records
     cache = Path(store.folder) / "cache"
     xml = sorted(p for p in cache.rglob("*.xml*") if p.is_file()) if cache.is_dir() else []
     parts = [links_from_records(records), links_from_trials(store.trials())]
