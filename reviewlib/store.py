@@ -18,7 +18,7 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -417,8 +417,10 @@ class ReviewStore:
 
     def record_ids(self, search_id: int | None = None) -> list[str]:
         """The ``record_id`` column of :meth:`records` (same order), read without decoding any record."""
-        return [r[0] for r in self.connection.execute(self._records_sql(search_id, "r.record_id"),
-                                                      () if search_id is None else (search_id,))]
+        cur = self.connection.cursor()
+        cur.row_factory = None                    # plain tuples: 100,000 ids in milliseconds
+        return [r[0] for r in cur.execute(self._records_sql(search_id, "r.record_id"),
+                                          () if search_id is None else (search_id,))]
 
     def records_by_id(self, record_ids: Iterable[str]) -> pd.DataFrame:
         """The records table of ``record_ids`` only (store order), decoding only those records."""
@@ -431,14 +433,14 @@ class ReviewStore:
                 chunk).fetchall()
         return self._decode(sorted(rows, key=lambda r: r[0]))
 
-    def records_matching(self, *globs: str) -> pd.DataFrame:
-        """The records whose stored JSON matches one of the SQLite GLOB patterns (store order), decoding
-        only those: a prefilter for a search over the text of a large review."""
-        if not globs:
-            return self._decode([])
-        where = " OR ".join("data GLOB ?" for _ in globs)
-        return self._decode(self.connection.execute(
-            f"SELECT record_id, data FROM records WHERE {where} ORDER BY rowid", globs).fetchall())
+    def records_matching(self, keep: Callable[[str], bool]) -> pd.DataFrame:
+        """The records whose stored JSON text ``keep`` accepts (store order), decoding only those: a
+        prefilter for a search over the text of a large review (the JSON holds every field)."""
+        cur = self.connection.cursor()
+        cur.row_factory = None
+        rows = [(rid, data) for rid, data in cur.execute("SELECT record_id, data FROM records ORDER BY rowid")
+                if keep(data)]
+        return self._decode([{"record_id": rid, "data": data} for rid, data in rows])
 
     def _read_records(self, search_id: int | None) -> pd.DataFrame:
         cur = self.connection.execute(self._records_sql(search_id, "r.record_id, r.data"),

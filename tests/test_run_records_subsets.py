@@ -73,8 +73,10 @@ def test_record_ids_are_the_records_id_column(review):
 def test_the_nct_prefilter_keeps_every_record_that_links(review):
     every = links.links_from_records(review.records())
     assert len(every)                                  # SYGMA 1's abstract names NCT02149199
-    matching = review.records_matching(*links.NCT_GLOBS)
+    matching = review.records_matching(links.may_hold_nct_id)
     assert len(matching) < len(review.records())
+    assert links.may_hold_nct_id('{"abstract": "registered (nct 01234567)"}')
+    assert links.may_hold_nct_id('{"title": "NCT-0"}') and not links.may_hold_nct_id('{"t": "function 2 NCT x"}')
     pd.testing.assert_frame_equal(links.links_from_records(matching), every)
 
 

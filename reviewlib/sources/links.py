@@ -43,9 +43,15 @@ logger = logging.getLogger(__name__)
 LINK_COLUMNS = ["record_id", "nct_id", "how"]
 #: An NCT id in free text: 'NCT' and 8 digits, optionally one space or hyphen between (normalised away).
 NCT_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])NCT[ \-]?(\d{8})(?!\d)", re.I)
-#: SQLite GLOBs over a stored record's JSON that every record with an NCT id in its title or abstract
-#: matches (``NCT`` in any case, then a digit, a space or a hyphen): the records worth decoding.
-NCT_GLOBS = tuple(f"*[Nn][Cc][Tt]{sep}[0-9]*" for sep in ("", " ", "-"))
+#: Found in the lower-cased JSON of every stored record with an NCT id in its title or abstract (and in
+#: a few more): the records worth decoding.
+_NCT_HINT = re.compile(r"nct[ \-]?\d")
+
+
+def may_hold_nct_id(text: str) -> bool:
+    """False when ``text`` certainly holds no NCT id :data:`NCT_IN_TEXT` would find (a fast prefilter)."""
+    return _NCT_HINT.search(text.lower()) is not None
+
 _PARSER_KW = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
 
 
@@ -302,9 +308,9 @@ def review_links(store: Any, records: pd.DataFrame | None = None) -> pd.DataFram
         The review store (``trials()``, and ``cache/`` beside it for PubMed's DataBankList).
     records : DataFrame, optional
         Default: every record in the store that could hold an NCT id (only those are decoded:
-        :data:`NCT_GLOBS`).
+        :func:`may_hold_nct_id`).
     """
-    records = store.records_matching(*NCT_GLOBS) if records is None else records
+    records = store.records_matching(may_hold_nct_id) if records is None else records
     cache = Path(store.folder) / "cache"
     xml = sorted(p for p in cache.rglob("*.xml*") if p.is_file()) if cache.is_dir() else []
     parts = [links_from_records(records), links_from_trials(store.trials())]
