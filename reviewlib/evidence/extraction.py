@@ -1163,7 +1163,8 @@ def _schema_of(protocol: Protocol | Schema | dict | str | os.PathLike | None) ->
     return protocol if isinstance(protocol, Schema) else load_schema(protocol)
 
 
-def extract(records: pd.DataFrame, protocol: Protocol | Schema | dict | str | None = None) -> pd.DataFrame:
+def extract(records: pd.DataFrame, protocol: Protocol | Schema | dict | str | None = None, *,
+            cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Extract the protocol's fields from a records table.
 
     Parameters
@@ -1173,6 +1174,10 @@ def extract(records: pd.DataFrame, protocol: Protocol | Schema | dict | str | No
         ``abstract_sections`` used when present).
     protocol : Protocol, Schema, dict or str
         Where the fields come from.
+    cache_dir : path-like, optional
+        The review's cache folder: what was extracted from a record's title, abstract and
+        sections under the same schema by the same code is read from ``extraction/`` there
+        instead of extracted again (:class:`ExtractionCache`).
 
     Returns
     -------
@@ -1184,24 +1189,97 @@ def extract(records: pd.DataFrame, protocol: Protocol | Schema | dict | str | No
     missing = [c for c in ("title", "abstract") if c not in records.columns]
     if missing:
         raise InputError(f"records have no column {', '.join(missing)}: extraction needs title and abstract")
+    cache = ExtractionCache(cache_dir, schema) if cache_dir is not None else None
     rows = []
     for rec in records.to_dict("records"):
         rid = rec.get("record_id") or record_id_for({k: (None if _isna(v) else v) for k, v in rec.items()})
         sections = rec.get("abstract_sections")
         sections = sections if isinstance(sections, list) and sections else None
-        res = extract_record(None if _isna(rec.get("title")) else rec.get("title"),
-                             None if _isna(rec.get("abstract")) else rec.get("abstract"), schema, sections)
+        title = None if _isna(rec.get("title")) else rec.get("title")
+        abstract = None if _isna(rec.get("abstract")) else rec.get("abstract")
+        fields = cache.get(title, abstract, sections) if cache is not None else None
+        if fields is None:
+            res = extract_record(title, abstract, schema, sections)
+            fields = {name: (ex.value, ex.evidence, ex.confidence) for name, ex in res.items()}
+            if cache is not None:
+                cache.put(title, abstract, sections, fields)
         row: dict[str, Any] = {"record_id": rid, "pmid": None if _isna(rec.get("pmid")) else str(rec.get("pmid"))}
-        for name, ex in res.items():
-            row[name] = ex.value
-            row[f"{name}_evidence"] = ex.evidence
-            row[f"{name}_confidence"] = ex.confidence
+        for name, (value, evidence, confidence) in fields.items():
+            row[name] = value
+            row[f"{name}_evidence"] = evidence
+            row[f"{name}_confidence"] = confidence
         rows.append(row)
+    if cache is not None:
+        cache.save()
     cols = ["record_id", "pmid"] + [c for n in schema.names for c in (n, f"{n}_evidence", f"{n}_confidence")]
-    logger.info("extracted %d fields from %d records", len(schema.names), len(rows))
+    logger.info("extracted %d fields from %d records%s", len(schema.names), len(rows),
+                f" ({cache.hits} unchanged, from the cache)" if cache is not None else "")
     out = pd.DataFrame(rows, columns=cols)
     out.attrs["extraction_schema"] = SchemaRef(schema)
     return out
+
+
+class ExtractionCache:
+    """What :func:`extract_record` found per record text, kept by content in ``<cache_dir>/extraction/``.
+
+    One JSON file per schema and extractor version: its name is the SHA-256 of the schema's
+    sections (``schema.raw``) and of the source of this module and of :mod:`reviewlib.user_regex`;
+    inside, each entry's key is the SHA-256 of the record's title, abstract and abstract sections.
+    A changed record or field misses and is extracted again; the file is rewritten atomically
+    (:mod:`reviewlib.atomic`) when something was added, and one that cannot be read is started anew.
+    """
+
+    FOLDER = "extraction"
+
+    def __init__(self, cache_dir: str | os.PathLike, schema: Schema):
+        import hashlib
+
+        engine = hashlib.sha256()
+        for module in (__file__, Path(__file__).resolve().parent.parent / "user_regex.py"):
+            engine.update(Path(module).read_bytes())
+        engine.update(json.dumps(schema.raw, sort_keys=True, default=repr).encode())
+        self.version = engine.hexdigest()
+        self.path = Path(cache_dir) / self.FOLDER / f"{self.version}.json"
+        self.hits = 0
+        self._added = False
+        try:
+            kept = json.loads(self.path.read_text(encoding="utf-8"))
+            self._entries = kept["entries"] if kept.get("version") == self.version else {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            self._entries = {}
+        self._names = list(schema.names)
+
+    @staticmethod
+    def key(title: str | None, abstract: str | None, sections: list[dict] | None) -> str:
+        import hashlib
+
+        text = json.dumps([title, abstract, sections], sort_keys=True, ensure_ascii=False, default=repr)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def get(self, title: str | None, abstract: str | None, sections: list[dict] | None) -> dict | None:
+        """``{field: (value, evidence, confidence)}`` kept for this text, or None."""
+        entry = self._entries.get(self.key(title, abstract, sections))
+        if not isinstance(entry, dict) or list(entry) != self._names:
+            return None
+        self.hits += 1
+        return {name: tuple(v) for name, v in entry.items()}
+
+    def put(self, title: str | None, abstract: str | None, sections: list[dict] | None, fields: dict) -> None:
+        self._entries[self.key(title, abstract, sections)] = {name: list(v) for name, v in fields.items()}
+        self._added = True
+
+    def save(self) -> None:
+        """Write the file if entries were added (atomically); a failure is only logged."""
+        if not self._added:
+            return
+        from ..atomic import write_text
+        try:
+            write_text(self.path, json.dumps({"version": self.version, "entries": self._entries},
+                                             ensure_ascii=False))
+            self._added = False
+        except OSError as exc:
+            logger.warning("extraction cache %s not written (%s): records are extracted again next run",
+                           self.path, exc)
 
 
 def _isna(v: Any) -> bool:
