@@ -105,3 +105,23 @@ def test_data_that_cannot_be_keyed_is_drawn_without_the_cache(tmp_path):
 ])
 def test_canonical_tells_values_apart(a, b):
     assert figure_cache.canonical(a) != figure_cache.canonical(b)
+
+
+def test_the_page_embeds_the_same_image_from_the_cache(tmp_path, monkeypatch):
+    """The shown image (lossless WebP of the PNG) is kept with the entry and is the one drawn first."""
+    import base64
+
+    import IPython.display
+
+    from reviewlib.report.notebook import embeddable_image
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj.data))
+    res = _bcg()
+    drawn = _show(Drawer(res), tmp_path / "run1", tmp_path / "cache", res, "Tuberculosis")
+    again = Drawer(res)
+    _show(again, tmp_path / "run2", tmp_path / "cache", res, "Tuberculosis")
+    assert again.calls == 0 and len(shown) == 2
+    mime, payload = embeddable_image(drawn["png"].read_bytes())
+    assert base64.b64encode(payload).decode() in shown[1] and f"data:{mime}" in shown[1]
+    assert shown[0] == shown[1]

@@ -203,7 +203,7 @@ def show_cached(draw: Callable[[], Any], folder: str | Path, name: str, *, key: 
     dict
         ``{fmt: path}`` of the files in ``folder``.
     """
-    from .notebook import _close, _figure_alt, _show_png
+    from .notebook import _close, _figure_alt
 
     folder = Path(folder)
     hit = cached_files(cache_dir, key, formats) if key is not None else None
@@ -219,5 +219,33 @@ def show_cached(draw: Callable[[], Any], folder: str | Path, name: str, *, key: 
         _close(fig)
         if key is not None:
             keep(cache_dir, key, {fmt: paths[fmt] for fmt in formats}, alt or _figure_alt(fig) or "")
-    _show_png(Path(paths["png"]).read_bytes(), shown_alt or name.replace("_", " "))
+    _show_embedded(cache_dir if key is not None else None, key, Path(paths["png"]).read_bytes(),
+                   shown_alt or name.replace("_", " "), reuse=hit is not None)
     return paths
+
+
+def _show_embedded(cache_dir: str | Path | None, key: str | None, png: bytes, alt: str, *, reuse: bool) -> None:
+    """Show ``png`` as the page embeds it (lossless WebP, :func:`~reviewlib.report.notebook.embeddable_image`),
+    the encoded bytes kept beside the figure's entry (``<key>.embed``: the mime type, a newline, the bytes),
+    read back only with the cached PNG (``reuse``), encoded anew whenever the PNG was drawn."""
+    import base64
+
+    from IPython.display import HTML, display
+
+    from .notebook import embeddable_image, snippet
+
+    kept = _folder(cache_dir) / f"{key}.embed" if cache_dir is not None and key is not None else None
+    mime = payload = None
+    if reuse and kept is not None and kept.is_file():
+        head, _, body = kept.read_bytes().partition(b"\n")
+        if head in (b"image/webp", b"image/png") and body:
+            mime, payload = head.decode(), body
+    if payload is None:
+        mime, payload = embeddable_image(png)
+        if kept is not None:
+            try:
+                from ..atomic import write_bytes
+                write_bytes(kept, mime.encode() + b"\n" + payload)
+            except OSError as exc:
+                logger.warning("figure cache %s not written (%s)", kept, exc)
+    display(HTML(snippet("image", base64.b64encode(payload).decode("ascii"), alt, mime)))
