@@ -125,3 +125,32 @@ def test_the_page_embeds_the_same_image_from_the_cache(tmp_path, monkeypatch):
     mime, payload = embeddable_image(drawn["png"].read_bytes())
     assert base64.b64encode(payload).decode() in shown[1] and f"data:{mime}" in shown[1]
     assert shown[0] == shown[1]
+
+
+def test_registry_figures_of_the_real_snapshot_are_reused_until_a_trial_changes(tmp_path, monkeypatch):
+    """The 315 real ClinicalTrials.gov trials of the default review (2026-08-22 snapshot)."""
+    from reviewlib.evidence import registry as evreg
+    from reviewlib.protocol import PACKAGE_DATA, load_protocol
+    from reviewlib.report import registry as repreg
+    from reviewlib.sources.ctgov import read_ctgov
+
+    protocol = load_protocol(Path(__file__).resolve().parent.parent / "notebooks" / "car-t-autoimmune.yaml")
+    table = evreg.trial_table(read_ctgov(PACKAGE_DATA / "car-t-autoimmune-registry-2026-08-22.json.gz"), protocol)
+    drawn = []
+    for name in ("start_years_figure", "enrollment_figure"):
+        real = getattr(repreg, name)
+        monkeypatch.setattr(repreg, name, lambda *a, _real=real, _name=name, **k: (drawn.append(_name), _real(*a, **k))[1])
+    cache = tmp_path / "cache"
+    names = repreg.show_registry_figures(table, protocol, tmp_path / "run1", cache_dir=cache)
+    assert len(names) == 2 and len(drawn) == 2
+    repreg.show_registry_figures(table, protocol, tmp_path / "run2", cache_dir=cache)
+    assert len(drawn) == 2                                   # nothing drawn again
+    for name in names:
+        for fmt in ("png", "svg"):
+            assert (tmp_path / "run2" / f"{name}.{fmt}").read_bytes() == (tmp_path / "run1" / f"{name}.{fmt}").read_bytes()
+    changed = table.copy()
+    changed.loc[0, "enrollment"] = 5000                      # one trial's planned enrollment
+    repreg.show_registry_figures(changed, protocol, tmp_path / "run3", cache_dir=cache)
+    assert len(drawn) == 4
+    enrollment = next(s["name"] for s in repreg.figure_specs(protocol) if s["kind"] == "enrollment")
+    assert (tmp_path / "run3" / f"{enrollment}.png").read_bytes() != (tmp_path / "run1" / f"{enrollment}.png").read_bytes()
