@@ -5,7 +5,7 @@ thousands of text artists), and an unchanged rerun draws the same pixels.  A fig
 SHA-256 of
 
 * the code that draws it: the source of every module of ``reviewlib.report`` and
-  ``reviewlib.evidence``, the versions of matplotlib, numpy and pandas, and matplotlib's current
+  ``reviewlib.evidence``, the versions of matplotlib, numpy, pandas, seaborn and Pillow, and matplotlib's current
   ``rcParams`` (a notebook that restyles matplotlib gets new figures);
 * what it draws: its kind (``"forest"``, ``"evidence:<name>"``...) and every input, written out
   canonically by :func:`canonical` (DataFrames cell by cell, dataclasses field by field).
@@ -113,7 +113,22 @@ def code_version() -> str:
     import pandas
 
     params = sorted((k, repr(v)) for k, v in matplotlib.rcParams.items())
-    return canonical(_source_digest(), matplotlib.__version__, numpy.__version__, pandas.__version__, params)
+    return canonical(_source_digest(), matplotlib.__version__, numpy.__version__, pandas.__version__,
+                     _versions(), params)
+
+
+@lru_cache(maxsize=1)
+def _versions() -> tuple[str, ...]:
+    """seaborn (the synthesis plots' style) and Pillow (PNG and WebP encoding), without importing them."""
+    from importlib import metadata
+
+    out = []
+    for dist in ("seaborn", "pillow"):
+        try:
+            out.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{dist} absent")
+    return tuple(out)
 
 
 def figure_key(kind: str, *data: Any) -> str | None:
