@@ -316,7 +316,32 @@ def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> 
         One line naming the field at fault: no values, unknown kind, bad regular expression,
         a reference to an unknown field or value.
     """
+    if not isinstance(protocol, (dict, Protocol)):
+        protocol = load_protocol(protocol)
     section, source = section_of(protocol, "extraction", "(extraction section)")
+    if isinstance(protocol, dict):
+        report = section.get("report") if isinstance(section, dict) else None
+    else:
+        report = section_of(protocol, "report")[0]
+    try:    # the same sections give the same schema: checking and compiling its patterns is done once
+        key = json.dumps([section, report, source], sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        key = None
+    if key is not None and key in _SCHEMAS:
+        return _SCHEMAS[key]
+    schema = _build_schema(section, source, report)
+    if key is not None:
+        while len(_SCHEMAS) >= 16:
+            _SCHEMAS.pop(next(iter(_SCHEMAS)))
+        _SCHEMAS[key] = schema
+    return schema
+
+
+#: Schemas built by :func:`load_schema`, by the JSON of the sections they were built from.
+_SCHEMAS: dict[str, "Schema"] = {}
+
+
+def _build_schema(section: Any, source: str, report: Any) -> Schema:
     if not isinstance(section, dict) or not isinstance(section.get("fields"), dict) or not section["fields"]:
         raise ProtocolError(f"protocol {source} has no extraction.fields: declare the fields to extract "
                             "(see the default protocol in notebooks/)", source=source)
@@ -452,7 +477,6 @@ def load_schema(protocol: Protocol | dict | str | os.PathLike | None = None) -> 
                     raise ProtocolError(f"protocol {source}: extraction field {f.name!r}: fallback value "
                                         f"{rule.get('value')!r} is not one of its values", source=source)
     cues = [_compile(c, "study_cues", source) for c in section.get("study_cues") or []]
-    report = section.get("report") if isinstance(protocol, dict) else section_of(protocol, "report")[0]
     if report is not None and not isinstance(report, dict):
         raise ProtocolError(f"protocol {source}: section 'report' must be a mapping (tables, figures, gaps), "
                             f"not {type(report).__name__}", source=source)
@@ -1139,7 +1163,8 @@ def _schema_of(protocol: Protocol | Schema | dict | str | os.PathLike | None) ->
     return protocol if isinstance(protocol, Schema) else load_schema(protocol)
 
 
-def extract(records: pd.DataFrame, protocol: Protocol | Schema | dict | str | None = None) -> pd.DataFrame:
+def extract(records: pd.DataFrame, protocol: Protocol | Schema | dict | str | None = None, *,
+            cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Extract the protocol's fields from a records table.
 
     Parameters
@@ -1149,6 +1174,10 @@ def extract(records: pd.DataFrame, protocol: Protocol | Schema | dict | str | No
         ``abstract_sections`` used when present).
     protocol : Protocol, Schema, dict or str
         Where the fields come from.
+    cache_dir : path-like, optional
+        The review's cache folder: what was extracted from a record's title, abstract and
+        sections under the same schema by the same code is read from ``extraction/`` there
+        instead of extracted again (:class:`ExtractionCache`).
 
     Returns
     -------
@@ -1160,24 +1189,97 @@ def extract(records: pd.DataFrame, protocol: Protocol | Schema | dict | str | No
     missing = [c for c in ("title", "abstract") if c not in records.columns]
     if missing:
         raise InputError(f"records have no column {', '.join(missing)}: extraction needs title and abstract")
+    cache = ExtractionCache(cache_dir, schema) if cache_dir is not None else None
     rows = []
     for rec in records.to_dict("records"):
         rid = rec.get("record_id") or record_id_for({k: (None if _isna(v) else v) for k, v in rec.items()})
         sections = rec.get("abstract_sections")
         sections = sections if isinstance(sections, list) and sections else None
-        res = extract_record(None if _isna(rec.get("title")) else rec.get("title"),
-                             None if _isna(rec.get("abstract")) else rec.get("abstract"), schema, sections)
+        title = None if _isna(rec.get("title")) else rec.get("title")
+        abstract = None if _isna(rec.get("abstract")) else rec.get("abstract")
+        fields = cache.get(title, abstract, sections) if cache is not None else None
+        if fields is None:
+            res = extract_record(title, abstract, schema, sections)
+            fields = {name: (ex.value, ex.evidence, ex.confidence) for name, ex in res.items()}
+            if cache is not None:
+                cache.put(title, abstract, sections, fields)
         row: dict[str, Any] = {"record_id": rid, "pmid": None if _isna(rec.get("pmid")) else str(rec.get("pmid"))}
-        for name, ex in res.items():
-            row[name] = ex.value
-            row[f"{name}_evidence"] = ex.evidence
-            row[f"{name}_confidence"] = ex.confidence
+        for name, (value, evidence, confidence) in fields.items():
+            row[name] = value
+            row[f"{name}_evidence"] = evidence
+            row[f"{name}_confidence"] = confidence
         rows.append(row)
+    if cache is not None:
+        cache.save()
     cols = ["record_id", "pmid"] + [c for n in schema.names for c in (n, f"{n}_evidence", f"{n}_confidence")]
-    logger.info("extracted %d fields from %d records", len(schema.names), len(rows))
+    logger.info("extracted %d fields from %d records%s", len(schema.names), len(rows),
+                f" ({cache.hits} unchanged, from the cache)" if cache is not None else "")
     out = pd.DataFrame(rows, columns=cols)
     out.attrs["extraction_schema"] = SchemaRef(schema)
     return out
+
+
+class ExtractionCache:
+    """What :func:`extract_record` found per record text, kept by content in ``<cache_dir>/extraction/``.
+
+    One JSON file per schema and extractor version: its name is the SHA-256 of the schema's
+    sections (``schema.raw``) and of the source of this module and of :mod:`reviewlib.user_regex`;
+    inside, each entry's key is the SHA-256 of the record's title, abstract and abstract sections.
+    A changed record or field misses and is extracted again; the file is rewritten atomically
+    (:mod:`reviewlib.atomic`) when something was added, and one that cannot be read is started anew.
+    """
+
+    FOLDER = "extraction"
+
+    def __init__(self, cache_dir: str | os.PathLike, schema: Schema):
+        import hashlib
+
+        engine = hashlib.sha256()
+        for module in (__file__, Path(__file__).resolve().parent.parent / "user_regex.py"):
+            engine.update(Path(module).read_bytes())
+        engine.update(json.dumps(schema.raw, sort_keys=True, default=repr).encode())
+        self.version = engine.hexdigest()
+        self.path = Path(cache_dir) / self.FOLDER / f"{self.version}.json"
+        self.hits = 0
+        self._added = False
+        try:
+            kept = json.loads(self.path.read_text(encoding="utf-8"))
+            self._entries = kept["entries"] if kept.get("version") == self.version else {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            self._entries = {}
+        self._names = list(schema.names)
+
+    @staticmethod
+    def key(title: str | None, abstract: str | None, sections: list[dict] | None) -> str:
+        import hashlib
+
+        text = json.dumps([title, abstract, sections], sort_keys=True, ensure_ascii=False, default=repr)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def get(self, title: str | None, abstract: str | None, sections: list[dict] | None) -> dict | None:
+        """``{field: (value, evidence, confidence)}`` kept for this text, or None."""
+        entry = self._entries.get(self.key(title, abstract, sections))
+        if not isinstance(entry, dict) or list(entry) != self._names:
+            return None
+        self.hits += 1
+        return {name: tuple(v) for name, v in entry.items()}
+
+    def put(self, title: str | None, abstract: str | None, sections: list[dict] | None, fields: dict) -> None:
+        self._entries[self.key(title, abstract, sections)] = {name: list(v) for name, v in fields.items()}
+        self._added = True
+
+    def save(self) -> None:
+        """Write the file if entries were added (atomically); a failure is only logged."""
+        if not self._added:
+            return
+        from ..atomic import write_text
+        try:
+            write_text(self.path, json.dumps({"version": self.version, "entries": self._entries},
+                                             ensure_ascii=False))
+            self._added = False
+        except OSError as exc:
+            logger.warning("extraction cache %s not written (%s): records are extracted again next run",
+                           self.path, exc)
 
 
 def _isna(v: Any) -> bool:

@@ -135,11 +135,13 @@ def _extraction_text(trial: Mapping[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def extract_trials(trials: pd.DataFrame, protocol: Any) -> pd.DataFrame:
+def extract_trials(trials: pd.DataFrame, protocol: Any, *, cache_dir: Any = None) -> pd.DataFrame:
     """Extract the protocol's fields from registrations (one row per trial, like :func:`extraction.extract`).
 
     The text extractor reads each registration as a record; the protocol's
     ``registry: fields`` rules then set what the registry gives in its fields.
+    ``cache_dir``: the review's cache folder, where the text extraction of an unchanged
+    registration is kept (:class:`reviewlib.evidence.extraction.ExtractionCache`).
 
     Returns
     -------
@@ -155,7 +157,7 @@ def extract_trials(trials: pd.DataFrame, protocol: Any) -> pd.DataFrame:
     texts = [_extraction_text(t) for t in trials.to_dict("records")]
     records["abstract_sections"] = texts
     records["abstract"] = ["\n\n".join(x["text"] for x in sec) or None for sec in texts]
-    out = extraction.extract(records, schema)
+    out = extraction.extract(records, schema, cache_dir=cache_dir)
     rows = trials.to_dict("records")
     for name, spec in rules.items():
         f = schema.fields[name]

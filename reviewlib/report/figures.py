@@ -44,7 +44,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DPI", "ReviewFigure", "OKABE_ITO", "NOT_REPORTED", "normalize_design", "design_rank", "design_colors",
     "prisma_flow", "publications_by_year", "evidence_map", "patients_by_value",
-    "sample_size_distribution", "screening_progress", "absent_figure", "save", "evidence_figures", "figure_specs",
+    "sample_size_distribution", "screening_progress", "absent_figure", "save", "evidence_figures", "evidence_figure",
+    "figure_specs",
     "FIGURE_KINDS",
     "year_finding", "map_finding", "value_finding", "sample_size_finding", "progress_finding",
 ]
@@ -1207,15 +1208,16 @@ def evidence_figures(table: pd.DataFrame, protocol: Any = None, *, notice: str |
         A notice drawn at the foot of each figure.
     """
     specs = figure_specs(protocol if protocol is not None else table)
-    out: dict[str, Figure] = {}
-    for spec in specs:
-        args = {k: spec[k] for k in FIGURE_KINDS[spec["kind"]] if k in spec}
-        if spec["kind"] == "evidence_map":
-            out[spec["name"]] = evidence_map(table, args.pop("rows"), args.pop("columns"), notice=notice, **args)
-        elif spec["kind"] == "patients_by":
-            out[spec["name"]] = patients_by_value(table, args.pop("field"), notice=notice, **args)
-        elif spec["kind"] == "sample_size":
-            out[spec["name"]] = sample_size_distribution(table, notice=notice, **args)
-        else:
-            out[spec["name"]] = publications_by_year(table, notice=notice)
-    return out
+    return {spec["name"]: evidence_figure(table, spec, notice=notice) for spec in specs}
+
+
+def evidence_figure(table: pd.DataFrame, spec: Mapping[str, Any], *, notice: str | None = None) -> Figure:
+    """Draw one declared evidence figure (an entry of :func:`figure_specs`)."""
+    args = {k: spec[k] for k in FIGURE_KINDS[spec["kind"]] if k in spec}
+    if spec["kind"] == "evidence_map":
+        return evidence_map(table, args.pop("rows"), args.pop("columns"), notice=notice, **args)
+    if spec["kind"] == "patients_by":
+        return patients_by_value(table, args.pop("field"), notice=notice, **args)
+    if spec["kind"] == "sample_size":
+        return sample_size_distribution(table, notice=notice, **args)
+    return publications_by_year(table, notice=notice)

@@ -126,6 +126,12 @@ def run_records(store: ReviewStore, run_name: str) -> pd.DataFrame:
     return frame.drop_duplicates("record_id", keep="last").reset_index(drop=True)
 
 
+def run_record_ids(store: ReviewStore, run_name: str) -> list[str]:
+    """The ``record_id`` column of :func:`run_records` (same order), read without decoding any record."""
+    ids = [r for s in run_search_ids(store, run_name) for r in store.record_ids(search_id=s)]
+    return list(reversed(dict.fromkeys(reversed(ids))))      # each once, at its last search (as run_records)
+
+
 def run_included(store: ReviewStore, run_name: str, stage: str | None = None) -> list[str]:
     """The record ids of ``run_name``'s records that the review includes, in record order.
 
@@ -135,21 +141,27 @@ def run_included(store: ReviewStore, run_name: str, stage: str | None = None) ->
         Default (None): the final include set (:func:`final_included_ids`);
         ``'title-abstract'`` or ``'full-text'``: that stage's includes only.
     """
-    records = run_records(store, run_name)
-    inc = _included_for(store, records, stage)
-    return [r for r in records["record_id"] if r in inc]
+    ids = run_record_ids(store, run_name)
+    inc = _included_for(store, ids, stage)
+    return [r for r in ids if r in inc]
 
 
 def run_included_records(store: ReviewStore, run_name: str, stage: str | None = None) -> pd.DataFrame:
-    """The records table of the included records of ``run_name`` (see :func:`run_included`)."""
-    records = run_records(store, run_name)
-    inc = _included_for(store, records, stage)
-    return records[records["record_id"].isin(inc)].reset_index(drop=True)
+    """The records table of the included records of ``run_name`` (see :func:`run_included`).
+
+    Only the included records are decoded (a few thousand of a 100,000-record review), in
+    :func:`run_records`' order.
+    """
+    keep = run_included(store, run_name, stage)
+    frame = store.records_by_id(keep)
+    order = {r: i for i, r in enumerate(keep)}
+    return frame.iloc[sorted(range(len(frame)), key=lambda i: order[frame["record_id"].iat[i]])] \
+        .reset_index(drop=True)
 
 
-def _included_for(store: ReviewStore, records: pd.DataFrame, stage: str | None) -> set[str]:
+def _included_for(store: ReviewStore, record_ids: Iterable[str], stage: str | None) -> set[str]:
     if stage is None:
-        return set(final_included_ids(store, records["record_id"]))
+        return set(final_included_ids(store, record_ids))
     return set(decisions.included(store, stage=stage))
 
 
@@ -213,7 +225,7 @@ def full_text_assessment(store: ReviewStore, record_ids: Iterable[str]) -> FullT
 
 def run_full_text_assessment(store: ReviewStore, run_name: str) -> FullTextAssessment:
     """:func:`full_text_assessment` of ``run_name``'s records (:func:`run_records`)."""
-    return full_text_assessment(store, run_records(store, run_name)["record_id"])
+    return full_text_assessment(store, run_record_ids(store, run_name))
 
 
 @dataclass
@@ -243,8 +255,7 @@ def current_sets(store: ReviewStore, run_name: str) -> RunSets:
 
     Ids are PMIDs (``'12345'``), or the store's record id for records without one.
     """
-    records = run_records(store, run_name)
-    matched = set(records["record_id"])
+    matched = set(run_record_ids(store, run_name))
     included = final_included_ids(store, matched)
     return RunSets(matched=sorted(_label(r) for r in matched), included=sorted(_label(r) for r in included))
 

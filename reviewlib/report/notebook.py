@@ -57,6 +57,10 @@ __all__ = [
     "show_changes",
     "show_figure",
     "save_and_show",
+    "review_cache",
+    "show_cached_figure",
+    "show_prisma",
+    "show_evidence_figures",
     "protocol_facts",
     "search_facts",
     "records_overview",
@@ -377,6 +381,56 @@ def save_and_show(fig: Any, folder: str | Path, name: str, alt: str | None = Non
     paths = plots.save(fig, folder, name)
     _close(fig)
     _show_png(Path(paths["png"]).read_bytes(), alt or _figure_alt(fig) or name.replace("_", " "))
+
+
+def review_cache(context: Any) -> Path:
+    """The review's cache folder (beside its store), where figures drawn before are kept by content."""
+    return Path(context.store.folder) / "cache"
+
+
+def show_cached_figure(draw: Any, folder: str | Path, name: str, *data: Any, cache_dir: str | Path | None,
+                       alt: str | None = None) -> None:
+    """:func:`save_and_show` the figure ``draw()`` returns, or its copy kept in ``cache_dir`` when the
+    same ``data`` was drawn by the same code before (:mod:`reviewlib.report.figure_cache`).
+
+    ``data`` must be everything the drawing reads (the figure is keyed by it); ``cache_dir`` None
+    always draws.
+    """
+    from . import figure_cache, figures as plots
+    key = figure_cache.figure_key(name, *data) if cache_dir is not None else None
+    figure_cache.show_cached(draw, folder, name, key=key, cache_dir=cache_dir, save=plots.save, alt=alt)
+
+
+def show_prisma(counts: Any, protocol: Any, folder: str | Path, *, notice: str | None = None,
+                cache_dir: str | Path | None = None) -> None:
+    """Draw (or take from the cache), save and show the PRISMA 2020 flow diagram of ``counts``."""
+    from . import figures as plots
+    labels = reason_labels(protocol)
+    show_cached_figure(lambda: plots.prisma_flow(counts, reason_labels=labels, notice=notice), folder, "prisma",
+                       counts, labels, notice, cache_dir=cache_dir, alt="PRISMA 2020 flow diagram")
+
+
+def _schema_raw(table: Any) -> Any:
+    ref = getattr(table, "attrs", {}).get("extraction_schema")
+    return getattr(getattr(ref, "schema", None), "raw", None)
+
+
+def show_evidence_figures(table: Any, protocol: Any, folder: str | Path, *, notice: str | None = None,
+                          cache_dir: str | Path | None = None) -> list[str]:
+    """Draw (or take from the cache), save and show the evidence figures the protocol declares.
+
+    Each is keyed by its declaration, the study table, the schema the table carries and ``notice``.
+    Returns the file stems shown.
+    """
+    from . import figures as plots
+    if table is None or not len(table):
+        return []
+    names = []
+    for spec in plots.figure_specs(protocol if protocol is not None else table):
+        show_cached_figure(lambda spec=spec: plots.evidence_figure(table, spec, notice=notice), folder,
+                           spec["name"], spec, table, _schema_raw(table), notice, cache_dir=cache_dir)
+        names.append(spec["name"])
+    return names
 
 
 def _close(fig: Any) -> None:

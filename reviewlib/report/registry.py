@@ -132,24 +132,52 @@ def enrollment_figure(table: pd.DataFrame, by: str = "phases", *, small: int = 2
                                                           "enrollment of 0 (withdrawn) is drawn at the floor.")
 
 
-def registry_figures(table: pd.DataFrame, protocol: Any, *, notice: str | None = None) -> dict[str, Any]:
-    """The figures the protocol's ``report: registry_figures`` declares, by name, in its order."""
-    out = {}
+def _figure_inputs(protocol: Any) -> tuple[dict[str, str], int]:
+    """The field labels and the enrollment threshold the registry figures read from the protocol."""
     schema_labels = {}
     try:
         from ..evidence import extraction
         schema_labels = {n: f.label for n, f in extraction.load_schema(protocol).fields.items()}
     except Exception:  # noqa: BLE001 - labels are a nicety
         pass
+    small = next((int(s.get("small", 20)) for s in evidence_registry.table_specs(protocol)
+                  if s["kind"] == "enrollment"), 20)
+    return schema_labels, small
+
+
+def _registry_figure(table: pd.DataFrame, spec: Mapping[str, Any], schema_labels: Mapping[str, str], small: int,
+                     notice: str | None) -> Any:
+    if spec["kind"] == "start_years":
+        by = spec.get("by")
+        return start_years_figure(table, by, notice=notice, label=schema_labels.get(by, by))
+    return enrollment_figure(table, spec.get("by", "phases"), small=small, notice=notice)
+
+
+def registry_figures(table: pd.DataFrame, protocol: Any, *, notice: str | None = None) -> dict[str, Any]:
+    """The figures the protocol's ``report: registry_figures`` declares, by name, in its order."""
+    schema_labels, small = _figure_inputs(protocol)
+    return {spec["name"]: _registry_figure(table, spec, schema_labels, small, notice)
+            for spec in figure_specs(protocol)}
+
+
+def show_registry_figures(table: pd.DataFrame, protocol: Any, folder: str | Path, *, notice: str | None = None,
+                          cache_dir: str | Path | None = None) -> list[str]:
+    """Draw (or take from the review's figure cache), save and show the declared registry figures.
+
+    Each figure is keyed by its declaration, the trial table, the labels and threshold it reads and
+    ``notice`` (:mod:`reviewlib.report.figure_cache`).  Returns the file stems shown.
+    """
+    from .notebook import show_cached_figure
+
+    if table is None or not len(table):
+        return []
+    schema_labels, small = _figure_inputs(protocol)
+    names = []
     for spec in figure_specs(protocol):
-        if spec["kind"] == "start_years":
-            by = spec.get("by")
-            out[spec["name"]] = start_years_figure(table, by, notice=notice, label=schema_labels.get(by, by))
-        else:
-            small = next((int(s.get("small", 20)) for s in evidence_registry.table_specs(protocol)
-                          if s["kind"] == "enrollment"), 20)
-            out[spec["name"]] = enrollment_figure(table, spec.get("by", "phases"), small=small, notice=notice)
-    return out
+        show_cached_figure(lambda spec=spec: _registry_figure(table, spec, schema_labels, small, notice), folder,
+                           spec["name"], spec, table, schema_labels, small, notice, cache_dir=cache_dir)
+        names.append(spec["name"])
+    return names
 
 
 def figure_captions(protocol: Any) -> dict[str, str]:

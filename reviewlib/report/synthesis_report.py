@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SOF_FILE", "SynthesisReport", "synthesis_spec", "synthesize_review", "summary_html",
            "outcomes_html", "outcome_blocks", "SYNTHESIS_CSS", "tables", "show_summary_of_findings", "show_forest_plots", "show_risk_of_bias", "show_grade",
-           "show_outcomes", "save_png", "load_summary", "source_link", "figure_slug"]
+           "show_outcomes", "save_png", "write_png", "load_summary", "source_link", "figure_slug"]
 
 #: The run folder's summary of findings (written by :func:`synthesize_review`, read by the index page).
 SOF_FILE = "summary_of_findings.json"
@@ -377,27 +377,47 @@ def show_grade(report: SynthesisReport) -> None:
                                        report.spec["labels"])))
 
 
-def save_png(fig: Any, folder: str | Path, name: str) -> Path:
-    """Write ``fig`` as ``<folder>/<name>.png`` (atomically) and show it; PNG only: a forest or
-    traffic-light plot of a hundred studies takes seconds as SVG with its text as paths."""
+def write_png(fig: Any, folder: str | Path, name: str) -> dict[str, Path]:
+    """Write ``fig`` as ``<folder>/<name>.png`` (atomically, :data:`SYNTHESIS_DPI`); ``{"png": path}``."""
     from ..atomic import atomic_path
-    from .notebook import _close, _figure_alt, _show_png
 
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise InputError(f"figure name {name!r} must be a plain file stem like 'forest_relapse' (no folders)")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{name}.png"
-    alt = _figure_alt(fig)
     with atomic_path(final, suffix=".png.part") as tmp, open(tmp, "wb") as handle:
         fig.savefig(handle, format="png", dpi=SYNTHESIS_DPI, facecolor="white", metadata={"Software": None})
+    return {"png": final}
+
+
+def save_png(fig: Any, folder: str | Path, name: str) -> Path:
+    """Write ``fig`` as ``<folder>/<name>.png`` (atomically) and show it; PNG only: a forest or
+    traffic-light plot of a hundred studies takes seconds as SVG with its text as paths."""
+    from .notebook import _close, _figure_alt, _show_png
+
+    alt = _figure_alt(fig)
+    final = write_png(fig, folder, name)["png"]
     _close(fig)
     _show_png(final.read_bytes(), alt or name.replace("_", " "))
     return final
 
 
-def show_forest_plots(report: SynthesisReport, folder: str | Path, *, notice: str | None = None) -> list[str]:
-    """Draw, save (``forest_<outcome>.png``) and show a forest plot per outcome some study reports."""
+def _show_png_figure(draw: Any, folder: str | Path, name: str, cache_dir: str | Path | None, *data: Any) -> None:
+    """Draw (or take from the review's figure cache, keyed by ``data``), save and show a PNG-only figure."""
+    from . import figure_cache
+
+    key = figure_cache.figure_key(name, *data) if cache_dir is not None else None
+    figure_cache.show_cached(draw, folder, name, key=key, cache_dir=cache_dir, save=write_png, formats=("png",))
+
+
+def show_forest_plots(report: SynthesisReport, folder: str | Path, *, notice: str | None = None,
+                      cache_dir: str | Path | None = None) -> list[str]:
+    """Draw, save (``forest_<outcome>.png``) and show a forest plot per outcome some study reports.
+
+    ``cache_dir``: the review's cache folder; a plot of the same result, label and notice drawn by
+    the same code is copied from there instead of drawn (:mod:`reviewlib.report.figure_cache`).
+    """
     from . import synthesis_figures as sf
 
     names = []
@@ -405,15 +425,20 @@ def show_forest_plots(report: SynthesisReport, folder: str | Path, *, notice: st
         res = report.findings.results.get(name)
         if res is None:
             continue
-        fig = sf.forest_plot(res, outcome=report.spec["labels"].get(name, name), notice=notice)
+        label = report.spec["labels"].get(name, name)
         stem = f"forest_{figure_slug(name)}"
-        save_png(fig, folder, stem)
+        _show_png_figure(lambda res=res, label=label: sf.forest_plot(res, outcome=label, notice=notice),
+                         folder, stem, cache_dir, res, label, notice)
         names.append(stem)
     return names
 
 
-def show_risk_of_bias(report: SynthesisReport, folder: str | Path, *, notice: str | None = None) -> list[str]:
-    """Draw, save and show the robvis-style summary and traffic-light plots, per appraisal tool used."""
+def show_risk_of_bias(report: SynthesisReport, folder: str | Path, *, notice: str | None = None,
+                      cache_dir: str | Path | None = None) -> list[str]:
+    """Draw, save and show the robvis-style summary and traffic-light plots, per appraisal tool used.
+
+    ``cache_dir``: as for :func:`show_forest_plots` (keyed by the tool's judgements and the labels).
+    """
     from . import synthesis_figures as sf
     from .notebook import say
 
@@ -427,6 +452,7 @@ def show_risk_of_bias(report: SynthesisReport, folder: str | Path, *, notice: st
     for tool in final["tool"].value_counts().index:
         for kind, draw in (("summary", sf.summary_plot), ("traffic_light", sf.traffic_light_plot)):
             stem = f"rob_{kind}_{figure_slug(tool)}"
-            save_png(draw(final, tool=tool, labels=labels, notice=notice), folder, stem)
+            _show_png_figure(lambda draw=draw, tool=tool: draw(final, tool=tool, labels=labels, notice=notice),
+                             folder, stem, cache_dir, final.reset_index(drop=True), tool, labels, notice)
             names.append(stem)
     return names

@@ -22,8 +22,12 @@ publication yet").  ``record_id`` follows the store: ``pmid:<PMID>``.
 """
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import io
+import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -34,9 +38,20 @@ from lxml import etree
 
 from ..errors import InputError
 
+logger = logging.getLogger(__name__)
+
 LINK_COLUMNS = ["record_id", "nct_id", "how"]
 #: An NCT id in free text: 'NCT' and 8 digits, optionally one space or hyphen between (normalised away).
 NCT_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])NCT[ \-]?(\d{8})(?!\d)", re.I)
+#: Found in the lower-cased JSON of every stored record with an NCT id in its title or abstract (and in
+#: a few more): the records worth decoding.
+_NCT_HINT = re.compile(r"nct[ \-]?\d")
+
+
+def may_hold_nct_id(text: str) -> bool:
+    """False when ``text`` certainly holds no NCT id :data:`NCT_IN_TEXT` would find (a fast prefilter)."""
+    return _NCT_HINT.search(text.lower()) is not None
+
 _PARSER_KW = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
 
 
@@ -63,8 +78,17 @@ def _frame(rows: Iterable[tuple[str, str, str]]) -> pd.DataFrame:
 
 def links_from_records(records: pd.DataFrame) -> pd.DataFrame:
     """Links from NCT ids written in records' titles and abstracts (a records table, ``record_id`` or ``pmid``)."""
+    if not len(records):
+        return _empty()
+    # only the records whose title or abstract holds "NCT" at all are read one by one (a few in a thousand)
+    mentions = pd.Series(False, index=records.index)
+    for field in ("title", "abstract"):
+        if field in records:
+            mentions |= records[field].astype(object).where(records[field].map(type).eq(str), "") \
+                .str.contains("nct", case=False, regex=False)
+    columns = [c for c in ("record_id", "pmid", "source", "title", "abstract") if c in records]
     rows = []
-    for rec in records.to_dict("records"):
+    for rec in records.loc[mentions, columns].to_dict("records"):
         rid = rec.get("record_id") or (f"pmid:{rec['pmid']}" if rec.get("pmid") else None)
         if not rid or rec.get("source") == "ctgov":     # a registration does not report itself
             continue
@@ -221,20 +245,82 @@ def trial_publications(trials: pd.DataFrame, links: pd.DataFrame,
     return pd.DataFrame(rows, columns=["nct_id", "status", "n_reports", "record_ids", "hows"])
 
 
+#: Sub-folder of the review's cache holding the DataBankList links read from each efetch file.
+LINKS_FOLDER = "links"
+
+
+@functools.lru_cache(maxsize=1)
+def _parser_version() -> str:
+    """This module's source: a change to the XML reading is a new cache key."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def databank_links(paths: Iterable[str | os.PathLike], cache_dir: str | os.PathLike | None) -> pd.DataFrame:
+    """:func:`links_from_pubmed_xml` of each file, kept in ``cache_dir/links/`` by the file's content.
+
+    The key is the SHA-256 of the file's bytes and of this module's source, so a changed file (or
+    reader) is read again; an unchanged one (the same snapshot on a rerun) costs a hash, not a parse
+    of a gigabyte of XML.  Entries are written atomically; one that cannot be read is rebuilt.
+    """
+    from ..atomic import write_text
+
+    parts = []
+    for path in map(Path, paths):
+        if cache_dir is None or not path.is_file():
+            parts.append(links_from_pubmed_xml(path))
+            continue
+        key = hashlib.sha256(f"{_parser_version()}:{_file_digest(path)}".encode()).hexdigest()
+        entry = Path(cache_dir) / LINKS_FOLDER / f"{key}.json"
+        try:
+            kept = json.loads(entry.read_text(encoding="utf-8"))
+            if kept.get("key") == key:
+                parts.append(_frame(tuple(r) for r in kept["rows"]))
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        found = links_from_pubmed_xml(path)
+        try:
+            write_text(entry, json.dumps({"key": key, "source": path.name,
+                                          "rows": found[LINK_COLUMNS].values.tolist()}))
+        except OSError as exc:
+            logger.warning("links cache %s not written (%s): the file is read again next run", entry, exc)
+        parts.append(found)
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else _empty()
+
+
 def review_links(store: Any, records: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every link of a review: its records' titles/abstracts, its trials' references and the cached efetch XML.
+
+    The DataBankList links of each efetch file are kept by the file's content (:func:`databank_links`).
 
     Parameters
     ----------
     store : reviewlib.store.ReviewStore
         The review store (``trials()``, and ``cache/`` beside it for PubMed's DataBankList).
     records : DataFrame, optional
-        Default: every record in the store.
+        Default: every record in the store that could hold an NCT id (only those are decoded:
+        :func:`may_hold_nct_id`).
     """
-    records = store.records() if records is None else records
+    records = store.records_matching(may_hold_nct_id) if records is None else records
     cache = Path(store.folder) / "cache"
     xml = sorted(p for p in cache.rglob("*.xml*") if p.is_file()) if cache.is_dir() else []
-    return link_table(records=records, trials=store.trials(), pubmed_xml=xml or None)
+    parts = [links_from_records(records), links_from_trials(store.trials())]
+    if xml:
+        parts.append(databank_links(xml, cache))
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return _empty()
+    out = pd.concat(parts, ignore_index=True).drop_duplicates()
+    return out.sort_values(LINK_COLUMNS).reset_index(drop=True)
 
 
 def study_links(table: pd.DataFrame, links: pd.DataFrame, record_ids: Iterable[str] | None = None) -> pd.DataFrame:
