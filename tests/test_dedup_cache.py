@@ -138,5 +138,17 @@ def test_the_key_follows_threshold_code_version_and_every_value(demo_review, mon
     one_author = records.copy()
     one_author.at[5, "authors"] = one_author.at[5, "authors"] + ["Someone X"]
     assert dedup_cache.input_key(one_author, trials) != key
+    shifted = records.copy()                      # one character moved from one title to the next: other titles
+    shifted.at[0, "title"], shifted.at[1, "title"] = records.at[0, "title"][:-1], records.at[0, "title"][-1:] + \
+        records.at[1, "title"]
+    assert dedup_cache.input_key(shifted, trials) != key
+    section = records.copy()
+    row = next(i for i, s in enumerate(records["abstract_sections"]) if s)
+    section.at[row, "abstract_sections"] = [dict(records.at[row, "abstract_sections"][0], label="OTHER")] + \
+        records.at[row, "abstract_sections"][1:]
+    assert dedup_cache.input_key(section, trials) != key
+    none_for_empty = records.copy()
+    none_for_empty.at[0, "doi"] = "" if records.at[0, "doi"] is None else None
+    assert dedup_cache.input_key(none_for_empty, trials) != key
     monkeypatch.setattr(dedup_cache, "DEDUP_CACHE_VERSION", dedup_cache.DEDUP_CACHE_VERSION + 1)
     assert dedup_cache.input_key(records, trials) != key

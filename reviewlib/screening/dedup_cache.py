@@ -26,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
+import operator
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,42 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
+def _update_with_strings(digest: "hashlib._Hash", strings: list) -> None:
+    """Each string's UTF-8 bytes and their lengths (so that no two lists give the same bytes)."""
+    try:
+        encoded = list(map(str.encode, strings))
+    except UnicodeEncodeError:                 # a lone surrogate: keep it as Python writes it
+        encoded = [s.encode("utf-8", "surrogatepass") for s in strings]
+    digest.update(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)).tobytes())
+    digest.update(b"".join(encoded))
+
+
+def _update_with_column(digest: "hashlib._Hash", values: list) -> None:
+    """Feed one column's values into ``digest``, unambiguously, without a Python step per value:
+    strings or None, lists of strings, lists of ``{str: str}`` dicts (abstract sections); anything
+    else by its ``repr`` (exact for plain Python values)."""
+    kinds = set(map(type, values))
+    if kinds <= {str, type(None)}:
+        digest.update(b"s" + bytes(map(operator.is_, repeat(None), values)))
+        _update_with_strings(digest, ["" if v is None else v for v in values] if type(None) in kinds else values)
+        return
+    if kinds <= {list}:
+        flat = list(chain.from_iterable(values))
+        inner = set(map(type, flat))
+        sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values)).tobytes()
+        if inner <= {str}:
+            digest.update(b"l" + sizes)
+            _update_with_strings(digest, flat)
+            return
+        if inner <= {dict}:
+            parts = [x for d in flat for pair in d.items() for x in pair]
+            if set(map(type, parts)) <= {str}:
+                digest.update(b"d" + sizes + np.fromiter(map(len, flat), dtype=np.int64, count=len(flat)).tobytes())
+                _update_with_strings(digest, parts)
+                return
+    digest.update(b"r" + repr(values).encode("utf-8", "surrogatepass"))
+
+
 def _update_with_frame(digest: "hashlib._Hash", frame: pd.DataFrame | None) -> None:
     """Feed every value of ``frame`` (columns, dtypes, values in order) into ``digest``."""
     if frame is None:
@@ -64,8 +101,7 @@ def _update_with_frame(digest: "hashlib._Hash", frame: pd.DataFrame | None) -> N
         return
     digest.update(repr((list(map(str, frame.columns)), [str(t) for t in frame.dtypes], len(frame))).encode())
     for col in frame.columns:
-        # repr of str, None, int, float, bool, list and dict is exact and runs in C
-        digest.update(repr(frame[col].tolist()).encode("utf-8", "surrogatepass"))
+        _update_with_column(digest, frame[col].tolist())
         digest.update(b"\x00")
 
 
