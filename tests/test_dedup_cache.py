@@ -152,3 +152,37 @@ def test_the_key_follows_threshold_code_version_and_every_value(demo_review, mon
     assert dedup_cache.input_key(none_for_empty, trials) != key
     monkeypatch.setattr(dedup_cache, "DEDUP_CACHE_VERSION", dedup_cache.DEDUP_CACHE_VERSION + 1)
     assert dedup_cache.input_key(records, trials) != key
+
+
+def _old_contents(records: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """What dedup.save stored for each record before it encoded column by column: the reference."""
+    import hashlib
+    import json
+    cols = [c for c in records.columns if c != "record_id"]
+    out = []
+    for rid, *vals in records[["record_id"] + cols].itertuples(index=False):
+        data = json.dumps({c: dedup._json_value(v) for c, v in zip(cols, vals)}, ensure_ascii=False)
+        out.append((rid, hashlib.sha256(data.encode("utf-8")).hexdigest(), data))
+    return out
+
+
+def test_saved_record_contents_equal_the_old_encoding(demo_review):
+    import numpy as np
+    store = demo_review.store
+    records = living.run_records(store, "r1")
+    result = registrations.deduplicate(records, store.trials())
+    written = result.records.copy()
+    written["journal"] = written["journal"].astype(object)
+    written.at[0, "journal"], written.at[1, "journal"] = np.str_("J"), float("nan")     # not plain values
+    written["pub_date"] = written["pub_date"].astype(object)
+    written.at[2, "pub_date"] = np.int64(2020)
+    for frame in (result.records, written):
+        saved = dedup.DedupResult(records=frame, audit=result.audit, n_removed=result.n_removed,
+                                  n_input=result.n_input, threshold=result.threshold, groups=result.groups)
+        run = dedup.save(store, saved)
+        stored = dict(store.connection.execute("SELECT content_hash, data FROM record_contents").fetchall())
+        refs = store.connection.execute("SELECT record_id, data FROM dedup_records WHERE run_id=? ORDER BY position",
+                                        (run,)).fetchall()
+        expected = _old_contents(frame)
+        assert [(r[0], r[1]) for r in refs] == [(rid, dedup.CONTENT_REF + h) for rid, h, _ in expected]
+        assert all(stored[h] == data for _, h, data in expected)
