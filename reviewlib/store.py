@@ -209,6 +209,20 @@ def _json_rows(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
         yield dict(zip(COLUMNS, values))
 
 
+#: Records tables read, shared by every :class:`ReviewStore` on one file in this process:
+#: ``{resolved path: {(search_id, records_version): table}}``, for the last file read only.
+_RECORDS_MEMO: dict[str, dict] = {}
+
+
+def _records_memo(path: Path) -> dict:
+    key = str(Path(path).resolve())
+    memo = _RECORDS_MEMO.get(key)
+    if memo is None:
+        _RECORDS_MEMO.clear()                # another store: what was read from the last one is let go
+        memo = _RECORDS_MEMO[key] = {}
+    return memo
+
+
 class ReviewStore:
     """A review's SQLite database.
 
@@ -407,10 +421,11 @@ class ReviewStore:
         While no record is written (by :meth:`add_records`, which marks every write with a new
         ``records_version`` in the store's meta table, in this process or another), asking again
         gives a copy of the table read before instead of decoding every record anew (seconds at
-        100,000 records; a notebook asks several times).
+        100,000 records; a notebook asks several times).  The table is kept for the file, not for
+        this object: the notebooks of a run share one kernel and each opens the store anew.
         """
         key = (search_id, self.get_meta(RECORDS_VERSION))
-        memo = self.__dict__.setdefault("_records_memo", {})
+        memo = _records_memo(self.path)
         if key[1] is not None and key in memo:
             return memo[key].copy()
         for old in [k for k in memo if k[1] != key[1]]:
