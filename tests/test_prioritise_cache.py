@@ -60,3 +60,22 @@ def test_the_run_prepares_the_features_a_reviewers_first_opening_reads(tmp_path,
     # a different record set is fitted (and cached) anew
     assert screener.prepare_prioritiser(store, records.iloc[:100]) and fits == [1, 1]
     assert not screener.prepare_prioritiser(store, records.iloc[:0])
+
+
+def test_one_changed_text_is_fitted_anew_not_read_from_the_cache(tmp_path, monkeypatch):
+    """Issue 15: the TF-IDF is reused only for the same texts; one abstract edited is a new fit."""
+    from reviewlib.screening import tfidf
+    records = read_openalex(PACKAGE_DATA / "meijboom-2021" / "works_1.zip").iloc[:200].reset_index(drop=True)
+    first = Prioritiser(records, seed=3, cache_dir=tmp_path)
+    fits = []
+    real_fit = tfidf.FastTfidfVectorizer.fit_transform
+    monkeypatch.setattr(tfidf.FastTfidfVectorizer, "fit_transform",
+                        lambda self, docs, y=None: fits.append(1) or real_fit(self, docs))
+    Prioritiser(records, seed=3, cache_dir=tmp_path)
+    assert fits == []                                              # unchanged texts: read back
+    edited = records.copy()
+    edited.at[17, "abstract"] = "Pharmacokinetics of a wholly different compound in healthy volunteers."
+    changed = Prioritiser(edited, seed=3, cache_dir=tmp_path)
+    assert fits == [1] and changed.X.shape != first.X.shape           # fitted anew: new words, new columns
+    assert (changed.X != Prioritiser(edited, seed=3).X).nnz == 0   # as a fit without any cache gives
+    assert len(list(tmp_path.glob("tfidf-*.npz"))) == 2

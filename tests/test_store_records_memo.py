@@ -79,3 +79,23 @@ def test_a_search_that_found_every_record_gives_the_whole_table_once(tmp_path, m
     assert len(store.records(search_id=sid)) == 3 and len(store.records()) == 4
     assert reads == [sid, sid, None]
     pd.testing.assert_frame_equal(store.records(), store._read_records(None))
+
+
+def test_a_new_store_object_on_the_same_file_reads_the_table_read_before(tmp_path, monkeypatch):
+    """Each notebook of a run opens the store anew in the one kernel: the records are decoded once."""
+    path = tmp_path / "review.sqlite"
+    store = ReviewStore(path)
+    store.add_records(_frame([1, 2]))
+    first = store.records()
+    store.close()
+    again = ReviewStore(path)
+    reads = _counting(again, monkeypatch)
+    pd.testing.assert_frame_equal(again.records(), first)
+    assert reads == []
+    writer = ReviewStore(path)                  # a write through a third object: read again, by each
+    writer.add_records(_frame([3]))
+    assert list(again.records()["record_id"]) == ["pmid:1", "pmid:2", "pmid:3"] and reads == [None]
+    other = ReviewStore(tmp_path / "other.sqlite")       # another file has its own records
+    other.add_records(_frame([7]))
+    assert list(other.records()["record_id"]) == ["pmid:7"]
+    assert list(again.records()["record_id"]) == ["pmid:1", "pmid:2", "pmid:3"] and reads == [None, None]

@@ -470,6 +470,23 @@ def _json_value(v: Any) -> Any:
     return v
 
 
+_PLAIN_TYPES = frozenset({str, list, dict, int, bool, type(None)})
+
+
+def _json_rows(frame: pd.DataFrame, cols: list[str]):
+    """Each row of ``frame[cols]`` as a dict of :func:`_json_value` of each cell, column by column
+    (``tolist`` in C; ``_json_value`` only on a column holding more than plain values): a function
+    call per cell was 9 of save's 11 s CPU at 100,000 records."""
+    columns = []
+    for col in cols:
+        values = frame[col].tolist()
+        if not all(type(v) in _PLAIN_TYPES for v in values):
+            values = [_json_value(v) for v in values]
+        columns.append(values)
+    for values in zip(*columns):
+        yield dict(zip(cols, values))
+
+
 def _ensure_schema(store) -> None:
     store.ensure_schema(SCHEMA)
     cols = {r["name"] for r in store.connection.execute("PRAGMA table_info(dedup_audit)")}
@@ -490,8 +507,9 @@ def save(store, result: DedupResult) -> int:
     cols = [c for c in result.records.columns if c != "record_id"]
     contents: dict[str, str] = {}
     refs = []
-    for rid, *vals in result.records[["record_id"] + cols].itertuples(index=False):
-        data = json.dumps({c: _json_value(v) for c, v in zip(cols, vals)}, ensure_ascii=False)
+    encode = json.JSONEncoder(ensure_ascii=False).encode      # what json.dumps(row, ensure_ascii=False) makes
+    for rid, row in zip(result.records["record_id"].tolist(), _json_rows(result.records, cols)):
+        data = encode(row)
         digest = hashlib.sha256(data.encode("utf-8")).hexdigest()
         contents[digest] = data
         refs.append((rid, digest))

@@ -81,7 +81,15 @@ def apply_rules_cached(store, records: pd.DataFrame, rules: Rules,
     hashes = dict(hashes) if hashes is not None else content_hashes(store, records)
     digest = _digest(rules)
     con = store.connection
-    known = {h: (d, json.loads(r), json.loads(f)) for h, d, r, f in con.execute(
+    decoded: dict[str, list] = {}      # few distinct reason and rule lists: each JSON text decoded once
+
+    def _list(text: str) -> list:
+        value = decoded.get(text)
+        if value is None:
+            value = decoded[text] = json.loads(text)
+        return value
+
+    known = {h: (d, _list(r), _list(f)) for h, d, r, f in con.execute(
         "SELECT content_hash, decision, reasons, fired FROM rule_results WHERE rules_digest=?", (digest,))}
     ids = records["record_id"].tolist()
     todo = [i for i, rid in enumerate(ids) if hashes.get(rid) not in known]

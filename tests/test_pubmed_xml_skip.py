@@ -1,0 +1,154 @@
+"""Issue 15: the parser drops elements no column reads before lxml sees them, with the same records table.
+
+Data: every real efetch file under tests/data (see tests/data/README.md) and the default review's
+synthetic snapshot.  The reference is the same parser with nothing dropped from the byte stream.
+"""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from lxml import etree
+
+from reviewlib.errors import InputError
+from reviewlib.protocol import PACKAGE_DATA
+from reviewlib.sources import pubmed_xml
+from reviewlib.sources.pubmed_xml import SKIPPED_ELEMENTS, _SkipElements, read_pubmed_xml
+
+DATA = Path(__file__).resolve().parent / "data"
+EFETCH_FILES = sorted((DATA / "pubmed" / "efetch").rglob("*.xml")) + sorted((DATA / "eutils" / "efetch").rglob("*.xml"))
+SNAPSHOT = PACKAGE_DATA / "car-t-autoimmune-snapshot.xml.gz"
+
+
+def _whole(path: Path) -> bytes:
+    raw = path.read_bytes()
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+
+
+def _read_all(reader) -> bytes:
+    chunks = []
+    while True:
+        chunk = reader.read(32768)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _parsed_without_skipping(monkeypatch, source) -> pd.DataFrame:
+    with monkeypatch.context() as m:
+        m.setattr(pubmed_xml, "_SkipElements", lambda raw: raw)
+        return read_pubmed_xml(source)
+
+
+def test_fixtures_hold_the_skipped_elements():
+    """The comparison below has teeth: the real files carry most of what is dropped."""
+    found = set()
+    for path in EFETCH_FILES + [SNAPSHOT]:
+        text = _whole(path)
+        found |= {t for t in SKIPPED_ELEMENTS if f"<{t}".encode() in text}
+    assert {"ReferenceList", "History", "ChemicalList", "AffiliationInfo", "CommentsCorrectionsList",
+            "GrantList", "CitationSubset", "Pagination"} <= found
+
+
+@pytest.mark.parametrize("path", EFETCH_FILES + [SNAPSHOT], ids=lambda p: p.name)
+def test_same_records_as_with_nothing_skipped(path, monkeypatch):
+    try:
+        reference = _parsed_without_skipping(monkeypatch, path)
+    except InputError:                         # a fixture that is not a PubmedArticleSet: refused the same way
+        with pytest.raises(InputError):
+            read_pubmed_xml(path)
+        return
+    frame = read_pubmed_xml(path)
+    pd.testing.assert_frame_equal(frame, reference, check_exact=True)
+    assert frame.attrs == reference.attrs
+    if b"<History" in _whole(path):            # and the bytes lxml parses are fewer
+        assert len(_read_all(pubmed_xml._open(path)[0])) < len(_whole(path))
+
+
+def _old_mesh(heading_list):
+    """The Python loop _mesh was before its XPaths (the reference)."""
+    if heading_list is None:
+        return [], []
+    terms, major = [], []
+    for heading in heading_list:
+        name = None
+        is_major = False
+        for child in heading:
+            if child.tag == "DescriptorName":
+                name = child.text
+                if child.get("MajorTopicYN") == "Y":
+                    is_major = True
+            elif child.tag == "QualifierName" and child.get("MajorTopicYN") == "Y":
+                is_major = True
+        if name:
+            terms.append(name.strip())
+            if is_major:
+                major.append(name.strip())
+    return terms, major
+
+
+def test_mesh_xpaths_match_the_loop_on_every_heading_list():
+    lists = 0
+    for path in EFETCH_FILES + [SNAPSHOT]:
+        try:
+            root = etree.fromstring(_whole(path))
+        except etree.XMLSyntaxError:
+            continue
+        for heading_list in root.iter("MeshHeadingList"):
+            assert pubmed_xml._mesh(heading_list) == _old_mesh(heading_list)
+            lists += 1
+    assert lists > 50
+    written = etree.fromstring(
+        b"<MeshHeadingList><MeshHeading><DescriptorName MajorTopicYN='N'> Lupus </DescriptorName>"
+        b"<QualifierName MajorTopicYN='Y'>therapy</QualifierName></MeshHeading>"
+        b"<MeshHeading><DescriptorName MajorTopicYN='Y'>Humans</DescriptorName></MeshHeading>"
+        b"<MeshHeading><DescriptorName MajorTopicYN='N'>Mice</DescriptorName>"
+        b"<QualifierName MajorTopicYN='N'>genetics</QualifierName></MeshHeading>"
+        b"<MeshHeading><DescriptorName/></MeshHeading></MeshHeadingList>")
+    assert pubmed_xml._mesh(written) == _old_mesh(written) == (["Lupus", "Humans", "Mice"], ["Lupus", "Humans"])
+
+
+class Trickle:
+    """A binary stream that hands out data in small, irregular pieces."""
+
+    def __init__(self, data: bytes, sizes: list[int]):
+        self.data, self.pos, self.sizes, self.turn = data, 0, sizes, 0
+
+    def read(self, n: int = -1) -> bytes:
+        k = self.sizes[self.turn % len(self.sizes)]
+        self.turn += 1
+        out = self.data[self.pos:self.pos + k]
+        self.pos += k
+        return out
+
+
+NESTED = (b"<a><History><PubMedPubDate PubStatus=\"received\"><Year>2020</Year></PubMedPubDate>"
+          b"<History>inner</History></History><b/><HistoryX>kept</HistoryX><History/>"
+          b"<Author><LastName>Li</LastName><AffiliationInfo><Affiliation>Dept &lt;1&gt;</Affiliation>"
+          b"</AffiliationInfo><Identifier Source=\"ORCID\">0000</Identifier><Identifiers>kept</Identifiers></Author>"
+          b"<ChemicalList\n><Chemical>x</Chemical></ChemicalList>end</a>")
+NESTED_KEPT = (b"<a><b/><HistoryX>kept</HistoryX><Author><LastName>Li</LastName><Identifiers>kept</Identifiers>"
+               b"</Author>end</a>")
+
+
+@pytest.mark.parametrize("sizes", [[1], [7, 13], [5000]])
+@pytest.mark.parametrize("read_size", [1, 3, 32768, -1])
+def test_skipped_elements_are_dropped_across_chunk_boundaries(sizes, read_size):
+    reader = _SkipElements(Trickle(NESTED, sizes))
+    chunks = []
+    while True:
+        chunk = reader.read(read_size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert b"".join(chunks) == NESTED_KEPT
+
+
+def test_file_cut_short_inside_a_skipped_element_is_input_error():
+    raw = _whole(EFETCH_FILES[0]) if b"<History" in _whole(EFETCH_FILES[0]) else \
+        next(_whole(p) for p in EFETCH_FILES if b"<History" in _whole(p))
+    cut = raw[: raw.index(b"<History") + 40]
+    with pytest.raises(InputError, match="cut short"):
+        read_pubmed_xml(cut)
