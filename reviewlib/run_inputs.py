@@ -18,21 +18,13 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from .atomic import file_digest
+
 logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: Parameters that name this run rather than what it reads (a new run id each time).
 RUN_OWN_PARAMETERS = ("run_name", "output_dir")
-_CHUNK = 1 << 20
-
-
-def file_digest(path: str | Path) -> str:
-    """BLAKE2b of a file's bytes (hex), read in 1 MiB chunks."""
-    digest = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def store_digest(store_path: str | Path) -> str:
@@ -59,7 +51,7 @@ def _package_files(root: Path) -> Iterator[Path]:
 def tree_digest(root: str | Path, files: Iterable[Path] | None = None) -> str:
     """One hash of every file under ``root`` (relative names and bytes), ``__pycache__`` left out."""
     root = Path(root)
-    digest = hashlib.blake2b(digest_size=20)
+    digest = hashlib.sha256()
     for path in (files if files is not None else _package_files(root)):
         digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
         digest.update(file_digest(path).encode("ascii") + b"\0")

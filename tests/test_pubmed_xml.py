@@ -18,6 +18,7 @@ import reviewlib
 from reviewlib import records
 from reviewlib.errors import InputError
 from reviewlib.sources.pubmed_xml import parse_medline_date, read_pubmed_xml
+from trickle import Trickle
 
 DATA = Path(__file__).resolve().parent / "data" / "pubmed"
 EFETCH = DATA / "efetch"
@@ -384,20 +385,6 @@ def test_memory_is_flat_in_the_record_count(tmp_path):
     # A tree kept whole would take several times the file size; streaming stays far below it.
     assert large["peak"] < small["peak"] * 1.5 + 256 * 1024
     assert large["peak"] < large["size"] / 4
-
-
-class Trickle:
-    """A binary stream that hands out data in small, irregular pieces."""
-
-    def __init__(self, data: bytes, sizes: list[int]):
-        self.data, self.pos, self.sizes, self.turn = data, 0, sizes, 0
-
-    def read(self, n: int = -1) -> bytes:
-        k = self.sizes[self.turn % len(self.sizes)]
-        self.turn += 1
-        out = self.data[self.pos:self.pos + k]
-        self.pos += k
-        return out
 
 
 NESTED_REFERENCES = (b"<a><ReferenceList><Reference><Citation>x &lt; y</Citation></Reference>"

@@ -16,6 +16,7 @@ from reviewlib.errors import InputError
 from reviewlib.protocol import PACKAGE_DATA
 from reviewlib.sources import pubmed_xml
 from reviewlib.sources.pubmed_xml import SKIPPED_ELEMENTS, _SkipElements, read_pubmed_xml
+from trickle import Trickle
 
 DATA = Path(__file__).resolve().parent / "data"
 EFETCH_FILES = sorted((DATA / "pubmed" / "efetch").rglob("*.xml")) + sorted((DATA / "eutils" / "efetch").rglob("*.xml"))
@@ -108,20 +109,6 @@ def test_mesh_xpaths_match_the_loop_on_every_heading_list():
         b"<QualifierName MajorTopicYN='N'>genetics</QualifierName></MeshHeading>"
         b"<MeshHeading><DescriptorName/></MeshHeading></MeshHeadingList>")
     assert pubmed_xml._mesh(written) == _old_mesh(written) == (["Lupus", "Humans", "Mice"], ["Lupus", "Humans"])
-
-
-class Trickle:
-    """A binary stream that hands out data in small, irregular pieces."""
-
-    def __init__(self, data: bytes, sizes: list[int]):
-        self.data, self.pos, self.sizes, self.turn = data, 0, sizes, 0
-
-    def read(self, n: int = -1) -> bytes:
-        k = self.sizes[self.turn % len(self.sizes)]
-        self.turn += 1
-        out = self.data[self.pos:self.pos + k]
-        self.pos += k
-        return out
 
 
 NESTED = (b"<a><History><PubMedPubDate PubStatus=\"received\"><Year>2020</Year></PubMedPubDate>"

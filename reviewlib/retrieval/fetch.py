@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..atomic import write_bytes
+from ..atomic import file_digest, write_bytes
 from ..errors import EutilsError, HistoryExpiredError, InputError
 from .eutils import MAX_RECORDS, EutilsClient
 from ..records import write_csv
@@ -142,14 +142,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _atomic_copy(source: Path, target: Path) -> None:
@@ -500,7 +492,7 @@ def load_snapshot(path: str | os.PathLike, store: ReviewStore, *, query: str | N
                          source=str(path))
     from ..sources.memory import check_fits
     check_fits(path, "snapshot")          # far larger than memory: say so now, not be killed half-way
-    digest = _sha256_file(path)            # streamed: the file is never held in memory whole
+    digest = file_digest(path)            # streamed: the file is never held in memory whole
     row = store.connection.execute(
         "SELECT s.* FROM searches s JOIN batches b USING(search_id) WHERE s.source='snapshot' "
         "AND b.sha256=? AND s.status='complete' ORDER BY s.search_id DESC LIMIT 1", (digest,)).fetchone()

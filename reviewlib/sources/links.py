@@ -36,6 +36,7 @@ from typing import Any, Iterable
 import pandas as pd
 from lxml import etree
 
+from ..atomic import file_digest
 from ..errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -255,14 +256,6 @@ def _parser_version() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def databank_links(paths: Iterable[str | os.PathLike], cache_dir: str | os.PathLike | None) -> pd.DataFrame:
     """:func:`links_from_pubmed_xml` of each file, kept in ``cache_dir/links/`` by the file's content.
 
@@ -277,7 +270,7 @@ def databank_links(paths: Iterable[str | os.PathLike], cache_dir: str | os.PathL
         if cache_dir is None or not path.is_file():
             parts.append(links_from_pubmed_xml(path))
             continue
-        key = hashlib.sha256(f"{_parser_version()}:{_file_digest(path)}".encode()).hexdigest()
+        key = hashlib.sha256(f"{_parser_version()}:{file_digest(path)}".encode()).hexdigest()
         entry = Path(cache_dir) / LINKS_FOLDER / f"{key}.json"
         try:
             kept = json.loads(entry.read_text(encoding="utf-8"))
