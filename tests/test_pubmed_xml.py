@@ -18,7 +18,7 @@ import reviewlib
 from reviewlib import records
 from reviewlib.errors import InputError
 from reviewlib.sources.pubmed_xml import parse_medline_date, read_pubmed_xml
-from trickle import Trickle
+from trickle import Trickle, read_all
 
 DATA = Path(__file__).resolve().parent / "data" / "pubmed"
 EFETCH = DATA / "efetch"
@@ -396,14 +396,7 @@ NESTED_REFERENCES = (b"<a><ReferenceList><Reference><Citation>x &lt; y</Citation
 @pytest.mark.parametrize("read_size", [1, 3, 32768, -1])
 def test_reference_lists_are_skipped_across_chunk_boundaries(sizes, read_size):
     from reviewlib.sources.pubmed_xml import _SkipReferenceLists
-    reader = _SkipReferenceLists(Trickle(NESTED_REFERENCES, sizes))
-    chunks = []
-    while True:
-        chunk = reader.read(read_size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    assert b"".join(chunks) == b"<a><b/><ReferenceListX>kept</ReferenceListX>end</a>"
+    assert read_all(_SkipReferenceLists(Trickle(NESTED_REFERENCES, sizes)), read_size) == b"<a><b/><ReferenceListX>kept</ReferenceListX>end</a>"
 
 
 def test_file_cut_short_inside_a_reference_list_is_input_error():

@@ -16,7 +16,7 @@ from reviewlib.errors import InputError
 from reviewlib.protocol import PACKAGE_DATA
 from reviewlib.sources import pubmed_xml
 from reviewlib.sources.pubmed_xml import SKIPPED_ELEMENTS, _SkipElements, read_pubmed_xml
-from trickle import Trickle
+from trickle import Trickle, read_all
 
 DATA = Path(__file__).resolve().parent / "data"
 EFETCH_FILES = sorted((DATA / "pubmed" / "efetch").rglob("*.xml")) + sorted((DATA / "eutils" / "efetch").rglob("*.xml"))
@@ -123,14 +123,7 @@ NESTED_KEPT = (b"<a><b/><HistoryX>kept</HistoryX><Author><LastName>Li</LastName>
 @pytest.mark.parametrize("sizes", [[1], [7, 13], [5000]])
 @pytest.mark.parametrize("read_size", [1, 3, 32768, -1])
 def test_skipped_elements_are_dropped_across_chunk_boundaries(sizes, read_size):
-    reader = _SkipElements(Trickle(NESTED, sizes))
-    chunks = []
-    while True:
-        chunk = reader.read(read_size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    assert b"".join(chunks) == NESTED_KEPT
+    assert read_all(_SkipElements(Trickle(NESTED, sizes)), read_size) == NESTED_KEPT
 
 
 def test_file_cut_short_inside_a_skipped_element_is_input_error():

@@ -14,3 +14,13 @@ class Trickle:
         out = self.data[self.pos:self.pos + k]
         self.pos += k
         return out
+
+
+def read_all(reader, read_size: int) -> bytes:
+    """Everything ``reader`` hands out, asked for ``read_size`` bytes at a time."""
+    chunks = []
+    while True:
+        chunk = reader.read(read_size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
