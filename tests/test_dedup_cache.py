@@ -154,6 +154,16 @@ def test_the_key_follows_threshold_code_version_and_every_value(demo_review, mon
     assert dedup_cache.input_key(records, trials) != key
 
 
+def _old_json_value(v):
+    """dedup's per-cell encoder before it used store.json_rows (kept here as the reference)."""
+    import numpy as np
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
 def _old_contents(records: pd.DataFrame) -> list[tuple[str, str, str]]:
     """What dedup.save stored for each record before it encoded column by column: the reference."""
     import hashlib
@@ -161,7 +171,7 @@ def _old_contents(records: pd.DataFrame) -> list[tuple[str, str, str]]:
     cols = [c for c in records.columns if c != "record_id"]
     out = []
     for rid, *vals in records[["record_id"] + cols].itertuples(index=False):
-        data = json.dumps({c: dedup._json_value(v) for c, v in zip(cols, vals)}, ensure_ascii=False)
+        data = json.dumps({c: _old_json_value(v) for c, v in zip(cols, vals)}, ensure_ascii=False)
         out.append((rid, hashlib.sha256(data.encode("utf-8")).hexdigest(), data))
     return out
 
