@@ -11,7 +11,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .oserrors import name_target
 
@@ -23,6 +23,19 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def files_digest(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None = None) -> str:
+    """One SHA-256 of several files: each one's name (relative to ``root``, else its own name) and bytes.
+
+    What a cache keyed by code depends on: the source files whose change must recompute it.
+    """
+    import hashlib
+    digest = hashlib.sha256()
+    for path in map(Path, paths):
+        name = path.relative_to(root).as_posix() if root is not None else path.name
+        digest.update(name.encode("utf-8") + b"\0" + file_digest(path).encode("ascii") + b"\0")
     return digest.hexdigest()
 
 

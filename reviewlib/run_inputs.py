@@ -13,12 +13,11 @@ An online run asks PubMed, whose answer is not on this machine: it always runs.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from .atomic import file_digest
+from .atomic import file_digest, files_digest
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +47,9 @@ def _package_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def tree_digest(root: str | Path, files: Iterable[Path] | None = None) -> str:
+def tree_digest(root: str | Path) -> str:
     """One hash of every file under ``root`` (relative names and bytes), ``__pycache__`` left out."""
-    root = Path(root)
-    digest = hashlib.sha256()
-    for path in (files if files is not None else _package_files(root)):
-        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
-        digest.update(file_digest(path).encode("ascii") + b"\0")
-    return digest.hexdigest()
+    return files_digest(_package_files(Path(root)), root)
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -68,6 +68,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 import yaml
 
+from ..atomic import files_digest
 from ..errors import InputError, ProtocolError
 from ..protocol import Protocol, load_protocol, section_of
 from ..records import read_csv as read_records_csv
@@ -1234,9 +1235,8 @@ class ExtractionCache:
     def __init__(self, cache_dir: str | os.PathLike, schema: Schema):
         import hashlib
 
-        engine = hashlib.sha256()
-        for module in (__file__, Path(__file__).resolve().parent.parent / "user_regex.py"):
-            engine.update(Path(module).read_bytes())
+        engine = hashlib.sha256(files_digest([__file__, Path(__file__).resolve().parent.parent / "user_regex.py"])
+                                .encode())
         engine.update(json.dumps(schema.raw, sort_keys=True, default=repr).encode())
         self.version = engine.hexdigest()
         self.path = Path(cache_dir) / self.FOLDER / f"{self.version}.json"

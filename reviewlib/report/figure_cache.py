@@ -27,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..atomic import atomic_path, write_text
+from ..atomic import atomic_path, files_digest, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +97,9 @@ def canonical(*data: Any) -> str:
 
 @lru_cache(maxsize=1)
 def _source_digest() -> str:
-    h = hashlib.sha256()
     package = Path(__file__).resolve().parent.parent
-    for folder in ("report", "evidence"):
-        for path in sorted((package / folder).glob("*.py")):
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
+    return files_digest((p for folder in ("report", "evidence") for p in sorted((package / folder).glob("*.py"))),
+                        package)
 
 
 def code_version() -> str:

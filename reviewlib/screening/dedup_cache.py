@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_text
+from ..atomic import files_digest, write_text
 from . import dedup
 
 logger = logging.getLogger(__name__)
@@ -50,12 +50,8 @@ CODE_MODULES = ("reviewlib.screening.dedup", "reviewlib.screening.dedup_match",
 def _code_digest() -> str:
     import importlib
     import rapidfuzz
-    digest = hashlib.sha256(f"{DEDUP_CACHE_VERSION}:{rapidfuzz.__version__}".encode())
-    for name in CODE_MODULES:
-        module = importlib.import_module(name)
-        digest.update(name.encode())
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()
+    sources = files_digest(Path(importlib.import_module(name).__file__) for name in CODE_MODULES)
+    return hashlib.sha256(f"{DEDUP_CACHE_VERSION}:{rapidfuzz.__version__}:{sources}".encode()).hexdigest()
 
 
 def _update_with_strings(digest: "hashlib._Hash", strings: list) -> None:

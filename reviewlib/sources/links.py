@@ -253,7 +253,7 @@ LINKS_FOLDER = "links"
 @functools.lru_cache(maxsize=1)
 def _parser_version() -> str:
     """This module's source: a change to the XML reading is a new cache key."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    return file_digest(__file__)
 
 
 def databank_links(paths: Iterable[str | os.PathLike], cache_dir: str | os.PathLike | None) -> pd.DataFrame:
