@@ -958,7 +958,7 @@ class RunPlan:
     render: bool = True
     started: float = field(default_factory=time.perf_counter)
     lock: Any = None  # runstate.RunLock, released when the run is recorded or marked failed
-    #: What the run reads (run_inputs.fingerprint, the store as it was before the run), for the manifest.
+    #: What the run reads (run_inputs.fingerprint without the store, added as the run left it), for the manifest.
     inputs: dict[str, Any] | None = None
     #: Set instead of a new run folder when the newest complete run read the same inputs (nothing to do).
     current: Path | None = None
@@ -1004,9 +1004,9 @@ def prepare_run(protocol: str | Path | None = None, *, offline: bool = True,
     results_root = Path(results_dir or project_root() / "results") / proto.name
     results_root.mkdir(parents=True, exist_ok=True)
     rdir = Path(review_dir) if review_dir else default_review_dir(proto.name, reviews_dir)
-    inputs = run_inputs.fingerprint(proto, sources, dict(user, review_dir=str(rdir.resolve())), rdir / STORE_NAME,
-                                    offline=offline, versions=package_versions())
-    current = None if force else run_inputs.current_run(results_root, inputs)
+    inputs = run_inputs.fingerprint(proto, sources, dict(user, review_dir=str(rdir.resolve())), None,
+                                    offline=offline, versions=package_versions())   # the store: when recorded
+    current = None if force else run_inputs.current_run(results_root, inputs, rdir / STORE_NAME)
     if current is not None:
         logger.info("run %s of %s read the same inputs (snapshot, protocol, notebooks, code, parameters, store): "
                     "it is current, nothing to run", current.name, proto.name)

@@ -85,8 +85,8 @@ def protocol_files(protocol: Any) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def fingerprint(protocol: Any, notebooks: Iterable[Path], parameters: Mapping[str, Any], store_path: str | Path,
-                *, offline: bool, versions: Mapping[str, str]) -> dict[str, Any]:
+def fingerprint(protocol: Any, notebooks: Iterable[Path], parameters: Mapping[str, Any],
+                store_path: str | Path | None, *, offline: bool, versions: Mapping[str, str]) -> dict[str, Any]:
     """The content hashes of everything an offline run reads.
 
     Parameters
@@ -96,8 +96,9 @@ def fingerprint(protocol: Any, notebooks: Iterable[Path], parameters: Mapping[st
         The notebooks the run executes, in order.
     parameters : mapping
         The notebook parameters; the run's own id and output folder are left out.
-    store_path : path-like
-        The review store.
+    store_path : path-like or None
+        The review store; None leaves it out (``"store"``), for :func:`current_run` to hash only when
+        everything else matched (the store is the one large input: 700 MB at 100,000 records).
     offline : bool
     versions : mapping
         Library versions (``pipeline.package_versions()``).
@@ -107,7 +108,7 @@ def fingerprint(protocol: Any, notebooks: Iterable[Path], parameters: Mapping[st
     dict
         JSON-ready; two fingerprints are equal when the runs read the same things.
     """
-    return {
+    found = {
         "offline": bool(offline),
         "protocol": protocol.sha256,
         "protocol_files": protocol_files(protocol),
@@ -115,19 +116,23 @@ def fingerprint(protocol: Any, notebooks: Iterable[Path], parameters: Mapping[st
         "code": tree_digest(PACKAGE_DIR),
         "versions": dict(sorted(versions.items())),
         "parameters": {k: _plain(v) for k, v in sorted(parameters.items()) if k not in RUN_OWN_PARAMETERS},
-        "store": store_digest(store_path),
     }
+    if store_path is not None:
+        found["store"] = store_digest(store_path)
+    return found
 
 
 def _plain(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
-def current_run(results_root: str | Path, inputs: Mapping[str, Any]) -> Path | None:
+def current_run(results_root: str | Path, inputs: Mapping[str, Any],
+                store_path: str | Path | None = None) -> Path | None:
     """The newest complete run whose recorded inputs equal ``inputs``, if its pages are all still there.
 
     Only the newest complete run counts: an older one with the same inputs is not current when a later
-    run (say on another snapshot) came after it.  An online fingerprint never matches.
+    run (say on another snapshot) came after it.  An online fingerprint never matches.  ``inputs``
+    without its ``"store"`` is completed from ``store_path``, hashed only when the rest matched.
     """
     from . import runstate
     if not inputs.get("offline"):
@@ -136,7 +141,11 @@ def current_run(results_root: str | Path, inputs: Mapping[str, Any]) -> Path | N
     if not runs:
         return None
     run_dir, manifest = runs[-1]
-    if manifest.get("inputs") != dict(inputs):
+    recorded, wanted = dict(manifest.get("inputs") or {}), dict(inputs)
+    if "store" not in wanted and store_path is not None and \
+            {k: v for k, v in recorded.items() if k != "store"} == wanted:
+        wanted["store"] = store_digest(store_path)
+    if recorded != wanted:
         return None
     pages = [run_dir / "index.html"] + [run_dir / (Path(nb).stem + ".html") for nb in inputs["notebooks"]]
     missing = [p.name for p in pages if not p.is_file()]
