@@ -681,34 +681,32 @@ class _Kernel:
         return AsyncKernelManager(kernel_name=self.kernel_name, transport="ipc",
                                   ip=str(Path(tempfile.mkdtemp(prefix="reviewlib-kernel-")) / "k"))
 
-    def reset(self) -> None:
-        """Clear the user namespace (modules stay imported), so notebooks only share the store."""
+    def _run_code(self, code: str) -> list[dict]:
+        """Run ``code`` as one cell in the shared kernel; its outputs (nothing without a running kernel)."""
         if self.km is None or not self.km.has_kernel:
-            return
+            return []
         import nbformat
         from nbclient import NotebookClient
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-            "get_ipython().run_line_magic('reset', '-f')\n"
-            "import matplotlib.pyplot as _plt; _plt.close('all'); del _plt")])
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
         NotebookClient(nb, km=self.km, kernel_name=self.kernel_name, timeout=60).execute()
+        return list(nb.cells[0].get("outputs", []))
+
+    def reset(self) -> None:
+        """Clear the user namespace (modules stay imported), so notebooks only share the store."""
+        self._run_code("get_ipython().run_line_magic('reset', '-f')\n"
+                       "import matplotlib.pyplot as _plt; _plt.close('all'); del _plt")
 
     def memory(self) -> dict[str, float]:
         """The shared kernel's resident and peak memory (MB, from /proc), or {} where it can't be read."""
-        if self.km is None or not self.km.has_kernel:
-            return {}
-        import nbformat
-        from nbclient import NotebookClient
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-            "def _mem():\n"
-            "    try:\n"
-            "        f = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
-            "        return {'rss_mb': int(f['VmRSS'].split()[0]) / 1024, 'peak_mb': int(f['VmHWM'].split()[0]) / 1024}\n"
-            "    except (OSError, KeyError, ValueError):\n"
-            "        return {}\n"
-            "print(__import__('json').dumps(_mem())); del _mem")])
+        code = ("def _mem():\n"
+                "    try:\n"
+                "        f = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
+                "        return {'rss_mb': int(f['VmRSS'].split()[0]) / 1024, 'peak_mb': int(f['VmHWM'].split()[0]) / 1024}\n"
+                "    except (OSError, KeyError, ValueError):\n"
+                "        return {}\n"
+                "print(__import__('json').dumps(_mem())); del _mem")
         try:
-            NotebookClient(nb, km=self.km, kernel_name=self.kernel_name, timeout=60).execute()
-            text = "".join(o.get("text", "") for o in nb.cells[0].get("outputs", []) if o.get("name") == "stdout")
+            text = "".join(o.get("text", "") for o in self._run_code(code) if o.get("name") == "stdout")
             return {k: round(float(v), 1) for k, v in json.loads(text or "{}").items()}
         except Exception as exc:  # memory is a measurement, never a reason to fail a run
             logger.debug("kernel memory: %s", exc)
