@@ -433,8 +433,7 @@ class ReviewStore:
         frame = None
         if memo:
             # the same records as a table already read (one search found them all, say): that table
-            ids = [r[0] for r in self.connection.execute(self._records_sql(search_id, "r.record_id"),
-                                                         () if search_id is None else (search_id,))]
+            ids = self.record_ids(search_id)
             frame = next((f for f in memo.values() if len(f) == len(ids) and f["record_id"].tolist() == ids),
                          None)
         if frame is None:
