@@ -279,6 +279,12 @@ class ReviewStore:
         """The folder holding the store (and the review's cache)."""
         return self.path.parent
 
+    @property
+    def cache_dir(self) -> Path:
+        """The review's cache, beside the store: raw fetches, and what is kept by content (TF-IDF,
+        dedup, figures, extraction, trial links)."""
+        return self.folder / "cache"
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: committed on exit, rolled back on error."""

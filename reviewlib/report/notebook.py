@@ -385,7 +385,7 @@ def save_and_show(fig: Any, folder: str | Path, name: str, alt: str | None = Non
 
 def review_cache(context: Any) -> Path:
     """The review's cache folder (beside its store), where figures drawn before are kept by content."""
-    return Path(context.store.folder) / "cache"
+    return context.store.cache_dir
 
 
 def show_cached_figure(draw: Any, folder: str | Path, name: str, *data: Any, cache_dir: str | Path | None,

@@ -133,12 +133,8 @@ def _frame_back(data: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(columns, columns=data["columns"])
 
 
-def _cache_dir(store) -> Path:
-    return Path(store.folder) / "cache"
-
-
 def _cache_path(store, key: str) -> Path:
-    return _cache_dir(store) / f"dedup-{key[:32]}.json"
+    return store.cache_dir / f"dedup-{key[:32]}.json"
 
 
 def _latest_run(store) -> tuple[int, str | None] | None:
@@ -199,7 +195,7 @@ def _write(store, key: str, records: pd.DataFrame, result: dedup.DedupResult, ru
     path = _cache_path(store, key)
     try:
         write_text(path, json.dumps(data, ensure_ascii=False, allow_nan=True))
-        for old in _cache_dir(store).glob("dedup-*.json"):
+        for old in store.cache_dir.glob("dedup-*.json"):
             if old != path:
                 old.unlink(missing_ok=True)   # the cache does not grow run by run
     except OSError as exc:

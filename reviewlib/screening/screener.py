@@ -279,8 +279,8 @@ def _cache_option(module, store) -> dict[str, Any]:
         takes = "cache_dir" in inspect.signature(module.Prioritiser).parameters
     except (TypeError, ValueError):
         takes = False
-    folder = getattr(store, "folder", None)
-    return {"cache_dir": folder / "cache"} if takes and folder is not None else {}
+    cache_dir = getattr(store, "cache_dir", None)
+    return {"cache_dir": cache_dir} if takes and cache_dir is not None else {}
 
 
 def prepare_prioritiser(store, records: pd.DataFrame) -> bool:

@@ -304,7 +304,7 @@ def review_links(store: Any, records: pd.DataFrame | None = None) -> pd.DataFram
         :func:`may_hold_nct_id`).
     """
     records = store.records_matching(may_hold_nct_id) if records is None else records
-    cache = Path(store.folder) / "cache"
+    cache = store.cache_dir
     xml = sorted(p for p in cache.rglob("*.xml*") if p.is_file()) if cache.is_dir() else []
     parts = [links_from_records(records), links_from_trials(store.trials())]
     if xml:
