@@ -735,9 +735,11 @@ def _execute(kernel: _Kernel, source: Path, target: Path, parameters: dict[str, 
     if kernel.km is not None:
         kwargs["km"] = kernel.km
     try:
+        # written once at the end, or with the failing cell's error when a cell fails: saving after every cell
+        # re-encoded the whole notebook (pure-Python JSON with indent) twice per cell, megabytes at 100k records
         pm.execute_notebook(str(source), str(target), parameters=parameters, kernel_name=kernel.kernel_name,
                             progress_bar=False, cwd=str(cwd), execution_timeout=timeout,
-                            request_save_on_cell_execute=True, **kwargs)
+                            request_save_on_cell_execute=False, **kwargs)
     except PapermillExecutionError as exc:
         first = next((line for line in (exc.source or "").splitlines() if line.strip()), "")
         evalue = " ".join(str(exc.evalue).split())
