@@ -810,10 +810,9 @@ def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], set
         counts["identified_registers"] = search["registry"].get("count")
     try:
         from .screening import dedup
-        result = dedup.load(store)
-        if result is not None:
-            counts["duplicates_removed"] = int(result.n_removed)
-            counts["after_deduplication"] = int(len(result.records))
+        saved = dedup.saved_counts(store)   # the counts only: loading the result decoded every record
+        if saved is not None:
+            counts["duplicates_removed"], counts["after_deduplication"] = saved
     except ImportError:
         pass
     matched = {f"pmid:{p}" if p.isdigit() else p for p in sets.matched}
@@ -830,13 +829,10 @@ def stage_counts(store: ReviewStore, run_id: str, search: Mapping[str, Any], set
     counts["included"] = len(sets.included)
     try:
         from .evidence import extraction
-        values = extraction.current_values(store)
-    except (ImportError, ReviewlibError) as exc:  # nothing extracted yet
-        logger.debug("no extraction counts: %s", exc)
-        values = None
-    if values is not None and len(values):
-        key = "record_id" if "record_id" in values.columns else "pmid"
-        ids = {str(v) for v in values[key]}
+        ids = extraction.extracted_record_ids(store)   # the ids only: current_values built every value
+    except ImportError:
+        ids = None
+    if ids:
         inc = {f"pmid:{p}" for p in sets.included} | set(sets.included)
         counts["extracted"] = len(ids & inc)
     if prisma_counts is not None:

@@ -149,7 +149,7 @@ def test_ten_thousand_records_with_planted_duplicates():
 
 def test_save_and_load_round_trip_and_screening_records(tmp_path, cross_source):
     store = ReviewStore(tmp_path / "review.sqlite")
-    assert dedup.load(store) is None
+    assert dedup.load(store) is None and dedup.saved_counts(store) is None
     store.add_records(cross_source)
     result = dedup.deduplicate(store.records())
     run = dedup.save(store, result)
@@ -159,6 +159,7 @@ def test_save_and_load_round_trip_and_screening_records(tmp_path, cross_source):
     pd.testing.assert_frame_equal(back.audit.reset_index(drop=True), result.audit.reset_index(drop=True),
                                   check_dtype=False)
     assert back.records["record_id"].tolist() == result.records["record_id"].tolist()
+    assert dedup.saved_counts(store) == (back.n_removed, len(back.records)) == (3, len(cross_source) - 4)
     screened = dedup.screening_records(store)
     assert len(screened) == len(store.records()) - 3
     assert not set(screened["record_id"]) & back.removed_ids

@@ -60,6 +60,16 @@ def review(tmp_path, handchecked, schema):
     store.close()
 
 
+def test_extracted_record_ids_are_the_records_current_values_lists(review, tmp_path):
+    store, _ = review
+    ids = ex.extracted_record_ids(store)
+    assert ids == set(ex.current_values(store)["record_id"]) and len(ids) == 8
+    with ReviewStore(tmp_path / "empty.sqlite") as empty:     # nothing extracted: None, where current_values raises
+        assert ex.extracted_record_ids(empty) is None
+        with pytest.raises(Exception, match="no extracted values yet"):
+            ex.current_values(empty)
+
+
 def test_study_table_one_row_per_included_study_with_status(review):
     store, included = review
     table = ev.study_table(ex.current_values(store), included)

@@ -1335,6 +1335,17 @@ def stored_schema(store: ReviewStore) -> Schema:
     return load_schema(json.loads(raw))
 
 
+def extracted_record_ids(store: ReviewStore) -> set[str] | None:
+    """The records :func:`current_values` lists (an extracted or corrected value each), without building values.
+
+    None before anything was extracted (no schema saved in the store), where ``current_values(store)``
+    raises.
+    """
+    if not store.get_meta(META_KEY):
+        return None
+    return {row[0] for row in store.connection.execute("SELECT DISTINCT record_id FROM extractions")}
+
+
 def current_values(store: ReviewStore, protocol: Protocol | Schema | dict | str | None = None) -> pd.DataFrame:
     """The current value of every field of every extracted record.
 

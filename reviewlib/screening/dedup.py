@@ -522,6 +522,16 @@ def save(store, result: DedupResult) -> int:
     return run_id
 
 
+def saved_counts(store) -> tuple[int, int] | None:
+    """(records removed, records kept) by the latest saved deduplication, without reading its records.
+
+    The counts :func:`load` would give as ``n_removed`` and ``len(records)``; None if none was saved.
+    """
+    _ensure_schema(store)
+    run = store.connection.execute("SELECT n_removed, n_unique FROM dedup_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    return None if run is None else (int(run["n_removed"]), int(run["n_unique"]))
+
+
 def load(store) -> DedupResult | None:
     """The latest deduplication result saved in the store, or None if none was saved."""
     _ensure_schema(store)
