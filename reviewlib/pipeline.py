@@ -57,7 +57,7 @@ from .screening import decisions
 from .errors import ConfigError, InputError, PipelineError, ReviewlibError
 from .protocol import Protocol, load_protocol
 from .store import ReviewStore
-from . import run_inputs, runstate
+from . import run_inputs, runstate, side_notebooks
 from .parameters import check_values
 
 logger = logging.getLogger(__name__)
@@ -1102,33 +1102,70 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
     timings: list[dict[str, Any]] = []
     if not plan.replication:
         plan.reviewer_marks = run_inputs.reviewer_marks(plan.review_dir / STORE_NAME)
-    kernel = _Kernel(plan.manifest.get("kernel") == "shared", kernel_name)
+    shared = plan.manifest.get("kernel") == "shared"
+    kernel = _Kernel(shared, kernel_name)
     restart_mb = kernel_restart_mb()
+    beside = _side_notebooks(plan.sources)
+    side: dict[str, side_notebooks.SideRun] = {}
     try:
-        for i, src in enumerate(plan.sources):
+        for src in plan.sources:
+            if src.name in side:
+                continue                       # running beside, in its own process
             fresh = False
-            if i and timings[-1].get("rss_mb", 0) > restart_mb:
+            if timings and timings[-1].get("rss_mb", 0) > restart_mb:
                 logger.info("  the kernel holds %.0f MB after %s: a fresh kernel for %s", timings[-1]["rss_mb"],
                             timings[-1]["notebook"], src.name)
                 kernel.restart()
                 fresh = True
-            elif i:
+            elif timings:
                 kernel.reset()
             t = time.perf_counter()
             logger.info("  %s ...", src.name)
-            _execute(kernel, src, plan.run_dir / src.name,
-                     {k: v for k, v in plan.parameters.items() if k in plan.declared[src.name]},
-                     plan.notebook_dir, timeout)
+            _execute(kernel, src, plan.run_dir / src.name, _parameters_of(plan, src), plan.notebook_dir, timeout)
             timings.append({"notebook": src.name, "seconds": round(time.perf_counter() - t, 2), **kernel.memory(),
                             **({"fresh_kernel": True} if fresh else {})})
+            for later in beside.get(src.stem, []):
+                logger.info("  %s ... (beside the notebooks after %s)", later.name, src.name)
+                side[later.name] = side_notebooks.SideRun(
+                    later, plan.run_dir / later.name, _parameters_of(plan, later), plan.notebook_dir,
+                    timeout=timeout, kernel_name=kernel_name, shared_kernel=shared, beside=src.name)
+        kernel.shutdown()
+        for name, job in list(side.items()):
+            timings.append(job.wait(timeout=float(timeout) * 4))
+            del side[name]
     except PipelineError as exc:
         kernel.shutdown()
+        for job in side.values():
+            job.stop()
         mark_failed(plan, {"notebook": exc.notebook, "cell": exc.cell, "ename": exc.ename,
                            "evalue": str(exc.evalue)[:2000] if exc.evalue else None, "message": str(exc)}, timings)
         raise
     finally:
         kernel.shutdown()
-    return timings
+        for job in side.values():
+            job.stop()
+    order = [s.name for s in plan.sources]
+    return sorted(timings, key=lambda row: order.index(row["notebook"]))
+
+
+def _parameters_of(plan: RunPlan, src: Path) -> dict[str, Any]:
+    """The run's parameters that notebook ``src`` declares."""
+    return {k: v for k, v in plan.parameters.items() if k in plan.declared[src.name]}
+
+
+def _side_notebooks(sources: list[Path]) -> dict[str, list[Path]]:
+    """Notebooks to start beside the others, by the stem of the notebook they start after.
+
+    A notebook whose metadata says ``reviewlib.after`` (:mod:`reviewlib.side_notebooks`) starts once
+    that notebook is done, unless it comes right after it anyway; only one runs beside at a time.
+    """
+    stems = [s.stem for s in sources]
+    out: dict[str, list[Path]] = {}
+    for i, src in enumerate(sources):
+        after = side_notebooks.run_after(src)
+        if i >= 2 and after in stems[:i - 1] and not out:     # not the very next one: something runs between
+            out.setdefault(after, []).append(src)
+    return out
 
 
 def _collect(plan: RunPlan) -> tuple[living.RunSets, dict[str, Any], dict[str, Any]]:

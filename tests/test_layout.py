@@ -51,8 +51,9 @@ def test_each_stage_is_a_package_that_says_what_it_does():
     assert flat <= {"__init__", "__main__", "atomic", "cli", "errors", "pipeline", "parameters", "protocol",
                     "records", "store", "safe_cells", "spreadsheet", "notebook_saving",
                     # hostile-input plumbing (issue 13): OS-error lines, text-file sniffing, user regexes,
-                    # run state for the pipeline, and what a run read (issue 15: nothing changed, nothing run)
-                    "oserrors", "textfiles", "user_regex", "runstate", "run_inputs"}, sorted(flat)
+                    # run state for the pipeline, what a run read (issue 15: nothing changed, nothing run),
+                    # and notebooks that run beside the others (issue 15: the registry page beside 03-04)
+                    "oserrors", "textfiles", "user_regex", "runstate", "run_inputs", "side_notebooks"}, sorted(flat)
 
 
 def test_public_api_is_declared_importable_and_documented_in_the_readme():

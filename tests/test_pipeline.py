@@ -168,6 +168,8 @@ def test_manifest_records_the_run(demo_run):
         assert isinstance(m["git_dirty"], bool)
     assert m["started_at"] <= m["finished_at"]
     assert [n["notebook"] for n in m["notebooks"]] == [f"{p}.ipynb" for p in PAGES]
+    # the registry notebook reads what screening wrote: it ran beside extraction and the report
+    assert [n.get("beside") for n in m["notebooks"]] == [None] * (len(PAGES) - 1) + ["02-screen.ipynb"]
     assert "NCBI_API_KEY" not in json.dumps(m["parameters"])
 
 
