@@ -25,6 +25,12 @@ recall at the stop (the prior included record counted: the reviewer's recall) re
     nice -n 10 .venv/bin/python benchmarks/screening.py                 # 5 seeds, 8 sets, both tools
     .venv/bin/python benchmarks/screening.py --seeds 2 --skip-asreview
     .venv/bin/python benchmarks/screening.py --extra name=path/to.csv:label_column ...
+    .venv/bin/python benchmarks/screening.py --asreview-from benchmarks/results/screening_5seeds_e572e94.json
+
+--asreview-from reuses ASReview's simulations from an earlier --json-out file instead of running them
+again (ASReview's runs are deterministic per set, seed and priors): a set/seed is taken from the file
+only when the file holds the same model, seed and priors, else ASReview runs; the output names the file
+and how many runs came from it.  The retrain timing always runs both tools in this run.
 
 The ASReview venv is created on first use (python3 -m venv benchmarks/asreview/.venv &&
 benchmarks/asreview/.venv/bin/pip install -r benchmarks/asreview/requirements.txt).
@@ -144,6 +150,21 @@ def time_ours(frame: pd.DataFrame, size: int, repeat: int, features: str = "word
     return {"seconds": times, "vectorise": vectorise, "labelled": int(len(labelled)), "features": p.X.shape[1]}
 
 
+def reused_asreview(path: Path, ai: str) -> dict[tuple[str, int], dict]:
+    """(set, seed) -> ASReview's wss95/rrf10/seconds/priors for that run, from an earlier --json-out file."""
+    old = json.loads(path.read_text())
+    if old.get("asreview_ai") != ai:
+        raise SystemExit(f"--asreview-from {path}: its ASReview model is {old.get('asreview_ai')!r}, not {ai!r}; "
+                         "give a file of the same model or drop the flag")
+    start = int(old.get("seed_start", 0))
+    out = {}
+    for name, rows in old["datasets"].items():
+        asr = rows["asreview"]
+        for i, priors in enumerate(asr.get("priors", [])):
+            out[(name, start + i)] = {k: asr[k][i] for k in ("wss95", "rrf10", "seconds")} | {"priors": priors}
+    return out
+
+
 def fmt(values: list[float], spec: str) -> str:
     return " ".join(format(v, spec) for v in values)
 
@@ -159,6 +180,9 @@ def print_tables(report: dict, data: dict[str, pd.DataFrame], tuned: set[str], a
     print(f"| dataset | records | included | reviewlib WSS@95 | ASReview {args.ai} WSS@95 | reviewlib RRF@10 | "
           f"ASReview RRF@10 | reviewlib s/run | ASReview s/run |")
     print("|---|---|---|---|---|---|---|---|---|")
+    if report.get("asreview_from"):
+        print(f"(ASReview's columns: {report.get('asreview_reused_runs', '?')} runs taken from {report['asreview_from']}, "
+              "same model, seeds and priors; the rest run in this run)")
     means = {t: {m: [] for m in ("wss95", "rrf10", "seconds")} for t in ("ours", "asreview")}
     wins = {"wss95": 0, "rrf10": 0}
     for name in names:
@@ -230,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="labelled records for the retrain timing")
     parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--tables-from", type=Path, help="print the tables of a saved --json-out file and exit")
+    parser.add_argument("--asreview-from", type=Path,
+                        help="reuse ASReview's simulations (same model, seed and priors) from this --json-out file")
     args = parser.parse_args(argv)
     if args.tables_from:
         report = json.loads(args.tables_from.read_text())
@@ -248,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
                                  capture_output=True, text=True).stdout.strip()
         print(f"ASReview LAB {version} (model {args.ai}) from {ASR_VENV}")
     report: dict = {"seeds": args.seeds, "seed_start": args.seed_start, "asreview_ai": args.ai, "datasets": {}, "retrain": {}, "stopping": {}}
+    reused = reused_asreview(args.asreview_from, args.ai) if use_asr and args.asreview_from else {}
+    n_reused = 0
+    if reused:
+        report["asreview_from"] = str(args.asreview_from)
     all_data, tuned = datasets(args.extra)
     data = {k: v for k, v in all_data.items() if not args.only or k in args.only}
     report["tuned_on"] = sorted(tuned)
@@ -270,7 +300,14 @@ def main(argv: list[str] | None = None) -> int:
                     stops[rule].append({k: verdict[k] for k in ("screened", "recall", "review_recall")}
                                        | {"n": ours.n})
                 line = f"  seed {seed} priors {priors}: reviewlib WSS@95 {ours.wss95:.3f} RRF@10 {ours.rrf10:5.1f}"
-                if use_asr:
+                earlier = reused.get((name, seed))
+                if use_asr and earlier is not None and list(earlier["priors"]) == list(priors):
+                    n_reused += 1
+                    for k in ("wss95", "rrf10", "seconds", "priors"):
+                        rows["asreview"][k].append(earlier[k])
+                    line += (f" | ASReview WSS@95 {earlier['wss95']:.3f} RRF@10 {earlier['rrf10']:5.1f} "
+                             f"(from {args.asreview_from.name})")
+                elif use_asr:
                     res = run_asreview(csv, priors, seed, args.ai)
                     seq = res["labels"] + [0] * (len(frame) - len(priors) - len(res["labels"]))
                     assert sum(seq) == int(y.sum() - y[priors].sum()), "ASReview stopped before the last relevant"
@@ -319,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
                 report["retrain"][str(size)] = entry
                 print(line, flush=True)
 
+    if reused:
+        total = sum(len(rows["asreview"]["wss95"]) for rows in report["datasets"].values())
+        report["asreview_reused_runs"] = n_reused
+        print(f"\nASReview's simulations: {n_reused} of {total} runs taken from {args.asreview_from} "
+              f"(same model, seed and priors), {total - n_reused} run now; its retrain timing ran now")
     if report["datasets"]:
         print_tables(report, all_data, tuned, args.ai, args.seeds, use_asr, args.seed_start)
     for size, entry in report["retrain"].items():

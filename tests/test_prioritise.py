@@ -126,6 +126,20 @@ def test_ensemble_is_the_average_of_its_members_ranks(cohen, first_100_labels):
     assert len(ens._classifiers) == 2
 
 
+def test_include_weight_defaults_per_model_and_is_what_the_fit_uses(cohen, first_100_labels):
+    from reviewlib.screening.prioritise import NB_RELEVANT_WEIGHT, RELEVANT_WEIGHT
+    assert Prioritiser(cohen, seed=0, model="logistic").relevant_weight == RELEVANT_WEIGHT == 5.0
+    assert Prioritiser(cohen, seed=0, model="nblogistic").relevant_weight == NB_RELEVANT_WEIGHT
+    assert Prioritiser(cohen, seed=0, model="nblogistic", relevant_weight=5).relevant_weight == 5.0
+    # the weight reaches the fit: weight 20 and weight 5 give different models on the same decisions
+    heavy = Prioritiser(cohen, seed=0).fit(first_100_labels)
+    light = Prioritiser(cohen, seed=0, relevant_weight=5).fit(first_100_labels)
+    rows = np.arange(100, len(cohen))
+    assert not np.allclose(heavy.scores(rows), light.scores(rows))
+    # includes weighted 4 times more push every decision value up relative to the lighter model's
+    assert np.mean(heavy.scores(rows)) > np.mean(light.scores(rows))
+
+
 def test_unknown_features_and_bad_weight_are_input_errors(cohen):
     with pytest.raises(InputError, match="feature set"):
         Prioritiser(cohen, features="mesh")
@@ -185,10 +199,11 @@ def test_nb_scale_shrinks_towards_one_and_beta_zero_is_the_plain_logistic(cohen,
 
 
 def test_default_model_is_the_nb_scaled_logistic_with_the_chosen_beta(cohen, first_100_labels):
-    from reviewlib.screening.prioritise import DEFAULT_MODEL, NB_BETA, NBScaledLogistic
+    from reviewlib.screening.prioritise import DEFAULT_MODEL, NB_BETA, NB_RELEVANT_WEIGHT, NBScaledLogistic
     p = Prioritiser(cohen, seed=0).fit(first_100_labels)
     (clf,) = p._classifiers
     assert DEFAULT_MODEL == "nblogistic" and isinstance(clf, NBScaledLogistic) and clf.beta == NB_BETA == 0.25
+    assert p.relevant_weight == NB_RELEVANT_WEIGHT == 20.0     # issue 14, sixth round
     # the remaining-relevant estimate still comes from the default model's (prior-corrected) decision values
     rest = np.arange(100, len(cohen))
     probs = p.probabilities(rest)

@@ -17,11 +17,17 @@ Models (``model=``):
     :class:`NBScaledLogistic`: at each retrain every TF-IDF feature is scaled
     by ``0.75 + 0.25 |r|``, ``r`` its naive-Bayes log-count ratio among the
     labelled records (Wang and Manning 2012), then the L2 logistic regression
-    below (C=1, liblinear dual, relevant records weighted
-    :data:`RELEVANT_WEIGHT` = 5) is fitted: features that separate the
+    below (C=1, liblinear dual) is fitted with relevant records weighted
+    :data:`NB_RELEVANT_WEIGHT` = 20: features that separate the
     labelled includes from the excludes are penalised less.  One fit per
-    retrain, as the plain model.  Chosen by ``benchmarks/screening_grid.py``
-    on the mean, over the eight development sets (Cohen 2006 antihistamines,
+    retrain, as the plain model.  The weight 20 was chosen in the sixth round
+    (``benchmarks/results/screening_grid_stage6_tables.txt``; same eight sets,
+    seeds 0-4, same score): 0.3387 (WSS@95 0.321, RRF@10 35.6) against 0.3309
+    for weight 5 (0.321, 34.0) and 0.3343 for weight 5 with C=0.5;
+    leave-one-dataset-out 0.3387, weight 20 chosen in 8 of 8 folds.  Weight
+    20 gains on the high-prevalence Cohen sets and Meijboom, loses on NSAIDs
+    and urinary incontinence.  The NB-scaled model itself (with weight 5)
+    was chosen in the third round by ``benchmarks/screening_grid.py`` on the mean, over the eight development sets (Cohen 2006 antihistamines,
     ADHD, estrogens, NSAIDs, oral hypoglycaemics, triptans, urinary
     incontinence; SYNERGY Meijboom 2021; seeds 0 and 1), of
     (WSS@95 + RRF@10/100)/2: 0.3418 against 0.3352 for the plain weight-5 LR
@@ -100,10 +106,14 @@ DEFAULT_MODEL = "nblogistic"
 #: Feature sets: TF-IDF word 1-2 grams, or those plus character 3-5 grams (within word boundaries).
 FEATURES = ("word", "word+char")
 DEFAULT_FEATURES = "word"
-#: Weight of a relevant record relative to an irrelevant one in the logistic models.
+#: Weight of a relevant record relative to an irrelevant one in the plain logistic model.
 RELEVANT_WEIGHT = 5.0
 #: Shrinkage of the default model's NB scale towards 1 (features scaled by ``1 - beta + beta |r|``).
 NB_BETA = 0.25
+#: Weight of a relevant record in the NB-scaled logistic model (the default model).
+NB_RELEVANT_WEIGHT = 20.0
+#: Inverse regularisation of the NB-scaled logistic model.
+NB_C = 1.0
 #: Columns tried, in order, for a record's id when none is named.
 ID_COLUMNS = ("record_id", "pmid", "openalex_id", "doi")
 
@@ -293,8 +303,10 @@ class Prioritiser:
         :func:`record_ids` for the default.
     features : str
         One of :data:`FEATURES`.
-    relevant_weight : float
-        Weight of a relevant record relative to an irrelevant one in the logistic model.
+    relevant_weight : float, optional
+        Weight of a relevant record relative to an irrelevant one in the logistic
+        models; by default the model's own (:data:`NB_RELEVANT_WEIGHT` when the
+        first model is ``"nblogistic"``, else :data:`RELEVANT_WEIGHT`).
 
     Examples
     --------
@@ -304,11 +316,13 @@ class Prioritiser:
 
     def __init__(self, records: pd.DataFrame, *, seed: int = 0, model: str = DEFAULT_MODEL,
                  id_column: str | None = None, features: str = DEFAULT_FEATURES,
-                 relevant_weight: float = RELEVANT_WEIGHT, cache_dir: str | os.PathLike | None = None):
+                 relevant_weight: float | None = None, cache_dir: str | os.PathLike | None = None):
         if model not in MODELS:
             raise InputError(f"unknown prioritisation model {model!r}: choose one of {', '.join(MODELS)}")
         if features not in FEATURES:
             raise InputError(f"unknown feature set {features!r}: choose one of {', '.join(FEATURES)}")
+        if relevant_weight is None:
+            relevant_weight = NB_RELEVANT_WEIGHT if model.split("+")[0] == "nblogistic" else RELEVANT_WEIGHT
         if not relevant_weight > 0:
             raise InputError(f"relevant_weight must be > 0, got {relevant_weight!r}")
         self.seed = int(seed)
@@ -375,7 +389,7 @@ class Prioritiser:
                                        random_state=self.seed), weights * (len(y) / weights.sum()))
         if kind == "nblogistic":
             weights = np.where(y == 1, self.relevant_weight, 1.0)
-            return (NBScaledLogistic(C=1.0, beta=NB_BETA, random_state=self.seed),
+            return (NBScaledLogistic(C=NB_C, beta=NB_BETA, random_state=self.seed),
                     weights * (len(y) / weights.sum()))
         if kind == "svm":
             n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
@@ -574,6 +588,6 @@ def estimate_relevant_remaining(records: pd.DataFrame, labels: Mapping[Hashable,
     return p.estimate_relevant_remaining(labels, order=list(order) if order is not None else None)
 
 
-__all__ = ["Prioritiser", "NBScaledLogistic", "NB_BETA", "RemainingEstimate", "rank", "estimate_relevant_remaining", "record_texts",
+__all__ = ["Prioritiser", "NBScaledLogistic", "NB_BETA", "NB_RELEVANT_WEIGHT", "NB_C", "RemainingEstimate", "rank", "estimate_relevant_remaining", "record_texts",
            "record_ids", "MODELS", "DEFAULT_MODEL", "FEATURES", "DEFAULT_FEATURES"]
 
