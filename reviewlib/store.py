@@ -387,20 +387,30 @@ class ReviewStore:
                                  self.connection, params=(search_id,))
 
     # -- records ----------------------------------------------------------
-    def add_records(self, frame: pd.DataFrame, search_id: int | None = None) -> int:
+    def add_records(self, frame: pd.DataFrame, search_id: int | None = None,
+                    encoded: Sequence[str] | None = None) -> int:
         """Insert or refresh records (one transaction); link them to ``search_id``.
 
         Returns the number of records written.  A record already in the store
         (same PMID, else DOI) is updated in place, keeping ``first_seen``.
+
+        ``encoded``: each row's JSON exactly as written here, computed elsewhere (the parse's worker
+        processes, :func:`reviewlib.sources.pubmed_xml.read_pubmed_xml_encoded`); ignored unless
+        there is one per row and ``frame`` has only the records columns.
         """
         frame = conform(frame)
         now = utcnow()
         rows = []
         ncts = list(frame["nct_id"]) if "nct_id" in frame else [None] * len(frame)   # registrations
         encode = json.JSONEncoder(ensure_ascii=False).encode      # what json.dumps(rec, ensure_ascii=False) makes
-        for rec, nct in zip(json_rows(frame), ncts):
-            rows.append((record_id_for({**rec, "nct_id": nct}), rec.get("pmid"), rec.get("doi"),
-                         encode(rec), now, now))
+        if encoded is not None and len(encoded) == len(frame) and list(frame.columns) == COLUMNS:
+            keys = json_rows(frame, ["pmid", "doi", "title", "year", "journal"])   # what the id is made of
+            for rec, data in zip(keys, encoded):
+                rows.append((record_id_for(rec), rec["pmid"], rec["doi"], data, now, now))
+        else:
+            for rec, nct in zip(json_rows(frame), ncts):
+                rows.append((record_id_for({**rec, "nct_id": nct}), rec.get("pmid"), rec.get("doi"),
+                             encode(rec), now, now))
         with self.transaction() as con:
             con.executemany(
                 "INSERT INTO records(record_id, pmid, doi, data, first_seen, last_seen) "

@@ -199,6 +199,18 @@ def _read_records(source: Any, default_source: str) -> pd.DataFrame:
     return frame
 
 
+def _read_snapshot(path: Path) -> tuple[pd.DataFrame, list[str] | None]:
+    """A snapshot's records table, and each record's store JSON when worker processes parsed it
+    (:func:`reviewlib.sources.pubmed_xml.read_pubmed_xml_encoded`: every row's ``source`` is
+    ``"pubmed"``, so there is no default to fill in, and the JSON is the row's)."""
+    from ..sources.pubmed_xml import read_pubmed_xml_encoded
+    frame, encoded = read_pubmed_xml_encoded(path)
+    if frame["source"].isna().any():            # never from the parser; if it were, encode here
+        frame["source"] = frame["source"].where(frame["source"].notna(), "snapshot")
+        encoded = None
+    return frame, encoded
+
+
 # -- search and fetch -------------------------------------------------------------
 def _find_search(store: ReviewStore, source: str, query: str, mindate, maxdate, datetype) -> dict | None:
     row = store.connection.execute(
@@ -500,7 +512,7 @@ def load_snapshot(path: str | os.PathLike, store: ReviewStore, *, query: str | N
         logger.info("snapshot %s (sha256 %s) already loaded as search %d", path.name, digest[:12], row["search_id"])
         return _result_from_row(store, dict(row), reused=True)
     try:
-        frame = _read_records(path, "snapshot")
+        frame, encoded = _read_snapshot(path)
     except InputError:
         raise
     except Exception as exc:
@@ -512,7 +524,8 @@ def load_snapshot(path: str | os.PathLike, store: ReviewStore, *, query: str | N
     rel = Path("cache") / f"snapshot-{digest[:16]}{''.join(path.suffixes[-2:]) or '.xml'}"
     if not (store.folder / rel).is_file():
         _atomic_copy(path, store.folder / rel)
-    store.add_records(frame, search_id=search_id)
+    store.add_records(frame, search_id=search_id, encoded=encoded)
+    del encoded
     store.add_batch(search_id, f"snapshot:{path.name}", len(frame), digest, rel.as_posix())
     store.update_search(search_id, status="complete")
     row = store.connection.execute("SELECT * FROM searches WHERE search_id=?", (search_id,)).fetchone()

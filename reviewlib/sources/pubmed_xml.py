@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import logging
 import os
 import re
@@ -210,8 +211,11 @@ def _source_name(source: Any) -> str:
     return str(getattr(source, "name", None) or f"<{type(source).__name__}>")
 
 
-def _open(source: Source) -> tuple[IO[bytes], list[IO[bytes]]]:
-    """Return a binary reader of the (decompressed) XML and the handles to close."""
+def _open(source: Source, skip: bool = True) -> tuple[IO[bytes], list[IO[bytes]]]:
+    """Return a binary reader of the (decompressed) XML and the handles to close.
+
+    ``skip``: drop :data:`SKIPPED_ELEMENTS` from the bytes (what the parser reads); False gives
+    the decompressed document as it is."""
     to_close: list[IO[bytes]] = []
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -236,6 +240,8 @@ def _open(source: Source) -> tuple[IO[bytes], list[IO[bytes]]]:
         gz = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[arg-type]
         to_close.append(gz)
         stream = gz
+    if not skip:
+        return stream, to_close
     return _SkipElements(stream), to_close  # type: ignore[return-value]
 
 
@@ -564,13 +570,19 @@ def _book_article(elem: Any) -> dict[str, Any]:
     }
 
 
+def _log_deleted(name: str, pmids: list[str]) -> None:
+    logger.info("%s: DeleteCitation for %d PMID(s): %s", name, len(pmids), ", ".join(pmids[:20]))
+
+
 class _Parse:
     """State of one streaming parse: yields record dicts, collects deleted PMIDs."""
 
-    def __init__(self, source: Source):
+    def __init__(self, source: Source, log_deleted: bool = True):
         self.source = source
         self.name = _source_name(source)
         self.deleted_pmids: list[str] = []
+        self.deleted_groups: list[list[str]] = []     # the PMIDs of each DeleteCitation, in order
+        self._log_deleted = log_deleted
 
     def _fail(self, what: str, exc: BaseException | None = None) -> InputError:
         detail = f" ({' '.join(str(exc).split())})" if exc is not None else ""
@@ -603,8 +615,9 @@ class _Parse:
                         else:
                             pmids = _texts(elem.iterchildren("PMID"))
                             self.deleted_pmids.extend(pmids)
-                            logger.info("%s: DeleteCitation for %d PMID(s): %s", self.name,
-                                        len(pmids), ", ".join(pmids[:20]))
+                            self.deleted_groups.append(pmids)
+                            if self._log_deleted:
+                                _log_deleted(self.name, pmids)
                     except (AttributeError, TypeError) as exc:
                         raise self._fail(f"a <{tag}> lacks a required element", exc) from exc
                     elem.clear(keep_tail=False)
@@ -652,7 +665,165 @@ def iter_pubmed_xml(source: Source) -> Iterator[dict[str, Any]]:
     yield from _Parse(source)
 
 
-def read_pubmed_xml(source: Source) -> pd.DataFrame:
+#: Environment variable: how many worker processes parse a large snapshot file (1: in this process).
+PARSE_WORKERS_ENV = "REVIEWLIB_PARSE_WORKERS"
+#: Decompressed bytes of XML per piece handed to a worker; a document no larger is parsed here.
+PARALLEL_CHUNK_BYTES = 8 << 20
+
+_RECORD_START_RE = re.compile(rb"<(?:PubmedArticle|PubmedBookArticle|DeleteCitation)[\s/>]")
+_ROOT_OPEN_RE = re.compile(rb"<(PubmedArticleSet|PubmedBookArticleSet)[\s>]")
+_RECORD_ENDS = (b"</PubmedArticle>", b"</PubmedBookArticle>", b"</DeleteCitation>")
+
+
+def parse_workers(workers: int | None = None) -> int:
+    """The number of processes :func:`read_pubmed_xml` parses a large file with.
+
+    ``workers`` when given, else :data:`PARSE_WORKERS_ENV` from the environment, else
+    ``min(2, cpu_count)``; at least 1."""
+    if workers is None:
+        value = os.environ.get(PARSE_WORKERS_ENV, "").strip()
+        if value:
+            if not value.isdigit():
+                raise InputError(f"{PARSE_WORKERS_ENV}={value!r} is not a whole number: set it to the number of "
+                                 "processes that parse a large snapshot (1: parse in this process)",
+                                 source=PARSE_WORKERS_ENV)
+            workers = int(value)
+        else:
+            workers = min(2, os.cpu_count() or 1)
+    return max(1, int(workers))
+
+
+def _parse_piece(data: bytes, encode: bool = False) -> tuple[str, Any, list[list[str]]]:
+    """Worker: parse one piece (a complete ``PubmedArticleSet`` document) into column lists.
+
+    ``encode``: also a ``"json"`` list, each record as the review store writes it (see
+    :func:`read_pubmed_xml_encoded`).  Never raises (an exception may not survive pickling):
+    ``("error", message, [])`` instead, and the caller parses the whole file in its own process,
+    which reports the problem as it always has."""
+    try:
+        parse = _Parse(data, log_deleted=False)
+        columns: dict[str, list[Any]] = {name: [] for name in _FIELDS}
+        appenders = [(columns[name].append, name) for name in _FIELDS]
+        encoded: list[str] = []
+        to_json = json.JSONEncoder(ensure_ascii=False).encode      # ReviewStore.add_records' encoder
+        for record in parse:
+            for append, name in appenders:
+                append(record[name])
+            if encode:
+                row = {name: record[name] for name in _FIELDS}     # records.COLUMNS order ...
+                row["source"] = "pubmed"                           # ... where source is last
+                encoded.append(to_json(row))
+        if encode:
+            columns["json"] = encoded
+        return "ok", columns, parse.deleted_groups
+    except BaseException as exc:  # noqa: BLE001 - reported to the caller, which parses serially
+        return "error", f"{type(exc).__name__}: {exc}", []
+
+
+def _pieces(stream: IO[bytes], chunk_bytes: int) -> Iterator[bytes] | None:
+    """Cut a decompressed efetch document into complete documents of whole records (or None).
+
+    Each piece is the document's head (everything before its first record: declaration, DOCTYPE,
+    the root's open tag) plus whole records cut after a record's end tag, closed by the root's end
+    tag; the last piece carries the document's own end.  None: the document fits one piece, or its
+    head is not what the cut needs (the caller parses it whole, and reports any problem)."""
+    first = stream.read(chunk_bytes)
+    if len(first) < chunk_bytes:
+        return None
+    start = _RECORD_START_RE.search(first)
+    if start is None:
+        return None
+    head = first[:start.start()]
+    roots = list(_ROOT_OPEN_RE.finditer(head))
+    if len(roots) != 1:
+        return None
+    close = b"</" + roots[0].group(1) + b">\n"
+
+    def cut() -> Iterator[bytes]:
+        buf = first[start.start():]
+        while True:
+            data = stream.read(chunk_bytes)
+            if not data:
+                yield head + buf                 # the document's own end (or whatever is left of it)
+                return
+            buf += data
+            end = max(_end_after(buf, tag) for tag in _RECORD_ENDS)
+            if end <= 0:
+                continue                         # no record ends in it yet: read on
+            body, buf = buf[:end], buf[end:]
+            if b"<!" in body:                    # a comment or CDATA could hide an end tag: not cut here
+                raise _CannotCut()
+            yield head + body + close
+    return cut()
+
+
+def _end_after(buf: bytes, tag: bytes) -> int:
+    """The offset just after the last ``tag`` in ``buf`` (-1 without one)."""
+    at = buf.rfind(tag)
+    return at + len(tag) if at >= 0 else -1
+
+
+class _CannotCut(Exception):
+    """The document cannot be cut into pieces safely: parse it whole."""
+
+
+def _read_parallel(path: Path, workers: int, chunk_bytes: int,
+                   encode: bool = False) -> tuple[dict[str, list[Any]], list[list[str]]] | None:
+    """Parse a large efetch file in ``workers`` processes; None when it must be parsed here instead.
+
+    The pieces are parsed in order and their columns joined in order, so the table is the one
+    :func:`read_pubmed_xml` builds in one process.  Anything unusual (a damaged gzip stream, a piece
+    that does not parse) gives None: the caller parses the whole file serially, which then gives
+    the same table or the same error as before."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    fields = _FIELDS + ["json"] if encode else _FIELDS
+    columns: dict[str, list[Any]] = {name: [] for name in fields}
+    deleted: list[list[str]] = []
+    stream, to_close = _open(path, skip=False)
+    try:
+        try:
+            pieces = _pieces(stream, chunk_bytes)
+        except (OSError, EOFError, zlib.error):
+            return None
+        if pieces is None:
+            return None
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            pending: deque = deque()
+
+            def take() -> bool:
+                status, cols, groups = pending.popleft().result()
+                if status != "ok":
+                    logger.debug("%s: a piece did not parse in a worker (%s); parsing the file whole", path, cols)
+                    return False
+                for name in fields:
+                    columns[name].extend(cols[name])
+                deleted.extend(groups)
+                return True
+
+            try:
+                for piece in pieces:
+                    pending.append(pool.submit(_parse_piece, piece, encode))
+                    if len(pending) > 2 * workers and not take():   # a few pieces in flight: memory stays flat
+                        return None
+            except (_CannotCut, OSError, EOFError, zlib.error):
+                for future in pending:
+                    future.cancel()
+                return None
+            while pending:
+                if not take():
+                    for future in pending:
+                        future.cancel()
+                    return None
+    finally:
+        for handle in reversed(to_close):
+            handle.close()
+    return columns, deleted
+
+
+def read_pubmed_xml(source: Source, workers: int | None = None) -> pd.DataFrame:
     """Read PubMed efetch XML into a records table.
 
     Parameters
@@ -660,6 +831,11 @@ def read_pubmed_xml(source: Source) -> pd.DataFrame:
     source : path, bytes or binary file object
         A ``PubmedArticleSet`` document (``efetch db=pubmed retmode=xml``),
         plain or gzip-compressed.
+    workers : int, optional
+        Processes that parse a file (a path) of more than :data:`PARALLEL_CHUNK_BYTES` of XML,
+        each a piece of whole records; the table is the same as parsed in one process.
+        Default: :func:`parse_workers` (``REVIEWLIB_PARSE_WORKERS``, else 2).  Smaller
+        documents, bytes and file objects are parsed in this process.
 
     Returns
     -------
@@ -680,15 +856,45 @@ def read_pubmed_xml(source: Source) -> pd.DataFrame:
     >>> frame = read_pubmed_xml("snapshot.xml.gz")  # doctest: +SKIP
     >>> frame[["pmid", "title", "year"]].head()     # doctest: +SKIP
     """
-    parse = _Parse(source)
-    columns: dict[str, list[Any]] = {name: [] for name in _FIELDS}
-    appenders = [(columns[name].append, name) for name in _FIELDS]
-    for record in parse:
-        for append, name in appenders:
-            append(record[name])
+    return _read(source, workers, encode=False)[0]
+
+
+def read_pubmed_xml_encoded(source: Source, workers: int | None = None) -> tuple[pd.DataFrame, list[str] | None]:
+    """:func:`read_pubmed_xml`, and each record's JSON as the review store writes it, when the file
+    was parsed in worker processes (they encode it there, beside the parse); else None.
+
+    The JSON of row ``i`` is what :meth:`reviewlib.store.ReviewStore.add_records` would write for
+    it (``json_rows`` of the table, the same encoder: ``tests/test_pubmed_xml_parallel.py``), so the
+    store can take it instead of encoding 100,000 records again in this process.
+    """
+    return _read(source, workers, encode=True)
+
+
+def _read(source: Source, workers: int | None, encode: bool) -> tuple[pd.DataFrame, list[str] | None]:
+    name = _source_name(source)
+    parallel = None
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+        n_workers = parse_workers(workers)
+        if n_workers > 1:
+            parallel = _read_parallel(Path(source), n_workers, PARALLEL_CHUNK_BYTES, encode=encode)
+    encoded = None
+    if parallel is not None:
+        columns, groups = parallel
+        encoded = columns.pop("json", None)
+        for pmids in groups:
+            _log_deleted(name, pmids)
+        deleted = [p for pmids in groups for p in pmids]
+    else:
+        parse = _Parse(source)
+        columns = {field: [] for field in _FIELDS}
+        appenders = [(columns[field].append, field) for field in _FIELDS]
+        for record in parse:
+            for append, field in appenders:
+                append(record[field])
+        deleted = parse.deleted_pmids
     n = len(columns["pmid"])
     columns["source"] = ["pubmed"] * n  # type: ignore[assignment]
     frame = records.conform(pd.DataFrame(columns, columns=records.COLUMNS))
-    frame.attrs["deleted_pmids"] = list(parse.deleted_pmids)
-    logger.debug("%s: %d PubMed records", parse.name, n)
-    return frame
+    frame.attrs["deleted_pmids"] = list(deleted)
+    logger.debug("%s: %d PubMed records", name, n)
+    return frame, encoded
