@@ -49,7 +49,7 @@ def test_each_stage_is_a_package_that_says_what_it_does():
     # at the top: the store, the protocol, the records table, the pipeline and its CLI, and plumbing
     flat = {p.stem for p in PACKAGE.glob("*.py")}
     assert flat <= {"__init__", "__main__", "atomic", "cli", "errors", "pipeline", "parameters", "protocol",
-                    "records", "store", "safe_cells", "spreadsheet", "notebook_saving",
+                    "records", "records_view", "store", "safe_cells", "spreadsheet", "notebook_saving",
                     # hostile-input plumbing (issue 13): OS-error lines, text-file sniffing, user regexes,
                     # run state for the pipeline, what a run read (issue 15: nothing changed, nothing run),
                     # and notebooks that run beside the others (issue 15: the registry page beside 03-04)
