@@ -648,8 +648,8 @@ for _name in ("traitlets", "papermill", "nbconvert"):
 
 #: A shared kernel holding more than this after a notebook (MB, ``REVIEWLIB_KERNEL_RESTART_MB``) is restarted
 #: for the next one instead of reset: memory a big review's notebook freed stays in the kernel's heap
-#: (at 100,000 records notebook 02 left 1.9 GB resident), and the next notebook's peak would add to it.
-DEFAULT_KERNEL_RESTART_MB = 1024
+#: (at 100,000 records notebook 01 left 0.9 GB resident and 02 1.9 GB), and the next notebook's peak would add to it.
+DEFAULT_KERNEL_RESTART_MB = 512
 
 
 def kernel_restart_mb() -> float:
