@@ -957,15 +957,23 @@ def save_rule_decisions(store, result: pd.DataFrame, rules: Rules | None = None,
     now = utcnow()
     rows = []
     skipped_human = 0
-    for rec in result.itertuples(index=False):
-        if rec.record_id in human:
+    fired = result["fired"].tolist() if "fired" in result.columns else [()] * len(result)
+    joined: dict[tuple, str | None] = {}     # few distinct reason and criteria lists: each joined once
+
+    def _joined(values, separator: str) -> str | None:
+        key = (separator, *values)
+        if key not in joined:
+            joined[key] = separator.join(values) if len(values) else None
+        return joined[key]
+    for record_id, decision, reasons, criteria in zip(result["record_id"].tolist(), result["decision"].tolist(),
+                                                      result["reasons"].tolist(), fired):
+        if record_id in human:
             skipped_human += 1
             continue
-        reason = REASON_SEPARATOR.join(rec.reasons) if len(rec.reasons) else None
-        if latest.get(rec.record_id) == (rec.decision, reason):
+        reason = _joined(reasons, REASON_SEPARATOR)
+        if latest.get(record_id) == (decision, reason):
             continue
-        note = "; ".join(rec.fired) if hasattr(rec, "fired") and len(rec.fired) else None
-        rows.append((rec.record_id, RULES_REVIEWER, stage, rec.decision, reason, note, "rule", now))
+        rows.append((record_id, RULES_REVIEWER, stage, decision, reason, _joined(criteria, "; "), "rule", now))
     with store.transaction() as c:
         c.executemany("INSERT INTO decisions(record_id, reviewer, stage, decision, reason, note, kind, created_at) "
                       "VALUES(?, ?, ?, ?, ?, ?, ?, ?)", rows)

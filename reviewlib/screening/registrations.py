@@ -25,6 +25,7 @@ import logging
 from collections import defaultdict
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from . import decisions, dedup
@@ -117,7 +118,8 @@ def deduplicate(records: pd.DataFrame, trials: pd.DataFrame | None = None,
     order = {rid: i for i, rid in enumerate(records["record_id"])}
     cols = list(kept_pubs.columns)
     both = pd.concat([kept_pubs, unique_regs[[c for c in cols if c in unique_regs.columns]]], ignore_index=True)
-    both = both.iloc[sorted(range(len(both)), key=lambda i: order.get(both["record_id"].iat[i], len(order)))]
+    rank = np.fromiter((order.get(r, len(order)) for r in both["record_id"].tolist()), dtype=np.int64, count=len(both))
+    both = both.iloc[np.argsort(rank, kind="stable")]     # stable: what sorted() by the same key gives
     audit = pd.concat([result.audit, pd.DataFrame(audit_rows, columns=dedup.AUDIT_COLUMNS)], ignore_index=True) \
         if audit_rows else result.audit
     audit["kept"] = audit["kept"].astype(bool)

@@ -92,19 +92,30 @@ def apply_rules_cached(store, records: pd.DataFrame, rules: Rules,
     known = {h: (d, _list(r), _list(f)) for h, d, r, f in con.execute(
         "SELECT content_hash, decision, reasons, fired FROM rule_results WHERE rules_digest=?", (digest,))}
     ids = records["record_id"].tolist()
-    todo = [i for i, rid in enumerate(ids) if hashes.get(rid) not in known]
-    fresh = apply_rules(records.iloc[todo], rules) if todo else None
-    out = {}
-    if fresh is not None:
-        for i, row in zip(todo, fresh.itertuples(index=False)):
-            out[i] = (row.decision, list(row.reasons), list(row.fired))
-    decisions, reasons, fired = [], [], []
-    for i, rid in enumerate(ids):
-        d, r, f = out[i] if i in out else known[hashes[rid]]
-        decisions.append(d)
-        reasons.append(list(r))
-        fired.append(list(f))
-    new_rows = {(hashes[ids[i]], d, json.dumps(r), json.dumps(f)) for i, (d, r, f) in out.items() if ids[i] in hashes}
+    keys = [hashes.get(rid) for rid in ids]
+    todo = [i for i, h in enumerate(keys) if h not in known]
+    n = len(ids)
+    decisions: list = [None] * n
+    reasons: list = [None] * n
+    fired: list = [None] * n
+    for i, h in enumerate(keys):
+        if h in known:
+            d, r, f = known[h]
+            decisions[i], reasons[i], fired[i] = d, list(r), list(f)
+    if todo:
+        # every record new (a cold run): the table itself, not a copy of all its rows
+        fresh = apply_rules(records if len(todo) == n else records.iloc[todo], rules)
+        for i, d, r, f in zip(todo, fresh["decision"].tolist(), fresh["reasons"].tolist(), fresh["fired"].tolist()):
+            decisions[i], reasons[i], fired[i] = d, list(r), list(f)
+    texts: dict[tuple, str] = {}       # few distinct lists: each encoded once
+
+    def _json(value: list) -> str:
+        key = tuple(value)
+        text = texts.get(key)
+        if text is None:
+            text = texts[key] = json.dumps(value)
+        return text
+    new_rows = {(keys[i], decisions[i], _json(reasons[i]), _json(fired[i])) for i in todo if keys[i] is not None}
     if new_rows:
         with store.transaction() as c:
             c.executemany("INSERT OR IGNORE INTO rule_results VALUES(?, ?, ?, ?, ?)",
