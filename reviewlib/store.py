@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import pandas as pd
 
 from .errors import StoreError
+from .gcpause import collector_paused
 from .records import COLUMNS, conform, empty_records
 
 SCHEMA_VERSION = 1
@@ -498,6 +499,7 @@ class ReviewStore:
         return self._decode(cur.fetchall())
 
     @staticmethod
+    @collector_paused()
     def _decode(rows: list) -> pd.DataFrame:
         if not rows:
             frame = empty_records()

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import files_digest, write_text
+from ..gcpause import collector_paused
 from . import dedup
 
 logger = logging.getLogger(__name__)
@@ -207,6 +208,7 @@ def _cacheable(records: pd.DataFrame) -> bool:
     return ids is not None and len(records) > 0 and ids.notna().all() and ids.is_unique
 
 
+@collector_paused()
 def deduplicate_cached(store, records: pd.DataFrame, trials: pd.DataFrame | None = None,
                        marks: pd.DataFrame | None = None,
                        threshold: float = dedup.FUZZY_THRESHOLD) -> dedup.DedupResult:

@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, ProtocolError
+from ..gcpause import collector_paused
 from ..protocol import Protocol, find_protocol, load_protocol, section_of
 from ..store import record_id_for
 from ..user_regex import UnsafePattern, compile_pattern
@@ -507,9 +508,22 @@ def apply_rules(records: pd.DataFrame, rules: Rules) -> pd.DataFrame:
 _ASCII_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
 
 
+#: The characters of :data:`_ASCII_FOLD` and their replacements, for :func:`_fold`'s ``str.replace``.
+_ASCII_FOLD_PAIRS = tuple((chr(k), v) for k, v in _ASCII_FOLD.items())
+
+
 def _fold(text: str) -> str:
-    """Lower-case ``text`` so that every ASCII letter a case-insensitive match pairs with is lower-case ASCII."""
-    return text.lower() if text.isascii() else text.translate(_ASCII_FOLD).lower()
+    """Lower-case ``text`` so that every ASCII letter a case-insensitive match pairs with is lower-case ASCII.
+
+    The same as ``text.translate(_ASCII_FOLD).lower()``: ``str.translate`` with a mapping looks up
+    every character (most of ``apply_rules``' time at 100,000 records); ``in`` and ``str.replace``
+    are scans in C, and those four characters are rare."""
+    if text.isascii():
+        return text.lower()
+    for char, ascii_letter in _ASCII_FOLD_PAIRS:
+        if char in text:
+            text = text.replace(char, ascii_letter)
+    return text.lower()
 
 
 def _extend_run(run: set[str], op: Any, av: Any, exact: bool = False) -> set[str] | None:
@@ -924,6 +938,7 @@ def _default_vocabulary(path: str, mtime_ns: int) -> tuple[tuple[str, str], ...]
     return tuple(DEFAULT_REASONS.items())
 
 
+@collector_paused()
 def save_rule_decisions(store, result: pd.DataFrame, rules: Rules | None = None,
                         stage: str = "title-abstract") -> int:
     """Store the rules' decisions (reviewer 'rules', kind 'rule'), never over a human's.

@@ -14,6 +14,7 @@ from typing import Mapping
 
 import pandas as pd
 
+from ..gcpause import collector_paused
 from .eligibility import Rules, apply_rules
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def content_hashes(store, records: pd.DataFrame) -> dict[str, str]:
     return {r[0]: r[1][len(ref):] for r in rows if isinstance(r[1], str) and r[1].startswith(ref)}
 
 
+@collector_paused()
 def apply_rules_cached(store, records: pd.DataFrame, rules: Rules,
                        hashes: Mapping[str, str] | None = None) -> pd.DataFrame:
     """:func:`reviewlib.screening.eligibility.apply_rules`, reusing outcomes of unchanged records.
