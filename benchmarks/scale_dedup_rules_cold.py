@@ -69,8 +69,9 @@ def _steps(store_dir: Path, protocol: str, run_name: str, profile: bool) -> dict
     digest.update(json.dumps([list(r) for r in rows]).encode())
     if profile:
         pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+    import resource
     return {"times": times, "digest": digest.hexdigest(), "n": len(records), "removed": int(deduped.n_removed),
-            "rows": len(rows)}
+            "rows": len(rows), "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _fresh_copy(source: Path, into: Path) -> Path:
@@ -89,9 +90,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile's top functions on stderr")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)   # the peer's answer
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
+    if not args.json:                 # the peer imports its own checkout (PYTHONPATH)
+        sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory() as folder:
         if args.json:
+            import reviewlib
+            assert Path(reviewlib.__file__).resolve().is_relative_to(Path.cwd().resolve()), reviewlib.__file__
             print(json.dumps(_steps(_fresh_copy(args.store, Path(folder)), args.protocol, args.run_name, False)))
             return
         peer = None
@@ -117,6 +121,7 @@ def main() -> None:
         print(line)
     print(f"  {'total':<22} {total:8.2f}" + (f" {'':>8} {peer_total:11.2f} {'':>11} {peer_total / total:8.1f}x"
                                              if peer else ""))
+    print(f"  peak RSS of the process: {mine['peak_mb']:.0f} MB" + (f" (peer {peer['peak_mb']:.0f} MB)" if peer else ""))
     if peer:
         same = peer["digest"] == mine["digest"]
         print(f"  results equal to the peer's (dedup records, audit, uncertain pairs, rule outcomes, decisions): {same}")
