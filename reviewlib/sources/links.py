@@ -116,6 +116,12 @@ def _xml_bytes(source: Any) -> tuple[bytes, str]:
 def links_from_pubmed_xml(sources: Any) -> pd.DataFrame:
     """Links from PubMed's ``DataBankList`` (ClinicalTrials.gov accession numbers) in efetch XML.
 
+    DataBankLists are rare (a few articles in a thousand), so the decompressed bytes are scanned
+    for them and only the articles holding one are parsed (:func:`_scan_databank_articles`); a file
+    the scan cannot vouch for (cut short, another encoding, entity declarations, a DataBankList
+    outside an article) is parsed whole, streamed, as before.  Either way the links are the same,
+    in document order.
+
     Parameters
     ----------
     sources : path, bytes, or an iterable of those
@@ -124,12 +130,21 @@ def links_from_pubmed_xml(sources: Any) -> pd.DataFrame:
     Raises
     ------
     InputError
-        A file that is missing or not well-formed XML (one line naming it).
+        A file that is missing, cut short or not well-formed XML where the scan reads it (one line
+        naming it).  Every article is checked by :func:`reviewlib.sources.pubmed_xml.read_pubmed_xml`,
+        which reads the same files first.
     """
     if isinstance(sources, (str, os.PathLike, bytes, bytearray)):
         sources = [sources]
     rows = []
     for source in sources:
+        stream, name = _xml_stream(source)
+        with stream:
+            scanned = _scan_databank_articles(stream)
+        if scanned is not None:
+            for article in scanned:
+                rows.extend(_article_links(article))
+            continue
         stream, name = _xml_stream(source)
         try:
             with stream:
@@ -142,19 +157,89 @@ def links_from_pubmed_xml(sources: Any) -> pd.DataFrame:
                         while el.getprevious() is not None:
                             del el.getparent()[0]
                         continue
-                    citation = _ancestor(el, ("DataBankList", "Article", "MedlineCitation"))
-                    if citation is None or (citation.getparent() is None
-                                            or citation.getparent().tag != "PubmedArticle"):
-                        continue
-                    pmid = (citation.getparent().findtext("MedlineCitation/PMID") or "").strip()
-                    if not pmid or (el.findtext("DataBankName") or "").strip().lower() != "clinicaltrials.gov":
-                        continue
-                    for acc in el.iterfind("AccessionNumberList/AccessionNumber"):
-                        for nct in find_nct_ids((acc.text or "").strip()):
-                            rows.append((f"pmid:{pmid}", nct, "pubmed databank"))
+                    rows.extend(_databank_links(el))
         except etree.XMLSyntaxError as exc:
             raise InputError(f"{name} is not well-formed PubMed XML ({exc}): fetch it again", source=name) from None
     return _frame(rows)
+
+
+def _databank_links(el: Any) -> list[tuple[str, str, str]]:
+    """The links of one ``DataBank`` element: only PubmedArticle/MedlineCitation/Article/DataBankList/DataBank."""
+    citation = _ancestor(el, ("DataBankList", "Article", "MedlineCitation"))
+    if citation is None or (citation.getparent() is None or citation.getparent().tag != "PubmedArticle"):
+        return []
+    pmid = (citation.getparent().findtext("MedlineCitation/PMID") or "").strip()
+    if not pmid or (el.findtext("DataBankName") or "").strip().lower() != "clinicaltrials.gov":
+        return []
+    return [(f"pmid:{pmid}", nct, "pubmed databank")
+            for acc in el.iterfind("AccessionNumberList/AccessionNumber")
+            for nct in find_nct_ids((acc.text or "").strip())]
+
+
+def _article_links(article: Any) -> list[tuple[str, str, str]]:
+    """The links of one parsed ``PubmedArticle`` (its DataBank elements in document order)."""
+    return [row for el in article.iter("DataBank") for row in _databank_links(el)]
+
+
+_ARTICLE_START = re.compile(rb"<PubmedArticle[\s>]")
+_ARTICLE_END = b"</PubmedArticle>"
+_DATABANK_LIST = b"<DataBankList"
+_SCAN_CHUNK = 1 << 24
+_SAFE_ENCODING = re.compile(rb"""encoding\s*=\s*["'](?:utf-8|us-ascii|ascii)["']""", re.I)
+
+
+def _scan_databank_articles(stream: Any) -> list[Any] | None:
+    """The parsed ``PubmedArticle`` elements of ``stream`` that hold a ``<DataBankList``, or None
+    when the scan cannot vouch for the file (the caller then parses it whole).
+
+    The bytes are read in chunks and cut into top-level ``<PubmedArticle>...</PubmedArticle>``
+    spans; only the spans holding ``<DataBankList`` are parsed.  None when the head declares an
+    encoding other than UTF-8/ASCII, an entity or a namespace, when ``<DataBankList`` occurs outside a span,
+    when a span does not parse, or when the document does not end with ``</PubmedArticleSet>``
+    (cut short).
+    """
+    parser = etree.XMLParser(**_PARSER_KW)
+    found: list[Any] = []
+    buffer = b""
+    head_checked = False
+    while True:
+        chunk = stream.read(_SCAN_CHUNK)
+        buffer += chunk
+        if not head_checked and (len(buffer) >= 4096 or not chunk):
+            head = buffer[:4096]
+            if not buffer.lstrip().startswith(b"<") or b"<!ENTITY" in head or b"xmlns" in head or (
+                    b"encoding" in head.split(b"?>", 1)[0] and not _SAFE_ENCODING.search(head.split(b"?>", 1)[0])):
+                return None
+            head_checked = True
+        pos = 0
+        while True:
+            start = _ARTICLE_START.search(buffer, pos)
+            if start is None:
+                break
+            end = buffer.find(_ARTICLE_END, start.end())
+            if end < 0:
+                break
+            if buffer.find(_DATABANK_LIST, pos, start.start()) >= 0:     # outside any article
+                return None
+            end += len(_ARTICLE_END)
+            if buffer.find(_DATABANK_LIST, start.start(), end) >= 0:
+                try:
+                    found.append(etree.fromstring(buffer[start.start():end], parser))
+                except etree.XMLSyntaxError:
+                    return None
+            pos = end
+        if not chunk:
+            tail = buffer[pos:]
+            if _DATABANK_LIST in tail or not tail.rstrip().endswith(b"</PubmedArticleSet>"):
+                return None
+            return found
+        # keep what is not finished: an open article, or the gap after the last one (a DataBankList
+        # there, or a start tag cut at the chunk's end, is seen with the next chunk)
+        start = _ARTICLE_START.search(buffer, pos)
+        keep = start.start() if start is not None else max(pos, len(buffer) - 64)
+        if buffer.find(_DATABANK_LIST, pos, keep) >= 0:
+            return None
+        buffer = buffer[keep:]
 
 
 def _ancestor(el: Any, tags: tuple[str, ...]) -> Any:
