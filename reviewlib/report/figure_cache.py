@@ -22,7 +22,10 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
+import tempfile
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -31,7 +34,8 @@ from ..atomic import atomic_path, files_digest, write_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["canonical", "code_version", "figure_key", "cached_files", "keep", "show_cached"]
+__all__ = ["canonical", "code_version", "figure_key", "cached_files", "keep", "show_cached", "Pending",
+           "draw_ahead", "parallel_min_rows"]
 
 #: Sub-folder of the review's cache holding the figures.
 FOLDER = "figures"
@@ -260,3 +264,134 @@ def _show_embedded(cache_dir: str | Path | None, key: str | None, png: bytes, al
             except OSError as exc:
                 logger.warning("figure cache %s not written (%s)", kept, exc)
     display(HTML(snippet("image", base64.b64encode(payload).decode("ascii"), alt, mime)))
+
+
+# -- drawing ahead in a second process ---------------------------------------------------------
+#: ``REVIEWLIB_FIGURE_PARALLEL_ROWS``: a batch of figures to draw is split with a forked second process
+#: only when its figures draw at least this many rows in all (studies, trials, bars); smaller batches
+#: (the 60-article demo's) are drawn in the one process, where a fork would cost more than it saves.
+PARALLEL_ROWS_ENV = "REVIEWLIB_FIGURE_PARALLEL_ROWS"
+DEFAULT_PARALLEL_ROWS = 150
+#: The longest the notebook waits for the second process (s); past it the process is stopped and the
+#: figures it had not finished are drawn in the notebook's own process, as without it.
+CHILD_TIMEOUT_S = 600.0
+
+
+def parallel_min_rows() -> int:
+    """:data:`PARALLEL_ROWS_ENV` (default :data:`DEFAULT_PARALLEL_ROWS`); 0 or less turns the second process off."""
+    raw = os.environ.get(PARALLEL_ROWS_ENV, "").strip()
+    try:
+        return int(raw) if raw else DEFAULT_PARALLEL_ROWS
+    except ValueError:
+        logger.warning("%s=%r is not a whole number: using %d", PARALLEL_ROWS_ENV, raw, DEFAULT_PARALLEL_ROWS)
+        return DEFAULT_PARALLEL_ROWS
+
+
+@dataclasses.dataclass
+class Pending:
+    """One figure :func:`draw_ahead` may draw: what :func:`show_cached` is later called with.
+
+    ``rows``: how much drawing it is (studies, trials, bars), to share the work and decide whether a
+    second process pays.
+    """
+    name: str
+    key: str | None
+    draw: Callable[[], Any]
+    save: Callable[[Any, Path, str], Mapping[str, Path]]
+    formats: Sequence[str] = ("png", "svg")
+    alt: str | None = None
+    rows: int = 1
+
+
+def _draw_into_cache(job: Pending, cache_dir: str | Path) -> None:
+    """Draw ``job``, keep its files under its key and its page embedding beside them (as
+    :func:`show_cached` does on a miss), so that :func:`show_cached` then copies them out."""
+    from ..atomic import write_bytes
+    from .notebook import _close, _figure_alt, embeddable_image
+
+    folder = _folder(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    fig = job.draw()
+    with tempfile.TemporaryDirectory(prefix=".ahead-", dir=folder) as tmp:
+        paths = dict(job.save(fig, Path(tmp), job.name))
+        alt = job.alt or _figure_alt(fig) or ""
+        _close(fig)
+        keep(cache_dir, job.key, {fmt: paths[fmt] for fmt in job.formats}, alt)
+        mime, payload = embeddable_image(Path(paths["png"]).read_bytes())
+    write_bytes(folder / f"{job.key}.embed", mime.encode() + b"\n" + payload)
+
+
+def _share(jobs: Sequence[Pending]) -> tuple[list[Pending], list[Pending]]:
+    """Two shares of about equal rows (largest first, each to the lighter share), in the jobs' order."""
+    shares: tuple[list[int], list[int]] = ([], [])
+    weight = [0, 0]
+    for i in sorted(range(len(jobs)), key=lambda i: -jobs[i].rows):
+        side = 0 if weight[0] <= weight[1] else 1
+        shares[side].append(i)
+        weight[side] += jobs[i].rows
+    return [jobs[i] for i in sorted(shares[0])], [jobs[i] for i in sorted(shares[1])]
+
+
+def draw_ahead(jobs: Sequence[Pending], cache_dir: str | Path | None) -> int:
+    """Draw the cache's missing figures of ``jobs`` into it, half of them in a forked second process.
+
+    The notebook then shows each with :func:`show_cached`, which finds it kept: the same files and
+    pixels as drawing them one by one (the child runs the same code on a copy of the same process).
+    Nothing is done (each figure is drawn when shown) without a cache, without ``os.fork``, with
+    fewer than two figures to draw, or with fewer than :func:`parallel_min_rows` rows in all.  A
+    child that fails or outlives :data:`CHILD_TIMEOUT_S` costs nothing but time: what it did not
+    keep is drawn when shown.
+
+    Returns
+    -------
+    int
+        How many figures the second process was given (0: none was started).
+    """
+    if cache_dir is None or not hasattr(os, "fork"):
+        return 0
+    misses = [j for j in jobs if j.key is not None and cached_files(cache_dir, j.key, j.formats) is None]
+    threshold = parallel_min_rows()
+    if threshold <= 0 or len(misses) < 2 or sum(j.rows for j in misses) < threshold:
+        return 0
+    mine, theirs = _share(misses)
+    _folder(cache_dir).mkdir(parents=True, exist_ok=True)
+    pid = os.fork()
+    if pid == 0:                                     # the second process: draw, keep, leave at once
+        code = 1
+        try:
+            import sys
+            import warnings
+            sys.stdout = sys.stderr = open(os.devnull, "w")   # never the kernel's streams
+            logging.disable(logging.CRITICAL)
+            warnings.simplefilter("ignore")
+            for job in theirs:
+                _draw_into_cache(job, cache_dir)
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        for job in mine:
+            _draw_into_cache(job, cache_dir)
+    finally:
+        _wait(pid)
+    logger.info("figures: %d drawn here, %d in a second process", len(mine), len(theirs))
+    return len(theirs)
+
+
+def _wait(pid: int) -> None:
+    """Reap the second process, stopping it after :data:`CHILD_TIMEOUT_S`."""
+    import signal
+
+    deadline = time.monotonic() + CHILD_TIMEOUT_S
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            if status:
+                logger.warning("figures: the second process failed (status %d); its figures are drawn here", status)
+            return
+        if time.monotonic() > deadline:
+            logger.warning("figures: the second process took over %.0f s and was stopped", CHILD_TIMEOUT_S)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.02)

@@ -422,15 +422,19 @@ def show_evidence_figures(table: Any, protocol: Any, folder: str | Path, *, noti
     Each is keyed by its declaration, the study table, the schema the table carries and ``notice``.
     Returns the file stems shown.
     """
-    from . import figures as plots
+    from . import figure_cache, figures as plots
     if table is None or not len(table):
         return []
-    names = []
-    for spec in plots.figure_specs(protocol if protocol is not None else table):
-        show_cached_figure(lambda spec=spec: plots.evidence_figure(table, spec, notice=notice), folder,
-                           spec["name"], spec, table, _schema_raw(table), notice, cache_dir=cache_dir)
-        names.append(spec["name"])
-    return names
+    schema = _schema_raw(table)
+    jobs = [figure_cache.Pending(spec["name"], figure_cache.figure_key(spec["name"], spec, table, schema, notice)
+                                 if cache_dir is not None else None,
+                                 lambda spec=spec: plots.evidence_figure(table, spec, notice=notice), plots.save,
+                                 rows=len(table))
+            for spec in plots.figure_specs(protocol if protocol is not None else table)]
+    figure_cache.draw_ahead(jobs, cache_dir)       # drawn in two processes when the table is large
+    for job in jobs:
+        figure_cache.show_cached(job.draw, folder, job.name, key=job.key, cache_dir=cache_dir, save=plots.save)
+    return [job.name for job in jobs]
 
 
 def _close(fig: Any) -> None:

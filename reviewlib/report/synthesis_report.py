@@ -403,12 +403,19 @@ def save_png(fig: Any, folder: str | Path, name: str) -> Path:
     return final
 
 
-def _show_png_figure(draw: Any, folder: str | Path, name: str, cache_dir: str | Path | None, *data: Any) -> None:
-    """Draw (or take from the review's figure cache, keyed by ``data``), save and show a PNG-only figure."""
+def _show_png_figures(jobs: list[tuple[str, Any, int, tuple]], folder: str | Path, cache_dir: str | Path | None) -> None:
+    """Draw (or take from the review's figure cache, keyed by each job's data), save and show PNG-only
+    figures: ``jobs`` are ``(name, draw, rows, data)``.  Those the cache lacks are drawn first, in two
+    processes when they are many rows (:func:`reviewlib.report.figure_cache.draw_ahead`), then all
+    are shown in order."""
     from . import figure_cache
 
-    key = figure_cache.figure_key(name, *data) if cache_dir is not None else None
-    figure_cache.show_cached(draw, folder, name, key=key, cache_dir=cache_dir, save=write_png, formats=("png",))
+    pending = [figure_cache.Pending(name, figure_cache.figure_key(name, *data) if cache_dir is not None else None,
+                                    draw, write_png, ("png",), rows=rows) for name, draw, rows, data in jobs]
+    figure_cache.draw_ahead(pending, cache_dir)
+    for job in pending:
+        figure_cache.show_cached(job.draw, folder, job.name, key=job.key, cache_dir=cache_dir, save=write_png,
+                                 formats=("png",))
 
 
 def show_forest_plots(report: SynthesisReport, folder: str | Path, *, notice: str | None = None,
@@ -420,17 +427,18 @@ def show_forest_plots(report: SynthesisReport, folder: str | Path, *, notice: st
     """
     from . import synthesis_figures as sf
 
-    names = []
+    jobs = []
     for name in report.spec["names"]:
         res = report.findings.results.get(name)
         if res is None:
             continue
         label = report.spec["labels"].get(name, name)
-        stem = f"forest_{figure_slug(name)}"
-        _show_png_figure(lambda res=res, label=label: sf.forest_plot(res, outcome=label, notice=notice),
-                         folder, stem, cache_dir, res, label, notice)
-        names.append(stem)
-    return names
+        rows = len(res.studies) if getattr(res, "studies", None) is not None else 1
+        jobs.append((f"forest_{figure_slug(name)}",
+                     lambda res=res, label=label: sf.forest_plot(res, outcome=label, notice=notice), rows,
+                     (res, label, notice)))
+    _show_png_figures(jobs, folder, cache_dir)
+    return [job[0] for job in jobs]
 
 
 def show_risk_of_bias(report: SynthesisReport, folder: str | Path, *, notice: str | None = None,
@@ -448,11 +456,13 @@ def show_risk_of_bias(report: SynthesisReport, folder: str | Path, *, notice: st
         return []
     labels = dict(zip(report.studies["record_id"], report.studies["study"].astype(str))) \
         if "study" in report.studies else None
-    names = []
+    jobs = []
+    whole = final.reset_index(drop=True)
     for tool in final["tool"].value_counts().index:
+        studies = int(final.loc[final["tool"].eq(tool), "record_id"].nunique()) if "record_id" in final else 1
         for kind, draw in (("summary", sf.summary_plot), ("traffic_light", sf.traffic_light_plot)):
-            stem = f"rob_{kind}_{figure_slug(tool)}"
-            _show_png_figure(lambda draw=draw, tool=tool: draw(final, tool=tool, labels=labels, notice=notice),
-                             folder, stem, cache_dir, final.reset_index(drop=True), tool, labels, notice)
-            names.append(stem)
-    return names
+            jobs.append((f"rob_{kind}_{figure_slug(tool)}",
+                         lambda draw=draw, tool=tool: draw(final, tool=tool, labels=labels, notice=notice),
+                         studies if kind == "traffic_light" else 1, (whole, tool, labels, notice)))
+    _show_png_figures(jobs, folder, cache_dir)
+    return [job[0] for job in jobs]
