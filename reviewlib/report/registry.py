@@ -167,21 +167,17 @@ def show_registry_figures(table: pd.DataFrame, protocol: Any, folder: str | Path
     Each figure is keyed by its declaration, the trial table, the labels and threshold it reads and
     ``notice`` (:mod:`reviewlib.report.figure_cache`).  Returns the file stems shown.
     """
-    from . import figure_cache
-    from .figures import save
+    from .notebook import show_cached_figure
 
     if table is None or not len(table):
         return []
     schema_labels, small = _figure_inputs(protocol)
-    jobs = [figure_cache.Pending(spec["name"], figure_cache.figure_key(spec["name"], spec, table, schema_labels, small,
-                                                                       notice) if cache_dir is not None else None,
-                                 lambda spec=spec: _registry_figure(table, spec, schema_labels, small, notice), save,
-                                 rows=len(table))
-            for spec in figure_specs(protocol)]
-    figure_cache.draw_ahead(jobs, cache_dir)       # drawn in two processes when the table is large
-    for job in jobs:
-        figure_cache.show_cached(job.draw, folder, job.name, key=job.key, cache_dir=cache_dir, save=save)
-    return [job.name for job in jobs]
+    names = []
+    for spec in figure_specs(protocol):
+        show_cached_figure(lambda spec=spec: _registry_figure(table, spec, schema_labels, small, notice), folder,
+                           spec["name"], spec, table, schema_labels, small, notice, cache_dir=cache_dir)
+        names.append(spec["name"])
+    return names
 
 
 def figure_captions(protocol: Any) -> dict[str, str]:
