@@ -159,41 +159,10 @@ def run_included_records(store: ReviewStore, run_name: str, stage: str | None = 
         .reset_index(drop=True)
 
 
-#: The include set derived last (issue 15: notebooks 03, 04 and 05 share a kernel, each opens the store
-#: anew and asks for it, a replay of 100,000 decisions each time): ``{key: frozenset}``, one entry.
-_INCLUDED_MEMO: dict[tuple, frozenset] = {}
-
-
-def _included_key(store: ReviewStore, record_ids: list[str], stage: str | None) -> tuple | None:
-    """What an include set depends on: the store file, the decision log (append-only: its largest id,
-    its length and its last row say whether it changed, whichever connection wrote) and the ids asked
-    about (hashed)."""
-    try:
-        path = Path(store.path).resolve()
-        st = path.stat()
-    except (OSError, TypeError, AttributeError):
-        return None
-    con = store.connection
-    log = tuple(con.execute("SELECT MAX(decision_id), COUNT(*) FROM decisions").fetchone())
-    last = con.execute("SELECT decision_id, record_id, stage, decision, created_at FROM decisions "
-                       "ORDER BY decision_id DESC LIMIT 1").fetchone()
-    ids = hashlib.sha256("\n".join(record_ids).encode("utf-8")).hexdigest()
-    return (str(path), st.st_dev, st.st_ino, log, tuple(last) if last else None, stage, ids)
-
-
 def _included_for(store: ReviewStore, record_ids: Iterable[str], stage: str | None) -> set[str]:
-    record_ids = list(record_ids)
-    key = _included_key(store, record_ids, stage)
-    if key is not None and key in _INCLUDED_MEMO:
-        return set(_INCLUDED_MEMO[key])
     if stage is None:
-        found = set(final_included_ids(store, record_ids))
-    else:
-        found = set(decisions.included(store, stage=stage))
-    if key is not None:
-        _INCLUDED_MEMO.clear()
-        _INCLUDED_MEMO[key] = frozenset(found)
-    return found
+        return set(final_included_ids(store, record_ids))
+    return set(decisions.included(store, stage=stage))
 
 
 @dataclass

@@ -375,31 +375,6 @@ def databank_links(paths: Iterable[str | os.PathLike], cache_dir: str | os.PathL
     return pd.concat(parts, ignore_index=True) if parts else _empty()
 
 
-#: The records that could hold an NCT id, read last (notebooks 03 and 05 share a kernel and each reads
-#: them): ``{(store file, device, inode, records_version): table}``, one entry.
-_NCT_RECORDS: dict[tuple, pd.DataFrame] = {}
-
-
-def _records_with_nct_hint(store: Any) -> pd.DataFrame:
-    """``store.records_matching(may_hold_nct_id)``, read again only when a record was written (the
-    store's ``records_version``, renewed on every write by any connection) or the file is another."""
-    from ..store import RECORDS_VERSION
-
-    try:
-        path = Path(store.path).resolve()
-        st = path.stat()
-        version = store.get_meta(RECORDS_VERSION)
-    except (OSError, TypeError, AttributeError):
-        version = None
-    if version is None:
-        return store.records_matching(may_hold_nct_id)
-    key = (str(path), st.st_dev, st.st_ino, version)
-    if key not in _NCT_RECORDS:
-        _NCT_RECORDS.clear()
-        _NCT_RECORDS[key] = store.records_matching(may_hold_nct_id)
-    return _NCT_RECORDS[key].copy()
-
-
 def review_links(store: Any, records: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every link of a review: its records' titles/abstracts, its trials' references and the cached efetch XML.
 
@@ -413,7 +388,7 @@ def review_links(store: Any, records: pd.DataFrame | None = None) -> pd.DataFram
         Default: every record in the store that could hold an NCT id (only those are decoded:
         :func:`may_hold_nct_id`).
     """
-    records = _records_with_nct_hint(store) if records is None else records
+    records = store.records_matching(may_hold_nct_id) if records is None else records
     cache = store.cache_dir
     xml = sorted(p for p in cache.rglob("*.xml*") if p.is_file()) if cache.is_dir() else []
     parts = [links_from_records(records), links_from_trials(store.trials())]
