@@ -170,22 +170,27 @@ def _replay(history: pd.DataFrame) -> pd.DataFrame:
         return history.assign(_top=pd.Series(dtype=bool))
     history = history.sort_values(["created_at", "decision_id"], kind="stable")
     stacks: dict[tuple, list[int]] = {}
-    rows = history.to_dict("records")
-    for k, row in enumerate(rows):
-        if row["kind"] == "undo":
-            note = row.get("note")
+    # the columns as lists, zipped (issue 15: to_dict("records") of 100,000 rows was most of the replay)
+    n = len(history)
+    kinds = history["kind"].tolist()
+    notes = history["note"].tolist() if "note" in history.columns else [None] * n
+    created = history["created_at"].tolist()
+    classes = {kind: _kind_class(kind) for kind in set(kinds)}
+    for k, (record_id, reviewer, stage, kind, note) in enumerate(zip(
+            history["record_id"].tolist(), history["reviewer"].tolist(), history["stage"].tolist(), kinds, notes)):
+        if kind == "undo":
             match = _UNDO_NOTE.match(note) if isinstance(note, str) else None  # NaN when no row has a note
             target_class = _kind_class(match.group(1)) if match else "human"
-            stack = stacks.get((row["record_id"], row["reviewer"], row["stage"], target_class), [])
+            stack = stacks.get((record_id, reviewer, stage, target_class), [])
             if not stack:
                 continue
             pos = None
             if match:
                 pos = next((i for i in range(len(stack) - 1, -1, -1)
-                            if rows[stack[i]]["created_at"] == match.group(2)), None)
+                            if created[stack[i]] == match.group(2)), None)
             stack.pop(len(stack) - 1 if pos is None else pos)
             continue
-        key = (row["record_id"], row["reviewer"], row["stage"], _kind_class(row["kind"]))
+        key = (record_id, reviewer, stage, classes[kind])
         stacks.setdefault(key, []).append(k)
     keep = sorted(k for stack in stacks.values() for k in stack)
     tops = {stack[-1] for stack in stacks.values() if stack}
