@@ -75,3 +75,30 @@ def test_the_prioritiser_ranks_as_with_scikit_learns_vectoriser():
     frame = frame.assign(record_id="pmid:" + frame["pubmedID"])
     p = Prioritiser(frame, seed=0)
     _same(TfidfVectorizer(**WORD).fit_transform(record_texts(frame)), p.X)
+
+
+def test_accents_are_stripped_as_scikit_learn_strips_them():
+    from sklearn.feature_extraction.text import strip_accents_unicode
+    every = [chr(c) for c in range(0x20, 0x30000) if not 0xD800 <= c < 0xE000]
+    chunks = ["".join(every[i:i + 500]) for i in range(0, len(every), 500)] + EDGE + _texts_cohen()[:200]
+    assert [tfidf.strip_accents_unicode(t) for t in chunks] == [strip_accents_unicode(t) for t in chunks]
+
+
+@pytest.mark.parametrize("block", [1, 7, 1000])
+def test_the_same_matrix_whatever_the_block_of_documents(monkeypatch, block):
+    """The coded counting numbers terms across blocks of documents: the block size changes nothing."""
+    monkeypatch.setattr(tfidf, "BLOCK_DOCUMENTS", block)
+    docs = _texts_cohen()[:400] + EDGE
+    stock, fast = TfidfVectorizer(**WORD), tfidf.FastTfidfVectorizer(**WORD)
+    _same(stock.fit_transform(docs), fast.fit_transform(docs))
+    assert list(stock.vocabulary_.items()) == list(fast.vocabulary_.items())
+
+
+def test_other_token_patterns_count_in_dictionaries_with_the_same_result():
+    """The coded path sorts terms as tuples of words, which needs words without spaces: another token
+    pattern (here one that keeps a space inside a token) is counted the dictionary way."""
+    settings = dict(WORD, token_pattern=r"(?u)\b\w+(?: \d)?\b")
+    docs = _texts_cohen()[:300] + ["drug 5 and drug 6", "a 1 b 2"]
+    stock, fast = TfidfVectorizer(**settings), tfidf.FastTfidfVectorizer(**settings)
+    _same(stock.fit_transform(docs), fast.fit_transform(docs))
+    assert list(stock.vocabulary_.items()) == list(fast.vocabulary_.items())
