@@ -341,7 +341,19 @@ def final_decisions(store: ReviewStore, stage: str = "title-abstract",
     # 2. else the humans: agreed (or single) calls, or a conflict
     humans = current[(classes == "human") & ~current["record_id"].isin(settled)]
     if not humans.empty:
-        by_record = humans.groupby("record_id", sort=False)
+        # a record one person decided is that call (most records: no Python aggregation per record for them)
+        alone = ~humans["record_id"].duplicated(keep=False)
+        single = humans[alone]
+        parts.append(pd.DataFrame({
+            "record_id": single["record_id"].to_numpy(),
+            "decision": single["decision"].to_numpy(),
+            "reason": [r if isinstance(r, str) and r else None for r in single["reason"]],
+            "basis": "single",
+            "reviewers": single["reviewer"].to_numpy()}))
+        settled |= set(single["record_id"])
+        several = humans[~alone]
+    if not humans.empty and not several.empty:
+        by_record = several.groupby("record_id", sort=False)
         agg = by_record.agg(n=("decision", "size"), calls=("decision", "nunique"), decision=("decision", "first"),
                             reviewers=("reviewer", lambda names: ", ".join(sorted(names))),
                             reason=("reason", _joined_reasons))

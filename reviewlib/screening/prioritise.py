@@ -128,9 +128,9 @@ def record_texts(records: pd.DataFrame) -> list[str]:
     """
     if "title" not in records.columns:
         raise InputError("records have no 'title' column: give a records table (title, abstract)")
-    titles = records["title"].fillna("").astype(str)
-    abstracts = (records["abstract"].fillna("").astype(str) if "abstract" in records.columns
-                 else pd.Series([""] * len(records), index=records.index))
+    titles = records["title"].fillna("").astype(str).tolist()
+    abstracts = (records["abstract"].fillna("").astype(str).tolist() if "abstract" in records.columns
+                 else [""] * len(records))
     return [f"{t} {a}".strip() for t, a in zip(titles, abstracts)]
 
 
@@ -287,6 +287,63 @@ def _save_tfidf(path: Path, X: sparse.csr_matrix) -> None:
         logger.warning("prioritiser: could not keep the TF-IDF matrix in %s (%s)", path, exc)
 
 
+def _word_vectoriser() -> FastTfidfVectorizer:
+    """The prioritiser's vectoriser: scikit-learn's TfidfVectorizer, fitted faster (the same matrix:
+    :mod:`reviewlib.screening.tfidf`)."""
+    return FastTfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_df=0.95,
+                               strip_accents="unicode", dtype=np.float32)
+
+
+def _fit_features(texts: list[str], vectoriser: TfidfVectorizer,
+                  features: str) -> tuple[sparse.csr_matrix, TfidfVectorizer | None]:
+    """The TF-IDF matrix of ``texts`` (``vectoriser`` fitted on them) and, for ``"word+char"``, the
+    fitted character vectoriser whose columns follow the words' (else None)."""
+    try:
+        X = sparse.csr_matrix(vectoriser.fit_transform(texts))
+    except ValueError:  # every text empty or only stop words: fall back to a vocabulary-free matrix
+        X = sparse.csr_matrix((len(texts), 1), dtype=np.float32)
+    if features != "word+char":
+        return X, None
+    char_vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
+                                      min_df=2, max_df=0.95, strip_accents="unicode", dtype=np.float32)
+    try:
+        chars = char_vectoriser.fit_transform(texts)
+        # each block has unit-norm rows: scaled by 1/sqrt(2), the joined rows stay unit-norm
+        X = sparse.csr_matrix(sparse.hstack([X, chars]) / np.sqrt(2.0), dtype=np.float32)
+    except ValueError:  # no character n-gram in two records: words alone
+        pass
+    return X, char_vectoriser
+
+
+def prepare_tfidf(records: pd.DataFrame, cache_dir: str | os.PathLike,
+                  features: str = DEFAULT_FEATURES) -> Path:
+    """Fit the TF-IDF a :class:`Prioritiser` of ``records`` would fit and keep it in ``cache_dir``, where
+    that Prioritiser (same records, ``features`` and ``cache_dir``) reads it instead of fitting.
+
+    Unlike building the Prioritiser, nothing else is made: no record ids, no ``vocabulary_`` (the term
+    strings of a 100,000-record fit are hundreds of MB).  The same texts already in the cache are
+    not fitted again.
+
+    Returns
+    -------
+    pathlib.Path
+        The cache file.
+    """
+    if features not in FEATURES:
+        raise InputError(f"unknown feature set {features!r}: choose one of {', '.join(FEATURES)}")
+    texts = record_texts(records)
+    if not texts:
+        raise InputError("no records to prioritise: the records table is empty")
+    vectoriser = _word_vectoriser()
+    path = _tfidf_cache_path(cache_dir, texts, vectoriser, features)
+    if not path.is_file():
+        vectoriser.keep_vocabulary = False
+        X, _ = _fit_features(texts, vectoriser, features)
+        del texts
+        _save_tfidf(path, X)
+    return path
+
+
 class Prioritiser:
     """A TF-IDF vectoriser fitted once on a corpus, and a classifier retrained on decisions.
 
@@ -331,9 +388,7 @@ class Prioritiser:
         self.relevant_weight = float(relevant_weight)
         self.ids = record_ids(records, id_column)
         self._position = {rid: i for i, rid in enumerate(self.ids)}
-        # scikit-learn's TfidfVectorizer, fitted faster (the same matrix: reviewlib.screening.tfidf)
-        self.vectoriser = FastTfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_df=0.95,
-                                              strip_accents="unicode", dtype=np.float32)
+        self.vectoriser = _word_vectoriser()
         texts = record_texts(records)
         if not texts:
             raise InputError("no records to prioritise: the records table is empty")
@@ -343,20 +398,9 @@ class Prioritiser:
             # the same texts were vectorised before (the vectorisers depend on nothing else)
             self.X = sparse.load_npz(cached).tocsr()
         else:
-            try:
-                self.X = sparse.csr_matrix(self.vectoriser.fit_transform(texts))
-            except ValueError:  # every text empty or only stop words: fall back to a vocabulary-free matrix
-                self.X = sparse.csr_matrix((len(texts), 1), dtype=np.float32)
-            if features == "word+char":
-                self.char_vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
-                                                       min_df=2, max_df=0.95, strip_accents="unicode",
-                                                       dtype=np.float32)
-                try:
-                    chars = self.char_vectoriser.fit_transform(texts)
-                    # each block has unit-norm rows: scaled by 1/sqrt(2), the joined rows stay unit-norm
-                    self.X = sparse.csr_matrix(sparse.hstack([self.X, chars]) / np.sqrt(2.0), dtype=np.float32)
-                except ValueError:  # no character n-gram in two records: words alone
-                    pass
+            self.X, char_vectoriser = _fit_features(texts, self.vectoriser, features)
+            if char_vectoriser is not None:
+                self.char_vectoriser = char_vectoriser
             if cached is not None:
                 _save_tfidf(cached, self.X)
         self._tiebreak = np.random.default_rng(self.seed).permutation(len(self.ids))
@@ -588,6 +632,6 @@ def estimate_relevant_remaining(records: pd.DataFrame, labels: Mapping[Hashable,
     return p.estimate_relevant_remaining(labels, order=list(order) if order is not None else None)
 
 
-__all__ = ["Prioritiser", "NBScaledLogistic", "NB_BETA", "NB_RELEVANT_WEIGHT", "NB_C", "RemainingEstimate", "rank", "estimate_relevant_remaining", "record_texts",
+__all__ = ["Prioritiser", "prepare_tfidf", "NBScaledLogistic", "NB_BETA", "NB_RELEVANT_WEIGHT", "NB_C", "RemainingEstimate", "rank", "estimate_relevant_remaining", "record_texts",
            "record_ids", "MODELS", "DEFAULT_MODEL", "FEATURES", "DEFAULT_FEATURES"]
 

@@ -293,7 +293,10 @@ def prepare_prioritiser(store, records: pd.DataFrame) -> bool:
     if not option or not len(records) or "record_id" not in records.columns:
         return False
     try:
-        module.Prioritiser(records.reset_index(drop=True), id_column="record_id", **option)
+        if hasattr(module, "prepare_tfidf"):     # the matrix only: no ids, no vocabulary (hundreds of MB)
+            module.prepare_tfidf(records.reset_index(drop=True), option["cache_dir"])
+        else:
+            module.Prioritiser(records.reset_index(drop=True), id_column="record_id", **option)
     except (ReviewlibError, ValueError) as exc:
         logger.warning("screener: prioritiser features not prepared (%s)", exc)
         return False

@@ -102,6 +102,10 @@ class FastTfidfVectorizer(TfidfVectorizer):
         return (_AVAILABLE and self.analyzer == "word" and tuple(self.ngram_range) == (1, 2)
                 and self.stop_words is None and self.max_features is None)
 
+    #: False: no ``vocabulary_`` is kept after a fit (a cache of the matrix needs none; not a parameter,
+    #: so ``get_params`` and a cache keyed by it stay scikit-learn's)
+    keep_vocabulary = True
+
     def fit(self, raw_documents, y=None):
         super().fit(raw_documents, y)
         self._finish_vocabulary()
@@ -115,7 +119,9 @@ class FastTfidfVectorizer(TfidfVectorizer):
     def _finish_vocabulary(self) -> None:
         """The coded vocabulary (see :meth:`_count_coded`) as scikit-learn's ``{term: column}`` dict."""
         coded = getattr(self, "vocabulary_", None)
-        if isinstance(coded, _CodedTerms):
+        if not self.keep_vocabulary and coded is not None:
+            del self.vocabulary_
+        elif isinstance(coded, _CodedTerms):
             self.vocabulary_ = dict(zip(coded.terms(), coded.columns.tolist()))
 
     def _preprocessor(self):
