@@ -331,17 +331,33 @@ def prepare_tfidf(records: pd.DataFrame, cache_dir: str | os.PathLike,
     """
     if features not in FEATURES:
         raise InputError(f"unknown feature set {features!r}: choose one of {', '.join(FEATURES)}")
-    texts = record_texts(records)
-    if not texts:
+    texts = _RecordTexts(records)
+    if not len(texts):
         raise InputError("no records to prioritise: the records table is empty")
     vectoriser = _word_vectoriser()
     path = _tfidf_cache_path(cache_dir, texts, vectoriser, features)
     if not path.is_file():
         vectoriser.keep_vocabulary = False
-        X, _ = _fit_features(texts, vectoriser, features)
-        del texts
+        X, _ = _fit_features(texts if features == "word" else list(texts), vectoriser, features)
         _save_tfidf(path, X)
     return path
+
+
+class _RecordTexts:
+    """:func:`record_texts` made one by one each time it is read (not 100,000 strings kept at once)."""
+
+    def __init__(self, records: pd.DataFrame):
+        if "title" not in records.columns:
+            raise InputError("records have no 'title' column: give a records table (title, abstract)")
+        self._titles = records["title"].fillna("").astype(str).tolist()
+        self._abstracts = (records["abstract"].fillna("").astype(str).tolist() if "abstract" in records.columns
+                           else [""] * len(records))
+
+    def __len__(self) -> int:
+        return len(self._titles)
+
+    def __iter__(self):
+        return (f"{t} {a}".strip() for t, a in zip(self._titles, self._abstracts))
 
 
 class Prioritiser:

@@ -641,8 +641,8 @@ def replay_review(store: Any, records: pd.DataFrame, *, stage: str = "title-abst
     from .decisions import final_decisions
 
     final = final_decisions(store, stage)
-    decided = dict(zip(final["record_id"], final["decision"]))
-    labels = [decided.get(rid) for rid in records["record_id"]]
+    decided = dict(zip(final["record_id"].tolist(), final["decision"].tolist()))
+    labels = list(map(decided.get, records["record_id"].tolist()))
     if not len(labels) or any(v not in ("include", "exclude") for v in labels):
         return None
     frame = records[["record_id", "title", "abstract"]].reset_index(drop=True).copy()
@@ -666,8 +666,8 @@ def replay_missing_reason(store: Any, records: pd.DataFrame, stage: str = "title
     from .decisions import final_decisions
 
     final = final_decisions(store, stage)
-    decided = dict(zip(final["record_id"], final["decision"]))
-    labels = [decided.get(rid) for rid in records["record_id"]]
+    decided = dict(zip(final["record_id"].tolist(), final["decision"].tolist()))
+    labels = list(map(decided.get, records["record_id"].tolist()))
     n = len(labels)
     if not n:
         return "There are no records to screen yet."

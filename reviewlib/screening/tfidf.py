@@ -196,6 +196,8 @@ class FastTfidfVectorizer(TfidfVectorizer):
         indices_dtype = np.int64 if nnz > np.iinfo(np.int32).max else np.int32
         indptr = np.zeros(len(row_lengths) + 1, dtype=indices_dtype)
         np.cumsum(row_lengths, out=indptr[1:])
+        if n_terms > np.iinfo(np.int32).max:  # pragma: no cover - 2 billion terms
+            raise ValueError(f"{n_terms} terms: more than the coded counting numbers")
         indices = np.concatenate(columns).astype(indices_dtype, copy=False)
         del columns
         values = np.concatenate(counts).astype(np.intc, copy=False)
@@ -203,6 +205,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
         X = sp.csr_array((values, indices, indptr), shape=(len(row_lengths), n_terms), dtype=self.dtype)
         X.sort_indices()
         vocabulary = _CodedTerms(list(words), factorizer.uniques.to_array())
+        del factorizer, words                                 # the hash table of every term
         return vocabulary, (_ALIGN(X) if _ALIGN is not None else X)
 
     def _limit_features(self, X, vocabulary, high=None, low=None, limit=None):
@@ -275,7 +278,7 @@ def _block_counts(ids: array, lengths: array, factorizer) -> tuple[np.ndarray, n
     del labels, sequence
     keys, counts = np.unique(keys, return_counts=True)         # by document, then column
     rows = np.bincount((keys >> 32).astype(np.intp), minlength=len(n))
-    return keys & _NO_WORD, counts, rows
+    return (keys & _NO_WORD).astype(np.int32), counts.astype(np.intc), rows
 
 
 def _coded_term_order(vocabulary: _CodedTerms) -> np.ndarray:
