@@ -582,7 +582,7 @@ def screening_status(store: Any, records: Any, stage: str = "title-abstract", re
         Where that person's decisions are saved, if not in ``store`` (the demo's practice copy).
     """
     from ..screening import decisions
-    ids = set(records["record_id"])
+    ids = set(records["record_id"].tolist())
     current = decisions.current_decisions(store, stage=stage)
     current = current[current["record_id"].isin(ids)]
     humans = current[current["kind"] != "rule"]

@@ -230,7 +230,7 @@ def summary_tables(store, stage: str | None = "title-abstract", reviewer: str | 
     if not excl.empty:
         excl["reason"] = excl["reason"].fillna("(no reason)")
         excl = excl.assign(reason=excl["reason"].str.split("; ")).explode("reason")
-        excl["reason"] = [reasons.get(r, r) for r in excl["reason"]]
+        excl["reason"] = [reasons.get(r, r) for r in excl["reason"].tolist()]
         by_reason = excl.groupby(["reason", "reviewer"]).size().unstack(fill_value=0)
     else:
         by_reason = pd.DataFrame()
