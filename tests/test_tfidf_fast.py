@@ -81,6 +81,7 @@ def test_accents_are_stripped_as_scikit_learn_strips_them():
     from sklearn.feature_extraction.text import strip_accents_unicode
     every = [chr(c) for c in range(0x20, 0x30000) if not 0xD800 <= c < 0xE000]
     chunks = ["".join(every[i:i + 500]) for i in range(0, len(every), 500)] + EDGE + _texts_cohen()[:200]
+    chunks += ["e\u0301te\u0301 a\u0308\u0323b \u1e0b\u0323x", "ﬁ\u0301 \u0323\u0301e", "Å\u030a ǅ \u2460\u0308"]
     assert [tfidf.strip_accents_unicode(t) for t in chunks] == [strip_accents_unicode(t) for t in chunks]
 
 

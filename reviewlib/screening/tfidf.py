@@ -66,7 +66,16 @@ def strip_accents_unicode(text: str) -> str:
     (by one regular expression instead of a Python test per character)."""
     if text.isascii():
         return text
-    return _combining_pattern().sub("", unicodedata.normalize("NFKD", text))
+    # only the runs of non-ASCII characters: ASCII characters decompose to themselves and are starters
+    # (combining class 0), so NFKD never reorders across them and each run is normalised on its own
+    return _NON_ASCII.sub(_strip_run, text)
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _strip_run(match: re.Match) -> str:
+    return _combining_pattern().sub("", unicodedata.normalize("NFKD", match.group()))
 
 
 class _CodedTerms:
