@@ -181,6 +181,19 @@ class FastTfidfVectorizer(TfidfVectorizer):
         words: defaultdict = defaultdict()
         words.default_factory = words.__len__                 # a new word gets the next id
         preprocess, tokenize, decode = self._preprocessor(), self.build_tokenizer(), self.decode
+        if self.input == "content" and self.preprocessor is None and self.lowercase:
+            # sklearn's decode returns a str as it is, and its preprocessor is lower() then the accents
+            strip = strip_accents_unicode if self.strip_accents == "unicode" else None
+            if strip is not None or not self.strip_accents:
+                def prepare(doc, strip=strip, decode=decode, lower=str.lower):
+                    doc = lower(doc) if type(doc) is str else lower(decode(doc))
+                    return strip(doc) if strip is not None else doc
+            else:
+                def prepare(doc):
+                    return preprocess(decode(doc))
+        else:
+            def prepare(doc):
+                return preprocess(decode(doc))
         lookup = words.__getitem__
         factorizer = _Factorizer(1 << 16)
         columns, counts, row_lengths = [], [], []
@@ -188,7 +201,7 @@ class FastTfidfVectorizer(TfidfVectorizer):
         while True:
             ids, lengths = array("i"), array("q")
             for doc in islice(documents, BLOCK_DOCUMENTS):
-                tokens = tokenize(preprocess(decode(doc)))
+                tokens = tokenize(prepare(doc))
                 ids.extend(map(lookup, tokens))
                 lengths.append(len(tokens))
             if not lengths:
@@ -282,12 +295,18 @@ def _block_counts(ids: array, lengths: array, factorizer) -> tuple[np.ndarray, n
     left = np.flatnonzero(first)
     sequence[left + shift[left] + n[doc_of_word[left]]] = (word[left] << 32) | word[left + 1]
     del word, shift, position, first, left
-    labels = factorizer.factorize(sequence).astype(np.int64, copy=False)
+    # numbered within the block first (a small hash table), then the block's distinct terms, in their
+    # order of first occurrence, by the whole fit's factorizer: new terms get its numbers in that order
+    local = _Factorizer(max(1024, len(sequence) // 4))
+    labels = local.factorize(sequence).astype(np.int64, copy=False)
+    global_of_local = factorizer.factorize(local.uniques.to_array())
+    del local, sequence
     keys = (np.repeat(np.arange(len(n), dtype=np.int64), width) << 32) | labels
-    del labels, sequence
-    keys, counts = np.unique(keys, return_counts=True)         # by document, then column
+    del labels
+    keys, counts = np.unique(keys, return_counts=True)         # by document, then block number
     rows = np.bincount((keys >> 32).astype(np.intp), minlength=len(n))
-    return (keys & _NO_WORD).astype(np.int32), counts.astype(np.intc), rows
+    # rows are sorted by column once the whole matrix is built (X.sort_indices)
+    return global_of_local[keys & _NO_WORD].astype(np.int32), counts.astype(np.intc), rows
 
 
 def _coded_term_order(vocabulary: _CodedTerms) -> np.ndarray:
