@@ -150,3 +150,23 @@ def test_a_vectoriser_that_keeps_no_vocabulary_gives_the_same_matrix():
     assert (a != b).nnz == 0 and np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data)
     assert hasattr(kept, "vocabulary_") and not hasattr(lean, "vocabulary_")
     assert lean.get_params() == kept.get_params() and isinstance(lean, tfidf.FastTfidfVectorizer)
+
+
+def test_the_tfidf_cache_name_is_the_hash_of_each_texts_length_and_bytes(tmp_path):
+    """The cache file's name hashes the settings, then every text's length and UTF-8 bytes in order (hashed in
+    blocks: the same digest as one update per text, so caches written before keep their names)."""
+    import hashlib
+    import sklearn
+    from reviewlib.screening import prioritise
+    texts = [f"text {i} é" * (i % 5) for i in range(20000)] + ["\ud800 lone surrogate"]
+    vectoriser = prioritise._word_vectoriser()
+    digest = hashlib.sha256()
+    params = sorted((k, repr(v)) for k, v in vectoriser.get_params().items())
+    digest.update(repr((prioritise.TFIDF_CACHE_VERSION, sklearn.__version__, params, "word", len(texts))).encode())
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    path = prioritise._tfidf_cache_path(tmp_path, texts, vectoriser, "word")
+    assert path == tmp_path / f"tfidf-{digest.hexdigest()[:32]}.npz"
+    assert prioritise._tfidf_cache_path(tmp_path, texts[:-1] + ["\ud800 lone surrogatE"], vectoriser) != path

@@ -266,10 +266,15 @@ def _tfidf_cache_path(cache_dir: str | os.PathLike, texts: list[str], vectoriser
     digest = hashlib.sha256()
     params = sorted((k, repr(v)) for k, v in vectoriser.get_params().items())
     digest.update(repr((TFIDF_CACHE_VERSION, sklearn.__version__, params, features, len(texts))).encode())
-    for text in texts:
+    block: list[bytes] = []
+    for text in texts:   # each text's length then its bytes, hashed a few thousand texts at a time
         data = text.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(8, "little"))
-        digest.update(data)
+        block.append(len(data).to_bytes(8, "little"))
+        block.append(data)
+        if len(block) >= 8192:
+            digest.update(b"".join(block))
+            block.clear()
+    digest.update(b"".join(block))
     return Path(cache_dir) / f"tfidf-{digest.hexdigest()[:32]}.npz"
 
 
