@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from peer import export_revision
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = r'''
@@ -50,10 +52,7 @@ def main() -> None:
     parser.add_argument("--old", default="main", help="git revision to compare against (default: main)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        old_tree = Path(tmp) / "old"
-        old_tree.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.old], check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive, check=True)
+        old_tree = export_revision(args.old, Path(tmp) / "old")
         old, new = _measure(old_tree, args.base), _measure(ROOT, args.base)
     print(f"stage_counts CPU s: {args.old} {old['cpu']:.2f}, this checkout {new['cpu']:.2f}, "
           f"ratio {old['cpu'] / new['cpu']:.1f}x; same counts: {old['counts'] == new['counts']}; "

@@ -15,10 +15,10 @@ import os
 import re
 import subprocess
 import sys
-import tarfile
 import tempfile
-import io
 from pathlib import Path
+
+from peer import export_revision
 
 ROOT = Path(__file__).resolve().parent.parent
 CELLS = {"status, summary, prioritiser": "screening_store = ctx.store",
@@ -26,11 +26,7 @@ CELLS = {"status, summary, prioritiser": "screening_store = ctx.store",
 
 
 def _library_at(revision: str, into: Path) -> Path:
-    data = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "reviewlib", "notebooks", "benchmarks",
-                           "pyproject.toml"], capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(into, filter="data")
-    return into
+    return export_revision(revision, into, "reviewlib", "notebooks", "benchmarks", "pyproject.toml")
 
 
 def _cells(library: Path, args) -> dict[str, tuple[float, float]]:

@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from peer import export_revision
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = r'''
@@ -66,10 +68,7 @@ print(json.dumps({"cells": rows, "peak_mb": peak}))
 
 def _export(rev: str, into: Path) -> Path:
     """The source tree of git revision ``rev`` (git archive), in ``into``."""
-    into.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
+    return export_revision(rev, into)
 
 
 def _run(tree: Path, protocol: Path, work: Path) -> dict:

@@ -1,0 +1,19 @@
+"""A git revision's source tree, exported for a benchmark to run beside this checkout (same input, same run)."""
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def export_revision(revision: str, into: Path, *paths: str) -> Path:
+    """The files of git ``revision`` (all, or only ``paths``) written into ``into`` by ``git archive``."""
+    data = subprocess.run(["git", "-C", str(ROOT), "archive", revision, *paths], capture_output=True,
+                          check=True).stdout
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(into, filter="data")
+    return into
