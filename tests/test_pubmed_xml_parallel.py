@@ -165,3 +165,18 @@ def test_load_snapshot_stores_the_same_records_with_workers(tmp_path, tiny_piece
             stored[workers] = (_stored(store), result.n_records,
                                store.connection.execute("SELECT COUNT(*) FROM record_sources").fetchone()[0])
     assert stored["1"] == stored["2"] and stored["1"][1] > 50
+
+
+def _die(*args, **kwargs):
+    import os
+    os._exit(9)
+
+
+def test_a_worker_that_dies_leaves_the_file_to_the_serial_parse(tiny_pieces, monkeypatch, caplog):
+    """A worker killed mid-parse (e.g. for memory) must not fail the read: the file is parsed here instead."""
+    path = PACKAGE_DATA / "car-t-autoimmune-snapshot.xml.gz"
+    expected = read_pubmed_xml(path, workers=1)
+    monkeypatch.setattr(pubmed_xml, "_parse_piece", _die)      # what the forked workers run
+    with caplog.at_level(logging.WARNING, logger="reviewlib.sources.pubmed_xml"):
+        _same(read_pubmed_xml(path, workers=2), expected)
+    assert any("parse worker ended abruptly" in r.getMessage() for r in caplog.records)

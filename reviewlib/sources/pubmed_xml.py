@@ -778,6 +778,7 @@ def _read_parallel(path: Path, workers: int, chunk_bytes: int,
     import multiprocessing
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     fields = _FIELDS + ["json"] if encode else _FIELDS
     columns: dict[str, list[Any]] = {name: [] for name in fields}
@@ -794,7 +795,12 @@ def _read_parallel(path: Path, workers: int, chunk_bytes: int,
             pending: deque = deque()
 
             def take() -> bool:
-                status, cols, groups = pending.popleft().result()
+                try:
+                    status, cols, groups = pending.popleft().result()
+                except BrokenProcessPool as exc:   # a worker died (killed for memory, say): parse it here
+                    logger.warning("%s: a parse worker ended abruptly (%s); parsing the file in this process",
+                                   path, exc)
+                    return False
                 if status != "ok":
                     logger.debug("%s: a piece did not parse in a worker (%s); parsing the file whole", path, cols)
                     return False
