@@ -1137,8 +1137,7 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
         kernel.shutdown()
         for job in side.values():
             job.stop()
-        mark_failed(plan, {"notebook": exc.notebook, "cell": exc.cell, "ename": exc.ename,
-                           "evalue": str(exc.evalue)[:2000] if exc.evalue else None, "message": str(exc)}, timings)
+        mark_failed(plan, _notebook_error(exc), timings)
         raise
     finally:
         kernel.shutdown()
@@ -1146,6 +1145,12 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
             job.stop()
     order = [s.name for s in plan.sources]
     return sorted(timings, key=lambda row: order.index(row["notebook"]))
+
+
+def _notebook_error(exc: PipelineError) -> dict[str, Any]:
+    """A notebook's failure as the manifest's ``error`` records it (and a side notebook's worker reports it)."""
+    return {"notebook": exc.notebook, "cell": exc.cell, "ename": exc.ename,
+            "evalue": str(exc.evalue)[:2000] if exc.evalue else None, "message": str(exc)}
 
 
 def _parameters_of(plan: RunPlan, src: Path) -> dict[str, Any]:

@@ -64,12 +64,8 @@ def record_columns(store: ReviewStore, columns: Sequence[str], search_id: int | 
 def run_record_columns(store: ReviewStore, run_name: str, columns: Sequence[str]) -> pd.DataFrame:
     """``record_id`` and ``columns`` of a run's records: the rows of
     :func:`reviewlib.report.living.run_records`, each record once, at its last search."""
-    from .report.living import run_search_ids
-    frames = [record_columns(store, columns, search_id=s) for s in run_search_ids(store, run_name)]
-    if not frames:
-        return record_columns(store, columns, search_id=-1)
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return frame.drop_duplicates("record_id", keep="last").reset_index(drop=True)
+    from .report.living import union_of_searches
+    return union_of_searches(store, run_name, lambda search_id: record_columns(store, columns, search_id=search_id))
 
 
 #: The columns notebook 01's overview shows (:func:`reviewlib.report.records_overview`, records per year).

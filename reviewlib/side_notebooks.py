@@ -50,7 +50,6 @@ class SideRun:
         job = {"source": str(source), "executed": str(executed), "parameters": parameters, "cwd": str(cwd),
                "timeout": timeout, "kernel_name": kernel_name, "shared_kernel": shared_kernel,
                "result": str(self.result_path)}
-        self.started = time.perf_counter()
         # its own session: stopping it stops its kernel too
         self.process = subprocess.Popen([sys.executable, "-m", "reviewlib.side_notebooks"], stdin=subprocess.PIPE,
                                         start_new_session=True, text=True)
@@ -108,8 +107,7 @@ def main() -> int:
         result = {"timing": {"notebook": Path(job["source"]).name, "seconds": round(time.perf_counter() - t, 2),
                              **kernel.memory()}}
     except PipelineError as exc:
-        result = {"error": {"notebook": exc.notebook, "cell": exc.cell, "ename": exc.ename,
-                            "evalue": str(exc.evalue)[:2000] if exc.evalue else None, "message": str(exc)}}
+        result = {"error": pipeline._notebook_error(exc)}
     finally:
         kernel.shutdown()
     Path(job["result"]).write_text(json.dumps(result, default=str), encoding="utf-8")

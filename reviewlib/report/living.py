@@ -23,7 +23,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -119,9 +119,15 @@ def run_records(store: ReviewStore, run_name: str) -> pd.DataFrame:
     pandas.DataFrame
         ``record_id`` then the records columns, each record once.
     """
-    frames = [store.records(search_id=s) for s in run_search_ids(store, run_name)]
+    return union_of_searches(store, run_name, lambda search_id: store.records(search_id=search_id))
+
+
+def union_of_searches(store: ReviewStore, run_name: str, read: Callable[[int], pd.DataFrame]) -> pd.DataFrame:
+    """``read(search_id)`` (a table with ``record_id``) for each of :func:`run_search_ids`, joined: each record
+    once, at its last search (an empty ``read(-1)`` when the run searched nothing)."""
+    frames = [read(s) for s in run_search_ids(store, run_name)]
     if not frames:
-        return store.records(search_id=-1)
+        return read(-1)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return frame.drop_duplicates("record_id", keep="last").reset_index(drop=True)
 
