@@ -9,7 +9,8 @@ baseline's unique records it is padded with altered copies (new PMID, no DOI, ti
 so they are not duplicates, abstract sentences rotated).
 
 Every step runs in a fresh child process, which reports its wall seconds and its peak RSS
-(its own ``VmHWM``, and ``ru_maxrss`` of its children):
+(its own ``VmHWM``, and ``ru_maxrss`` of its children: the largest single process); for ``run`` also the
+most memory the whole process tree held at once (:class:`TreeMemory`: the sum of PSS, sampled):
 
 * ``parse``       ``read_pubmed_xml`` of the input file;
 * ``dedup``       ``dedup.deduplicate`` of the parsed records;
@@ -218,6 +219,64 @@ def _own_peak_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+class TreeMemory:
+    """The most memory a process and all its descendants held at once: the sum of their PSS
+    (``/proc/PID/smaps_rollup``: pages shared after a fork are counted once, split between the
+    sharers), sampled every ``interval`` seconds in a thread while the process runs.
+
+    ``peak_rss_mb`` is the largest single process; this is the whole run (the notebook kernel,
+    the side notebook's kernel, parse workers, the figure child, the TF-IDF process, papermill).
+    """
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        import threading
+        self.pid, self.interval, self.peak_kb, self.peak_processes = pid, interval, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+        out, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            todo.extend(children.get(pid, []))
+        return out
+
+    @staticmethod
+    def _pss_kb(pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            pids = self._tree()
+            total = sum(map(self._pss_kb, pids))
+            if total > self.peak_kb:
+                self.peak_kb, self.peak_processes = total, len(pids)
+
+    def stop(self) -> float:
+        """Stop sampling; the peak in MB."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb / 1024
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -321,18 +380,22 @@ def run_step(step: str, n: int, workdir: Path, extract_max: int | None) -> dict:
                 cmd = [str(REVIEWLIB), "run", str(proto), "--offline", "--results", str(tmp / "results"),
                        "--reviews", str(tmp / "reviews")] + (["--force"] if kind == "forced" else [])
                 t0, c0 = time.perf_counter(), _children_cpu()
-                proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+                proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                tree = TreeMemory(proc.pid)
+                stdout, stderr = proc.communicate()
                 wall = time.perf_counter() - t0
                 out[f"{kind}_cpu"] = _children_cpu() - c0
+                out[f"{kind}_tree_pss_mb"] = tree.stop()
+                out[f"{kind}_tree_processes"] = tree.peak_processes
                 if proc.returncode != 0:
                     out[kind] = wall
-                    out["error"] = proc.stderr.strip().splitlines()[-1:] if proc.stderr else ["failed"]
+                    out["error"] = stderr.strip().splitlines()[-1:] if stderr else ["failed"]
                     break
                 out[kind] = wall
                 review = next((tmp / "results").iterdir())
                 latest = review / "latest"
                 manifest = json.loads((latest / "manifest.json").read_text())
-                out[f"{kind}_current"] = "nothing changed since run" in proc.stdout
+                out[f"{kind}_current"] = "nothing changed since run" in stdout
                 out[f"{kind}_notebooks"] = ({} if out[f"{kind}_current"] else
                                             {nb["notebook"]: round(nb["seconds"], 1) for nb in manifest["notebooks"]})
                 store_bytes = sum(p.stat().st_size for p in (tmp / "reviews").rglob("*.sqlite*"))
@@ -435,6 +498,8 @@ def main() -> None:
         row("extraction, ms per record", "ms_per_record", "extraction", rss=False, cpu_key="ms_per_record_cpu")
     if "run" in results:
         row("`reviewlib run`, cold", "cold", "run")
+        row("`reviewlib run`, cold: all its processes together, peak PSS MB", "cold_tree_pss_mb", "run", rss=False,
+            cpu_key="-")
         row("`reviewlib run`, unchanged rerun (nothing changed: no new run)", "rerun", "run", rss=False)
         row("`reviewlib run --force`, unchanged rerun (notebooks run again)", "forced", "run", rss=False)
         row("store MB after cold run", "cold_store_mb", "run", rss=False, cpu_key="-")

@@ -118,8 +118,8 @@ NB_C = 1.0
 ID_COLUMNS = ("record_id", "pmid", "openalex_id", "doi")
 
 
-def record_texts(records: pd.DataFrame) -> list[str]:
-    """The text the model reads for each record: title, then abstract (an empty abstract is skipped).
+def titles_and_abstracts(records: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Each record's title and abstract as strings ("" for none): what :func:`record_texts` joins.
 
     Raises
     ------
@@ -131,6 +131,18 @@ def record_texts(records: pd.DataFrame) -> list[str]:
     titles = records["title"].fillna("").astype(str).tolist()
     abstracts = (records["abstract"].fillna("").astype(str).tolist() if "abstract" in records.columns
                  else [""] * len(records))
+    return titles, abstracts
+
+
+def record_texts(records: pd.DataFrame) -> list[str]:
+    """The text the model reads for each record: title, then abstract (an empty abstract is skipped).
+
+    Raises
+    ------
+    InputError
+        If ``records`` has no ``title`` column.
+    """
+    titles, abstracts = titles_and_abstracts(records)
     return [f"{t} {a}".strip() for t, a in zip(titles, abstracts)]
 
 
@@ -334,9 +346,19 @@ def prepare_tfidf(records: pd.DataFrame, cache_dir: str | os.PathLike,
     pathlib.Path
         The cache file.
     """
+    texts = _RecordTexts(records)
+    return prepare_tfidf_texts(texts.titles, texts.abstracts, cache_dir, features)
+
+
+def prepare_tfidf_texts(titles: list[str], abstracts: list[str], cache_dir: str | os.PathLike,
+                        features: str = DEFAULT_FEATURES) -> Path:
+    """:func:`prepare_tfidf` of the records whose titles and abstracts (strings, "" for none) these are:
+    the form :mod:`reviewlib.screening.tfidf_beside` sends to the process that fits beside a notebook."""
     if features not in FEATURES:
         raise InputError(f"unknown feature set {features!r}: choose one of {', '.join(FEATURES)}")
-    texts = _RecordTexts(records)
+    if len(titles) != len(abstracts):
+        raise InputError(f"{len(titles)} titles but {len(abstracts)} abstracts: give one of each per record")
+    texts = _RecordTexts.of(titles, abstracts)
     if not len(texts):
         raise InputError("no records to prioritise: the records table is empty")
     vectoriser = _word_vectoriser()
@@ -352,17 +374,20 @@ class _RecordTexts:
     """:func:`record_texts` made one by one each time it is read (not 100,000 strings kept at once)."""
 
     def __init__(self, records: pd.DataFrame):
-        if "title" not in records.columns:
-            raise InputError("records have no 'title' column: give a records table (title, abstract)")
-        self._titles = records["title"].fillna("").astype(str).tolist()
-        self._abstracts = (records["abstract"].fillna("").astype(str).tolist() if "abstract" in records.columns
-                           else [""] * len(records))
+        self.titles, self.abstracts = titles_and_abstracts(records)
+
+    @classmethod
+    def of(cls, titles: list[str], abstracts: list[str]) -> "_RecordTexts":
+        """The texts of these titles and abstracts (already strings, as ``__init__`` makes them)."""
+        texts = cls.__new__(cls)
+        texts.titles, texts.abstracts = titles, abstracts
+        return texts
 
     def __len__(self) -> int:
-        return len(self._titles)
+        return len(self.titles)
 
     def __iter__(self):
-        return (f"{t} {a}".strip() for t, a in zip(self._titles, self._abstracts))
+        return (f"{t} {a}".strip() for t, a in zip(self.titles, self.abstracts))
 
 
 class Prioritiser:
@@ -653,6 +678,6 @@ def estimate_relevant_remaining(records: pd.DataFrame, labels: Mapping[Hashable,
     return p.estimate_relevant_remaining(labels, order=list(order) if order is not None else None)
 
 
-__all__ = ["Prioritiser", "prepare_tfidf", "NBScaledLogistic", "NB_BETA", "NB_RELEVANT_WEIGHT", "NB_C", "RemainingEstimate", "rank", "estimate_relevant_remaining", "record_texts",
+__all__ = ["Prioritiser", "prepare_tfidf", "prepare_tfidf_texts", "titles_and_abstracts", "NBScaledLogistic", "NB_BETA", "NB_RELEVANT_WEIGHT", "NB_C", "RemainingEstimate", "rank", "estimate_relevant_remaining", "record_texts",
            "record_ids", "MODELS", "DEFAULT_MODEL", "FEATURES", "DEFAULT_FEATURES"]
 

@@ -303,6 +303,26 @@ def prepare_prioritiser(store, records: pd.DataFrame) -> bool:
     return True
 
 
+def prepare_prioritiser_beside(store, records: pd.DataFrame):
+    """:func:`prepare_prioritiser` in a process beside this one (:mod:`reviewlib.screening.tfidf_beside`):
+    returns at once; ``wait()`` on what it returns before the run ends (notebook 02's last cell does).
+
+    Small record sets (under ``tfidf_beside.BESIDE_MIN_RECORDS``) are fitted here and now.  Where
+    nothing can be prepared (no cache folder, no records) the answer's ``wait()`` is False at once.
+    """
+    from . import tfidf_beside
+    module = _optional_prioritise()
+    option = _cache_option(module, store) if module is not None else {}
+    if not option or not len(records) or "record_id" not in records.columns or not hasattr(module, "prepare_tfidf"):
+        return tfidf_beside.Preparation(done=False)
+    try:
+        titles, abstracts = module.titles_and_abstracts(records.reset_index(drop=True))
+        return tfidf_beside.start(titles, abstracts, option["cache_dir"])
+    except (ReviewlibError, ValueError, OSError) as exc:
+        logger.warning("screener: prioritiser features not prepared (%s)", exc)
+        return tfidf_beside.Preparation(done=False)
+
+
 def _optional_prioritise():
     try:
         from . import prioritise
