@@ -7,6 +7,11 @@ with a 100,000-record table in memory), sixteen times in notebook 02's first two
 their 54 CPU seconds at 100,000 records.  None of these steps makes reference cycles that need
 collecting (their objects are freed by reference counting, as before), so pausing the collector
 changes no result; it runs again as soon as the outermost step returns.
+
+When the outermost step returns, what it freed is also given back to the system (glibc's
+``malloc_trim``): the C heap keeps freed blocks for reuse, and at 100,000 records notebook 02's
+kernel held 1.26 GB after deduplication of which 0.34 GB was free (0.6 GB more after the rules),
+memory that was the kernel's while the prioritiser's TF-IDF was fitted in a process beside it.
 """
 from __future__ import annotations
 
@@ -31,6 +36,27 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+            release_free_memory()
 
 
-__all__ = ["collector_paused"]
+def release_free_memory() -> bool:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim(0)``: milliseconds for a
+    small heap, 0.1 s for a kernel holding 100,000 records).  Returns whether it could (not elsewhere
+    than glibc)."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM is False:
+        return False
+    _MALLOC_TRIM(0)
+    return True
+
+
+_MALLOC_TRIM = None
+
+
+__all__ = ["collector_paused", "release_free_memory"]

@@ -697,19 +697,14 @@ class _Kernel:
 
         glibc keeps what a big notebook freed in its heap (at 100,000 records notebook 01's kernel
         still held 676 MB after the reset and a full collection); ``malloc_trim(0)`` returns the free
-        pages (182 MB left, in 0.1 s), so the next notebook reuses the kernel, with its imports,
-        instead of a fresh one (:func:`kernel_restart_mb`).  Elsewhere than glibc the trim is skipped.
+        pages (182 MB left, in 0.1 s; :func:`reviewlib.gcpause.release_free_memory`), so the next notebook
+        reuses the kernel, with its imports, instead of a fresh one (:func:`kernel_restart_mb`).
         """
         self._run_code("get_ipython().run_line_magic('reset', '-f')\n"
                        "import matplotlib.pyplot as _plt; _plt.close('all'); del _plt\n"
                        "import gc as _gc; _gc.collect(); del _gc\n"
-                       "def _trim():\n"
-                       "    try:\n"
-                       "        import ctypes\n"
-                       "        ctypes.CDLL('libc.so.6').malloc_trim(0)\n"
-                       "    except (OSError, AttributeError):\n"
-                       "        pass\n"
-                       "_trim(); del _trim")
+                       "from reviewlib.gcpause import release_free_memory as _release\n"
+                       "_release(); del _release")
 
     def memory(self) -> dict[str, float]:
         """The shared kernel's resident and peak memory (MB, from /proc), or {} where it can't be read."""

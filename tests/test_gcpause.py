@@ -59,3 +59,24 @@ def test_decorated_steps_keep_their_names_and_run_paused():
 ])
 def test_fold_is_the_translate_table_then_lower(text):
     assert eligibility._fold(text) == text.translate(eligibility._ASCII_FOLD).lower()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc's malloc_trim, /proc")
+def test_the_outermost_block_gives_freed_memory_back_to_the_system():
+    """300 MB freed inside the block, below a block still alive: the heap cannot shrink from its top, so the
+    memory stays the process's until the block ends and trims it (gcpause.release_free_memory)."""
+    before = _rss_mb()
+    with collector_paused():
+        with collector_paused():
+            data = [bytes(1000) + bytes([i % 256]) for i in range(300_000)]
+            pin = bytearray(4000)
+            del data
+        still = _rss_mb()                     # the inner block's end gives nothing back
+        assert still > before + 250
+    assert _rss_mb() < still - 200
+    assert len(pin) == 4000
