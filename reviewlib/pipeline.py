@@ -691,34 +691,47 @@ class _Kernel:
         NotebookClient(nb, km=self.km, kernel_name=self.kernel_name, timeout=60).execute()
         return list(nb.cells[0].get("outputs", []))
 
-    def reset(self) -> None:
+    #: Clears the user namespace (modules stay imported), closes figures, collects and gives the freed memory
+    #: back to the system (see :meth:`reset`).
+    _RESET = ("get_ipython().run_line_magic('reset', '-f')\n"
+              "import matplotlib.pyplot as _plt; _plt.close('all'); del _plt\n"
+              "import gc as _gc; _gc.collect(); del _gc\n"
+              "from reviewlib.gcpause import release_free_memory as _release\n"
+              "_release(); del _release\n")
+    #: Prints the kernel's resident and peak memory (MB) as JSON.
+    _MEMORY = ("def _mem():\n"
+               "    try:\n"
+               "        f = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
+               "        return {'rss_mb': int(f['VmRSS'].split()[0]) / 1024, 'peak_mb': int(f['VmHWM'].split()[0]) / 1024}\n"
+               "    except (OSError, KeyError, ValueError):\n"
+               "        return {}\n"
+               "print(__import__('json').dumps(_mem())); del _mem")
+
+    def reset(self) -> dict[str, float]:
         """Clear the user namespace (modules stay imported), so notebooks only share the store; then
-        give the freed memory back to the system.
+        give the freed memory back to the system.  Returns :meth:`memory` after it (one round trip).
 
         glibc keeps what a big notebook freed in its heap (at 100,000 records notebook 01's kernel
         still held 676 MB after the reset and a full collection); ``malloc_trim(0)`` returns the free
         pages (182 MB left, in 0.1 s; :func:`reviewlib.gcpause.release_free_memory`), so the next notebook
         reuses the kernel, with its imports, instead of a fresh one (:func:`kernel_restart_mb`).
         """
-        self._run_code("get_ipython().run_line_magic('reset', '-f')\n"
-                       "import matplotlib.pyplot as _plt; _plt.close('all'); del _plt\n"
-                       "import gc as _gc; _gc.collect(); del _gc\n"
-                       "from reviewlib.gcpause import release_free_memory as _release\n"
-                       "_release(); del _release")
+        return self.memory(reset=True)
 
-    def memory(self) -> dict[str, float]:
-        """The shared kernel's resident and peak memory (MB, from /proc), or {} where it can't be read."""
-        code = ("def _mem():\n"
-                "    try:\n"
-                "        f = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
-                "        return {'rss_mb': int(f['VmRSS'].split()[0]) / 1024, 'peak_mb': int(f['VmHWM'].split()[0]) / 1024}\n"
-                "    except (OSError, KeyError, ValueError):\n"
-                "        return {}\n"
-                "print(__import__('json').dumps(_mem())); del _mem")
+    def memory(self, reset: bool = False) -> dict[str, float]:
+        """The shared kernel's resident and peak memory (MB, from /proc), or {} where it can't be read;
+        ``reset``: after :meth:`reset`, in the same cell."""
         try:
-            text = "".join(o.get("text", "") for o in self._run_code(code) if o.get("name") == "stdout")
-            return {k: round(float(v), 1) for k, v in json.loads(text or "{}").items()}
+            outputs = self._run_code((self._RESET if reset else "") + self._MEMORY)
         except Exception as exc:  # memory is a measurement, never a reason to fail a run
+            if reset:
+                raise
+            logger.debug("kernel memory: %s", exc)
+            return {}
+        try:
+            text = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
+            return {k: round(float(v), 1) for k, v in json.loads(text or "{}").items()}
+        except (ValueError, TypeError) as exc:
             logger.debug("kernel memory: %s", exc)
             return {}
 
@@ -1116,6 +1129,8 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
     kernel = _Kernel(shared, kernel_name)
     restart_mb = kernel_restart_mb()
     beside = _side_notebooks(plan.sources)
+    beside_names = {p.name for later in beside.values() for p in later}
+    main_line = [src for src in plan.sources if src.name not in beside_names]
     side: dict[str, side_notebooks.SideRun] = {}
     try:
         for src in plan.sources:
@@ -1131,8 +1146,9 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
             logger.info("  %s ...", src.name)
             _execute(kernel, src, plan.run_dir / src.name, _parameters_of(plan, src), plan.notebook_dir, timeout)
             seconds = round(time.perf_counter() - t, 2)
-            kernel.reset()               # before measuring: what the next notebook would start from
-            timings.append({"notebook": src.name, "seconds": seconds, **kernel.memory(),
+            # reset before measuring (what the next notebook would start from), unless none comes next
+            memory = kernel.memory(reset=src != main_line[-1])
+            timings.append({"notebook": src.name, "seconds": seconds, **memory,
                             **({"fresh_kernel": True} if fresh else {})})
             for later in beside.get(src.stem, []):
                 logger.info("  %s ... (beside the notebooks after %s)", later.name, src.name)
