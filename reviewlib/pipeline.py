@@ -983,6 +983,8 @@ class RunPlan:
     current: Path | None = None
     #: The last row of each table a reviewer writes to, as the notebooks began (run_inputs.reviewer_marks).
     reviewer_marks: dict[str, int] | None = None
+    #: Pages rendered while the later notebooks ran (report.pages_ahead.PagesAhead), written by publish_run.
+    pages_ahead: Any = None
 
     @property
     def secrets(self) -> list[str | None]:
@@ -1132,6 +1134,9 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
     beside_names = {p.name for later in beside.values() for p in later}
     main_line = [src for src in plan.sources if src.name not in beside_names]
     side: dict[str, side_notebooks.SideRun] = {}
+    if plan.render:
+        from .report.pages_ahead import PagesAhead
+        plan.pages_ahead = PagesAhead()
     try:
         for src in plan.sources:
             if src.name in side:
@@ -1150,6 +1155,7 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
             memory = kernel.memory(reset=src != main_line[-1])
             timings.append({"notebook": src.name, "seconds": seconds, **memory,
                             **({"fresh_kernel": True} if fresh else {})})
+            _render_ahead(plan, src)
             for later in beside.get(src.stem, []):
                 logger.info("  %s ... (beside the notebooks after %s)", later.name, src.name)
                 side[later.name] = side_notebooks.SideRun(
@@ -1158,11 +1164,15 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
         kernel.shutdown()
         for name, job in list(side.items()):
             timings.append(job.wait(timeout=float(timeout) * 4))
+            _render_ahead(plan, job.source)
             del side[name]
     except PipelineError as exc:
         kernel.shutdown()
         for job in side.values():
             job.stop()
+        if plan.pages_ahead is not None:
+            plan.pages_ahead.close()
+            plan.pages_ahead = None
         mark_failed(plan, _notebook_error(exc), timings)
         raise
     finally:
@@ -1231,14 +1241,31 @@ def _figure_files(plan: RunPlan) -> list[str]:
                   key=lambda f: (order.index(Path(f).stem) if Path(f).stem in order else len(order), f))
 
 
-def _render_pages(plan: RunPlan, changes: Any) -> list[Path]:
-    """Render each executed notebook to HTML beside it."""
+def _page_options(plan: RunPlan, src: Path) -> dict[str, Any]:
+    """What notebook ``src``'s page shows besides the notebook, but the living-review warning."""
     nav = [("Index", "index.html")] + [(report.PAGE_TITLES.get(s.stem, s.stem), f"{s.stem}.html")
                                        for s in plan.sources]
-    return [report.render_notebook(plan.run_dir / src.name, plan.run_dir / f"{src.stem}.html",
-                                   notice=plan.manifest["notice"], nav=nav, warning=changes.warning(),
-                                   title=f"{plan.protocol.title}: {report.PAGE_TITLES.get(src.stem, src.stem)}")
-            for src in plan.sources]
+    return {"notice": plan.manifest["notice"], "nav": nav,
+            "title": f"{plan.protocol.title}: {report.PAGE_TITLES.get(src.stem, src.stem)}"}
+
+
+def _render_ahead(plan: RunPlan, src: Path) -> None:
+    """Start rendering ``src``'s page while the next notebooks run (:mod:`reviewlib.report.pages_ahead`)."""
+    if plan.pages_ahead is not None:
+        plan.pages_ahead.submit(plan.run_dir / src.name, plan.run_dir / f"{src.stem}.html", **_page_options(plan, src))
+
+
+def _render_pages(plan: RunPlan, changes: Any) -> list[Path]:
+    """Render each executed notebook to HTML beside it (the pages rendered ahead, where they are the same)."""
+    from .report.pages_ahead import PagesAhead
+    pages = plan.pages_ahead or PagesAhead()
+    try:
+        return [pages.write(plan.run_dir / src.name, plan.run_dir / f"{src.stem}.html", warning=changes.warning(),
+                            **_page_options(plan, src))
+                for src in plan.sources]
+    finally:
+        pages.close()
+        plan.pages_ahead = None
 
 
 def _write_indexes(plan: RunPlan, pages: list[Path], figures: list[str], changes: Any) -> None:
@@ -1296,6 +1323,9 @@ def publish_run(plan: RunPlan, timings: list[dict[str, Any]]) -> RunResult:
         if leaked:
             manifest["warnings"].append(f"a secret was removed from {len(leaked)} output file(s)")
     except Exception as exc:
+        if plan.pages_ahead is not None:
+            plan.pages_ahead.close()
+            plan.pages_ahead = None
         mark_failed(plan, {"notebook": None, "cell": None, "ename": type(exc).__name__,
                            "evalue": str(exc)[:2000], "message": "publishing the run failed"}, timings)
         if isinstance(exc, ReviewlibError):

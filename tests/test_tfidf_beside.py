@@ -108,3 +108,20 @@ def test_a_store_without_records_prepares_nothing(tmp_path):
     store = ReviewStore(tmp_path / "review.sqlite")
     preparation = screener.prepare_prioritiser_beside(store, pd.DataFrame({"record_id": [], "title": []}))
     assert preparation.wait() is False and not preparation.beside
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_the_process_yields_the_core_to_the_notebook(tmp_path):
+    import os
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "reviewlib.screening.tfidf_beside", str(tmp_path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wanted, seen, deadline = os.nice(0) + tfidf_beside.BESIDE_NICE, None, time.monotonic() + 20
+        while time.monotonic() < deadline and seen != wanted:
+            seen = int(Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+            time.sleep(0.02)
+        assert seen == min(wanted, 19)
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)

@@ -154,17 +154,27 @@ def render_notebook(notebook: str | Path, html_path: str | Path, *, notice: str 
     pathlib.Path
         The page written.
     """
+    html_path = Path(html_path)
+    write_text(html_path, notebook_page(notebook, html_path.name, notice=notice, nav=nav, warning=warning,
+                                        title=title))
+    return html_path
+
+
+def notebook_page(notebook: str | Path, page_name: str, *, notice: str | None = None,
+                  nav: Sequence[tuple[str, str]] = (), warning: str | None = None,
+                  title: str | None = None) -> str:
+    """The HTML :func:`render_notebook` writes, as a string (``page_name``: the page's file name, which
+    the navigation marks as the current page)."""
     import nbformat
-    notebook, html_path = Path(notebook), Path(html_path)
+    notebook = Path(notebook)
     nb = strip_widgets(nbformat.read(notebook, as_version=4))
     if title:
         nb.metadata["title"] = title
     resources = {"metadata": {"name": title or notebook.stem},
                  "reviewlib_css": CSS,
-                 "reviewlib_header": page_header(notice=notice, nav=nav, current=html_path.name, warning=warning)}
+                 "reviewlib_header": page_header(notice=notice, nav=nav, current=page_name, warning=warning)}
     body, _ = html_exporter().from_notebook_node(nb, resources=resources)
-    write_text(html_path, body)
-    return html_path
+    return body
 
 
 # -- the index page ------------------------------------------------------------------

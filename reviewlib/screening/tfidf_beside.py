@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 BESIDE_MIN_RECORDS = 5000
 #: Records sent per pickled chunk (bounds the notebook's transient copy while it sends).
 CHUNK_RECORDS = 4096
+#: The process's niceness: it yields a core to the notebook's own work (the run's critical path) when both want it.
+BESIDE_NICE = 10
 #: The longest :meth:`Preparation.wait` waits by default before it stops the process (seconds).
 WAIT_SECONDS = 900.0
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]   # the folder holding reviewlib/
@@ -139,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m reviewlib.screening.tfidf_beside CACHE_DIR [FEATURES] < pickled texts",
               file=sys.stderr)
         return 2
+    try:
+        os.nice(BESIDE_NICE)
+    except OSError:   # pragma: no cover - not allowed here: it runs at the notebook's priority
+        pass
     try:
         titles, abstracts = _read_texts(sys.stdin.buffer)
     except (EOFError, pickle.UnpicklingError, TypeError, IndexError) as exc:
