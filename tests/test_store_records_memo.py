@@ -16,7 +16,7 @@ def _frame(pmids, title="A trial"):
 def _counting(store, monkeypatch):
     reads = []
     real = store._read_records
-    monkeypatch.setattr(store, "_read_records", lambda sid: reads.append(sid) or real(sid))
+    monkeypatch.setattr(store, "_read_records", lambda sid, *rest: reads.append(sid) or real(sid, *rest))
     return reads
 
 

@@ -46,9 +46,9 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, StoreError
 from ..records import COLUMNS, conform
-from ..store import json_rows, record_id_for, utcnow
+from ..store import RECORDS_VERSION, decode_json, json_rows, record_id_for, utcnow
 from . import dedup_match
 from .dedup_match import ascii_fold as _ascii_fold
 
@@ -102,8 +102,12 @@ CREATE TABLE IF NOT EXISTS dedup_records (
 );
 """
 #: Content-addressed record copies (issue 15): a saved run's ``dedup_records.data`` holds
-#: ``CONTENT_REF + <content hash>`` and the record's JSON is stored once here, so saving an
-#: unchanged result again adds no copy; ``dedup_digests`` lets :func:`save` see that nothing changed.
+#: ``CONTENT_REF + <content hash>`` (sha256 of the record's JSON).  The JSON itself is stored once:
+#: in ``record_contents`` when it is not the record's stored JSON (a kept record filled from its
+#: group, a record changed by the caller); otherwise it *is* ``records.data`` of that record_id, and
+#: the triggers below copy it into ``record_contents`` before a later search replaces (or anything
+#: deletes) that row, so every saved run reads back as it was saved.  ``dedup_digests`` lets
+#: :func:`save` see that nothing changed.
 CONTENT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS record_contents (
     content_hash TEXT PRIMARY KEY,     -- sha256 of data
@@ -113,6 +117,20 @@ CREATE TABLE IF NOT EXISTS dedup_digests (
     run_id INTEGER PRIMARY KEY REFERENCES dedup_runs(run_id),
     digest TEXT NOT NULL               -- sha256 over the run's counts, audit and (record_id, content hash) list
 );
+CREATE INDEX IF NOT EXISTS dedup_records_record ON dedup_records(record_id);
+CREATE TRIGGER IF NOT EXISTS dedup_contents_before_update BEFORE UPDATE OF data ON records
+WHEN NEW.data IS NOT OLD.data BEGIN
+    INSERT OR IGNORE INTO record_contents(content_hash, data)
+    SELECT DISTINCT substr(d.data, 8), OLD.data FROM dedup_records d
+    WHERE d.record_id = OLD.record_id AND substr(d.data, 1, 7) = 'sha256:'
+      AND NOT EXISTS (SELECT 1 FROM record_contents c WHERE c.content_hash = substr(d.data, 8));
+END;
+CREATE TRIGGER IF NOT EXISTS dedup_contents_before_delete BEFORE DELETE ON records BEGIN
+    INSERT OR IGNORE INTO record_contents(content_hash, data)
+    SELECT DISTINCT substr(d.data, 8), OLD.data FROM dedup_records d
+    WHERE d.record_id = OLD.record_id AND substr(d.data, 1, 7) = 'sha256:'
+      AND NOT EXISTS (SELECT 1 FROM record_contents c WHERE c.content_hash = substr(d.data, 8));
+END;
 """
 #: Prefix of a ``dedup_records.data`` value that names a row of ``record_contents``.
 CONTENT_REF = "sha256:"
@@ -469,25 +487,43 @@ def _ensure_schema(store) -> None:
         store.connection.execute("ALTER TABLE dedup_audit ADD COLUMN reasons TEXT")
 
 
+def _contents(records: pd.DataFrame, cols: list[str], ids: list[str],
+              known: list[str | None]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """({content hash: JSON} of the rows whose hash is not ``known``, [(record_id, content hash)] of every row).
+
+    A known hash (:meth:`ReviewStore.stored_content_hashes`) is the sha256 of the record's stored JSON,
+    which is what encoding the row gives (the store wrote it with this encoder from these values)."""
+    contents: dict[str, str] = {}
+    digests = list(known)
+    todo = [i for i, h in enumerate(known) if h is None]
+    if todo:
+        encode = json.JSONEncoder(ensure_ascii=False).encode      # what json.dumps(row, ensure_ascii=False) makes
+        part = records if len(todo) == len(ids) else records.iloc[todo]
+        for i, row in zip(todo, json_rows(part, cols)):
+            data = encode(row)
+            digest = hashlib.sha256(data.encode("utf-8")).hexdigest()
+            contents[digest] = data
+            digests[i] = digest
+    return contents, list(zip(ids, digests))
+
+
 def save(store, result: DedupResult) -> int:
     """Save a deduplication result in the review store (one transaction); returns its run id.
 
     The latest saved run is what :func:`load` returns and what PRISMA counts.  Each record's
-    content is stored once, by its hash (``record_contents``); a result identical to the latest
+    content is stored once, by its hash (the store's own ``records.data`` for a record unchanged since
+    :meth:`ReviewStore.records` decoded it, else ``record_contents``); a result identical to the latest
     saved run (same counts, audit and records) is not saved again: its run id is returned, so an
     unchanged rerun adds nothing to the store.
     """
     _ensure_schema(store)
     store.ensure_schema(CONTENT_SCHEMA)
     cols = [c for c in result.records.columns if c != "record_id"]
-    contents: dict[str, str] = {}
-    refs = []
-    encode = json.JSONEncoder(ensure_ascii=False).encode      # what json.dumps(row, ensure_ascii=False) makes
-    for rid, row in zip(result.records["record_id"].tolist(), json_rows(result.records, cols)):
-        data = encode(row)
-        digest = hashlib.sha256(data.encode("utf-8")).hexdigest()
-        contents[digest] = data
-        refs.append((rid, digest))
+    ids = result.records["record_id"].tolist()
+    # rows that are the store's records as decoded (most of them): their JSON is records.data already
+    version, hashes = store.stored_content_hashes(result.records)
+    by_reference = any(h is not None for h in hashes)
+    contents, refs = _contents(result.records, cols, ids, hashes)
     audit_rows = [(int(r.group_id), r.record_id, int(bool(r.kept)), r.rule,
                    None if pd.isna(r.score) else float(r.score), r.matched_to, r.source,
                    None if pd.isna(r.row) else int(r.row), r.title, r.reasons)
@@ -504,6 +540,9 @@ def save(store, result: DedupResult) -> int:
         logger.info("dedup: result unchanged since run %d, not saved again", latest["run_id"])
         return int(latest["run_id"])
     with store.transaction() as con:
+        if by_reference and store.get_meta(RECORDS_VERSION) != version:
+            # records were written since they were compared: store every row's JSON as before
+            contents, refs = _contents(result.records, cols, ids, [None] * len(ids))
         cur = con.execute("INSERT INTO dedup_runs(n_input, n_unique, n_removed, threshold, created_at) "
                           "VALUES(?, ?, ?, ?, ?)", (result.n_input, len(result.records), result.n_removed,
                                                     result.threshold, utcnow()))
@@ -547,14 +586,29 @@ def load(store) -> DedupResult | None:
     uncertain = pd.read_sql_query("SELECT record_id_1, record_id_2, score, reasons FROM dedup_uncertain "
                                   "WHERE run_id=? ORDER BY rowid", con, params=(run["run_id"],))
     store.ensure_schema(CONTENT_SCHEMA)
-    # runs saved before content addressing hold the JSON itself; later ones a reference to record_contents
-    rows = con.execute("SELECT d.record_id, COALESCE(c.data, d.data) AS data FROM dedup_records d "
-                       "LEFT JOIN record_contents c ON substr(d.data, 1, ?) = ? AND c.content_hash = substr(d.data, ?) "
-                       "WHERE d.run_id=? ORDER BY d.position",
-                       (len(CONTENT_REF), CONTENT_REF, len(CONTENT_REF) + 1, run["run_id"])).fetchall()
+    # runs saved before content addressing hold the JSON itself; later ones a reference to its content:
+    # a row of record_contents, else the record's stored JSON (checked against the hash)
+    cur = con.cursor()
+    cur.row_factory = None
+    rows = cur.execute(
+        "SELECT d.record_id, d.data, c.data, r.data FROM dedup_records d "
+        "LEFT JOIN record_contents c ON substr(d.data, 1, ?) = ? AND c.content_hash = substr(d.data, ?) "
+        "LEFT JOIN records r ON c.data IS NULL AND substr(d.data, 1, ?) = ? AND r.record_id = d.record_id "
+        "WHERE d.run_id=? ORDER BY d.position",
+        (len(CONTENT_REF), CONTENT_REF, len(CONTENT_REF) + 1, len(CONTENT_REF), CONTENT_REF, run["run_id"])).fetchall()
+    texts = []
+    for rid, ref, content, stored in rows:
+        if content is None and ref.startswith(CONTENT_REF):
+            if stored is None or hashlib.sha256(stored.encode("utf-8", "surrogatepass")).hexdigest() \
+                    != ref[len(CONTENT_REF):]:
+                raise StoreError(f"dedup run {run['run_id']} in {store.path}: the content of record {rid} it saved "
+                                 "is gone (was the records table changed outside reviewlib?); run the "
+                                 "deduplication again (`reviewlib dedup run`)")
+            content = stored
+        texts.append(ref if content is None else content)
     if rows:
-        records = conform(pd.DataFrame([json.loads(r["data"]) for r in rows]))
-        records.insert(0, "record_id", [r["record_id"] for r in rows])
+        records = conform(pd.DataFrame(list(map(decode_json, texts))))
+        records.insert(0, "record_id", [r[0] for r in rows])
     else:
         records = conform(pd.DataFrame({c: [] for c in COLUMNS}))
         records.insert(0, "record_id", pd.Series([], dtype=object))
