@@ -201,3 +201,30 @@ def test_saved_record_contents_equal_the_old_encoding(demo_review):
         expected = _old_contents(frame)
         assert [(r[0], r[1]) for r in refs] == [(rid, dedup.CONTENT_REF + h) for rid, h, _ in expected]
         assert all(stored[h] == data for _, h, data in expected)
+
+
+def test_a_record_refreshed_in_the_store_is_deduplicated_again(demo_review, caplog):
+    """Records as stored are keyed by their stored JSON's hashes (task scale5b): a search that refreshes
+    one record in the store gives another key, and the result follows the new content."""
+    store = demo_review.store
+    records, trials = living.run_records(store, "r1"), store.trials()
+    stored = store.stored_content_hashes(records)[1]
+    assert all(stored)
+    assert dedup_cache.input_key(records, trials, stored=stored) != dedup_cache.input_key(records, trials)
+    first = dedup_cache.deduplicate_cached(store, records, trials)
+    twin = first.audit.loc[~first.audit["kept"], "record_id"].iat[0]       # a removed duplicate
+    row = records.index[records["record_id"] == twin][0]
+    refreshed = records.loc[[row]].drop(columns="record_id")
+    refreshed["title"] = ["A different study altogether, refreshed by a later search"]
+    refreshed["doi"] = [None]
+    store.add_records(refreshed)
+    again_records = living.run_records(store, "r1")
+    again_stored = store.stored_content_hashes(again_records)[1]
+    assert all(again_stored) and again_stored != stored
+    with caplog.at_level("INFO", logger="reviewlib.screening.dedup_cache"):
+        again = dedup_cache.deduplicate_cached(store, again_records, trials)
+    assert "read back" not in caplog.text
+    expected = registrations.deduplicate(again_records, trials)
+    pd.testing.assert_frame_equal(again.records, expected.records)
+    pd.testing.assert_frame_equal(again.audit, expected.audit)
+    assert twin in set(again.records["record_id"])
