@@ -124,6 +124,32 @@ _NAME_PARTICLES = {"van", "der", "den", "de", "da", "di", "del", "la", "le", "vo
 
 
 # -- normalisation --------------------------------------------------------------
+#: The ASCII characters ``_NON_WORD`` matches (not a letter, digit or whitespace; and "_"): ASCII text
+#: (most titles and names) is cleaned by ``bytes.translate`` instead of the regex (6x faster at 100,000
+#: titles; the same text for every ASCII character, ``tests/test_dedup_features_fast.py``).
+_ASCII_NON_WORD = bytes(c for c in range(128) if not (chr(c).isalnum() or chr(c).isspace()) or c == ord("_"))
+_ASCII_NON_WORD_TO_SPACE = bytes.maketrans(_ASCII_NON_WORD, b" " * len(_ASCII_NON_WORD))
+
+
+def _non_word_to_space(text: str) -> str:
+    """``_NON_WORD.sub(" ", text)``."""
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_NON_WORD_TO_SPACE).decode("ascii")
+    return _NON_WORD.sub(" ", text)
+
+
+def _non_word_dropped(text: str) -> str:
+    """``_NON_WORD.sub("", text)``."""
+    if text.isascii():
+        return text.encode("ascii").translate(None, _ASCII_NON_WORD).decode("ascii")
+    return _NON_WORD.sub("", text)
+
+
+def _collapse_spaces(text: str) -> str:
+    """``_SPACE.sub(" ", text).strip()`` (``str.split`` and ``\\s`` know the same whitespace)."""
+    return " ".join(text.split())
+
+
 def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
 
@@ -183,15 +209,13 @@ def clean_title(title: Any) -> str:
         if new == text:
             break
         text = new
-    text = ascii_fold(text).lower().replace("&", " and ")
-    text = _NON_WORD.sub(" ", text)
-    text = _SPACE.sub(" ", text).strip()
+    text = _collapse_spaces(_non_word_to_space(ascii_fold(text).lower().replace("&", " and ")))
     return "" if text in _PLACEHOLDER or not _LATIN.search(text) else text
 
 
 @lru_cache(maxsize=65536)
 def _normalise_journal(journal: str) -> str:
-    text = _NON_WORD.sub(" ", ascii_fold(journal).lower().replace("&", " and "))
+    text = _non_word_to_space(ascii_fold(journal).lower().replace("&", " and "))
     return " ".join(w for w in text.split() if w not in _STOP)
 
 
@@ -270,7 +294,7 @@ def looks_translated(raw: Any, cleaned: str) -> bool:
     common German/French/Spanish/Italian/Portuguese/Dutch/Swedish function words)."""
     if isinstance(raw, str) and raw.lstrip().startswith("["):
         return True
-    return sum(w in _FOREIGN for w in cleaned.split()) >= 2
+    return sum(map(_FOREIGN.__contains__, cleaned.split())) >= 2
 
 
 def _simple(value: Any) -> str | None:
@@ -322,10 +346,11 @@ def _author_parts(author: str) -> tuple[str, str, str]:
             surname, given = parts[-1], " ".join(parts[:-1])
         else:
             surname, given = a, ""
-    surname_words = [w for w in _NON_WORD.sub(" ", surname).split() if w not in _NAME_PARTICLES]
-    given = _NON_WORD.sub(" ", given).replace(" ", "")
-    key = surname_words[-1] if surname_words else _NON_WORD.sub("", surname)
-    return key, given, (_NON_WORD.sub("", surname)[:1] or key[:1])
+    surname_words = [w for w in _non_word_to_space(surname).split() if w not in _NAME_PARTICLES]
+    given = _non_word_to_space(given).replace(" ", "")
+    bare = _non_word_dropped(surname)
+    key = surname_words[-1] if surname_words else bare
+    return key, given, (bare[:1] or key[:1])
 
 
 @dataclass
@@ -372,7 +397,7 @@ def features(frame: pd.DataFrame) -> Features:
                     volumes=volumes, pages=[first_page(p) for p in col("pages")],
                     issues=[_simple(v) for v in col("issue")], kinds=kinds,
                     dois=[normalise_doi(d) for d in col("doi")], pmids=pmids,
-                    generic=[bool(_GENERIC.match(t)) or (0 < len(t.split()) <= 1) for t in titles],
+                    generic=[bool(t) and (" " not in t or bool(_GENERIC.match(t))) for t in titles],   # one word, or generic
                     alt_titles=alt_titles, last_pages=[last_page(p) for p in col("pages")],
                     translated=[looks_translated(t, c) for t, c in zip(raw, titles)])
 
