@@ -1,18 +1,24 @@
-"""dedup_match.features with ASCII text cleaned by ``bytes.translate`` (task scale5b) gives exactly the
-features the regex version gave, and deduplication the same groups, audit and uncertain pairs.
+"""dedup_match.features with ASCII text cleaned by ``bytes.translate`` and candidate_pairs scoring each pair
+of a block once (task scale5b) give exactly the features and candidate pairs the earlier versions gave,
+and deduplication the same groups, audit and uncertain pairs.
 
 The ``_old_*`` functions below are verbatim copies of ``clean_title``, ``_author_parts``,
-``_normalise_journal``, ``looks_translated`` and ``features`` as of commit 7da929f (before the change);
+``_normalise_journal``, ``looks_translated``, ``features``, ``candidate_pairs`` and ``_compare`` as of
+commit 7da929f (before the change; names qualified);
 every test compares the two on real records (tests/data, the packaged demo snapshot) and on text made
 to reach every ASCII character and some Unicode whitespace.
 """
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import asdict
 
+import numpy as np
 import pandas as pd
 import pytest
+from rapidfuzz import fuzz
+from rapidfuzz.process import cdist
 
 from reviewlib.protocol import PACKAGE_DATA
 from reviewlib.records import conform
@@ -101,6 +107,85 @@ def _old_features(frame):
                       translated=[_old_looks_translated(t, c) for t, c in zip(raw, titles)])
 
 
+def _old_candidate_pairs(f, cutoff=m.WEAK_TITLE):
+    """(i, j, search score) for pairs worth judging: title blocks, author blocks, shared identifiers."""
+    n = len(f.titles)
+    prefix = [t[:m.SEARCH_PREFIX] for t in f.titles]
+    seen = set()
+    blocks = defaultdict(lambda: defaultdict(list))
+    for i, t in enumerate(f.titles):
+        if not t:
+            continue
+        head, tail = m._ends(t)
+        y = f.years[i]
+        blocks[("t0",) + head][y].append(i)
+        blocks[("t1",) + tail][y].append(i)
+        if f.authors[i]:
+            blocks[("a", f.authors[i][0][0])][y].append(i)
+    venue = defaultdict(list)
+    for i in range(n):
+        if f.pages[i] and f.authors[i]:
+            venue[(f.authors[i][0][0], f.volumes[i], f.pages[i])].append(i)
+    for by_year in blocks.values():
+        if len(by_year) == 1:
+            (only,) = by_year.values()
+            if len(only) == 1:
+                continue                  # one record alone in its block
+        years = [y for y in by_year if y is not None]
+        for y in years:
+            left = by_year[y]
+            right = left + by_year.get(y + 1, []) + by_year.get(y - 1, []) + by_year.get(None, [])
+            if len(right) < 2:
+                continue
+            yield from _old_compare(left, right, prefix, seen, cutoff)
+        if None in by_year:
+            everyone = [i for ids in by_year.values() for i in ids]
+            yield from _old_compare(by_year[None], everyone, prefix, seen, cutoff)
+    identifier_groups = []
+    for keys in (f.dois, f.pmids):
+        groups = defaultdict(list)
+        for i, k in enumerate(keys):
+            if k:
+                groups[k].append(i)
+        identifier_groups.extend(groups.values())
+    for members in identifier_groups + list(venue.values()):
+        if len(members) > 1:
+            for a in range(len(members)):
+                for b in range(a + 1, len(members)):
+                    pair = (members[a], members[b])
+                    if pair not in seen:
+                        seen.add(pair)
+                        yield pair[0], pair[1], 0.0
+
+
+def _old_compare(left, right, prefix, seen, cutoff):
+    if len(left) * len(right) <= 16:          # small blocks: direct scoring beats a cdist call
+        for i in left:
+            for j in right:
+                if i == j:
+                    continue
+                pair = (i, j) if i < j else (j, i)
+                if pair in seen:
+                    continue
+                score = fuzz.ratio(prefix[i], prefix[j], score_cutoff=cutoff)
+                if score:
+                    seen.add(pair)
+                    yield pair[0], pair[1], score
+        return
+    scores = cdist([prefix[i] for i in left], [prefix[j] for j in right], scorer=fuzz.ratio,
+                   score_cutoff=cutoff, dtype=np.float32)
+    for a, b in zip(*np.nonzero(scores)):
+        i, j = left[a], right[b]
+        if i == j:
+            continue
+        pair = (i, j) if i < j else (j, i)
+        if pair in seen:
+            continue
+        seen.add(pair)
+        yield pair[0], pair[1], float(scores[a, b])
+
+
+
 # -- the inputs ---------------------------------------------------------------------------------
 def _every_ascii_character():
     """Titles, names and journals holding every ASCII character, alone and between words, and Unicode spaces."""
@@ -159,3 +244,29 @@ def test_deduplication_gives_the_same_groups_audit_and_uncertain_pairs(data_dir,
     pd.testing.assert_frame_equal(new.audit, old.audit)
     pd.testing.assert_frame_equal(new.uncertain, old.uncertain)
     assert (new.n_removed, new.groups) == (old.n_removed, old.groups)
+
+
+def _planted_years(seed: int = 3, n: int = 3000):
+    """Records in few blocks over many years, some without a year: every year pairing of the blocks."""
+    import random
+    rng = random.Random(seed)
+    words = "car t cell therapy lupus nephritis systemic sclerosis cd19 trial remission safety".split()
+    rows = []
+    for i in range(n):
+        title = " ".join(rng.choice(words) for _ in range(rng.randint(3, 7)))
+        rows.append({"title": title.capitalize(), "year": rng.choice([None, 2018, 2019, 2020, 2021, 2023]),
+                     "authors": [rng.choice(["Wang A", "Li B", "Schett G", "Müller F"])],
+                     "doi": f"10.1/{rng.randint(0, n)}" if i % 7 == 0 else None})
+    return conform(pd.DataFrame(rows))
+
+
+def test_candidate_pairs_equal_the_earlier_version(data_dir):
+    tables = dict(_real_tables(data_dir), planted=_planted_years())
+    for name, table in tables.items():
+        frame = conform(table.drop(columns=["record_id"]) if "record_id" in table.columns else table)
+        f = m.features(frame)
+        new = sorted((i, j) for i, j, _ in m.candidate_pairs(f))
+        old = sorted((i, j) for i, j, _ in _old_candidate_pairs(f))
+        assert new == old, name
+        assert len(new) == len(set(new))
+    assert len(new) > 500           # the planted set reaches cdist's blocks, not only the small ones

@@ -437,16 +437,7 @@ def candidate_pairs(f: Features, cutoff: float = WEAK_TITLE) -> Iterator[tuple[i
             (only,) = by_year.values()
             if len(only) == 1:
                 continue                  # one record alone in its block
-        years = [y for y in by_year if y is not None]
-        for y in years:
-            left = by_year[y]
-            right = left + by_year.get(y + 1, []) + by_year.get(y - 1, []) + by_year.get(None, [])
-            if len(right) < 2:
-                continue
-            yield from _compare(left, right, prefix, seen, cutoff)
-        if None in by_year:
-            everyone = [i for ids in by_year.values() for i in ids]
-            yield from _compare(by_year[None], everyone, prefix, seen, cutoff)
+        yield from _block_pairs(by_year, prefix, seen, cutoff)
     identifier_groups = []
     for keys in (f.dois, f.pmids):
         groups: dict[str, list[int]] = defaultdict(list)
@@ -462,6 +453,49 @@ def candidate_pairs(f: Features, cutoff: float = WEAK_TITLE) -> Iterator[tuple[i
                     if pair not in seen:
                         seen.add(pair)
                         yield pair[0], pair[1], 0.0
+
+
+def _block_pairs(by_year: dict, prefix: list[str], seen: set, cutoff: float) -> Iterator[tuple[int, int, float]]:
+    """The pairs of one block whose years are at most one apart (or one unknown) and whose titles match.
+
+    Each pair of records is compared once: a year with itself (one list given to ``cdist`` as both
+    sides, which rapidfuzz scores as a triangle: half the work), a year with the next one, the records
+    without a year with themselves and with every other.  (Before task scale5b each year was compared
+    with the one before, itself, the next and the unknown ones, so most pairs were scored twice: the
+    same pairs are found.)"""
+    years = [y for y in by_year if y is not None]
+    for y in years:
+        left = by_year[y]
+        yield from _compare_within(left, prefix, seen, cutoff)
+        after = by_year.get(y + 1)
+        if after:
+            yield from _compare(left, after, prefix, seen, cutoff)
+    unknown = by_year.get(None)
+    if unknown:
+        yield from _compare_within(unknown, prefix, seen, cutoff)
+        others = [i for y in years for i in by_year[y]]
+        if others:
+            yield from _compare(unknown, others, prefix, seen, cutoff)
+
+
+def _compare_within(ids: list[int], prefix: list[str], seen: set, cutoff: float) -> Iterator[tuple[int, int, float]]:
+    """``_compare(ids, ids, ...)`` with each pair scored once."""
+    if len(ids) < 2:
+        return
+    if len(ids) * len(ids) <= 16:
+        yield from _compare(ids, ids, prefix, seen, cutoff)
+        return
+    titles = [prefix[i] for i in ids]
+    scores = cdist(titles, titles, scorer=fuzz.ratio, score_cutoff=cutoff, dtype=np.float32)   # a triangle
+    for a, b in zip(*np.nonzero(scores)):
+        if a >= b:
+            continue
+        i, j = ids[a], ids[b]
+        pair = (i, j) if i < j else (j, i)
+        if pair in seen:
+            continue
+        seen.add(pair)
+        yield pair[0], pair[1], float(scores[a, b])
 
 
 def _compare(left, right, prefix, seen, cutoff):
