@@ -514,25 +514,29 @@ class ReviewStore:
             if len(hashes) != len(table) or list(table.columns) != ["record_id", *COLUMNS]:
                 continue
             where = dict(zip(table["record_id"].tolist(), range(len(table))))
-            rows = np.fromiter((i for i, r in enumerate(ids) if out[i] is None and r in where), dtype=np.int64)
-            if not len(rows):
+            at = [where.get(r, -1) if h is None else -1 for r, h in zip(ids, out)]
+            found = np.asarray(at) >= 0
+            if not found.any():
                 continue
-            at = np.fromiter((where[ids[i]] for i in rows), dtype=np.int64, count=len(rows))
-            same = np.ones(len(rows), dtype=bool)
+            same = found.copy()
+            pick = operator.itemgetter(*at) if n > 1 else (lambda values: (values[at[0]],))
             for col in COLUMNS:
                 mine, theirs = frame[col], table[col]
                 if mine.dtype != theirs.dtype:
                     same[:] = False
                     break
-                if mine.dtype == object:
-                    a, b = mine.to_numpy()[rows], theirs.to_numpy()[at]
-                    same &= np.fromiter(map(operator.is_, a, b), dtype=bool, count=len(rows))
-                else:
-                    a, b = mine.array[rows], theirs.array[at]
-                    same &= np.asarray((a == b).fillna(False), dtype=bool) | np.asarray(a.isna() & b.isna(), dtype=bool)
-            for i, p, ok in zip(rows.tolist(), at.tolist(), same.tolist()):
-                if ok:
-                    out[i] = hashes[p]
+                if mine.dtype == object:      # the very objects decoded: one identity test per cell, in C
+                    cells, decoded = mine.tolist(), pick(theirs.tolist())
+                    if not all(map(operator.is_, cells, decoded)):
+                        same &= np.fromiter(map(operator.is_, cells, decoded), dtype=bool, count=n)
+                else:                         # year (Int64): equal values, or both missing
+                    where_at = np.where(found, at, 0)
+                    a_na, b_na = mine.isna().to_numpy(), theirs.isna().to_numpy()[where_at]
+                    a = mine.fillna(0).to_numpy(dtype=np.int64)
+                    b = theirs.fillna(0).to_numpy(dtype=np.int64)[where_at]
+                    same &= (a_na == b_na) & (a_na | (a == b))
+            for i in np.flatnonzero(same).tolist():
+                out[i] = hashes[at[i]]
         return version, out
 
     @staticmethod
