@@ -270,3 +270,20 @@ def test_candidate_pairs_equal_the_earlier_version(data_dir):
         assert new == old, name
         assert len(new) == len(set(new))
     assert len(new) > 500           # the planted set reaches cdist's blocks, not only the small ones
+
+
+def test_deduplication_without_conforming_a_conformed_table_again(data_dir, monkeypatch):
+    """dedup.deduplicate skips ``conform`` of a table that is conformed already (task scale5b): the same
+    unique records, dtypes included, as conforming the input and the output as before."""
+    tables = _real_tables(data_dir)
+    tables["medline + ris"] = pd.concat([tables["medline_pubmed_result2.txt"], tables["zotero_same_articles.ris"]],
+                                        ignore_index=True)
+    new = {name: dedup.deduplicate(table) for name, table in tables.items()}
+    monkeypatch.setattr(dedup, "_conformed", lambda frame: False)
+    monkeypatch.setattr(dedup, "_table_like", lambda frame, columns: conform(pd.DataFrame(columns,
+                                                                                           columns=frame.columns)))
+    for name, table in tables.items():
+        old = dedup.deduplicate(table)
+        pd.testing.assert_frame_equal(new[name].records, old.records, obj=name)
+        pd.testing.assert_frame_equal(new[name].audit, old.audit, obj=name)
+    assert new["medline + ris"].n_removed > 0

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, StoreError
-from ..records import COLUMNS, conform
+from ..records import COLUMNS, LIST_COLUMNS, STRING_COLUMNS, conform
 from ..store import RECORDS_VERSION, decode_json, json_rows, record_id_for, utcnow
 from . import dedup_match
 from .dedup_match import ascii_fold as _ascii_fold
@@ -350,7 +350,8 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD,
     >>> result.n_removed, result.audit.head(), result.uncertain       # doctest: +SKIP
     """
     has_id = "record_id" in records.columns
-    frame = conform(records.drop(columns=["record_id"]) if has_id else records)
+    frame = records.drop(columns=["record_id"]) if has_id else records
+    frame = frame.reset_index(drop=True) if _conformed(frame) else conform(frame)
     n = len(frame)
     columns = {c: frame[c].tolist() for c in frame.columns}
     rows = _Rows(columns, n)
@@ -447,7 +448,7 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD,
     kept_sorted = sorted(keep_rows)
     out_columns = {c: [filled[k][c] if k in filled else values[k] for k in kept_sorted]
                    for c, values in columns.items()}
-    unique = conform(pd.DataFrame(out_columns, columns=frame.columns)) if kept_sorted else frame.iloc[:0]
+    unique = _table_like(frame, out_columns) if kept_sorted else frame.iloc[:0]
     unique.insert(0, "record_id", [ids[k] for k in kept_sorted])
     audit = pd.DataFrame(audit_rows, columns=AUDIT_COLUMNS)
     audit["kept"] = audit["kept"].astype(bool)
@@ -458,6 +459,35 @@ def deduplicate(records: pd.DataFrame, threshold: float = FUZZY_THRESHOLD,
                 len(uncertain_rows))
     return DedupResult(records=unique, audit=audit, n_removed=n_removed, n_input=n, threshold=threshold,
                        groups=group_no, uncertain=pd.DataFrame(uncertain_rows, columns=UNCERTAIN_COLUMNS))
+
+
+def _conformed(frame: pd.DataFrame) -> bool:
+    """``conform(frame)`` would change nothing but the index: the records columns first, lists in the list
+    columns, strings or None in the string columns, year Int64 (a table the store or a reader made)."""
+    if list(frame.columns[:len(COLUMNS)]) != COLUMNS or str(frame["year"].dtype) != "Int64":
+        return False
+    for col in LIST_COLUMNS + ["abstract_sections"]:
+        if frame[col].dtype != object or not set(map(type, frame[col].tolist())) <= {list}:
+            return False
+    for col in STRING_COLUMNS:
+        if frame[col].dtype != object or not set(map(type, frame[col].tolist())) <= {str, type(None)}:
+            return False
+    return True
+
+
+def _table_like(frame: pd.DataFrame, columns: dict[str, list]) -> pd.DataFrame:
+    """``conform(pd.DataFrame(columns))`` for values taken from ``frame``, a conformed table: the records
+    columns with conform's dtypes (object; year Int64), other columns as pandas infers them."""
+    out = {}
+    for col, values in columns.items():
+        if col == "year":
+            out[col] = pd.array(values, dtype="Int64")
+        elif col in COLUMNS:
+            out[col] = pd.Series(values, dtype=object)
+        else:
+            out[col] = pd.Series(values)
+    table = pd.DataFrame(out, columns=frame.columns)
+    return table if _conformed(table) else conform(table)
 
 
 def _has(v: Any) -> bool:
