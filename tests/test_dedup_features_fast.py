@@ -220,7 +220,9 @@ def test_features_equal_the_regex_version_on_real_records(data_dir):
         m._normalise_journal.cache_clear()
         new, old = asdict(m.features(frame)), asdict(_old_features(frame))
         for field in old:
-            assert new[field] == old[field], f"{name}: {field} differs"
+            if field != "first_authors":
+                assert new[field] == old[field], f"{name}: {field} differs"
+        assert new["first_authors"] == [a[0][0] if a else None for a in old["authors"]], name
 
 
 def test_every_ascii_character_is_cleaned_as_the_regex_cleans_it():
