@@ -510,33 +510,39 @@ class ReviewStore:
         if not entries:
             return version, out
         ids = frame["record_id"].tolist()
+        cells: dict[str, list] = {}               # frame's columns as lists, made once for every table
         for table, hashes in entries:
             if len(hashes) != len(table) or list(table.columns) != ["record_id", *COLUMNS]:
                 continue
             where = dict(zip(table["record_id"].tolist(), range(len(table))))
-            at = [where.get(r, -1) if h is None else -1 for r, h in zip(ids, out)]
-            found = np.asarray(at) >= 0
-            if not found.any():
+            rows = [i for i, (r, h) in enumerate(zip(ids, out)) if h is None and r in where]
+            if not rows:
                 continue
-            same = found.copy()
-            pick = operator.itemgetter(*at) if n > 1 else (lambda values: (values[at[0]],))
+            at = [where[ids[i]] for i in rows]
+            k = len(rows)
+            every = k == n                        # usually: each row of frame is a row of this table
+            take_rows = None if every else (operator.itemgetter(*rows) if k > 1 else (lambda v: (v[rows[0]],)))
+            take_at = operator.itemgetter(*at) if k > 1 else (lambda v: (v[at[0]],))
+            same = np.ones(k, dtype=bool)
             for col in COLUMNS:
                 mine, theirs = frame[col], table[col]
                 if mine.dtype != theirs.dtype:
                     same[:] = False
                     break
                 if mine.dtype == object:      # the very objects decoded: one identity test per cell, in C
-                    cells, decoded = mine.tolist(), pick(theirs.tolist())
-                    if not all(map(operator.is_, cells, decoded)):
-                        same &= np.fromiter(map(operator.is_, cells, decoded), dtype=bool, count=n)
+                    if col not in cells:
+                        cells[col] = mine.tolist()
+                    values = cells[col] if every else take_rows(cells[col])
+                    decoded = take_at(theirs.tolist())
+                    if not all(map(operator.is_, values, decoded)):
+                        same &= np.fromiter(map(operator.is_, values, decoded), dtype=bool, count=k)
                 else:                         # year (Int64): equal values, or both missing
-                    where_at = np.where(found, at, 0)
-                    a_na, b_na = mine.isna().to_numpy(), theirs.isna().to_numpy()[where_at]
-                    a = mine.fillna(0).to_numpy(dtype=np.int64)
-                    b = theirs.fillna(0).to_numpy(dtype=np.int64)[where_at]
+                    a_na, b_na = mine.isna().to_numpy()[rows], theirs.isna().to_numpy()[at]
+                    a = mine.fillna(0).to_numpy(dtype=np.int64)[rows]
+                    b = theirs.fillna(0).to_numpy(dtype=np.int64)[at]
                     same &= (a_na == b_na) & (a_na | (a == b))
-            for i in np.flatnonzero(same).tolist():
-                out[i] = hashes[at[i]]
+            for j in np.flatnonzero(same).tolist():
+                out[rows[j]] = hashes[at[j]]
         return version, out
 
     @staticmethod

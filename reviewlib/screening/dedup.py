@@ -476,8 +476,9 @@ def _conformed(frame: pd.DataFrame) -> bool:
 
 
 def _table_like(frame: pd.DataFrame, columns: dict[str, list]) -> pd.DataFrame:
-    """``conform(pd.DataFrame(columns))`` for values taken from ``frame``, a conformed table: the records
-    columns with conform's dtypes (object; year Int64), other columns as pandas infers them."""
+    """``conform(pd.DataFrame(columns))`` for values taken from ``frame``, a conformed table (each value is
+    one of its cells): the records columns with conform's dtypes (object; year Int64), other columns as
+    pandas infers them."""
     out = {}
     for col, values in columns.items():
         if col == "year":
@@ -486,8 +487,7 @@ def _table_like(frame: pd.DataFrame, columns: dict[str, list]) -> pd.DataFrame:
             out[col] = pd.Series(values, dtype=object)
         else:
             out[col] = pd.Series(values)
-    table = pd.DataFrame(out, columns=frame.columns)
-    return table if _conformed(table) else conform(table)
+    return pd.DataFrame(out, columns=frame.columns)   # (lists, strings or None, as in frame: conformed)
 
 
 def _has(v: Any) -> bool:
