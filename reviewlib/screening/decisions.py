@@ -254,18 +254,28 @@ def _current_all(store: ReviewStore, stage: str | None) -> pd.DataFrame:
 
 
 def _kept(store: ReviewStore, what: tuple, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """``compute()``, kept on ``store`` while the decision log is unchanged (issue 15: a notebook derives
-    the current decisions a dozen times, each a replay of 100,000 rows).  The log is append-only
-    (no row is ever changed or deleted), so its largest id and its length say whether it changed,
-    whichever connection wrote.  Callers get the kept frame itself: copy before changing it."""
-    log = tuple(store.connection.execute("SELECT MAX(decision_id), COUNT(*) FROM decisions").fetchone())
+    """``compute()`` (``what`` is ``(view, stage)``), kept while the log of that stage is unchanged.
+
+    Kept twice (issue 15): on ``store`` for this process (a notebook derives the current decisions a
+    dozen times), and in the store file itself (:mod:`reviewlib.screening.decision_views`), so that
+    the next notebook, process or store object reads the frame instead of replaying 100,000 rows.
+    Both are keyed by :func:`~reviewlib.screening.decision_views.log_state`, which every append (by
+    any connection) and any rewrite of a row changes.  Callers get the kept frame itself: copy before
+    changing it."""
+    from . import decision_views
+    kind, stage = what
+    state = decision_views.log_state(store, stage)
     memo = store.__dict__.setdefault("_decisions_memo", {})
-    key = (what, log)
-    if key not in memo:
-        for old in [k for k in memo if k[1] != log]:
-            del memo[old]                  # the log grew: what was derived before is stale
-        memo[key] = compute()
-    return memo[key]
+    kept = memo.get(what)
+    if kept is not None and kept[0] == state:
+        return kept[1]
+    view = f"{kind}:{stage or '*'}"
+    frame = decision_views.read(store, view, state)
+    if frame is None:
+        frame = compute()
+        decision_views.write(store, view, state, frame)
+    memo[what] = (state, frame)
+    return frame
 
 
 def history(store: ReviewStore, record_id: str) -> pd.DataFrame:
