@@ -107,7 +107,24 @@ def _matches(item, ch: str, ignorecase: bool) -> bool:
 
 
 def _overlap(a, b, ignorecase: bool) -> bool:
-    return any(_matches(a, ch, ignorecase) and _matches(b, ch, ignorecase) for ch in _SAMPLE)
+    return not _sample_matches(a, ignorecase).isdisjoint(_sample_matches(b, ignorecase))
+
+
+#: :func:`_sample_matches` by (the item's ``repr``, ignorecase).
+_SAMPLE_MATCHES: dict[tuple[str, bool], frozenset[str]] = {}
+
+
+def _sample_matches(item, ignorecase: bool) -> frozenset[str]:
+    """The characters of :data:`_SAMPLE` that ``item`` matches, kept by the item's ``repr`` (a parsed
+    item's repr says all it matches): the same few sets (``\\w``, ``\\s``, a letter) are compared
+    again and again, each a walk over 12,000 characters (most of loading a protocol's schema)."""
+    key = (repr(item), ignorecase)
+    found = _SAMPLE_MATCHES.get(key)
+    if found is None:
+        if len(_SAMPLE_MATCHES) >= 4096:
+            _SAMPLE_MATCHES.clear()
+        found = _SAMPLE_MATCHES[key] = frozenset(ch for ch in _SAMPLE if _matches(item, ch, ignorecase))
+    return found
 
 
 def _unit(item):
