@@ -248,3 +248,26 @@ def test_same_outputs_without_pyahocorasick(rules, monkeypatch):
     monkeypatch.setitem(sys.modules, "ahocorasick", None)      # import fails
     records = _real_records()["synthetic snapshot"]
     _assert_same(eligibility.apply_rules(records, rules), _old_apply_rules(records, rules))
+
+
+@pytest.mark.parametrize("finder", ["re2 set", "automaton only"])
+def test_same_outputs_with_the_re2_needle_set_and_its_fallback(rules, monkeypatch, finder):
+    """The needles are found by one RE2 set per text (the Aho-Corasick automaton where RE2 cannot take a
+    text, or refuses the set): the same outputs either way, characters outside the BMP included (the
+    rules' own RE2 patterns cannot take a lone surrogate either: that case is the finder's test below)."""
+    if finder == "automaton only":
+        monkeypatch.setattr(eligibility, "_RE2_SET_MAX_CHARS", 0)
+    records = _real_records()["synthetic snapshot"].copy()
+    records.loc[0, "title"] = "CAR-T cells \U0001d49e in lupus nephritis"
+    records.loc[1, "abstract"] = "Systemic lupus treated with CD19 chimeric antigen receptor T cells \U0001f9ea."
+    _assert_same(eligibility.apply_rules(records, rules), _old_apply_rules(records, rules))
+
+
+def test_needle_finder_finds_each_needle_once_in_every_engine():
+    needles = ["car", "t cell", "lupus", "é-x"]
+    find = eligibility._needle_finder(needles)
+    text = "car car t cells in lupus; é-x"
+    assert sorted(find(text)) == [0, 1, 2, 3]
+    assert sorted(find("lupus only \ud800")) == [2]                          # the automaton's answer
+    assert find("nothing here") == []
+    assert eligibility._needle_finder(["a\nb", "lupus"])("a\nb lupus") in ([0, 1], [1, 0])

@@ -705,7 +705,14 @@ class _TableMatcher:
     def _folded(self, fields: tuple[str, ...]) -> list[str]:
         """:meth:`_text` case-folded for the needle scans (:func:`_fold`)."""
         if fields not in self._folded_text:
-            self._folded_text[fields] = [_fold(t) for t in self._text(fields)]
+            if len(fields) > 1:
+                # the fields' folded texts joined as _text joins them: the same string (folding is per
+                # character but for a final sigma, which the separator " \n " ends a word for either way),
+                # without lower-casing every record's text a second time
+                parts = [self._folded((f,)) for f in fields]
+                self._folded_text[fields] = [" \n ".join(t for t in texts if t) for texts in zip(*parts)]
+            else:
+                self._folded_text[fields] = [_fold(t) for t in self._text(fields)]
         return self._folded_text[fields]
 
     def _any_text(self, patterns: list, fields: tuple[str, ...], todo: np.ndarray) -> np.ndarray:
