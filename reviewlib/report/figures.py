@@ -1043,10 +1043,13 @@ def _store_curve(store) -> tuple[pd.DataFrame, int]:
     # dedup.screening_records' ids, without decoding every record (seconds and a table's copy at 100,000)
     removed = dedup._latest_removed_ids(store)
     screening = set(store.record_ids()) - (removed or set())
-    history = store.decisions()
-    ta = history[(history["stage"] == prisma.STAGE_SCREENING) & (history["kind"] != "undo")
-                 & history["record_id"].isin(screening)]
-    order = ta.sort_values("decision_id").drop_duplicates("record_id")["record_id"]
+    # each record at its first decision of the stage (undo rows aside): the one column, not the whole log
+    cur = store.connection.cursor()
+    cur.row_factory = None
+    first = dict.fromkeys(r[0] for r in cur.execute(
+        "SELECT record_id FROM decisions WHERE stage=? AND kind != 'undo' ORDER BY decision_id",
+        (prisma.STAGE_SCREENING,)))
+    order = [r for r in first if r in screening]
     final = prisma.stage_decisions(store, prisma.STAGE_SCREENING)
     includes = set(final.loc[final["decision"] == "include", "record_id"])
     found = np.cumsum([r in includes for r in order])
