@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from typing import Mapping
 
 import pandas as pd
 
+from ..errors import InputError
 from ..gcpause import collector_paused
 from .eligibility import Rules, apply_rules
 
@@ -32,6 +34,81 @@ CREATE TABLE IF NOT EXISTS rule_results (
     PRIMARY KEY (rules_digest, content_hash)
 );
 """
+
+
+#: Environment variable: how many processes apply the rules to a large table (1: all in this one).
+RULE_WORKERS_ENV = "REVIEWLIB_RULE_WORKERS"
+#: Records to evaluate below which the rules run in this process only (a fork costs more than it saves).
+PARALLEL_RULES_MIN = 30_000
+
+
+def rule_workers(workers: int | None = None) -> int:
+    """Processes :func:`apply_rules_cached` evaluates a large table with: ``workers`` when given, else
+    :data:`RULE_WORKERS_ENV`, else ``min(2, cpu_count)``; at least 1."""
+    if workers is None:
+        value = os.environ.get(RULE_WORKERS_ENV, "").strip()
+        if value:
+            if not value.isdigit():
+                raise InputError(f"{RULE_WORKERS_ENV}={value!r} is not a whole number: set it to the number of "
+                                 "processes that apply the screening rules (1: in this process)",
+                                 source=RULE_WORKERS_ENV)
+            workers = int(value)
+        else:
+            workers = min(2, os.cpu_count() or 1)
+    return max(1, int(workers))
+
+
+#: What a forked worker evaluates: (records, rules), set just before the fork (never pickled).
+_SPLIT: tuple | None = None
+
+
+def _apply_part(start: int, stop: int) -> tuple[list, list, list]:
+    """Worker: the rules' outcome lists for rows ``start:stop`` of the table set before the fork."""
+    records, rules = _SPLIT
+    frame = apply_rules(records.iloc[start:stop], rules)
+    return frame["decision"].tolist(), frame["reasons"].tolist(), frame["fired"].tolist()
+
+
+def _work(start: int, stop: int) -> tuple[list, list, list]:
+    """What a worker is handed (by name: the function it calls is looked up in the forked worker)."""
+    return _apply_part(start, stop)
+
+
+def _evaluate(records: pd.DataFrame, rules: Rules, workers: int) -> tuple[list, list, list]:
+    """:func:`apply_rules`' decision, reasons and fired lists; a large table split between this process
+    and forked workers (each record's outcome depends on that record only, so the parts joined are
+    the whole table's outcome).  A worker that fails or dies leaves its part to this process."""
+    n = len(records)
+    if workers <= 1 or n < PARALLEL_RULES_MIN:
+        frame = apply_rules(records, rules)
+        return frame["decision"].tolist(), frame["reasons"].tolist(), frame["fired"].tolist()
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    global _SPLIT
+    bounds = [n * k // workers for k in range(workers + 1)]
+    parts: list = [None] * workers
+    _SPLIT = (records, rules)
+    try:
+        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {k: pool.submit(_work, bounds[k], bounds[k + 1]) for k in range(1, workers)}
+            parts[0] = _apply_part(bounds[0], bounds[1])
+            for k, future in futures.items():
+                try:
+                    parts[k] = future.result()
+                except Exception as exc:  # noqa: BLE001 - a worker killed for memory, say: done here instead
+                    logger.warning("screening rules: a worker failed (%s); its %d records are evaluated here",
+                                   exc, bounds[k + 1] - bounds[k])
+    finally:
+        _SPLIT = None
+    for k in range(1, workers):
+        if parts[k] is None:
+            parts[k] = _apply_part_here(records, rules, bounds[k], bounds[k + 1])
+    return tuple([value for part in parts for value in part[j]] for j in range(3))
+
+
+def _apply_part_here(records: pd.DataFrame, rules: Rules, start: int, stop: int) -> tuple[list, list, list]:
+    frame = apply_rules(records.iloc[start:stop], rules)
+    return frame["decision"].tolist(), frame["reasons"].tolist(), frame["fired"].tolist()
 
 
 def _digest(rules: Rules) -> str:
@@ -56,7 +133,7 @@ def content_hashes(store, records: pd.DataFrame) -> dict[str, str]:
 
 @collector_paused()
 def apply_rules_cached(store, records: pd.DataFrame, rules: Rules,
-                       hashes: Mapping[str, str] | None = None) -> pd.DataFrame:
+                       hashes: Mapping[str, str] | None = None, workers: int | None = None) -> pd.DataFrame:
     """:func:`reviewlib.screening.eligibility.apply_rules`, reusing outcomes of unchanged records.
 
     Parameters
@@ -71,6 +148,10 @@ def apply_rules_cached(store, records: pd.DataFrame, rules: Rules,
         without one nothing is cached).
     hashes : mapping, optional
         record_id -> content hash.
+    workers : int, optional
+        Processes that evaluate the records not read back when they are :data:`PARALLEL_RULES_MIN`
+        or more (default :func:`rule_workers`: ``REVIEWLIB_RULE_WORKERS``, else 2); the outcome is
+        the same.
 
     Returns
     -------
@@ -106,8 +187,8 @@ def apply_rules_cached(store, records: pd.DataFrame, rules: Rules,
             decisions[i], reasons[i], fired[i] = d, list(r), list(f)
     if todo:
         # every record new (a cold run): the table itself, not a copy of all its rows
-        fresh = apply_rules(records if len(todo) == n else records.iloc[todo], rules)
-        for i, d, r, f in zip(todo, fresh["decision"].tolist(), fresh["reasons"].tolist(), fresh["fired"].tolist()):
+        fresh = _evaluate(records if len(todo) == n else records.iloc[todo], rules, rule_workers(workers))
+        for i, d, r, f in zip(todo, *fresh):
             decisions[i], reasons[i], fired[i] = d, list(r), list(f)
     texts: dict[tuple, str] = {}       # few distinct lists: each encoded once
 
