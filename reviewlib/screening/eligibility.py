@@ -1017,7 +1017,8 @@ def save_rule_decisions(store, result: pd.DataFrame, rules: Rules | None = None,
                          "pass the frame returned by apply_rules")
     if rules is not None:
         set_vocabulary(store, rules.reasons)
-    con = store.connection
+    con = store.connection.cursor()
+    con.row_factory = None                 # plain tuples (sqlite3.Row objects cost more than the read)
     human = {r[0] for r in con.execute(
         "SELECT DISTINCT record_id FROM decisions WHERE stage=? AND kind != 'rule'", (stage,))}
     latest = {r[0]: (r[1], r[2]) for r in con.execute(

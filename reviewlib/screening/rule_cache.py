@@ -120,7 +120,8 @@ def content_hashes(store, records: pd.DataFrame) -> dict[str, str]:
     from . import dedup
     store.ensure_schema(dedup.SCHEMA)
     store.ensure_schema(dedup.CONTENT_SCHEMA)
-    con = store.connection
+    con = store.connection.cursor()
+    con.row_factory = None                 # plain tuples: sqlite3.Row objects cost more than the read
     run = con.execute("SELECT MAX(run_id) FROM dedup_runs").fetchone()[0]
     if run is None:
         return {}
@@ -163,7 +164,8 @@ def apply_rules_cached(store, records: pd.DataFrame, rules: Rules,
     store.ensure_schema(SCHEMA)
     hashes = dict(hashes) if hashes is not None else content_hashes(store, records)
     digest = _digest(rules)
-    con = store.connection
+    con = store.connection.cursor()
+    con.row_factory = None
     decoded: dict[str, list] = {}      # few distinct reason and rule lists: each JSON text decoded once
 
     def _list(text: str) -> list:
