@@ -63,8 +63,10 @@ def test_small_tables_stay_in_this_process_and_the_setting_is_checked(records, r
     monkeypatch.setattr(rule_cache, "_apply_part", lambda *a: pytest.fail("a worker for 60 records"))
     decisions, _, _ = rule_cache._evaluate(records, rules, workers=2)
     assert decisions == eligibility.apply_rules(records, rules)["decision"].tolist()
-    monkeypatch.setenv(rule_cache.RULE_WORKERS_ENV, "1")
-    assert rule_cache.rule_workers() == 1
+    monkeypatch.delenv(rule_cache.RULE_WORKERS_ENV, raising=False)
+    assert rule_cache.rule_workers() == 1                       # one process unless asked for more
+    monkeypatch.setenv(rule_cache.RULE_WORKERS_ENV, "2")
+    assert rule_cache.rule_workers() == 2
     monkeypatch.setenv(rule_cache.RULE_WORKERS_ENV, "two")
     with pytest.raises(InputError, match="REVIEWLIB_RULE_WORKERS='two' is not a whole number"):
         rule_cache.rule_workers()

@@ -44,7 +44,11 @@ PARALLEL_RULES_MIN = 30_000
 
 def rule_workers(workers: int | None = None) -> int:
     """Processes :func:`apply_rules_cached` evaluates a large table with: ``workers`` when given, else
-    :data:`RULE_WORKERS_ENV`, else ``min(2, cpu_count)``; at least 1."""
+    :data:`RULE_WORKERS_ENV`, else 1; at least 1.
+
+    One by default: on the shared 2-core machine (load 4-6) two processes took longer than one
+    (100k records: 21.9 against 14.6-17.5 s wall); ``REVIEWLIB_RULE_WORKERS=2`` splits the table
+    where a core is free (not yet measured on an idle machine)."""
     if workers is None:
         value = os.environ.get(RULE_WORKERS_ENV, "").strip()
         if value:
@@ -54,7 +58,7 @@ def rule_workers(workers: int | None = None) -> int:
                                  source=RULE_WORKERS_ENV)
             workers = int(value)
         else:
-            workers = min(2, os.cpu_count() or 1)
+            workers = 1
     return max(1, int(workers))
 
 
@@ -151,7 +155,7 @@ def apply_rules_cached(store, records: pd.DataFrame, rules: Rules,
         record_id -> content hash.
     workers : int, optional
         Processes that evaluate the records not read back when they are :data:`PARALLEL_RULES_MIN`
-        or more (default :func:`rule_workers`: ``REVIEWLIB_RULE_WORKERS``, else 2); the outcome is
+        or more (default :func:`rule_workers`: ``REVIEWLIB_RULE_WORKERS``, else 1); the outcome is
         the same.
 
     Returns
