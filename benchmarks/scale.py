@@ -231,6 +231,7 @@ class TreeMemory:
     def __init__(self, pid: int, interval: float = 0.2):
         import threading
         self.pid, self.interval, self.peak_kb, self.peak_processes = pid, interval, 0, 0
+        self.peak_breakdown: list[tuple[str, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -263,12 +264,25 @@ class TreeMemory:
             pass
         return 0
 
+    @staticmethod
+    def _name(pid: int) -> str:
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return "?"
+        words = [a.decode("utf-8", "replace") for a in args if a]
+        module = next((words[i + 1] for i, w in enumerate(words[:-1]) if w == "-m"), None)
+        return module or (Path(words[1]).name if len(words) > 1 else (words[0] if words else "?"))
+
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
             pids = self._tree()
-            total = sum(map(self._pss_kb, pids))
+            sizes = {pid: self._pss_kb(pid) for pid in pids}
+            total = sum(sizes.values())
             if total > self.peak_kb:
                 self.peak_kb, self.peak_processes = total, len(pids)
+                self.peak_breakdown = sorted(((self._name(pid), round(kb / 1024)) for pid, kb in sizes.items()),
+                                             key=lambda item: -item[1])
 
     def stop(self) -> float:
         """Stop sampling; the peak in MB."""
@@ -387,6 +401,7 @@ def run_step(step: str, n: int, workdir: Path, extract_max: int | None) -> dict:
                 out[f"{kind}_cpu"] = _children_cpu() - c0
                 out[f"{kind}_tree_pss_mb"] = tree.stop()
                 out[f"{kind}_tree_processes"] = tree.peak_processes
+                out[f"{kind}_tree_breakdown_mb"] = tree.peak_breakdown
                 if proc.returncode != 0:
                     out[kind] = wall
                     out["error"] = stderr.strip().splitlines()[-1:] if stderr else ["failed"]
