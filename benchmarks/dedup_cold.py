@@ -23,12 +23,13 @@ import hashlib
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peer import fresh_review_copy   # benchmarks/peer.py (this script's folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,13 +77,6 @@ def _steps(store_dir: Path, protocol: str, run_name: str) -> dict:
             "peak_mb": peak, "store_mb": size}
 
 
-def _fresh_copy(source: Path, into: Path) -> Path:
-    target = into / "review"
-    shutil.copytree(source, target)
-    shutil.rmtree(target / "cache", ignore_errors=True)
-    return target
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--store", type=Path, required=True, help="folder of review.sqlite after notebook 01")
@@ -95,7 +89,7 @@ def main() -> None:
         import reviewlib
         assert Path(reviewlib.__file__).resolve().is_relative_to(Path.cwd().resolve()), reviewlib.__file__
         with tempfile.TemporaryDirectory() as folder:
-            print(json.dumps(_steps(_fresh_copy(args.store, Path(folder)), args.protocol, args.run_name)))
+            print(json.dumps(_steps(fresh_review_copy(args.store, Path(folder)), args.protocol, args.run_name)))
         return
     sys.path.insert(0, str(ROOT))
     load_before = os.getloadavg()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -17,3 +18,11 @@ def export_revision(revision: str, into: Path, *paths: str) -> Path:
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(into, filter="data")
     return into
+
+
+def fresh_review_copy(review: Path, into: Path) -> Path:
+    """A copy of a review's folder (its store) in ``into``, without its cache: what a cold step reads."""
+    target = into / "review"
+    shutil.copytree(review, target)
+    shutil.rmtree(target / "cache", ignore_errors=True)
+    return target

@@ -23,12 +23,13 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peer import fresh_review_copy   # benchmarks/peer.py (this script's folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,13 +75,6 @@ def _steps(store_dir: Path, protocol: str, run_name: str, profile: bool) -> dict
             "rows": len(rows), "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _fresh_copy(source: Path, into: Path) -> Path:
-    target = into / "review"
-    shutil.copytree(source, target)
-    shutil.rmtree(target / "cache", ignore_errors=True)
-    return target
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--store", type=Path, required=True, help="folder of review.sqlite after notebook 01")
@@ -96,7 +90,7 @@ def main() -> None:
         if args.json:
             import reviewlib
             assert Path(reviewlib.__file__).resolve().is_relative_to(Path.cwd().resolve()), reviewlib.__file__
-            print(json.dumps(_steps(_fresh_copy(args.store, Path(folder)), args.protocol, args.run_name, False)))
+            print(json.dumps(_steps(fresh_review_copy(args.store, Path(folder)), args.protocol, args.run_name, False)))
             return
         peer = None
         if args.peer:
@@ -105,7 +99,7 @@ def main() -> None:
                                   "--protocol", args.protocol, "--run-name", args.run_name, "--json"],
                                  env=env, cwd=args.peer, check=True, capture_output=True, text=True).stdout
             peer = json.loads(out.strip().splitlines()[-1])
-        mine = _steps(_fresh_copy(args.store, Path(folder)), args.protocol, args.run_name, args.profile)
+        mine = _steps(fresh_review_copy(args.store, Path(folder)), args.protocol, args.run_name, args.profile)
     print(f"{mine['n']} records, {mine['removed']} duplicates removed, {mine['rows']} decision rows; "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"  {'step':<22} {'CPU s':>8} {'wall s':>8}" + (f" {'peer CPU s':>11} {'peer wall s':>11} {'ratio CPU':>9}"
