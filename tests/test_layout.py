@@ -54,8 +54,9 @@ def test_each_stage_is_a_package_that_says_what_it_does():
                     # run state for the pipeline, what a run read (issue 15: nothing changed, nothing run),
                     # and notebooks that run beside the others (issue 15: the registry page beside 03-04)
                     "oserrors", "textfiles", "user_regex", "runstate", "run_inputs", "side_notebooks",
-                    # the garbage collector paused over the big in-memory steps (issue 15)
-                    "gcpause"}, sorted(flat)
+                    # the garbage collector paused over the big in-memory steps (issue 15), and the numbers
+                    # read from the environment that size them (process counts)
+                    "gcpause", "settings"}, sorted(flat)
 
 
 def test_public_api_is_declared_importable_and_documented_in_the_readme():

@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from typing import Mapping
 
 import pandas as pd
 
-from ..errors import InputError
 from ..gcpause import collector_paused
+from ..settings import process_count
 from .eligibility import Rules, apply_rules
 
 logger = logging.getLogger(__name__)
@@ -50,15 +49,7 @@ def rule_workers(workers: int | None = None) -> int:
     (100k records: 21.9 against 14.6-17.5 s wall); ``REVIEWLIB_RULE_WORKERS=2`` splits the table
     where a core is free (not yet measured on an idle machine)."""
     if workers is None:
-        value = os.environ.get(RULE_WORKERS_ENV, "").strip()
-        if value:
-            if not value.isdigit():
-                raise InputError(f"{RULE_WORKERS_ENV}={value!r} is not a whole number: set it to the number of "
-                                 "processes that apply the screening rules (1: in this process)",
-                                 source=RULE_WORKERS_ENV)
-            workers = int(value)
-        else:
-            workers = 1
+        return process_count(RULE_WORKERS_ENV, 1, "apply the screening rules")
     return max(1, int(workers))
 
 
