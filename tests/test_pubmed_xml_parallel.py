@@ -180,3 +180,37 @@ def test_a_worker_that_dies_leaves_the_file_to_the_serial_parse(tiny_pieces, mon
     with caplog.at_level(logging.WARNING, logger="reviewlib.sources.pubmed_xml"):
         _same(read_pubmed_xml(path, workers=2), expected)
     assert any("parse worker ended abruptly" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("chunk", [700, 2000, 9000])
+@pytest.mark.parametrize("path", FILES[:3] + FILES[-1:], ids=lambda p: p.name)
+def test_pieces_hand_out_every_byte_of_the_records_once_in_order(path, chunk):
+    """Each read is searched only for its own last record end (scale5a): the pieces' bodies, joined,
+    are still the document from its first record to its end, and each body ends after a record."""
+    whole = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    pieces = _pieces(path, chunk)
+    if pieces is None:
+        return
+    start = pubmed_xml._RECORD_START_RE.search(whole).start()
+    head = whole[:start]
+    close = b"</" + pubmed_xml._ROOT_OPEN_RE.search(head).group(1) + b">\n"
+    assert all(p.startswith(head) for p in pieces)
+    bodies = [p[len(head):-len(close)] for p in pieces[:-1]] + [pieces[-1][len(head):]]
+    assert b"".join(bodies) == whole[start:]
+    assert all(body.endswith(pubmed_xml._RECORD_ENDS) for body in bodies[:-1])
+    assert len(pieces) > 1
+
+
+def test_a_comment_whose_start_straddles_two_reads_is_not_cut_through(tmp_path):
+    """``<`` at the end of one read and ``!--`` at the start of the next: still seen as a comment."""
+    whole = gzip.decompress((PACKAGE_DATA / "car-t-autoimmune-snapshot.xml.gz").read_bytes())
+    chunk = 4000
+    at = whole.index(b"</PubmedArticle>", 3 * chunk) + len(b"</PubmedArticle>")
+    pad = (-(at + 1)) % chunk                     # whitespace so that "<" is the last byte of a read
+    commented = whole[:at] + b" " * pad + b"<!-- </PubmedArticle> -->" + whole[at:]
+    assert commented[(at + pad + 1) - 1:(at + pad + 1)] == b"<" and (at + pad + 1) % chunk == 0
+    path = tmp_path / "straddled.xml"
+    path.write_bytes(commented)
+    with pytest.raises(pubmed_xml._CannotCut):
+        _pieces(path, chunk)
+    _same(read_pubmed_xml(path, workers=2), read_pubmed_xml(path, workers=1))

@@ -740,27 +740,41 @@ def _pieces(stream: IO[bytes], chunk_bytes: int) -> Iterator[bytes] | None:
     close = b"</" + roots[0].group(1) + b">\n"
 
     def cut() -> Iterator[bytes]:
-        buf = first[start.start():]
+        # Each read is searched once, for its own last record end; the bytes after it wait for the
+        # next piece.  Nothing is appended to a growing buffer and no miss scans a whole piece
+        # (the three end tags' rfind over every buffer, and the copies, were 7 of the parent's 15
+        # CPU s at 100,000 records).
+        tail = first[start.start():]             # the start of the records not yet handed out
         while True:
             data = stream.read(chunk_bytes)
             if not data:
-                yield head + buf                 # the document's own end (or whatever is left of it)
+                yield head + tail                # the document's own end (or whatever is left of it)
                 return
-            buf += data
-            end = max(_end_after(buf, tag) for tag in _RECORD_ENDS)
+            end = _last_record_end(data)
             if end <= 0:
-                continue                         # no record ends in it yet: read on
-            body, buf = buf[:end], buf[end:]
-            if b"<!" in body:                    # a comment or CDATA could hide an end tag: not cut here
-                raise _CannotCut()
-            yield head + body + close
+                tail += data                     # no record ends in it yet: read on
+                continue
+            if (b"<!" in tail or data.find(b"<!", 0, end) >= 0
+                    or (tail.endswith(b"<") and data.startswith(b"!"))):
+                raise _CannotCut()               # a comment or CDATA could hide an end tag: not cut here
+            yield b"".join((head, tail, memoryview(data)[:end], close))
+            tail = data[end:]
     return cut()
 
 
-def _end_after(buf: bytes, tag: bytes) -> int:
-    """The offset just after the last ``tag`` in ``buf`` (-1 without one)."""
-    at = buf.rfind(tag)
-    return at + len(tag) if at >= 0 else -1
+def _last_record_end(data: bytes) -> int:
+    """The offset just after the last record end tag in ``data`` (-1 without one).
+
+    The common end tag is looked for first; the others only after it, so a file of journal
+    articles is never scanned whole for a book's or a deletion's end tag."""
+    best = -1
+    from_ = 0
+    for tag in _RECORD_ENDS:
+        at = data.rfind(tag, from_)
+        if at >= 0:
+            best = max(best, at + len(tag))
+            from_ = max(from_, at + len(tag))
+    return best
 
 
 class _CannotCut(Exception):
