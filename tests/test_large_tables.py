@@ -56,3 +56,51 @@ def test_short_table_is_shown_whole_and_nothing_written(tmp_path):
 def test_without_a_folder_the_page_says_where_the_rest_is():
     frame, note = large_tables.limit(_records(1_000), "records")
     assert len(frame) == 500 and "first 500 of 1,000" in note and "href" not in note
+
+
+def _old_write_full_table(frame, name, target):
+    """write_full_table before scale5a (a neutralise call per cell, iterating the Series): the reference."""
+    from pathlib import Path
+    safe = frame.copy()
+    for col in safe.columns:
+        if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
+            safe[col] = [large_tables.neutralise("; ".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
+                         for v in safe[col]]
+    path = Path(target) / "old.csv"
+    safe.to_csv(path, index=False, encoding="utf-8")
+    return path
+
+
+def test_the_full_tables_csv_is_the_one_written_before(tmp_path):
+    """The records overview of the demo review (real parse of the snapshot) and cells of every kind:
+    formula starts, lists and tuples, missing values, pandas' string and Int64 columns, a str subclass."""
+    import numpy as np
+    from reviewlib.protocol import PACKAGE_DATA
+    from reviewlib.sources.pubmed_xml import read_pubmed_xml
+    records = read_pubmed_xml(PACKAGE_DATA / "car-t-autoimmune-snapshot.xml.gz")
+    overview = report.records_overview(records)
+
+    class Text(str):
+        pass
+    odd = pd.DataFrame({
+        "text": ["=1+1", "+x", "-y", "@z", "\tt", "\rr", "", "plain", None, Text("=sub"), np.str_("-np")],
+        "lists": [["=a", "b"], ("-c",), [], [1, 2], None, "x", ["@"], [None], (), ["\t"], ["ok"]],
+        "strings": pd.array(["=s", None, "s", "", "+", "-", "a", "b", "c", "d", "@e"], dtype="string"),
+        "year": pd.array([2020, None, 1999, 1, 2, 3, 4, 5, 6, 7, 8], dtype="Int64"),
+        "mixed": [1, 2.5, "=m", None, float("nan"), True, "x", b"=b", "y", "z", "-"],
+    })
+    text_only = pd.DataFrame({
+        "a": ["x", None, float("nan"), "", "=q", 'say "hi"', "a,b", "line\nbreak", " lead", "é"] * 3,
+        "b": pd.array(["s", None, "", "t", "u", "v", "w", "x", "y", "z"] * 3, dtype="string"),
+        "n": pd.array([1, None, -3, 0, 5, 6, 7, 8, 9, 10] * 3, dtype="Int64"),
+    })
+    one_empty_column = pd.DataFrame({"only": ["", None, "x"]})
+    for frame in (overview, odd, records[["pmid", "title", "authors", "abstract_sections", "year"]],
+                  text_only, one_empty_column, text_only.iloc[:0]):
+        new = large_tables.write_full_table(frame, "a table", tmp_path / "new")
+        old = _old_write_full_table(frame, "a table", tmp_path)
+        assert new.read_bytes() == old.read_bytes()
+        if frame is odd:
+            assert b"'=1+1" in new.read_bytes() and b"'=sub" in new.read_bytes()
+    # the csv module wrote the text tables, pandas the table with numbers and bytes in it
+    assert large_tables._text_cells(text_only) is not None and large_tables._text_cells(odd) is None

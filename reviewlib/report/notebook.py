@@ -512,14 +512,19 @@ def _pmid(record_id: Any) -> str:
 
 
 def records_overview(records: Any) -> Any:
-    """A compact view of a records table: PMID, year, first author, title, journal, publication types."""
+    """A compact view of a records table: PMID, year, first author, title, journal, publication types.
+
+    The first author is ``authors[0]``, or the ``first_author`` column when the table has one
+    (:data:`reviewlib.records_view.OVERVIEW_COLUMNS`)."""
     import pandas as pd
     if records is None or not len(records):
         return pd.DataFrame(columns=["PMID", "year", "first author", "title", "journal", "publication types"])
     return pd.DataFrame({
         "PMID": [p or _pmid(r) for p, r in zip(records["pmid"], records.get("record_id", records["pmid"]))],
         "year": records["year"],
-        "first author": [a[0] if isinstance(a, list) and a else "" for a in records["authors"]],
+        "first author": ([a if isinstance(a, str) else "" for a in records["first_author"]]
+                         if "first_author" in records else      # records_view.OVERVIEW_COLUMNS
+                         [a[0] if isinstance(a, list) and a else "" for a in records["authors"]]),
         "title": records["title"],
         "journal": records["journal_abbrev"].where(records["journal_abbrev"].notna(), records["journal"]),
         "publication types": records["publication_types"],
