@@ -431,6 +431,19 @@ class ReviewStore:
             for rec, nct in zip(json_rows(frame), ncts):
                 rows.append((record_id_for({**rec, "nct_id": nct}), rec.get("pmid"), rec.get("doi"),
                              encode(rec), now, now))
+        return self._write_records(rows, search_id)
+
+    def add_encoded_records(self, rows: Sequence[tuple[str, str | None, str | None, str]],
+                            search_id: int | None = None) -> int:
+        """:meth:`add_records` of records given as the store writes them: ``(record_id, pmid, doi, json)``
+        each (computed elsewhere: the parse's worker processes,
+        :func:`reviewlib.sources.pubmed_xml.read_pubmed_xml_store_rows`, which make them as
+        :meth:`add_records` would from the records table).  Returns the number of records written."""
+        now = utcnow()
+        return self._write_records([(rid, pmid, doi, data, now, now) for rid, pmid, doi, data in rows], search_id)
+
+    def _write_records(self, rows: list[tuple], search_id: int | None) -> int:
+        """Write ``(record_id, pmid, doi, data, first_seen, last_seen)`` rows in one transaction."""
         with self.transaction() as con:
             con.executemany(
                 "INSERT INTO records(record_id, pmid, doi, data, first_seen, last_seen) "

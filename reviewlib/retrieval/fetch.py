@@ -199,16 +199,15 @@ def _read_records(source: Any, default_source: str) -> pd.DataFrame:
     return frame
 
 
-def _read_snapshot(path: Path) -> tuple[pd.DataFrame, list[str] | None]:
-    """A snapshot's records table, and each record's store JSON when worker processes parsed it
-    (:func:`reviewlib.sources.pubmed_xml.read_pubmed_xml_encoded`: every row's ``source`` is
-    ``"pubmed"``, so there is no default to fill in, and the JSON is the row's)."""
-    from ..sources.pubmed_xml import read_pubmed_xml_encoded
-    frame, encoded = read_pubmed_xml_encoded(path)
-    if frame["source"].isna().any():            # never from the parser; if it were, encode here
+def _read_snapshot(path: Path) -> tuple[pd.DataFrame | None, list[tuple] | None]:
+    """A snapshot's records as the store writes them, ``(None, rows)``, when worker processes parsed
+    it (:func:`reviewlib.sources.pubmed_xml.read_pubmed_xml_store_rows`: every record's ``source``
+    is ``"pubmed"``, so there is no default to fill in); else its records table, ``(frame, None)``."""
+    from ..sources.pubmed_xml import read_pubmed_xml_store_rows
+    frame, rows = read_pubmed_xml_store_rows(path)
+    if frame is not None and frame["source"].isna().any():     # never from the parser
         frame["source"] = frame["source"].where(frame["source"].notna(), "snapshot")
-        encoded = None
-    return frame, encoded
+    return frame, rows
 
 
 # -- search and fetch -------------------------------------------------------------
@@ -512,21 +511,25 @@ def load_snapshot(path: str | os.PathLike, store: ReviewStore, *, query: str | N
         logger.info("snapshot %s (sha256 %s) already loaded as search %d", path.name, digest[:12], row["search_id"])
         return _result_from_row(store, dict(row), reused=True)
     try:
-        frame, encoded = _read_snapshot(path)
+        frame, rows = _read_snapshot(path)
     except InputError:
         raise
     except Exception as exc:
         raise InputError(f"cannot read snapshot {path}: {exc}: give a (gzipped) PubMed efetch XML file",
                          source=str(path)) from exc
+    n = len(rows) if rows is not None else len(frame)
     note = (f"offline snapshot {path.name} (sha256 {digest[:12]}), not a live PubMed search"
             + ("; SYNTHETIC demo data" if synthetic else ""))
-    search_id = store.add_search("snapshot", query, translation=note, count=len(frame), status="started")
+    search_id = store.add_search("snapshot", query, translation=note, count=n, status="started")
     rel = Path("cache") / f"snapshot-{digest[:16]}{''.join(path.suffixes[-2:]) or '.xml'}"
     if not (store.folder / rel).is_file():
         _atomic_copy(path, store.folder / rel)
-    store.add_records(frame, search_id=search_id, encoded=encoded)
-    del encoded
-    store.add_batch(search_id, f"snapshot:{path.name}", len(frame), digest, rel.as_posix())
+    if rows is not None:
+        store.add_encoded_records(rows, search_id=search_id)
+    else:
+        store.add_records(frame, search_id=search_id)
+    del rows, frame
+    store.add_batch(search_id, f"snapshot:{path.name}", n, digest, rel.as_posix())
     store.update_search(search_id, status="complete")
     row = store.connection.execute("SELECT * FROM searches WHERE search_id=?", (search_id,)).fetchone()
     return _result_from_row(store, dict(row))

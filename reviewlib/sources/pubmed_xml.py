@@ -693,19 +693,28 @@ def parse_workers(workers: int | None = None) -> int:
     return max(1, int(workers))
 
 
-def _parse_piece(data: bytes, encode: bool = False) -> tuple[str, Any, list[list[str]]]:
+def _parse_piece(data: bytes, encode: bool | str = False) -> tuple[str, Any, list[list[str]]]:
     """Worker: parse one piece (a complete ``PubmedArticleSet`` document) into column lists.
 
     ``encode``: also a ``"json"`` list, each record as the review store writes it (see
-    :func:`read_pubmed_xml_encoded`).  Never raises (an exception may not survive pickling):
-    ``("error", message, [])`` instead, and the caller parses the whole file in its own process,
-    which reports the problem as it always has."""
+    :func:`read_pubmed_xml_encoded`); ``"rows"``: only a ``"rows"`` list, each record as the store's
+    row ``(record_id, pmid, doi, json)`` (see :func:`read_pubmed_xml_store_rows`), no columns.
+    Never raises (an exception may not survive pickling): ``("error", message, [])`` instead, and
+    the caller parses the whole file in its own process, which reports the problem as it always has."""
     try:
         parse = _Parse(data, log_deleted=False)
+        to_json = json.JSONEncoder(ensure_ascii=False).encode      # ReviewStore.add_records' encoder
+        if encode == "rows":
+            from ..store import record_id_for
+            rows = []
+            for record in parse:
+                row = {name: record[name] for name in _FIELDS}     # records.COLUMNS order ...
+                row["source"] = "pubmed"                           # ... where source is last
+                rows.append((record_id_for(row), row["pmid"], row["doi"], to_json(row)))
+            return "ok", {"rows": rows}, parse.deleted_groups
         columns: dict[str, list[Any]] = {name: [] for name in _FIELDS}
         appenders = [(columns[name].append, name) for name in _FIELDS]
         encoded: list[str] = []
-        to_json = json.JSONEncoder(ensure_ascii=False).encode      # ReviewStore.add_records' encoder
         for record in parse:
             for append, name in appenders:
                 append(record[name])
@@ -782,7 +791,7 @@ class _CannotCut(Exception):
 
 
 def _read_parallel(path: Path, workers: int, chunk_bytes: int,
-                   encode: bool = False) -> tuple[dict[str, list[Any]], list[list[str]]] | None:
+                   encode: bool | str = False) -> tuple[dict[str, list[Any]], list[list[str]]] | None:
     """Parse a large efetch file in ``workers`` processes; None when it must be parsed here instead.
 
     The pieces are parsed in order and their columns joined in order, so the table is the one
@@ -794,7 +803,7 @@ def _read_parallel(path: Path, workers: int, chunk_bytes: int,
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    fields = _FIELDS + ["json"] if encode else _FIELDS
+    fields = ["rows"] if encode == "rows" else _FIELDS + ["json"] if encode else _FIELDS
     columns: dict[str, list[Any]] = {name: [] for name in fields}
     deleted: list[list[str]] = []
     stream, to_close = _open(path, skip=False)
@@ -890,7 +899,32 @@ def read_pubmed_xml_encoded(source: Source, workers: int | None = None) -> tuple
     return _read(source, workers, encode=True)
 
 
-def _read(source: Source, workers: int | None, encode: bool) -> tuple[pd.DataFrame, list[str] | None]:
+def read_pubmed_xml_store_rows(source: Source, workers: int | None = None
+                               ) -> tuple[pd.DataFrame | None, list[tuple[str, str | None, str | None, str]] | None]:
+    """Each record as the review store writes it, when the file was parsed in worker processes;
+    else the records table.
+
+    Returns
+    -------
+    tuple
+        ``(None, rows)``: the workers parsed the file, ``rows[i]`` is record ``i``'s
+        ``(record_id, pmid, doi, json)`` exactly as :meth:`reviewlib.store.ReviewStore.add_records`
+        would write it for row ``i`` of :func:`read_pubmed_xml`'s table
+        (:meth:`~reviewlib.store.ReviewStore.add_encoded_records` takes them).  No table is built
+        (the parent decoding every field of 100,000 records and conforming them twice only for the
+        store to take five of them).  ``(frame, None)``: it was parsed here (small, not a path, one
+        worker, or anything unusual), as :func:`read_pubmed_xml` reads it.
+
+    Raises
+    ------
+    reviewlib.errors.InputError
+        As :func:`read_pubmed_xml`.
+    """
+    frame, rows = _read(source, workers, encode="rows")
+    return (None, rows) if rows is not None else (frame, None)
+
+
+def _read(source: Source, workers: int | None, encode: bool | str) -> tuple[pd.DataFrame | None, list | None]:
     name = _source_name(source)
     parallel = None
     if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
@@ -900,9 +934,12 @@ def _read(source: Source, workers: int | None, encode: bool) -> tuple[pd.DataFra
     encoded = None
     if parallel is not None:
         columns, groups = parallel
-        encoded = columns.pop("json", None)
         for pmids in groups:
             _log_deleted(name, pmids)
+        if encode == "rows":
+            logger.debug("%s: %d PubMed records", name, len(columns["rows"]))
+            return None, columns["rows"]
+        encoded = columns.pop("json", None)
         deleted = [p for pmids in groups for p in pmids]
     else:
         parse = _Parse(source)
