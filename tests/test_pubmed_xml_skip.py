@@ -132,3 +132,35 @@ def test_file_cut_short_inside_a_skipped_element_is_input_error():
     cut = raw[: raw.index(b"<History") + 40]
     with pytest.raises(InputError, match="cut short"):
         read_pubmed_xml(cut)
+
+
+@pytest.mark.parametrize("path", EFETCH_FILES + [SNAPSHOT], ids=lambda p: p.name)
+def test_dropping_in_memory_gives_the_bytes_the_stream_gives(path):
+    """scale5a: a worker's piece is in memory, and one re.sub drops the skipped elements: the same
+    bytes as the streaming reader on every real file."""
+    whole = _whole(path)
+    assert pubmed_xml._drop_skipped(whole) == _read_all(_SkipElements(__import__("io").BytesIO(whole)))
+
+
+def test_nested_and_unclosed_skipped_elements():
+    same = b"<a><History><x/><History>in</History><y/></History><b>kept</b></a>"
+    # the outer History holds another: it stays (nothing in it is read), its inner one goes
+    assert pubmed_xml._drop_skipped(same) == b"<a><History><x/><y/></History><b>kept</b></a>"
+    assert pubmed_xml._drop_skipped(b"<a><History/><Pagination x='1/'>p</Pagination >z</a>") == b"<a>z</a>"
+    # an element left open (a file cut short in it) stays, so the parser still sees the cut
+    assert pubmed_xml._drop_skipped(b"<a><History><x>") == b"<a><History><x>"
+    assert pubmed_xml._drop_skipped(b"<a><Historyx>t</Historyx><IssueX/></a>") == b"<a><Historyx>t</Historyx><IssueX/></a>"
+
+
+def test_a_piece_whose_records_are_not_the_roots_children_is_streamed():
+    """A record inside another element: the whole-tree reading of a piece cannot see it in the root's
+    children; the streaming parse (which finds records at any depth) reads the piece instead."""
+    whole = _whole(SNAPSHOT)
+    start = whole.index(b"<PubmedArticle>", whole.index(b"</PubmedArticle>"))     # the second record
+    end = whole.index(b"</PubmedArticle>", start) + len(b"</PubmedArticle>")
+    wrapped = whole[:start] + b"<Wrapper>" + whole[start:end] + b"</Wrapper>" + whole[end:]
+    for data, how in ((whole, "walk"), (wrapped, "__iter__")):
+        records, groups = pubmed_xml._piece_records(data)
+        assert records.__name__ == how                   # the tree's children, else the streaming parse
+        streamed = pubmed_xml._Parse(data, log_deleted=False)
+        assert list(records) == list(streamed) and groups == streamed.deleted_groups

@@ -95,7 +95,30 @@ SKIPPED_ELEMENTS = (
     "AffiliationInfo", "Identifier",   # inside Author: only the names are read
     "CitationSubset", "GeneralNote", "OtherAbstract", "OtherID", "NumberOfReferences", "CoiStatement",
     "Pagination",
+    # MedlineCitation's dates and journal details, PubmedData's status, an author's suffix, the
+    # abstract's copyright line (scale5a: a fifth of the elements left of a baseline record)
+    "DateCompleted", "DateRevised", "ISSN", "Volume", "Issue", "Country", "NlmUniqueID", "ISSNLinking",
+    "PublicationStatus", "Suffix", "CopyrightInformation",
 )
+
+
+def _skip_pattern(tags: tuple[str, ...]) -> re.Pattern[bytes]:
+    """Whole elements named in ``tags``: an empty one, or one whose content holds no element of the
+    same name (such an outer one is kept, and its inner one dropped: nothing in either is read)."""
+    names = b"|".join(re.escape(t.encode("ascii")) for t in tags)
+    return re.compile(rb"<(" + names + rb")(?=[\s/>])[^>]*?(?:/>|>[^<]*(?:<(?!\1[\s/>]|/\1\s*>)[^<]*)*</\1\s*>)")
+
+
+_SKIP_RE = _skip_pattern(SKIPPED_ELEMENTS)
+
+
+def _drop_skipped(data: bytes) -> bytes:
+    """``data`` without the :data:`SKIPPED_ELEMENTS` (an XML document held whole in memory).
+
+    One ``re.sub`` in C, where :class:`_SkipElements` (for a stream) loops in Python over every
+    element it drops.  An element left open is left in place, so a document cut short inside
+    one is still seen as cut short."""
+    return _SKIP_RE.sub(b"", data)
 
 
 class _SkipElements:
@@ -702,7 +725,7 @@ def _parse_piece(data: bytes, encode: bool | str = False) -> tuple[str, Any, lis
     Never raises (an exception may not survive pickling): ``("error", message, [])`` instead, and
     the caller parses the whole file in its own process, which reports the problem as it always has."""
     try:
-        parse = _Parse(data, log_deleted=False)
+        parse, deleted_groups = _piece_records(data)
         to_json = json.JSONEncoder(ensure_ascii=False).encode      # ReviewStore.add_records' encoder
         if encode == "rows":
             from ..store import record_id_for
@@ -711,7 +734,7 @@ def _parse_piece(data: bytes, encode: bool | str = False) -> tuple[str, Any, lis
                 row = {name: record[name] for name in _FIELDS}     # records.COLUMNS order ...
                 row["source"] = "pubmed"                           # ... where source is last
                 rows.append((record_id_for(row), row["pmid"], row["doi"], to_json(row)))
-            return "ok", {"rows": rows}, parse.deleted_groups
+            return "ok", {"rows": rows}, deleted_groups
         columns: dict[str, list[Any]] = {name: [] for name in _FIELDS}
         appenders = [(columns[name].append, name) for name in _FIELDS]
         encoded: list[str] = []
@@ -724,9 +747,42 @@ def _parse_piece(data: bytes, encode: bool | str = False) -> tuple[str, Any, lis
                 encoded.append(to_json(row))
         if encode:
             columns["json"] = encoded
-        return "ok", columns, parse.deleted_groups
+        return "ok", columns, deleted_groups
     except BaseException as exc:  # noqa: BLE001 - reported to the caller, which parses serially
         return "error", f"{type(exc).__name__}: {exc}", []
+
+
+_RECORD_TAG_SET = frozenset(_RECORD_TAGS)
+
+
+def _piece_records(data: bytes) -> tuple[Iterator[dict[str, Any]], list[list[str]]]:
+    """The records of a piece (a whole document in memory) and the PMIDs of each ``DeleteCitation``.
+
+    The piece, without its skipped elements (:func:`_drop_skipped`), is parsed whole into a tree
+    whose root's children are the records (a piece is at most a few MB): in a worker that is a
+    quarter cheaper than the streaming parse.  A piece whose records are not all the root's
+    children (or whose root is not a ``PubmedArticleSet``) is read by the streaming parse
+    (:class:`_Parse`), which finds records at any depth and reports what is wrong."""
+    body = _drop_skipped(data)
+    root = etree.fromstring(body, etree.XMLParser(
+        no_network=True, resolve_entities=False, load_dtd=False, dtd_validation=False, huge_tree=True,
+        remove_comments=True))
+    elements = [child for child in root if child.tag in _RECORD_TAG_SET]
+    if root.tag not in _SET_TAGS or len(elements) != len(_RECORD_START_RE.findall(body)):
+        parse = _Parse(data, log_deleted=False)
+        return iter(parse), parse.deleted_groups
+    groups: list[list[str]] = []
+
+    def walk() -> Iterator[dict[str, Any]]:
+        for elem in elements:
+            tag = elem.tag
+            if tag == "PubmedArticle":
+                yield _article(elem)
+            elif tag == "PubmedBookArticle":
+                yield _book_article(elem)
+            else:
+                groups.append(_texts(elem.iterchildren("PMID")))
+    return walk(), groups
 
 
 def _pieces(stream: IO[bytes], chunk_bytes: int) -> Iterator[bytes] | None:
