@@ -244,3 +244,11 @@ def test_store_rows_of_a_file_that_cannot_be_cut_are_the_serial_table(tmp_path, 
     frame, rows = pubmed_xml.read_pubmed_xml_store_rows(path, workers=2)
     assert rows is None
     _same(frame, read_pubmed_xml(path, workers=1))
+
+
+def test_records_come_with_their_fields_in_the_tables_order():
+    """The workers encode a record's own dict (scale5a): its keys must be records.COLUMNS' order."""
+    from reviewlib.records import COLUMNS
+    for path in FILES:
+        for record in pubmed_xml.iter_pubmed_xml(path):
+            assert list(record) == [c for c in COLUMNS if c != "source"]

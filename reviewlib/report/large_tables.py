@@ -73,21 +73,22 @@ def write_full_table(frame: pd.DataFrame, name: str, target: str | Path) -> Path
     """Write ``frame`` to ``target/<slug of name>.csv`` (atomically, formula cells neutralised)."""
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
+    path = target / f"{_slug(name)}.csv"
+    cells = _text_cells(frame)
+    if cells is not None:
+        return write_with(path, lambda tmp: _write_rows(tmp, [str(c) for c in frame.columns], cells))
     safe = frame.copy()
     for col in safe.columns:
         if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
             safe[col] = _safe_cells(safe[col].tolist())
-    path = target / f"{_slug(name)}.csv"
-    cells = _text_cells(safe)
-    if cells is not None:
-        return write_with(path, lambda tmp: _write_rows(tmp, [str(c) for c in safe.columns], cells))
     return write_with(path, lambda tmp: safe.to_csv(tmp, index=False, encoding="utf-8"))
 
 
 def _text_cells(frame: pd.DataFrame) -> list[list[str]] | None:
-    """Each column's CSV text as ``to_csv`` writes it, when every column is text (or missing) or
-    Int64; else None (``to_csv`` writes the table).  pandas formats such cells one by one in Python
-    (0.9 s for the 100,000-row records overview); the csv module writes the same bytes."""
+    """Each column's CSV text as :func:`write_full_table` writes it through ``to_csv`` (formula cells
+    neutralised, lists joined), when every cell is text, missing, a list or tuple, or in an Int64
+    column; else None (``to_csv`` writes the table).  pandas formats such cells one by one in
+    Python (0.9 s for the 100,000-row records overview); the csv module writes the same bytes."""
     columns = []
     for col in frame.columns:
         series = frame[col]
@@ -98,11 +99,14 @@ def _text_cells(frame: pd.DataFrame) -> list[list[str]] | None:
         if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
             return None
         text = []
+        append = text.append
         for v in values:
             if type(v) is str:
-                text.append(v)
+                append("'" + v if v[:1] in _FORMULA_FIRST else v)
             elif v is None or v is pd.NA or (type(v) is float and v != v):
-                text.append("")
+                append("")
+            elif isinstance(v, (list, tuple)):
+                append(neutralise("; ".join(map(str, v))))
             else:
                 return None
         columns.append(text)

@@ -520,7 +520,8 @@ def records_overview(records: Any) -> Any:
     if records is None or not len(records):
         return pd.DataFrame(columns=["PMID", "year", "first author", "title", "journal", "publication types"])
     return pd.DataFrame({
-        "PMID": [p or _pmid(r) for p, r in zip(records["pmid"], records.get("record_id", records["pmid"]))],
+        "PMID": [p or _pmid(r) for p, r in zip(records["pmid"].tolist(),
+                                                records.get("record_id", records["pmid"]).tolist())],
         "year": records["year"],
         "first author": ([a if isinstance(a, str) else "" for a in records["first_author"]]
                          if "first_author" in records else      # records_view.OVERVIEW_COLUMNS

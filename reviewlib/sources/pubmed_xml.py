@@ -730,10 +730,9 @@ def _parse_piece(data: bytes, encode: bool | str = False) -> tuple[str, Any, lis
         if encode == "rows":
             from ..store import record_id_for
             rows = []
-            for record in parse:
-                row = {name: record[name] for name in _FIELDS}     # records.COLUMNS order ...
-                row["source"] = "pubmed"                           # ... where source is last
-                rows.append((record_id_for(row), row["pmid"], row["doi"], to_json(row)))
+            for record in parse:           # its keys are _FIELDS in records.COLUMNS order ...
+                record["source"] = "pubmed"    # ... where source is last
+                rows.append((record_id_for(record), record["pmid"], record["doi"], to_json(record)))
             return "ok", {"rows": rows}, deleted_groups
         columns: dict[str, list[Any]] = {name: [] for name in _FIELDS}
         appenders = [(columns[name].append, name) for name in _FIELDS]
