@@ -252,3 +252,25 @@ def test_records_come_with_their_fields_in_the_tables_order():
     for path in FILES:
         for record in pubmed_xml.iter_pubmed_xml(path):
             assert list(record) == [c for c in COLUMNS if c != "source"]
+
+
+def test_load_snapshot_copies_the_file_beside_the_parse(tmp_path, tiny_pieces, monkeypatch):
+    """scale5a: the snapshot is copied into the store's cache in a thread while it is parsed; the
+    copy is the file, byte for byte; a snapshot that does not read leaves neither copy nor search."""
+    from reviewlib.retrieval.fetch import load_snapshot
+    from reviewlib.store import ReviewStore
+    snapshot = PACKAGE_DATA / "car-t-autoimmune-snapshot.xml.gz"
+    monkeypatch.setenv(pubmed_xml.PARSE_WORKERS_ENV, "2")
+    with ReviewStore(tmp_path / "good" / "review.sqlite") as store:
+        load_snapshot(snapshot, store, query="q")
+        (copy,) = (tmp_path / "good" / "cache").glob("snapshot-*.xml.gz")
+        assert copy.read_bytes() == snapshot.read_bytes()
+    whole = gzip.decompress(snapshot.read_bytes())
+    bad = tmp_path / "cut.xml.gz"
+    bad.write_bytes(gzip.compress(whole[:len(whole) // 2]))
+    with ReviewStore(tmp_path / "bad" / "review.sqlite") as store:
+        with pytest.raises(InputError, match="cut short"):
+            load_snapshot(bad, store, query="q")
+        cache = tmp_path / "bad" / "cache"
+        assert not cache.exists() or list(cache.iterdir()) == []      # no copy, no temporary file
+        assert store.connection.execute("SELECT COUNT(*) FROM searches").fetchone()[0] == 0
