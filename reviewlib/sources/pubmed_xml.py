@@ -46,6 +46,7 @@ from lxml import etree
 
 from .. import records
 from ..errors import InputError
+from ..settings import process_count
 from .inline import subscript, superscript
 
 logger = logging.getLogger(__name__)
@@ -704,15 +705,7 @@ def parse_workers(workers: int | None = None) -> int:
     ``workers`` when given, else :data:`PARSE_WORKERS_ENV` from the environment, else
     ``min(2, cpu_count)``; at least 1."""
     if workers is None:
-        value = os.environ.get(PARSE_WORKERS_ENV, "").strip()
-        if value:
-            if not value.isdigit():
-                raise InputError(f"{PARSE_WORKERS_ENV}={value!r} is not a whole number: set it to the number of "
-                                 "processes that parse a large snapshot (1: parse in this process)",
-                                 source=PARSE_WORKERS_ENV)
-            workers = int(value)
-        else:
-            workers = min(2, os.cpu_count() or 1)
+        return process_count(PARSE_WORKERS_ENV, min(2, os.cpu_count() or 1), "parse a large snapshot")
     return max(1, int(workers))
 
 
