@@ -346,8 +346,8 @@ def prepare_tfidf(records: pd.DataFrame, cache_dir: str | os.PathLike,
     pathlib.Path
         The cache file.
     """
-    texts = _RecordTexts(records)
-    return prepare_tfidf_texts(texts.titles, texts.abstracts, cache_dir, features)
+    titles, abstracts = titles_and_abstracts(records)
+    return prepare_tfidf_texts(titles, abstracts, cache_dir, features)
 
 
 def prepare_tfidf_texts(titles: list[str], abstracts: list[str], cache_dir: str | os.PathLike,
@@ -358,7 +358,7 @@ def prepare_tfidf_texts(titles: list[str], abstracts: list[str], cache_dir: str 
         raise InputError(f"unknown feature set {features!r}: choose one of {', '.join(FEATURES)}")
     if len(titles) != len(abstracts):
         raise InputError(f"{len(titles)} titles but {len(abstracts)} abstracts: give one of each per record")
-    texts = _RecordTexts.of(titles, abstracts)
+    texts = _RecordTexts(titles, abstracts)
     if not len(texts):
         raise InputError("no records to prioritise: the records table is empty")
     vectoriser = _word_vectoriser()
@@ -371,17 +371,11 @@ def prepare_tfidf_texts(titles: list[str], abstracts: list[str], cache_dir: str 
 
 
 class _RecordTexts:
-    """:func:`record_texts` made one by one each time it is read (not 100,000 strings kept at once)."""
+    """:func:`record_texts` of these titles and abstracts (:func:`titles_and_abstracts`), made one by one
+    each time it is read (not 100,000 joined strings kept at once)."""
 
-    def __init__(self, records: pd.DataFrame):
-        self.titles, self.abstracts = titles_and_abstracts(records)
-
-    @classmethod
-    def of(cls, titles: list[str], abstracts: list[str]) -> "_RecordTexts":
-        """The texts of these titles and abstracts (already strings, as ``__init__`` makes them)."""
-        texts = cls.__new__(cls)
-        texts.titles, texts.abstracts = titles, abstracts
-        return texts
+    def __init__(self, titles: list[str], abstracts: list[str]):
+        self.titles, self.abstracts = titles, abstracts
 
     def __len__(self) -> int:
         return len(self.titles)

@@ -283,20 +283,28 @@ def _cache_option(module, store) -> dict[str, Any]:
     return {"cache_dir": cache_dir} if takes and cache_dir is not None else {}
 
 
-def prepare_prioritiser(store, records: pd.DataFrame) -> bool:
-    """Build the prioritiser's TF-IDF of ``records`` into the review's cache, where a :class:`Screener`
-    of the same records reads it, so a reviewer's first opening skips the fit (a minute at 100,000
-    records).  ``reviewlib run`` does this in notebook 02.  Returns whether the cache now holds it.
-    """
+def _tfidf_cache(store, records: pd.DataFrame):
+    """(prioritise module, the review's cache folder) for the prioritiser's TF-IDF of ``records``, or None
+    where nothing can be prepared (no cache folder, no records, no record ids)."""
     module = _optional_prioritise()
     option = _cache_option(module, store) if module is not None else {}
     if not option or not len(records) or "record_id" not in records.columns:
+        return None
+    return module, option["cache_dir"]
+
+
+def prepare_prioritiser(store, records: pd.DataFrame) -> bool:
+    """Build the prioritiser's TF-IDF of ``records`` into the review's cache, where a :class:`Screener`
+    of the same records reads it, so a reviewer's first opening skips the fit (a minute at 100,000
+    records).  Returns whether the cache now holds it.  (``reviewlib run`` fits it beside notebook 02:
+    :func:`prepare_prioritiser_beside`.)
+    """
+    found = _tfidf_cache(store, records)
+    if found is None:
         return False
-    try:
-        if hasattr(module, "prepare_tfidf"):     # the matrix only: no ids, no vocabulary (hundreds of MB)
-            module.prepare_tfidf(records.reset_index(drop=True), option["cache_dir"])
-        else:
-            module.Prioritiser(records.reset_index(drop=True), id_column="record_id", **option)
+    module, cache_dir = found
+    try:   # the matrix only: no ids, no vocabulary (hundreds of MB)
+        module.prepare_tfidf(records.reset_index(drop=True), cache_dir)
     except (ReviewlibError, ValueError) as exc:
         logger.warning("screener: prioritiser features not prepared (%s)", exc)
         return False
@@ -311,13 +319,13 @@ def prepare_prioritiser_beside(store, records: pd.DataFrame):
     nothing can be prepared (no cache folder, no records) the answer's ``wait()`` is False at once.
     """
     from . import tfidf_beside
-    module = _optional_prioritise()
-    option = _cache_option(module, store) if module is not None else {}
-    if not option or not len(records) or "record_id" not in records.columns or not hasattr(module, "prepare_tfidf"):
+    found = _tfidf_cache(store, records)
+    if found is None:
         return tfidf_beside.Preparation(done=False)
+    module, cache_dir = found
     try:
         titles, abstracts = module.titles_and_abstracts(records.reset_index(drop=True))
-        return tfidf_beside.start(titles, abstracts, option["cache_dir"])
+        return tfidf_beside.start(titles, abstracts, cache_dir)
     except (ReviewlibError, ValueError, OSError) as exc:
         logger.warning("screener: prioritiser features not prepared (%s)", exc)
         return tfidf_beside.Preparation(done=False)
