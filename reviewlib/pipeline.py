@@ -1170,9 +1170,7 @@ def execute_run(plan: RunPlan, *, kernel_name: str = "python3", timeout: int = 1
         kernel.shutdown()
         for job in side.values():
             job.stop()
-        if plan.pages_ahead is not None:
-            plan.pages_ahead.close()
-            plan.pages_ahead = None
+        _close_pages_ahead(plan)
         mark_failed(plan, _notebook_error(exc), timings)
         raise
     finally:
@@ -1255,17 +1253,25 @@ def _render_ahead(plan: RunPlan, src: Path) -> None:
         plan.pages_ahead.submit(plan.run_dir / src.name, plan.run_dir / f"{src.stem}.html", **_page_options(plan, src))
 
 
+def _close_pages_ahead(plan: RunPlan) -> None:
+    """Stop rendering ahead (the run is published or failed): pages not yet written are dropped."""
+    if plan.pages_ahead is not None:
+        plan.pages_ahead.close()
+        plan.pages_ahead = None
+
+
 def _render_pages(plan: RunPlan, changes: Any) -> list[Path]:
     """Render each executed notebook to HTML beside it (the pages rendered ahead, where they are the same)."""
     from .report.pages_ahead import PagesAhead
-    pages = plan.pages_ahead or PagesAhead()
+    if plan.pages_ahead is None:
+        plan.pages_ahead = PagesAhead()
+    warning = changes.warning()
     try:
-        return [pages.write(plan.run_dir / src.name, plan.run_dir / f"{src.stem}.html", warning=changes.warning(),
-                            **_page_options(plan, src))
+        return [plan.pages_ahead.write(plan.run_dir / src.name, plan.run_dir / f"{src.stem}.html",
+                                       warning=warning, **_page_options(plan, src))
                 for src in plan.sources]
     finally:
-        pages.close()
-        plan.pages_ahead = None
+        _close_pages_ahead(plan)
 
 
 def _write_indexes(plan: RunPlan, pages: list[Path], figures: list[str], changes: Any) -> None:
@@ -1323,9 +1329,7 @@ def publish_run(plan: RunPlan, timings: list[dict[str, Any]]) -> RunResult:
         if leaked:
             manifest["warnings"].append(f"a secret was removed from {len(leaked)} output file(s)")
     except Exception as exc:
-        if plan.pages_ahead is not None:
-            plan.pages_ahead.close()
-            plan.pages_ahead = None
+        _close_pages_ahead(plan)
         mark_failed(plan, {"notebook": None, "cell": None, "ename": type(exc).__name__,
                            "evalue": str(exc)[:2000], "message": "publishing the run failed"}, timings)
         if isinstance(exc, ReviewlibError):
