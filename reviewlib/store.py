@@ -213,6 +213,12 @@ def json_rows(frame: pd.DataFrame, columns: Sequence[str] = COLUMNS) -> Iterator
         yield dict(zip(columns, values))
 
 
+def content_hash(data: str) -> str:
+    """The sha256 (hex) of a record's stored JSON text: the key of its content (``records.data``,
+    ``record_contents``, a saved deduplication's references)."""
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def decode_json(text: str) -> Any:
     """``json.loads(text)``, by orjson when it can (twice as fast on a record's JSON; the same objects:
     ``tests/test_store.py``); what orjson refuses (NaN, integers beyond 64 bits) goes to :mod:`json`."""
@@ -600,8 +606,7 @@ class ReviewStore:
         rows = cur.execute(self._records_sql(search_id, "r.record_id, r.data"),
                            () if search_id is None else (search_id,)).fetchall()
         if hashes is not None:
-            sha256 = hashlib.sha256
-            hashes.extend(sha256(data.encode("utf-8", "surrogatepass")).hexdigest() for _, data in rows)
+            hashes.extend(content_hash(data) for _, data in rows)
         return self._decode(rows)
 
     @staticmethod

@@ -48,7 +48,7 @@ import pandas as pd
 
 from ..errors import InputError, StoreError
 from ..records import COLUMNS, LIST_COLUMNS, STRING_COLUMNS, conform
-from ..store import RECORDS_VERSION, decode_json, json_rows, record_id_for, utcnow
+from ..store import RECORDS_VERSION, content_hash, decode_json, json_rows, record_id_for, utcnow
 from . import dedup_match
 from .dedup_match import ascii_fold as _ascii_fold
 
@@ -531,7 +531,7 @@ def _contents(records: pd.DataFrame, cols: list[str], ids: list[str],
         part = records if len(todo) == len(ids) else records.iloc[todo]
         for i, row in zip(todo, json_rows(part, cols)):
             data = encode(row)
-            digest = hashlib.sha256(data.encode("utf-8")).hexdigest()
+            digest = content_hash(data)
             contents[digest] = data
             digests[i] = digest
     return contents, list(zip(ids, digests))
@@ -629,8 +629,7 @@ def load(store) -> DedupResult | None:
     texts = []
     for rid, ref, content, stored in rows:
         if content is None and ref.startswith(CONTENT_REF):
-            if stored is None or hashlib.sha256(stored.encode("utf-8", "surrogatepass")).hexdigest() \
-                    != ref[len(CONTENT_REF):]:
+            if stored is None or content_hash(stored) != ref[len(CONTENT_REF):]:
                 raise StoreError(f"dedup run {run['run_id']} in {store.path}: the content of record {rid} it saved "
                                  "is gone (was the records table changed outside reviewlib?); run the "
                                  "deduplication again (`reviewlib dedup run`)")
