@@ -57,11 +57,16 @@ def rule_workers(workers: int | None = None) -> int:
 _SPLIT: tuple | None = None
 
 
+def _outcome(records: pd.DataFrame, rules: Rules) -> tuple[list, list, list]:
+    """:func:`apply_rules`' decision, reasons and fired columns, as lists."""
+    frame = apply_rules(records, rules)
+    return frame["decision"].tolist(), frame["reasons"].tolist(), frame["fired"].tolist()
+
+
 def _apply_part(start: int, stop: int) -> tuple[list, list, list]:
     """Worker: the rules' outcome lists for rows ``start:stop`` of the table set before the fork."""
     records, rules = _SPLIT
-    frame = apply_rules(records.iloc[start:stop], rules)
-    return frame["decision"].tolist(), frame["reasons"].tolist(), frame["fired"].tolist()
+    return _outcome(records.iloc[start:stop], rules)
 
 
 def _work(start: int, stop: int) -> tuple[list, list, list]:
@@ -75,8 +80,7 @@ def _evaluate(records: pd.DataFrame, rules: Rules, workers: int) -> tuple[list, 
     the whole table's outcome).  A worker that fails or dies leaves its part to this process."""
     n = len(records)
     if workers <= 1 or n < PARALLEL_RULES_MIN:
-        frame = apply_rules(records, rules)
-        return frame["decision"].tolist(), frame["reasons"].tolist(), frame["fired"].tolist()
+        return _outcome(records, rules)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     global _SPLIT
@@ -97,13 +101,8 @@ def _evaluate(records: pd.DataFrame, rules: Rules, workers: int) -> tuple[list, 
         _SPLIT = None
     for k in range(1, workers):
         if parts[k] is None:
-            parts[k] = _apply_part_here(records, rules, bounds[k], bounds[k + 1])
+            parts[k] = _outcome(records.iloc[bounds[k]:bounds[k + 1]], rules)
     return tuple([value for part in parts for value in part[j]] for j in range(3))
-
-
-def _apply_part_here(records: pd.DataFrame, rules: Rules, start: int, stop: int) -> tuple[list, list, list]:
-    frame = apply_rules(records.iloc[start:stop], rules)
-    return frame["decision"].tolist(), frame["reasons"].tolist(), frame["fired"].tolist()
 
 
 def _digest(rules: Rules) -> str:
