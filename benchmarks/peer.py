@@ -10,6 +10,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def short_revision(revision: str = "HEAD", *, check: bool = False) -> str:
+    """``git rev-parse --short revision`` of this checkout ("" when git cannot say and ``check`` is off)."""
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", revision], capture_output=True,
+                          text=True, check=check).stdout.strip()
+
+
 def export_revision(revision: str, into: Path, *paths: str) -> Path:
     """The files of git ``revision`` (all, or only ``paths``) written into ``into`` by ``git archive``."""
     data = subprocess.run(["git", "-C", str(ROOT), "archive", revision, *paths], capture_output=True,

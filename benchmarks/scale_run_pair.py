@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from peer import export_revision   # benchmarks/peer.py (this script's folder)
+from peer import export_revision, short_revision   # benchmarks/peer.py (this script's folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,8 +57,7 @@ def main() -> None:
     parser.add_argument("--old", required=True, help="the git revision to compare against (B)")
     parser.add_argument("--pairs", type=int, default=2)
     args = parser.parse_args()
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    commit = short_revision()
     print(f"A = this checkout ({commit}), B = {args.old}; {args.pairs} pairs; "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     ratios: dict[str, list[float]] = {"wall": [], "cpu": []}

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from peer import export_revision
+from peer import export_revision, short_revision
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,10 +90,8 @@ def main() -> None:
     protocol = args.inputs / f"records-{args.size}-protocol.yaml"
     if not protocol.is_file():
         sys.exit(f"{protocol} not found: build the inputs with benchmarks/scale.py --sizes {args.size}")
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True).stdout.strip()
-    old_rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.old], check=True,
-                             capture_output=True, text=True).stdout.strip()
+    head = short_revision()
+    old_rev = short_revision(args.old, check=True)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     totals: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
     with tempfile.TemporaryDirectory(prefix="scale-search-") as tmp:

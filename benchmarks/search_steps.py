@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from peer import export_revision
+from peer import export_revision, short_revision
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,10 +104,8 @@ def main() -> None:
     snapshot = args.inputs / f"records-{args.size}.xml.gz"
     if not snapshot.is_file():
         sys.exit(f"{snapshot} not found: build the inputs with benchmarks/scale.py --sizes {args.size}")
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True).stdout.strip()
-    old_rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.old], check=True,
-                             capture_output=True, text=True).stdout.strip()
+    head = short_revision()
+    old_rev = short_revision(args.old, check=True)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="search-steps-") as tmp:
         old_tree = export_revision(args.old, Path(tmp) / "old")
